@@ -1,0 +1,1 @@
+"""One pinned version of the StreamFlow churn model behind FastAPI."""

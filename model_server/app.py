@@ -1,0 +1,155 @@
+"""FastAPI app factory for one pinned model version.
+
+    uvicorn --factory model_server.app:create_app      (settings from MODEL_VERSION, MODEL_PATH)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from model_server.artifact import ArtifactError, load_artifact, verify_artifact
+from model_server.predictor import Predictor
+from model_server.schemas import (
+    EXAMPLE_CUSTOMER,
+    BatchPredictionRequest,
+    BatchPredictionResponse,
+    ChurnPredictionRequest,
+    ChurnPredictionResponse,
+    HealthResponse,
+)
+from model_server.settings import ModelSettings
+
+log = logging.getLogger("model_server")
+
+
+class VersionHeaders:
+    """Pure ASGI middleware: X-Model-Version and X-Response-Time-Ms on every response."""
+
+    def __init__(self, app: ASGIApp, version: str) -> None:
+        self.app = app
+        self.version = version.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed_ms = (time.perf_counter() - start) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"x-model-version", self.version))
+                headers.append((b"x-response-time-ms", f"{elapsed_ms:.2f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: ModelSettings | None = None) -> FastAPI:
+    """Build the app; refuse (ArtifactError) when the artifact is the wrong version or tampered."""
+    if settings is None:
+        settings = ModelSettings()
+        try:
+            metadata = verify_artifact(settings.path, settings.version)
+        except ArtifactError as exc:
+            # Started by uvicorn from the environment: a one-line reason, not a traceback.
+            sys.exit(f"model server refused to start: {exc}")
+    else:
+        metadata = verify_artifact(settings.path, settings.version)
+
+    limiter = anyio.CapacityLimiter(settings.workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        artifact = await anyio.to_thread.run_sync(load_artifact, settings.path, settings.version)
+        predictor = Predictor(artifact.model, settings.version)
+        # Warm up so the first real request does not pay for lazy SHAP/sklearn set-up.
+        warm = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
+        await anyio.to_thread.run_sync(predictor.predict, [warm])
+        app.state.predictor = predictor
+        app.state.metadata = artifact.metadata
+        log.info("model %s loaded from %s", settings.version, settings.path)
+        yield
+        app.state.predictor = None
+
+    app = FastAPI(
+        title="StreamFlow Churn Predictor",
+        description="Predicts 30-day churn probability for StreamFlow subscribers.",
+        version=settings.version,
+        lifespan=lifespan,
+    )
+    app.state.predictor = None
+    app.state.metadata = metadata
+
+    async def run_prediction(request: Request, customers: list[ChurnPredictionRequest]) -> Any:
+        predictor: Predictor | None = request.app.state.predictor
+        if predictor is None:
+            return None
+        return await anyio.to_thread.run_sync(predictor.predict, customers, limiter=limiter)
+
+    def not_ready() -> JSONResponse:
+        return JSONResponse(
+            {"error": "not_ready", "detail": "model is still loading"}, status_code=503
+        )
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> dict[str, str]:
+        """Alive, and which version this replica is pinned to."""
+        return {"status": "healthy", "model_version": settings.version}
+
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        """200 once the model is loaded and warmed; 503 before."""
+        if request.app.state.predictor is None:
+            return not_ready()
+        return JSONResponse({"status": "ready", "model_version": settings.version})
+
+    @app.get("/metadata")
+    async def get_metadata(request: Request) -> dict[str, Any]:
+        """The artifact's metadata: version, sha256, training data, metrics."""
+        return request.app.state.metadata
+
+    @app.post("/predict", response_model=ChurnPredictionResponse)
+    async def predict(customer: ChurnPredictionRequest, request: Request) -> JSONResponse:
+        """Churn probability, risk tier, top 3 SHAP reasons and model version for one customer."""
+        results = await run_prediction(request, [customer])
+        if results is None:
+            return not_ready()
+        return JSONResponse(results[0])
+
+    @app.post("/predict/batch", response_model=BatchPredictionResponse)
+    async def predict_batch(batch: BatchPredictionRequest, request: Request) -> JSONResponse:
+        """Score 1 to 1,000 customers with one vectorised predict and one SHAP call."""
+        start = time.perf_counter()
+        results = await run_prediction(request, batch.customers)
+        if results is None:
+            return not_ready()
+        return JSONResponse(
+            {
+                "predictions": results,
+                "batch_size": len(results),
+                "processing_time_ms": round((time.perf_counter() - start) * 1000, 2),
+            }
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(
+            {"error": "internal_error", "detail": type(exc).__name__}, status_code=500
+        )
+
+    app.add_middleware(VersionHeaders, version=settings.version)
+    return app

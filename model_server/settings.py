@@ -1,0 +1,16 @@
+"""Process settings of one model-server replica (env: MODEL_VERSION, MODEL_PATH)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODEL_", frozen=True)
+
+    version: str = "v2.3.1"
+    path: Path = Path("artifacts/v2.3.1/model.joblib")
+    # Threads that run predict + SHAP; keeps CPU work off the event loop.
+    workers: int = 4

@@ -329,7 +329,9 @@ def _load_yaml(text: str) -> tuple[Any, LineMap]:
         loader.dispose()
 
 
-def _record_lines(node: yaml.Node, path: Loc, lines: LineMap, duplicates: list[ConfigIssue]) -> None:
+def _record_lines(
+    node: yaml.Node, path: Loc, lines: LineMap, duplicates: list[ConfigIssue]
+) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             child = (*path, str(key_node.value))

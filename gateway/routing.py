@@ -10,7 +10,7 @@ import bisect
 import hashlib
 import math
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.config import RoutingConfig
@@ -90,7 +90,7 @@ class RoutingTable:
     weights: tuple[int, ...]
     cumulative: tuple[int, ...]
     # blake2b states already fed with each version's prefix; copied per sticky request.
-    _hashers: tuple[hashlib._Hash, ...]
+    hashers: tuple[hashlib.blake2b, ...] = field(compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: RoutingConfig) -> RoutingTable:
@@ -110,7 +110,7 @@ class RoutingTable:
             versions=tuple(name for name, _ in chosen),
             weights=tuple(w for _, w in chosen),
             cumulative=tuple(cumulative),
-            _hashers=tuple(
+            hashers=tuple(
                 hashlib.blake2b(_hash_prefix(name), digest_size=8, person=_HASH_PERSON)
                 for name, _ in chosen
             ),
@@ -157,7 +157,7 @@ class RoutingTable:
         raw = key.encode()
         best = self.versions[0]
         best_score = -1.0
-        for name, weight, base in zip(self.versions, self.weights, self._hashers, strict=True):
+        for name, weight, base in zip(self.versions, self.weights, self.hashers, strict=True):
             hasher = base.copy()
             hasher.update(raw)
             score = _score(hasher.digest(), weight)

@@ -1,0 +1,203 @@
+"""App factory of one gateway process.
+
+uvicorn --factory gateway.app:create_app     (settings from GATEWAY_* variables)
+python -m gateway serve                       (the same, with workers and sane defaults)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.config import ConfigError, load_config
+from gateway.errors import GatewayError
+from gateway.health import HealthChecker
+from gateway.metrics import GatewayMetrics
+from gateway.pool import PoolLimits
+from gateway.proxy import Proxy
+from gateway.reload import Reloader
+from gateway.settings import GatewaySettings
+from gateway.state import SHADOW_NOTE, GatewayState, Snapshot
+from gateway.upstream import open_upstream
+
+log = logging.getLogger("gateway")
+
+PREDICT_PATHS = frozenset({"/predict", "/predict/batch"})
+
+
+class NotReady(GatewayError):
+    status = 503
+    error = "not_ready"
+
+
+class ProxyFront:
+    """Sends POST /predict and /predict/batch straight to the proxy; everything else to FastAPI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.proxy: Proxy | None = None  # set by the lifespan once clients are open
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in PREDICT_PATHS:
+            if scope["method"] != "POST":
+                await send_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"})
+            elif self.proxy is None:
+                await send_json(send, 503, {"error": "not_ready", "detail": "gateway starting"})
+            else:
+                await self.proxy(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def send_json(send: Send, status: int, payload: dict[str, str]) -> None:
+    body = JSONResponse(payload).body
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    health_transport: httpx.AsyncBaseTransport | None = None,
+) -> ProxyFront:
+    """Build one gateway. ``transport``/``health_transport`` let tests fake the replicas."""
+    if settings is None:
+        settings = GatewaySettings()
+        try:
+            loaded = load_config(settings.routing_file)
+        except ConfigError as exc:
+            # Started from the environment: one clear reason, not a traceback.
+            sys.exit(f"gateway refused to start: {exc}")
+    else:
+        loaded = load_config(settings.routing_file)
+
+    limits = PoolLimits(
+        eject_after_failures=settings.eject_after_failures,
+        eject_cooldown_s=settings.eject_cooldown_s,
+        max_inflight_per_replica=settings.max_inflight_per_replica,
+    )
+    build = functools.partial(Snapshot.build, resolve=settings.resolve, limits=limits)
+    state = GatewayState(snapshot=build(loaded))
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    metrics.watch(lambda: state)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upstream = open_upstream(
+            settings.transport,
+            connect_timeout=settings.connect_timeout_s,
+            read_timeout=settings.read_timeout_s,
+            pool_size=settings.max_inflight_per_replica * 8,
+            transport=transport,
+        )
+        health_client = httpx.AsyncClient(transport=health_transport)
+        checker = HealthChecker(lambda: state, health_client, settings.health_timeout_s)
+        background: set[asyncio.Task[None]] = set()
+
+        def after_reload() -> None:
+            metrics.reloads.inc()
+            warn_if_shadow(state)
+            # New replicas are "unknown" until checked: check now rather than next interval.
+            task = asyncio.create_task(checker.check_all())
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+        reloader = Reloader(
+            settings.routing_file,
+            state,
+            build,
+            on_success=after_reload,
+            on_failure=metrics.reload_failures.inc,
+        )
+        warn_if_shadow(state)
+        await checker.check_all()  # serve from a known health picture, not an empty one
+        front.proxy = Proxy(
+            state,
+            upstream,
+            metrics,
+            max_body_bytes=settings.max_body_bytes,
+            request_budget_s=settings.request_budget_s,
+        )
+        loops = [
+            asyncio.create_task(checker.run(settings.health_interval_s)),
+            asyncio.create_task(reloader.run(settings.reload_interval_s)),
+        ]
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, reloader.request)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            for task in [*loops, *background]:
+                task.cancel()
+            await asyncio.gather(*loops, *background, return_exceptions=True)
+            front.proxy = None
+            await upstream.aclose()
+            await health_client.aclose()
+
+    app = FastAPI(
+        title="StreamFlow model gateway",
+        description="One URL for every StreamFlow churn model version: canary, blue/green, pins.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = state
+    app.state.metrics = metrics
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The gateway process is alive."""
+        return {"status": "healthy"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """200 when a healthy replica of the live route exists, else 503."""
+        if state.is_ready():
+            return JSONResponse({"status": "ready", "revision": state.snapshot.loaded.revision})
+        error = NotReady("no healthy replica for the live route or for stable")
+        return JSONResponse({"error": error.error, "detail": error.detail}, status_code=503)
+
+    @app.get("/routing")
+    async def routing() -> dict[str, object]:
+        """Active config, revision, last reload error and every replica's address and health."""
+        return state.describe()
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"error": "internal_error", "detail": type(exc).__name__}, 500)
+
+    front = ProxyFront(app)
+    return front
+
+
+def warn_if_shadow(state: GatewayState) -> None:
+    shadow = state.snapshot.loaded.config.shadow
+    if shadow is not None:
+        log.warning("%s (shadow: %s at %s%%)", SHADOW_NOTE, shadow.version, shadow.percent)

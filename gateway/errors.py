@@ -1,0 +1,55 @@
+"""The gateway's one error hierarchy: each error knows its HTTP status and JSON body."""
+
+from __future__ import annotations
+
+import json
+
+
+class GatewayError(Exception):
+    status = 500
+    error = "internal_error"
+
+    def __init__(self, detail: str, *, version: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.version = version
+
+    def body(self) -> bytes:
+        payload: dict[str, str] = {"error": self.error, "detail": self.detail}
+        if self.version is not None:
+            payload["version"] = self.version
+        return json.dumps(payload).encode()
+
+
+class BadPin(GatewayError):
+    status = 400
+    error = "bad_pin"
+
+
+class BodyTooLarge(GatewayError):
+    status = 413
+    error = "body_too_large"
+
+
+class BadUpstream(GatewayError):
+    status = 502
+    error = "bad_upstream"
+
+
+class NoHealthyReplica(GatewayError):
+    status = 503
+    error = "no_healthy_replica"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    error = "upstream_timeout"
+
+
+class UpstreamFailure(Exception):
+    """One try against one replica failed; ``cause`` is a metric label."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause  # connect_error | timeout | status_5xx | protocol_error
+        self.detail = detail

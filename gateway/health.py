@@ -1,0 +1,62 @@
+"""Active health checks: every replica's /health, which must report the version it is pinned to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+
+from gateway.pool import Replica, ReplicaState
+from gateway.state import GatewayState
+
+log = logging.getLogger("gateway.health")
+
+
+class HealthChecker:
+    def __init__(
+        self, state: Callable[[], GatewayState], client: httpx.AsyncClient, timeout: float
+    ) -> None:
+        self.state = state
+        self.client = client
+        self.timeout = timeout
+
+    async def check_all(self) -> None:
+        """One round over the current snapshot's replicas, concurrently."""
+        pool = self.state().snapshot.pool
+        replicas = list(pool.replicas())
+        results = await asyncio.gather(*(self._probe(r) for r in replicas))
+        for replica, (ok, version, error) in zip(replicas, results, strict=True):
+            before = replica.state
+            pool.record_check(replica, ok=ok, reported_version=version, error=error)
+            if replica.state is not before:
+                log.info(
+                    "replica %s (%s): %s -> %s%s",
+                    replica.url,
+                    replica.version,
+                    before.value,
+                    replica.state.value,
+                    f" ({replica.last_error})" if replica.state is not ReplicaState.HEALTHY else "",
+                )
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_all()
+            except Exception:  # a bug here must not stop health checking for good
+                log.exception("health round failed")
+
+    async def _probe(self, replica: Replica) -> tuple[bool, str | None, str | None]:
+        try:
+            resp = await self.client.get(f"{replica.address}/health", timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            return False, None, f"/health: {type(exc).__name__}"
+        if resp.status_code != 200:
+            return False, None, f"/health answered {resp.status_code}"
+        try:
+            version = resp.json().get("model_version")
+        except ValueError:
+            return False, None, "/health answered non-JSON"
+        return True, version, None

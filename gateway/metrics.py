@@ -1,0 +1,106 @@
+"""Prometheus metrics of one gateway, on a registry the app factory builds, not the global one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.pool import ReplicaState
+from gateway.state import GatewayState
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Client requests answered, by serving version, route reason and status.",
+            ["version", "reason", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to response, by serving version.",
+            ["version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors",
+            "Failed tries against a replica, by version, replica and cause.",
+            ["version", "replica", "cause"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "gateway_fallbacks",
+            "Requests served by stable instead of the version routing chose.",
+            ["from_version", "to_version", "cause"],
+            registry=registry,
+        )
+        self.ejections = Counter(
+            "gateway_replica_ejections",
+            "Replicas ejected after consecutive failed requests.",
+            ["version", "replica"],
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "gateway_config_reloads", "routing.yaml reloads that took effect.", registry=registry
+        )
+        self.reload_failures = Counter(
+            "gateway_config_reload_failures",
+            "routing.yaml changes rejected as invalid (the last good config kept serving).",
+            registry=registry,
+        )
+
+    def watch(self, state: Callable[[], GatewayState | None]) -> None:
+        """Expose replica health, weights and revision, read from the live state at scrape."""
+        self.registry.register(_StateCollector(state))
+
+
+class _StateCollector(Collector):
+    def __init__(self, state: Callable[[], GatewayState | None]) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state()
+        if state is None:
+            return
+        snap = state.snapshot
+        config = snap.loaded.config
+        healthy = GaugeMetricFamily(
+            "gateway_replica_healthy",
+            "1 if the replica is routable, by version, replica and health state.",
+            labels=["version", "replica", "state"],
+        )
+        for replica in snap.pool.replicas():
+            value = 1.0 if replica.state is ReplicaState.HEALTHY else 0.0
+            healthy.add_metric([replica.version, replica.url, replica.state.value], value)
+        yield healthy
+        weights = GaugeMetricFamily(
+            "gateway_route_weight_percent",
+            "Share of new traffic each version gets under the active config.",
+            labels=["version"],
+        )
+        live = snap.table.live
+        for version, weight in config.weights().items():
+            if live is not None:
+                weight = 100 if version == live else 0
+            weights.add_metric([version], float(weight))
+        yield weights
+        info = GaugeMetricFamily(
+            "gateway_config_info",
+            "The active routing.yaml: revision and mode.",
+            labels=["revision", "mode", "stable"],
+        )
+        info.add_metric([snap.loaded.revision, config.mode, config.stable], 1.0)
+        yield info
+        yield GaugeMetricFamily(
+            "gateway_config_last_reload_failed",
+            "1 while the newest routing.yaml on disk is invalid and not in effect.",
+            value=1.0 if state.last_reload_error else 0.0,
+        )

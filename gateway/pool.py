@@ -1,0 +1,173 @@
+"""Replicas of each version: where they live, whether they are healthy, which one serves next.
+
+Configuration is immutable and swapped whole; a replica's health is the one thing that changes
+in place, written by the health loop (active checks) and by the proxy (passive checks), both on
+the event loop, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from gateway.config import RoutingConfig
+
+
+class ReplicaState(StrEnum):
+    UNKNOWN = "unknown"  # not checked yet: never routed to
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # /health failed or did not answer
+    VERSION_MISMATCH = "version_mismatch"  # answers, but serves another model version
+    EJECTED = "ejected"  # too many consecutive request failures; cooling down
+
+
+@dataclass(eq=False)
+class Replica:
+    version: str
+    url: str  # as routing.yaml names it
+    address: str  # base URL actually dialed (after the resolve map)
+    state: ReplicaState = ReplicaState.UNKNOWN
+    consecutive_failures: int = 0
+    ejected_until: float = 0.0
+    inflight: int = 0
+    last_error: str | None = None
+    reported_version: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "url": self.url,
+            "address": self.address,
+            "state": self.state.value,
+            "healthy": self.state is ReplicaState.HEALTHY,
+            "consecutive_failures": self.consecutive_failures,
+            "inflight": self.inflight,
+            "last_error": self.last_error,
+            "reported_version": self.reported_version,
+        }
+
+
+def resolve_address(url: str, resolve: Mapping[str, str]) -> str:
+    """Map a configured replica URL through a curl --resolve style {host:port: addr} map."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = resolve.get(f"{parts.hostname}:{port}")
+    if target is None:
+        return url.rstrip("/")
+    return f"{parts.scheme}://{target}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    eject_after_failures: int = 3
+    eject_cooldown_s: float = 5.0
+    max_inflight_per_replica: int = 128
+
+
+@dataclass(eq=False)
+class ReplicaPool:
+    by_version: dict[str, tuple[Replica, ...]]
+    limits: PoolLimits = field(default_factory=PoolLimits)
+    _next: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        config: RoutingConfig,
+        resolve: Mapping[str, str],
+        limits: PoolLimits,
+        previous: ReplicaPool | None = None,
+    ) -> ReplicaPool:
+        """One Replica per configured URL; a replica kept across a reload keeps its health."""
+        known = {(r.version, r.url): r for r in previous.replicas()} if previous else {}
+        by_version: dict[str, tuple[Replica, ...]] = {}
+        for version, spec in config.versions.items():
+            replicas = []
+            for url in spec.replicas:
+                address = resolve_address(url, resolve)
+                kept = known.get((version, url))
+                if kept is not None and kept.address == address:
+                    replicas.append(kept)
+                else:
+                    replicas.append(Replica(version=version, url=url, address=address))
+            by_version[version] = tuple(replicas)
+        return cls(by_version=by_version, limits=limits)
+
+    def replicas(self) -> Iterable[Replica]:
+        for group in self.by_version.values():
+            yield from group
+
+    def has_healthy(self, version: str) -> bool:
+        return any(r.state is ReplicaState.HEALTHY for r in self.by_version.get(version, ()))
+
+    def choose(self, version: str, exclude: Iterable[Replica] = ()) -> Replica | None:
+        """Fewest in-flight requests among healthy replicas under their cap; round robin on ties."""
+        group = self.by_version.get(version, ())
+        count = len(group)
+        if count == 0:
+            return None
+        start = self._next.get(version, 0)
+        self._next[version] = (start + 1) % count
+        cap = self.limits.max_inflight_per_replica
+        best: Replica | None = None
+        for i in range(count):
+            replica = group[(start + i) % count]
+            if (
+                replica.state is not ReplicaState.HEALTHY
+                or replica.inflight >= cap
+                or replica in exclude
+            ):
+                continue
+            if best is None or replica.inflight < best.inflight:
+                best = replica
+        return best
+
+    # --- passive health (called by the proxy) ---
+
+    def record_success(self, replica: Replica) -> None:
+        replica.consecutive_failures = 0
+
+    def record_failure(self, replica: Replica, detail: str, now: float | None = None) -> bool:
+        """Count one failed request; return True when this failure ejects the replica."""
+        replica.consecutive_failures += 1
+        replica.last_error = detail
+        if (
+            replica.consecutive_failures >= self.limits.eject_after_failures
+            and replica.state is ReplicaState.HEALTHY
+        ):
+            replica.state = ReplicaState.EJECTED
+            replica.ejected_until = (now or time.monotonic()) + self.limits.eject_cooldown_s
+            return True
+        return False
+
+    # --- active health (called by the health loop) ---
+
+    def record_check(
+        self,
+        replica: Replica,
+        *,
+        ok: bool,
+        reported_version: str | None,
+        error: str | None,
+        now: float | None = None,
+    ) -> None:
+        """Apply one /health answer. An ejected replica waits out its cool-down first."""
+        now = now or time.monotonic()
+        replica.reported_version = reported_version
+        if replica.state is ReplicaState.EJECTED and now < replica.ejected_until:
+            return
+        if not ok:
+            replica.state = ReplicaState.UNHEALTHY
+            replica.last_error = error
+        elif reported_version != replica.version:
+            replica.state = ReplicaState.VERSION_MISMATCH
+            replica.last_error = (
+                f"serves {reported_version}, routing.yaml pins it to {replica.version}"
+            )
+        else:
+            replica.state = ReplicaState.HEALTHY
+            replica.consecutive_failures = 0
+            replica.last_error = None

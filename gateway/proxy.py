@@ -1,0 +1,285 @@
+"""Forwarding: one client request → routing decision → a replica (retries, fallback) → tags.
+
+A bare ASGI callable rather than a FastAPI route: the hot path never parses prediction bodies,
+and skipping the framework's request/response objects is most of the gateway's speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import (
+    BadPin,
+    BadUpstream,
+    BodyTooLarge,
+    GatewayError,
+    NoHealthyReplica,
+    UpstreamFailure,
+    UpstreamTimeout,
+)
+from gateway.metrics import GatewayMetrics
+from gateway.pool import Replica
+from gateway.routing import PinRejected
+from gateway.state import GatewayState, Snapshot
+from gateway.upstream import Headers, Upstream, UpstreamResponse
+
+log = logging.getLogger("gateway.proxy")
+
+# RFC 9110 hop-by-hop headers, plus those the proxy recomputes (host, content-length).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+    }
+)
+# Upstream response headers the gateway sets itself (date and server come from our server).
+REPLACED = HOP_BY_HOP | {
+    b"x-model-version",
+    b"x-route-reason",
+    b"x-routing-revision",
+    b"x-fallback-from",
+    b"x-request-id",
+    b"x-response-time-ms",
+    b"date",
+    b"server",
+}
+
+
+class Proxy:
+    """ASGI handler for POST /predict and /predict/batch."""
+
+    def __init__(
+        self,
+        state: GatewayState,
+        upstream: Upstream,
+        metrics: GatewayMetrics,
+        *,
+        max_body_bytes: int,
+        request_budget_s: float,
+    ) -> None:
+        self.state = state
+        self.upstream = upstream
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.request_budget_s = request_budget_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        snap = self.state.snapshot  # this request finishes on this config, whatever reloads
+        request_id = b""
+        pin = sticky = None
+        forward: Headers = []
+        declared_length = 0
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value
+            elif name == b"content-length":
+                declared_length = int(value) if value.isdigit() else 0
+            if name == snap.pin_header:
+                pin = value.decode("latin-1")
+            if name == snap.sticky_header:
+                sticky = value.decode("latin-1")
+            if name not in HOP_BY_HOP:
+                forward.append((name.decode("latin-1"), value.decode("latin-1")))
+        if not request_id:
+            request_id = uuid.uuid4().hex.encode()
+            forward.append(("x-request-id", request_id.decode()))
+
+        try:
+            if declared_length > self.max_body_bytes:
+                raise self._too_large()
+            body = await self._read_body(receive)
+            version, reason, fallback_from, resp = await self._route(
+                snap, scope["path"], body, forward, pin, sticky
+            )
+        except GatewayError as exc:
+            await self._send_error(send, exc, snap, request_id, start)
+            return
+
+        headers = [(k, v) for k, v in resp.headers if k.lower() not in REPLACED]
+        served = version.encode()
+        headers += [
+            (b"x-model-version", served),
+            (b"x-route-reason", reason.encode()),
+            (b"x-routing-revision", snap.revision),
+            (b"x-request-id", request_id),
+            (b"content-length", str(len(resp.body)).encode()),
+        ]
+        if fallback_from is not None:
+            headers.append((b"x-fallback-from", fallback_from.encode()))
+        elapsed = time.perf_counter() - start
+        headers.append((b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        await send({"type": "http.response.body", "body": resp.body})
+        self.metrics.requests.labels(version, reason, str(resp.status)).inc()
+        self.metrics.latency.labels(version).observe(elapsed)
+
+    async def _route(
+        self,
+        snap: Snapshot,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        pin: str | None,
+        sticky: str | None,
+    ) -> tuple[str, str, str | None, UpstreamResponse]:
+        """Decide, try the chosen version's replicas, fall back to stable; (version, reason...)."""
+        try:
+            decision = snap.table.decide(
+                pin=pin, sticky_key=sticky, roll=random.random(), healthy=snap.pool.has_healthy
+            )
+        except PinRejected as exc:
+            raise BadPin(str(exc), version=exc.asked) from None
+        deadline = time.monotonic() + self.request_budget_s
+        stable = snap.table.stable
+
+        if decision.fallback_from is not None:
+            # Routing already saw the chosen version has no healthy replica.
+            self.metrics.fallbacks.labels(
+                decision.fallback_from, stable, "no_healthy_replica"
+            ).inc()
+        failures: list[UpstreamFailure] = []
+        served = await self._try_version(
+            snap, decision.version, path, body, headers, deadline, failures
+        )
+        if served is not None:
+            replica, resp = served
+            return replica_version(replica, resp), decision.reason, decision.fallback_from, resp
+
+        if decision.reason == "pinned" or decision.version == stable:
+            raise self._exhausted(decision.version, failures, pinned=decision.reason == "pinned")
+        # Every replica of the chosen version failed this request: stable serves it instead.
+        cause = failures[-1].cause if failures else "no_healthy_replica"
+        self.metrics.fallbacks.labels(decision.version, stable, cause).inc()
+        stable_failures: list[UpstreamFailure] = []
+        served = await self._try_version(
+            snap, stable, path, body, headers, deadline, stable_failures
+        )
+        if served is None:
+            raise self._exhausted(stable, stable_failures, pinned=False, after=decision.version)
+        replica, resp = served
+        return replica_version(replica, resp), "fallback", decision.version, resp
+
+    async def _try_version(
+        self,
+        snap: Snapshot,
+        version: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        deadline: float,
+        failures: list[UpstreamFailure],
+    ) -> tuple[Replica, UpstreamResponse] | None:
+        """Each healthy replica of ``version`` at most once, until one answers below 500."""
+        pool = snap.pool
+        tried: list[Replica] = []
+        while (replica := pool.choose(version, tried)) is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                failures.append(UpstreamFailure("timeout", "request time budget spent"))
+                return None
+            tried.append(replica)
+            replica.inflight += 1
+            try:
+                resp = await self.upstream.post(replica.address + path, body, headers, remaining)
+            except UpstreamFailure as failure:
+                self._count_failure(snap, replica, failure)
+                failures.append(failure)
+                continue
+            finally:
+                replica.inflight -= 1
+            if resp.status >= 500:
+                # Predictions are idempotent, so a 5xx is retried elsewhere; a 4xx is the
+                # client's answer and passes through unchanged.
+                failure = UpstreamFailure("status_5xx", f"{replica.url} answered {resp.status}")
+                self._count_failure(snap, replica, failure)
+                failures.append(failure)
+                continue
+            pool.record_success(replica)
+            return replica, resp
+        return None
+
+    def _count_failure(self, snap: Snapshot, replica: Replica, failure: UpstreamFailure) -> None:
+        self.metrics.upstream_errors.labels(replica.version, replica.url, failure.cause).inc()
+        if snap.pool.record_failure(replica, failure.detail):
+            self.metrics.ejections.labels(replica.version, replica.url).inc()
+            log.warning("ejected %s (%s): %s", replica.url, replica.version, failure.detail)
+
+    def _exhausted(
+        self,
+        version: str,
+        failures: list[UpstreamFailure],
+        *,
+        pinned: bool,
+        after: str | None = None,
+    ) -> GatewayError:
+        """The gateway error for a version that could not serve, naming it and why."""
+        prefix = f"{after} failed and stable " if after else ("pinned " if pinned else "")
+        if not failures:
+            return NoHealthyReplica(
+                f"{prefix}version {version} has no healthy replica", version=version
+            )
+        last = failures[-1]
+        detail = f"{prefix}version {version}: every replica tried failed; last: {last.detail}"
+        if last.cause == "timeout":
+            return UpstreamTimeout(detail, version=version)
+        if last.cause == "connect_error":
+            return NoHealthyReplica(detail, version=version)
+        return BadUpstream(detail, version=version)
+
+    def _too_large(self) -> BodyTooLarge:
+        return BodyTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadUpstream("client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+    async def _send_error(
+        self, send: Send, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float
+    ) -> None:
+        body = exc.body()
+        elapsed = time.perf_counter() - start
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-routing-revision", snap.revision),
+            (b"x-request-id", request_id),
+            (b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()),
+        ]
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.requests.labels(exc.version or "none", exc.error, str(exc.status)).inc()
+
+
+def replica_version(replica: Replica, resp: UpstreamResponse) -> str:
+    """The version that actually served: the model's own header, else the replica's pin."""
+    for name, value in resp.headers:
+        if name.lower() == b"x-model-version":
+            return value.decode("latin-1")
+    return replica.version

@@ -1,0 +1,37 @@
+"""Process settings of one gateway (env prefix GATEWAY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True)
+
+    routing_file: Path = Path("routing.yaml")
+    # curl --resolve style map from a replica's "host:port" in routing.yaml to the address that
+    # really serves it ("127.0.0.1:9101"), so the local stack needs no second routing file.
+    # From the environment as JSON: GATEWAY_RESOLVE='{"model-v2-3-1-a:8000": "127.0.0.1:9101"}'.
+    resolve: dict[str, str] = Field(default_factory=dict)
+
+    reload_interval_s: float = 0.5
+    health_interval_s: float = 1.0
+    health_timeout_s: float = 1.0
+
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 10.0
+    # Every try of one client request, retries and fallback included, fits in this budget.
+    request_budget_s: float = 15.0
+
+    eject_after_failures: int = 3
+    eject_cooldown_s: float = 5.0
+    max_inflight_per_replica: int = 128
+    max_body_bytes: int = 1024 * 1024
+
+    # The forwarding client: aiohttp on the hot path; httpx where a test needs MockTransport.
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    access_log: bool = False

@@ -80,10 +80,7 @@ def _format_weights(weights: Mapping[str, object]) -> str:
 def cmd_diff(args: argparse.Namespace) -> int:
     new = _load(args.file)
     old = _load(args.against)
-    print(
-        f"{args.file} (revision {new.revision}) against {args.against} "
-        f"(revision {old.revision})"
-    )
+    print(f"{args.file} (revision {new.revision}) against {args.against} (revision {old.revision})")
     if new.revision == old.revision:
         print("no changes: the files are identical")
         return 0
@@ -531,9 +528,13 @@ def _replica_table(replicas: Any) -> list[str]:
         if state is None and "healthy" in replica:
             state = "healthy" if replica["healthy"] else "unhealthy"
         row = [
-            _text(replica.get(key))
-            for key in ("version", "url", "address")
-        ] + [_text(state), _text(replica.get("consecutive_failures")), _text(replica.get("inflight"))]
+            _text(replica.get("version")),
+            _text(replica.get("url")),
+            _text(replica.get("address")),
+            _text(state),
+            _text(replica.get("consecutive_failures")),
+            _text(replica.get("inflight")),
+        ]
         if with_errors:
             row.append(_text(replica.get("last_error"), missing=""))
         rows.append(tuple(row))
@@ -583,9 +584,7 @@ def _table(rows: Iterable[Sequence[str]]) -> list[str]:
     if not rows:
         return []
     widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
-    return [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
-    ]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
 
 
 def _indent(lines: Iterable[str]) -> list[str]:

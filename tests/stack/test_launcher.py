@@ -1,0 +1,421 @@
+"""The local stack launcher: the pure plan, the supervisor, and the launcher run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.config import RoutingConfig, load_config, parse_config
+from stack.plan import Plan, PlanError, ProcessSpec, build_plan, resolve_key
+from stack.supervisor import StopRequest, Supervisor
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PYTHON = "/venv/bin/python"
+ARTIFACTS = Path("/abs/artifacts")
+ROUTING = Path("/abs/routing.yaml")
+
+
+def shipped_config() -> RoutingConfig:
+    return load_config(REPO_ROOT / "routing.yaml").config
+
+
+def plan_for(config: RoutingConfig, taken: Collection[int] = (), **overrides: Any) -> Plan:
+    """The plan with fixed paths, where exactly the ports in `taken` are in use."""
+    kwargs: dict[str, Any] = {
+        "python": PYTHON,
+        "routing_path": ROUTING,
+        "artifacts": ARTIFACTS,
+        "host": "127.0.0.1",
+        "port": 8080,
+        "replica_base_port": 9101,
+        "is_free": lambda host, port: port not in taken,
+    }
+    return build_plan(config, **(kwargs | overrides))
+
+
+# --- the plan (pure) ----------------------------------------------------------------------------
+
+
+def test_shipped_routing_file_is_valid_and_has_no_active_shadow() -> None:
+    config = shipped_config()
+    assert config.stable == "v2.3.1"
+    assert config.weights() == {"v2.3.1": 90, "v2.4.0": 10}
+    assert config.shadow is None
+
+
+def test_one_replica_process_per_url_on_consecutive_ports() -> None:
+    plan = plan_for(shipped_config())
+    assert [(s.name, s.address, s.version) for s in plan.replicas] == [
+        ("model-v2-3-1-a:8000", "127.0.0.1:9101", "v2.3.1"),
+        ("model-v2-3-1-b:8000", "127.0.0.1:9102", "v2.3.1"),
+        ("model-v2-4-0-a:8000", "127.0.0.1:9103", "v2.4.0"),
+    ]
+    assert plan.resolve == {
+        "model-v2-3-1-a:8000": "127.0.0.1:9101",
+        "model-v2-3-1-b:8000": "127.0.0.1:9102",
+        "model-v2-4-0-a:8000": "127.0.0.1:9103",
+    }
+
+
+def test_each_replica_is_pinned_by_its_environment() -> None:
+    plan = plan_for(shipped_config())
+    envs = {s.name: dict(s.env) for s in plan.replicas}
+    assert envs["model-v2-3-1-b:8000"] == {
+        "MODEL_VERSION": "v2.3.1",
+        "MODEL_PATH": "/abs/artifacts/v2.3.1/model.joblib",
+    }
+    assert envs["model-v2-4-0-a:8000"] == {
+        "MODEL_VERSION": "v2.4.0",
+        "MODEL_PATH": "/abs/artifacts/v2.4.0/model.joblib",
+    }
+    first = plan.replicas[0]
+    assert first.argv == (
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "model_server.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "9101",
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        "10",
+    )
+    assert first.ready_path == "/ready"
+
+
+def test_taken_ports_are_skipped() -> None:
+    plan = plan_for(shipped_config(), taken={9101, 9103, 9104})
+    assert [s.address for s in plan.replicas] == [
+        "127.0.0.1:9102",
+        "127.0.0.1:9105",
+        "127.0.0.1:9106",
+    ]
+
+
+def test_replicas_never_take_the_gateway_port() -> None:
+    plan = plan_for(shipped_config(), port=9102)
+    assert [s.address for s in plan.replicas] == [
+        "127.0.0.1:9101",
+        "127.0.0.1:9103",
+        "127.0.0.1:9104",
+    ]
+
+
+def test_gateway_gets_routing_file_and_resolve_map() -> None:
+    plan = plan_for(shipped_config(), host="0.0.0.0", port=8081)
+    gateway = plan.gateway
+    assert gateway is not None
+    assert gateway.argv == (PYTHON, "-m", "gateway", "serve", "--host", "0.0.0.0", "--port", "8081")
+    assert gateway.env["GATEWAY_ROUTING_FILE"] == "/abs/routing.yaml"
+    assert json.loads(gateway.env["GATEWAY_RESOLVE"]) == plan.resolve
+    assert gateway.ready_path == "/health"
+    assert plan.processes == (*plan.replicas, gateway)
+
+
+def test_taken_gateway_port_is_an_error() -> None:
+    with pytest.raises(PlanError, match="8080"):
+        plan_for(shipped_config(), taken={8080})
+
+
+def test_without_gateway_only_replicas_are_planned() -> None:
+    plan = plan_for(shipped_config(), with_gateway=False, taken={8080}, replica_base_port=8080)
+    assert plan.gateway is None
+    assert plan.processes == plan.replicas
+    assert plan.replicas[0].address == "127.0.0.1:8081"
+
+
+def test_no_free_port_is_an_error() -> None:
+    with pytest.raises(PlanError, match="no free port"):
+        plan_for(shipped_config(), replica_base_port=65535)
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("http://model-v2-3-1-a:8000", "model-v2-3-1-a:8000"),
+        ("http://model-a", "model-a:80"),
+        ("https://model-a", "model-a:443"),
+        ("http://Model-A:9000/base", "Model-A:9000"),
+        ("http://[::1]:8000", "[::1]:8000"),
+    ],
+)
+def test_resolve_key_is_host_and_port_as_written(url: str, key: str) -> None:
+    assert resolve_key(url) == key
+
+
+# --- the supervisor, with tiny stand-in processes -----------------------------------------------
+
+
+def sleeper(name: str, code: str = "import time; time.sleep(60)") -> ProcessSpec:
+    return ProcessSpec(
+        name=name,
+        argv=(sys.executable, "-c", code),
+        env={},
+        address="127.0.0.1:0",
+        version="v0",
+        ready_path="/",
+    )
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_supervisor_restarts_a_process_that_dies() -> None:
+    messages: list[str] = []
+    supervisor = Supervisor(
+        [sleeper("a"), sleeper("b")], stop=StopRequest(), say=messages.append, backoff_s=0.1
+    )
+    supervisor.start_all()
+    try:
+        first = supervisor.pid_of("a")
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+
+        def restarted() -> bool:
+            supervisor.check()
+            return supervisor.pid_of("a") not in (None, first)
+
+        wait_for(restarted, 10, "a restart")
+        assert any("a (pid" in m and "SIGKILL" in m for m in messages), messages
+    finally:
+        supervisor.stop_all(grace_s=5)
+    assert supervisor.pid_of("a") is None
+    assert supervisor.pid_of("b") is None
+
+
+def test_supervisor_does_not_restart_after_stop_request() -> None:
+    stop = StopRequest()
+    supervisor = Supervisor([sleeper("a")], stop=stop, say=lambda m: None, backoff_s=0)
+    supervisor.start_all()
+    pid = supervisor.pid_of("a")
+    assert pid is not None
+    stop(signal.SIGINT, None)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    supervisor.check()
+    assert supervisor.pid_of("a") is None
+    supervisor.stop_all(grace_s=1)
+
+
+def test_stop_all_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
+    marker = tmp_path / "ignoring"
+    code = (
+        "import signal, time, pathlib; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
+    )
+    messages: list[str] = []
+    supervisor = Supervisor([sleeper("stubborn", code)], stop=StopRequest(), say=messages.append)
+    supervisor.start_all()
+    wait_for(marker.exists, 10, "the child to ignore SIGTERM")
+    started = time.monotonic()
+    supervisor.stop_all(grace_s=0.5)
+    assert time.monotonic() - started < 5
+    assert supervisor.pid_of("stubborn") is None
+    assert any("killing" in m for m in messages), messages
+
+
+# --- the launcher, for real on 127.0.0.1 --------------------------------------------------------
+
+
+def routing_text(replicas: dict[str, list[str]]) -> str:
+    versions = "\n".join(
+        f"  {v}:\n    replicas: [{', '.join(urls)}]" for v, urls in replicas.items()
+    )
+    weights = ", ".join(f"{v}: {100 if i == 0 else 0}" for i, v in enumerate(replicas))
+    text = (
+        f"service: stack-test\nstable: {next(iter(replicas))}\nmode: canary\n"
+        f"versions:\n{versions}\ncanary:\n  weights: {{{weights}}}\n"
+    )
+    parse_config(text)  # the launcher would refuse an invalid file; fail here, clearly
+    return text
+
+
+@dataclass
+class RunningStack:
+    proc: subprocess.Popen[bytes]
+    status_file: Path
+    log_file: Path
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def status(self) -> dict[str, dict]:
+        data = json.loads(self.status_file.read_text())
+        return {p["name"]: p for p in data["processes"]}
+
+    def wait_for(self, predicate: Callable[[], object], timeout_s: float, what: str) -> None:
+        try:
+            wait_for(predicate, timeout_s, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- launcher output ---\n{self.log()}") from None
+
+
+def health(address: str) -> dict | None:
+    try:
+        response = httpx.get(f"http://{address}/health", timeout=1.0)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # Still in the process table: gone all the same if it is a zombie waiting for its reaper
+    # (it runs no code and holds no port).
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+@contextmanager
+def launched(
+    tmp_path: Path, artifacts_dir: Path, replicas: dict[str, list[str]]
+) -> Iterator[RunningStack]:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing_text(replicas))
+    status_file = tmp_path / "status.json"
+    log_file = tmp_path / "launcher.log"
+    base = 19300 + random.randrange(0, 500) * 4
+    with log_file.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stack",
+                "--routing",
+                str(routing),
+                "--artifacts",
+                str(artifacts_dir),
+                "--replica-base-port",
+                str(base),
+                "--no-gateway",
+                "--ready-timeout",
+                "60",
+                "--status-file",
+                str(status_file),
+            ],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group, as a shell gives a foreground job: Ctrl-C can then be
+            # simulated with killpg, and cleanup below can reach every child at once.
+            start_new_session=True,
+        )
+    stack = RunningStack(proc, status_file, log_file)
+    try:
+        expected = sum(len(urls) for urls in replicas.values())
+        stack.wait_for(
+            lambda: stack.status_file.exists() and len(stack.status()) == expected,
+            30,
+            "the status file",
+        )
+        stack.wait_for(lambda: "ready in" in stack.log(), 60, "the stack to be ready")
+        yield stack
+    finally:
+        if stack.proc.poll() is None:
+            os.killpg(stack.proc.pid, signal.SIGKILL)
+            stack.proc.wait(10)
+
+
+def test_launcher_runs_restarts_and_stops_replicas(tmp_path: Path, artifacts_dir: Path) -> None:
+    replicas = {"v2.3.1": ["http://model-a:8000"], "v2.4.0": ["http://model-b:8000"]}
+    with launched(tmp_path, artifacts_dir, replicas) as stack:
+        status = stack.status()
+        assert set(status) == {"model-a:8000", "model-b:8000"}
+        assert health(status["model-a:8000"]["address"])["model_version"] == "v2.3.1"
+        assert health(status["model-b:8000"]["address"])["model_version"] == "v2.4.0"
+        assert "model-a:8000 -> 127.0.0.1:" in stack.log()
+
+        # One replica dies: it is reported and restarted; the other never notices.
+        victim = status["model-b:8000"]
+        os.kill(victim["pid"], signal.SIGKILL)
+        stack.wait_for(
+            lambda: stack.status()["model-b:8000"]["pid"] not in (None, victim["pid"]),
+            30,
+            "model-b to be restarted",
+        )
+        stack.wait_for(
+            lambda: (health(victim["address"]) or {}).get("model_version") == "v2.4.0",
+            30,
+            "the restarted model-b to answer",
+        )
+        assert "model-b:8000" in stack.log() and "SIGKILL" in stack.log()
+        assert stack.status()["model-a:8000"]["pid"] == status["model-a:8000"]["pid"]
+
+        pids = [p["pid"] for p in stack.status().values()]
+        stack.proc.send_signal(signal.SIGTERM)
+        assert stack.proc.wait(20) == 0, stack.log()
+
+    for process in status.values():
+        assert health(process["address"]) is None, f"{process['name']} still answers"
+    assert all(is_gone(pid) for pid in pids)
+    assert not stack.status_file.exists()
+
+
+def test_ctrl_c_stops_every_process_without_restarts(tmp_path: Path, artifacts_dir: Path) -> None:
+    with launched(tmp_path, artifacts_dir, {"v2.3.1": ["http://model-a:8000"]}) as stack:
+        replica = stack.status()["model-a:8000"]
+        # A terminal's Ctrl-C signals the whole foreground process group: launcher and children.
+        os.killpg(stack.proc.pid, signal.SIGINT)
+        assert stack.proc.wait(20) == 0, stack.log()
+
+    assert health(replica["address"]) is None
+    assert is_gone(replica["pid"])
+    assert "restarting" not in stack.log()
+    assert "SIGINT received" in stack.log()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_replicas_do_not_outlive_a_killed_launcher(tmp_path: Path, artifacts_dir: Path) -> None:
+    with launched(tmp_path, artifacts_dir, {"v2.3.1": ["http://model-a:8000"]}) as stack:
+        replica = stack.status()["model-a:8000"]
+        # Only the launcher: it gets no chance to clean up, so the kernel must.
+        os.kill(stack.proc.pid, signal.SIGKILL)
+        stack.proc.wait(10)
+        stack.wait_for(lambda: is_gone(replica["pid"]), 20, "the orphaned replica to exit")
+    assert health(replica["address"]) is None
+
+
+def test_invalid_routing_file_exits_1_with_the_messages(tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "service: x\nstable: v1\nmode: canary\nversions:\n  v1:\n    replicas: [http://a:1]\n"
+        "canary:\n  weights: {v1: 98}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "stack", "--routing", str(routing), "--no-gateway"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "canary.weights: sum to 98, must be 100" in result.stderr

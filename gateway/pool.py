@@ -33,6 +33,7 @@ class Replica:
     consecutive_failures: int = 0
     ejected_until: float = 0.0
     inflight: int = 0
+    ejections: int = 0  # in a row, without a successful request between: lengthens the cool-down
     last_error: str | None = None
     reported_version: str | None = None
 
@@ -44,6 +45,7 @@ class Replica:
             "state": self.state.value,
             "healthy": self.state is ReplicaState.HEALTHY,
             "consecutive_failures": self.consecutive_failures,
+            "ejections": self.ejections,
             "inflight": self.inflight,
             "last_error": self.last_error,
             "reported_version": self.reported_version,
@@ -129,6 +131,7 @@ class ReplicaPool:
 
     def record_success(self, replica: Replica) -> None:
         replica.consecutive_failures = 0
+        replica.ejections = 0
 
     def record_failure(self, replica: Replica, detail: str, now: float | None = None) -> bool:
         """Count one failed request; return True when this failure ejects the replica."""
@@ -138,8 +141,12 @@ class ReplicaPool:
             replica.consecutive_failures >= self.limits.eject_after_failures
             and replica.state is ReplicaState.HEALTHY
         ):
+            # A replica that passes /health but keeps failing requests would otherwise cost a
+            # burst of failures every cool-down; doubling it (up to 32x) bounds that cost.
             replica.state = ReplicaState.EJECTED
-            replica.ejected_until = (now or time.monotonic()) + self.limits.eject_cooldown_s
+            cooldown = self.limits.eject_cooldown_s * 2 ** min(replica.ejections, 5)
+            replica.ejections += 1
+            replica.ejected_until = (now or time.monotonic()) + cooldown
             return True
         return False
 

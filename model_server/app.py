@@ -14,10 +14,12 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from model_server.artifact import ArtifactError, load_artifact, verify_artifact
+from model_server.metrics import ModelMetrics
 from model_server.predictor import Predictor
 from model_server.schemas import (
     EXAMPLE_CUSTOMER,
@@ -70,6 +72,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         metadata = verify_artifact(settings.path, settings.version)
 
     limiter = anyio.CapacityLimiter(settings.workers)
+    registry = CollectorRegistry()
+    metrics = ModelMetrics(registry, settings.version)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,11 +97,16 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     app.state.predictor = None
     app.state.metadata = metadata
 
-    async def run_prediction(request: Request, customers: list[ChurnPredictionRequest]) -> Any:
+    async def run_prediction(
+        request: Request, customers: list[ChurnPredictionRequest], endpoint: str
+    ) -> Any:
         predictor: Predictor | None = request.app.state.predictor
         if predictor is None:
             return None
-        return await anyio.to_thread.run_sync(predictor.predict, customers, limiter=limiter)
+        start = time.perf_counter()
+        results = await anyio.to_thread.run_sync(predictor.predict, customers, limiter=limiter)
+        metrics.observe(endpoint, results, time.perf_counter() - start)
+        return results
 
     def not_ready() -> JSONResponse:
         return JSONResponse(
@@ -124,7 +133,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @app.post("/predict", response_model=ChurnPredictionResponse)
     async def predict(customer: ChurnPredictionRequest, request: Request) -> JSONResponse:
         """Churn probability, risk tier, top 3 SHAP reasons and model version for one customer."""
-        results = await run_prediction(request, [customer])
+        results = await run_prediction(request, [customer], "single")
         if results is None:
             return not_ready()
         return JSONResponse(results[0])
@@ -133,7 +142,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     async def predict_batch(batch: BatchPredictionRequest, request: Request) -> JSONResponse:
         """Score 1 to 1,000 customers with one vectorised predict and one SHAP call."""
         start = time.perf_counter()
-        results = await run_prediction(request, batch.customers)
+        results = await run_prediction(request, batch.customers, "batch")
         if results is None:
             return not_ready()
         return JSONResponse(
@@ -143,6 +152,11 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
                 "processing_time_ms": round((time.perf_counter() - start) * 1000, 2),
             }
         )
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: predictions, latency, batch sizes."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

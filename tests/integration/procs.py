@@ -55,6 +55,8 @@ class Process:
         return f"127.0.0.1:{self.port}"
 
     def start(self, log_dir: Path) -> Process:
+        if self.popen is not None:  # reap an earlier run (killed by a test) before replacing it
+            self.stop()
         log = open(log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.popen = subprocess.Popen(
             self.argv, env={**os.environ, **self.env}, stdout=log, stderr=log, cwd=REPO_ROOT

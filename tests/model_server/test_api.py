@@ -198,3 +198,18 @@ def test_version_mismatch_refused(artifacts_dir: Path) -> None:
 def test_missing_artifact_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="not found"):
         create_app(ModelSettings(version="v2.3.1", path=tmp_path / "nope.joblib"))
+
+
+def test_metrics_count_predictions(client: TestClient) -> None:
+    client.post("/predict", json=VALID)
+    client.post("/predict/batch", json={"customers": customers(7)})
+    text = client.get("/metrics").text
+    assert 'model_info{version="v2.3.1"} 1.0' in text
+    assert "model_batch_size_bucket" in text
+    single = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('model_predictions_total{endpoint="single"')
+    ]
+    assert sum(single) >= 1
+    assert 'model_request_duration_seconds_count{endpoint="batch"}' in text

@@ -1,0 +1,46 @@
+"""Prometheus metrics of one model-server replica, on a registry the app factory builds."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+
+class ModelMetrics:
+    def __init__(self, registry: CollectorRegistry, version: str) -> None:
+        self.registry = registry
+        self.predictions = Counter(
+            "model_predictions",
+            "Customers scored, by endpoint and risk tier.",
+            ["endpoint", "risk_tier"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "model_request_duration_seconds",
+            "Time to predict and explain one request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "model_batch_size",
+            "Customers per /predict/batch request.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.info = Gauge(
+            "model_info", "The model version this replica serves.", ["version"], registry=registry
+        )
+        self.info.labels(version).set(1)
+
+    def observe(self, endpoint: str, results: list[dict], seconds: float) -> None:
+        self.latency.labels(endpoint).observe(seconds)
+        tiers: dict[str, int] = {}
+        for result in results:
+            tiers[result["risk_tier"]] = tiers.get(result["risk_tier"], 0) + 1
+        for tier, count in tiers.items():
+            self.predictions.labels(endpoint, tier).inc(count)
+        if endpoint == "batch":
+            self.batch_size.observe(len(results))

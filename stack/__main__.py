@@ -1,0 +1,3 @@
+from stack.launcher import main
+
+raise SystemExit(main())

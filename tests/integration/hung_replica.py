@@ -1,0 +1,71 @@
+"""A replica that passes /health but never answers a prediction: accepts, reads, stays silent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+
+class HungReplica:
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.port = 0
+        self.predict_calls = 0
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HungReplica:
+        self._thread.start()
+        if not self._started.wait(5):
+            raise RuntimeError("hung replica did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._started.set()
+        self._loop.run_forever()
+        server.close()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    return
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                if request_line.startswith(b"GET /health"):
+                    body = json.dumps({"status": "healthy", "model_version": self.version})
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        + f"content-length: {len(body)}\r\n\r\n{body}".encode()
+                    )
+                    await writer.drain()
+                else:
+                    self.predict_calls += 1
+                    await asyncio.sleep(3600)  # never answer
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()

@@ -6,13 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install artifacts up test lint format bench clean
+
+.PHONY: help install tools artifacts up test lint format bench bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
 	@echo "make test    lint and run every test (unit + integration)"
 	@echo "make bench   benchmark the gateway against nginx and direct"
 	@echo "make lint    ruff check + format check"
+	@echo "make e2e-containers  build the images and run the compose stack for real (needs a Docker engine)"
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +23,15 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 install: $(INSTALLED)
+
+# promtool checks the /metrics format in the tests; installed from Debian when we can.
+tools:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool not found and cannot be installed here: its test will be skipped"; fi; }
 
 artifacts: $(INSTALLED)
 	$(BIN)/python -m model_server.train --if-missing
@@ -36,8 +47,17 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint artifacts
+test: lint tools artifacts
 	$(BIN)/python -m pytest
+
+bench: artifacts
+	$(BIN)/python -m bench
+
+check-containers: $(INSTALLED)
+	$(BIN)/python -m pytest tests/containers
+
+e2e-containers: $(INSTALLED)
+	bash deploy/e2e-containers.sh
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .hypothesis

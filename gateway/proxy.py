@@ -60,6 +60,10 @@ REPLACED = HOP_BY_HOP | {
 }
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
 class Proxy:
     """ASGI handler for POST /predict and /predict/batch."""
 
@@ -110,6 +114,8 @@ class Proxy:
         except GatewayError as exc:
             await self._send_error(send, exc, snap, request_id, start)
             return
+        except ClientGone:
+            return  # nobody is left to answer; nothing was forwarded
 
         headers = [(k, v) for k, v in resp.headers if k.lower() not in REPLACED]
         served = version.encode()
@@ -251,7 +257,7 @@ class Proxy:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise BadUpstream("client disconnected before sending the whole body")
+                raise ClientGone()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,21 @@ def test_status_endpoints(client: TestClient) -> None:
     }
     assert routing["shadow"]["active"] is False
     assert client.get("/nope").json()["error"] == "not_found"
+
+
+def test_client_gone_before_body_gets_no_answer_and_forwards_nothing(
+    client: TestClient, fakes: FakeReplicas
+) -> None:
+    proxy = client.app.proxy  # type: ignore[attr-defined]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+    asyncio.run(proxy(scope, receive, send))
+    assert sent == []
+    assert sum(fakes.calls.values()) == 0

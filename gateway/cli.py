@@ -420,6 +420,25 @@ def cmd_switch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mode(args: argparse.Namespace) -> int:
+    doc = read_document(args.file)
+    old = doc.data.get("mode")
+    if old == args.mode:
+        print(f"unchanged: mode is already {args.mode} in {args.file}")
+        return 0
+    doc.data["mode"] = args.mode
+    loaded = save_document(args.file, doc.render(), f"mode {args.mode}")
+    cfg = loaded.config
+    where = (
+        f"every new request goes to {cfg.blue_green.live} ({cfg.live_version()})"
+        if cfg.mode == "blue_green" and cfg.blue_green
+        else f"traffic follows canary.weights {_format_weights(cfg.weights())}"
+    )
+    print(f"{args.file}: mode {old} -> {args.mode}; {where}")
+    print(f"written (revision {loaded.revision})")
+    return 0
+
+
 # --- status -------------------------------------------------------------------------------------
 
 
@@ -608,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamflow validate\n"
         "  streamflow diff new-routing.yaml\n"
         "  streamflow set-weights v2.4.0=25\n"
+        "  streamflow mode blue_green\n"
         "  streamflow switch green\n"
         "  streamflow status --url http://127.0.0.1:8080\n",
     )
@@ -670,6 +690,16 @@ def build_parser() -> argparse.ArgumentParser:
         "atomically. It only moves traffic when mode is blue_green (a warning says so otherwise).",
     )
     sub.add_argument("colour", choices=["blue", "green"], help="the colour to make live")
+    sub.add_argument("--file", default=default_file, help=file_help)
+
+    sub = add(
+        "mode",
+        cmd_mode,
+        "choose canary or blue_green routing",
+        "Set the top-level mode, keeping the file's comments and layout; validated (the chosen "
+        "mode's section must exist), then written atomically. Prints where new traffic goes.",
+    )
+    sub.add_argument("mode", choices=["canary", "blue_green"], help="the routing mode")
     sub.add_argument("--file", default=default_file, help=file_help)
 
     sub = add(

@@ -566,3 +566,29 @@ def test_python_dash_m_gateway(routing_file: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"ok: {routing_file} ")
+
+
+def test_mode_switches_routing_and_keeps_layout(
+    capsys: pytest.CaptureFixture[str], routing_file: Path
+) -> None:
+    code, out, err = run(capsys, "mode", "blue_green", "--file", str(routing_file))
+    assert code == 0, err
+    mode_line = next(i for i, line in enumerate(SAMPLE.splitlines()) if line.startswith("mode:"))
+    assert_only_lines_changed(SAMPLE, routing_file.read_text(), {mode_line})
+    assert parse_config(routing_file.read_text()).config.mode == "blue_green"
+    assert "every new request goes to blue (v2.3.1)" in out
+    code, out, _ = run(capsys, "mode", "blue_green", "--file", str(routing_file))
+    assert code == 0 and out.startswith("unchanged")
+
+
+def test_mode_needs_its_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    lines = SAMPLE.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("blue_green:"))
+    text = "".join(lines[:start] + lines[start + 4 :])  # drop the section and its 3 keys
+    assert "live:" not in text
+    path.write_text(text)
+    code, _, err = run(capsys, "mode", "blue_green", "--file", str(path))
+    assert code == 1
+    assert "blue_green" in err
+    assert path.read_text() == text

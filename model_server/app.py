@@ -1,6 +1,6 @@
 """FastAPI app factory for one pinned model version.
 
-    uvicorn --factory model_server.app:create_app      (settings from MODEL_VERSION, MODEL_PATH)
+uvicorn --factory model_server.app:create_app      (settings from MODEL_VERSION, MODEL_PATH)
 """
 
 from __future__ import annotations

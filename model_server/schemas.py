@@ -89,9 +89,7 @@ class ChurnPredictionResponse(BaseModel):
         ..., ge=0, le=1, description="Probability of churning within 30 days"
     )
     risk_tier: str = Field(..., description="'low' (<0.3), 'medium' (0.3-0.6), 'high' (>0.6)")
-    top_reasons: list[ShapReason] = Field(
-        ..., description="Top 3 features driving the prediction"
-    )
+    top_reasons: list[ShapReason] = Field(..., description="Top 3 features driving the prediction")
     model_version: str = Field(
         ..., description="Version identifier of the model that made this prediction"
     )

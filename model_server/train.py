@@ -88,8 +88,18 @@ def generate_dataset(rows: int = DATA_ROWS, seed: int = DATA_SEED) -> tuple[np.n
     churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
 
     features = np.column_stack(
-        [tenure, monthly.round(2), total, contract, payment, tickets, internet, streaming,
-         paperless, senior]
+        [
+            tenure,
+            monthly.round(2),
+            total,
+            contract,
+            payment,
+            tickets,
+            internet,
+            streaming,
+            paperless,
+            senior,
+        ]
     ).astype(np.float64)
     return features, churned.astype(np.int64)
 

@@ -97,9 +97,9 @@ def test_bad_pin_is_400_naming_allowed_versions(client: TestClient) -> None:
 def test_sticky_key_gets_the_same_version(client: TestClient) -> None:
     for customer in ("c-1", "c-2", "c-3", "c-4"):
         versions = {
-            client.post(
-                "/predict", json=PAYLOAD, headers={"X-Customer-Id": customer}
-            ).headers["X-Model-Version"]
+            client.post("/predict", json=PAYLOAD, headers={"X-Customer-Id": customer}).headers[
+                "X-Model-Version"
+            ]
             for _ in range(10)
         }
         assert len(versions) == 1

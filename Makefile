@@ -53,6 +53,9 @@ test: lint tools artifacts
 bench: artifacts
 	$(BIN)/python -m bench
 
+bench-smoke: artifacts
+	$(BIN)/python -m bench --smoke
+
 check-containers: $(INSTALLED)
 	$(BIN)/python -m pytest tests/containers
 

@@ -32,6 +32,7 @@ class GatewaySettings(BaseSettings):
     max_inflight_per_replica: int = 128
     max_body_bytes: int = 1024 * 1024
 
-    # The forwarding client: aiohttp on the hot path; httpx where a test needs MockTransport.
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # The forwarding client (see gateway/upstream.py): native on the hot path, aiohttp as the
+    # general fallback, httpx where a test needs MockTransport.
+    transport: Literal["native", "aiohttp", "httpx"] = "native"
     access_log: bool = False

@@ -1,24 +1,38 @@
 """HTTP clients that carry a forwarded request to one replica, behind one small interface.
 
-The hot path uses aiohttp. Measured here as a proxy in front of one backend at 64 connections,
-FastAPI on httpx's default transport reached 6 to 10% of nginx's throughput and on aiohttp 57%:
-httpcore re-tries a failing ``import sniffio`` on every lock and rescans its pool on every request.
-httpx stays for tests (``httpx.MockTransport``), health checks and the CLI. The choice is made in
-``open_upstream``, nowhere else, and every client error is translated to ``UpstreamFailure`` here.
+Three clients, chosen in ``open_upstream`` and nowhere else; every client error is translated to
+``UpstreamFailure`` here.
+
+- ``NativeUpstream``: HTTP/1.1 keep-alive connections on asyncio protocols, responses parsed by
+  httptools (the parser uvicorn uses). The gateway only ever POSTs bytes and reads bytes back, so
+  a general client's work (URL objects, cookie jars, header multidicts, payload registries, trace
+  hooks, a timer context per request) is pure overhead. Profiled under wrk, aiohttp's request
+  machinery was about 40% of a gateway process's CPU; this client does the same job in a few
+  percent (see bench/README-performance.md).
+- ``AiohttpUpstream``: the general client, kept as a fallback. Against httpx's default transport
+  it costs about 9x less CPU a request (httpcore re-tries a failing ``import sniffio`` on every
+  lock and rescans its pool on every request).
+- ``HttpxUpstream``: for tests (``httpx.MockTransport``); httpx also serves health checks and
+  the CLI.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+import httptools
 import httpx
 
 from gateway.errors import UpstreamFailure
 
-Headers = list[tuple[str, str]]
+# Forwarded request headers as the ASGI server gave them: lower-case names, raw bytes.
+Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
@@ -55,8 +69,10 @@ class AiohttpUpstream:
         limits = aiohttp.ClientTimeout(
             total=timeout, sock_connect=self.connect_timeout, sock_read=self.read_timeout
         )
+        # aiohttp wants text headers; latin-1 maps every byte, so nothing is lost.
+        text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
         try:
-            async with self.session.post(url, data=body, headers=headers, timeout=limits) as resp:
+            async with self.session.post(url, data=body, headers=text, timeout=limits) as resp:
                 data = await resp.read()
                 return UpstreamResponse(resp.status, list(resp.raw_headers), data)
         except aiohttp.ConnectionTimeoutError as exc:
@@ -110,6 +126,355 @@ class HttpxUpstream:
         await self.client.aclose()
 
 
+class _Target:
+    """One replica URL, parsed once: where to connect and the fixed start of every request."""
+
+    __slots__ = ("key", "host", "port", "tls", "head")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UpstreamFailure("connect_error", f"cannot connect to {url}: unsupported URL")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        self.key = (self.host, self.port, self.tls)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        authority = parts.netloc.rpartition("@")[2]
+        self.head = f"POST {path} HTTP/1.1\r\nhost: {authority}\r\n".encode("latin-1")
+
+
+class _Disconnected(Exception):
+    """The replica closed the connection before the whole answer arrived."""
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to a replica; carries one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, bool]) -> None:
+        self.loop = loop
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.keep_alive = False
+        self.closed = False
+        self.unsolicited = False  # a second answer began after ours: never reuse
+        self.idle_since = 0.0
+        # Timeouts of the request in flight (loop.time() values): the whole budget, and the read
+        # timeout, which runs from the moment the request is written and restarts on every read.
+        self.deadline = 0.0
+        self.read_timeout = 0.0
+        self.last_read = 0.0
+        self.writing_paused = False
+
+    # --- asyncio.Protocol ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            # Bytes nobody asked for: the connection's state is unknown, so it cannot be reused.
+            self.close()
+            return
+        self.last_read = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.close()
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        # The replica has taken the (large) body: only now may it be blamed for not answering.
+        self.writing_paused = False
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.last_read = self.loop.time()
+            self.arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if self.status and self._reads_until_close():
+            waiter.set_result(self._response())  # no length given: the close ends the body
+        else:
+            waiter.set_exception(_Disconnected())
+
+    # --- httptools callbacks ---
+
+    def on_message_begin(self) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            self.unsolicited = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.keep_alive = self.parser.should_keep_alive()
+            waiter.set_result(self._response())
+
+    def _response(self) -> UpstreamResponse:
+        body = self.body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        response = UpstreamResponse(self.status, self.headers, data)
+        self.headers = []  # anything parsed after this answer cannot leak into it
+        self.body = []
+        return response
+
+    # --- timeouts ---
+
+    def _due(self) -> float:
+        if self.writing_paused:
+            return self.deadline
+        return min(self.deadline, self.last_read + self.read_timeout)
+
+    def arm(self) -> None:
+        """(Re)start the one timer of the request in flight."""
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_at(self._due(), self._on_timer)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timer(self) -> None:
+        # Reads do not move the timer (that would cost a timer per chunk); it moves itself here.
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        due = self._due()
+        if self.loop.time() >= due:
+            self.close()
+            waiter.set_exception(TimeoutError())
+        else:
+            self.timer = self.loop.call_at(due, self._on_timer)
+
+    # ---
+
+    def _reads_until_close(self) -> bool:
+        for name, _ in self.headers:
+            lowered = name.lower()
+            if lowered == b"content-length" or lowered == b"transfer-encoding":
+                return False
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+
+class NativeUpstream:
+    """Keep-alive connections per replica, reused newest first; one request per connection."""
+
+    # An idle connection older than this is closed rather than reused: uvicorn (the model
+    # server) closes idle connections after 5 s, and reusing one just as it closes would fail a
+    # try. A replica that closes sooner is seen closing and its connection dropped at once.
+    KEEPALIVE_S = 4.0
+
+    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.limit = max(1, pool_size)  # open connections per replica
+        self.loop = asyncio.get_running_loop()
+        self.targets: dict[str, _Target] = {}
+        self.idle: dict[tuple[str, int, bool], list[_Connection]] = {}
+        self.opened: dict[tuple[str, int, bool], int] = {}
+        self.waiting: dict[tuple[str, int, bool], deque[asyncio.Future[None]]] = {}
+        self.busy: set[_Connection] = set()
+        self.tls: ssl.SSLContext | None = None
+
+    async def post(
+        self, url: str, body: bytes, headers: Headers, timeout: float
+    ) -> UpstreamResponse:
+        target = self.targets.get(url)
+        if target is None:
+            target = self._target(url)
+        loop = self.loop
+        deadline = loop.time() + timeout
+        conn = self._take_idle(target.key)
+        if conn is None:
+            conn = await self._open(target, url, deadline)
+
+        parts = [target.head]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
+
+        waiter = loop.create_future()
+        conn.waiter = waiter
+        conn.status = 0
+        conn.headers = []
+        conn.body = []
+        conn.keep_alive = False
+        conn.deadline = deadline
+        conn.read_timeout = self.read_timeout
+        self.busy.add(conn)
+        reusable = False
+        try:
+            conn.transport.write(b"".join(parts))  # type: ignore[union-attr]
+            conn.last_read = loop.time()
+            conn.arm()  # a body too large to go out at once pauses the read timeout until it has
+            response = await waiter
+            # Reused only when the replica said keep-alive and took the whole request.
+            reusable = (
+                conn.keep_alive
+                and not conn.closed
+                and not conn.writing_paused
+                and not conn.unsolicited
+            )
+        except _Disconnected:
+            raise UpstreamFailure(
+                "protocol_error", f"{url}: connection closed before the whole answer"
+            ) from None
+        except TimeoutError:
+            raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
+        except httptools.HttpParserError as exc:
+            raise UpstreamFailure("protocol_error", f"{url}: bad HTTP answer: {exc}") from None
+        finally:
+            conn.disarm()
+            conn.waiter = None
+            self.busy.discard(conn)
+            if reusable:
+                self._give_back(conn)
+            else:
+                conn.close()  # cancelled, failed or told to close: never reused
+                self._forget(conn)
+        return response
+
+    def _target(self, url: str) -> _Target:
+        target = _Target(url)
+        if len(self.targets) > 1024:  # URLs come from routing.yaml; bound it all the same
+            self.targets.clear()
+        self.targets[url] = target
+        return target
+
+    def _take_idle(self, key: tuple[str, int, bool]) -> _Connection | None:
+        stack = self.idle.get(key)
+        if not stack:
+            return None
+        oldest_ok = self.loop.time() - self.KEEPALIVE_S
+        while stack:
+            conn = stack.pop()  # newest first: the others go idle and time out
+            if not conn.closed and conn.idle_since >= oldest_ok:
+                return conn
+            conn.close()
+            self._forget(conn)
+        return None
+
+    def _give_back(self, conn: _Connection) -> None:
+        conn.idle_since = self.loop.time()
+        self.idle.setdefault(conn.key, []).append(conn)
+        self._wake(conn.key)
+
+    def _forget(self, conn: _Connection) -> None:
+        key = conn.key
+        if key in self.opened:
+            self.opened[key] -= 1
+        self._wake(key)
+
+    def _wake(self, key: tuple[str, int, bool]) -> None:
+        queue = self.waiting.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _open(self, target: _Target, url: str, deadline: float) -> _Connection:
+        """A new connection, or an idle one given back while waiting for room under the limit."""
+        loop = self.loop
+        key = target.key
+        while self.opened.get(key, 0) >= self.limit:
+            waiter = loop.create_future()
+            self.waiting.setdefault(key, deque()).append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+            conn = self._take_idle(key)
+            if conn is not None:
+                return conn
+        self.opened[key] = self.opened.get(key, 0) + 1
+        connect_by = min(deadline, loop.time() + self.connect_timeout)
+        try:
+            async with asyncio.timeout_at(connect_by):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop, key),
+                    target.host,
+                    target.port,
+                    ssl=self._tls() if target.tls else None,
+                    server_hostname=target.host if target.tls else None,
+                )
+        except TimeoutError:
+            self.opened[key] -= 1
+            self._wake(key)
+            if connect_by < deadline:
+                raise UpstreamFailure("connect_error", f"connect timeout to {url}") from None
+            raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
+        except OSError as exc:
+            self.opened[key] -= 1
+            self._wake(key)
+            raise UpstreamFailure("connect_error", f"cannot connect to {url}: {exc}") from None
+        except BaseException:
+            self.opened[key] -= 1
+            self._wake(key)
+            raise
+        return conn
+
+    def _tls(self) -> ssl.SSLContext:
+        if self.tls is None:
+            self.tls = ssl.create_default_context()
+        return self.tls
+
+    async def aclose(self) -> None:
+        for stack in self.idle.values():
+            for conn in stack:
+                conn.close()
+        self.idle.clear()
+        for conn in list(self.busy):
+            conn.close()
+        self.busy.clear()
+        self.opened.clear()
+        for queue in self.waiting.values():
+            for waiter in queue:
+                if not waiter.done():
+                    waiter.cancel()
+        self.waiting.clear()
+        await asyncio.sleep(0)  # let the transports run their close callbacks
+
+
 def open_upstream(
     kind: str,
     *,
@@ -121,4 +486,6 @@ def open_upstream(
     """The one place the forwarding client is chosen. Call inside the running event loop."""
     if kind == "httpx" or transport is not None:
         return HttpxUpstream(connect_timeout, read_timeout, pool_size, transport)
-    return AiohttpUpstream(connect_timeout, read_timeout, pool_size)
+    if kind == "aiohttp":
+        return AiohttpUpstream(connect_timeout, read_timeout, pool_size)
+    return NativeUpstream(connect_timeout, read_timeout, pool_size)

@@ -1,0 +1,401 @@
+"""Run the whole benchmark: start everything, drive it with wrk, print the table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from bench import report
+from bench.nginx import Backend, Peer, nginx_argv, render_config
+from bench.procs import REPO_ROOT, Proc, Procs, StartError, free_port
+from bench.tools import ToolError, Tools, ensure_tools
+from bench.wrk import WrkError, WrkResult, combine, run_wrk, write_script
+from gateway.config import load_config
+from model_server.train import ensure_artifacts
+
+ARTIFACTS = REPO_ROOT / "artifacts"
+RESULTS = REPO_ROOT / "bench" / "results"
+EXAMPLE = REPO_ROOT / "examples" / "customer.json"
+STICKY_HEADER = "X-Customer-Id"
+WEIGHTS = {"v2.3.1": 90, "v2.4.0": 10}
+# The replica names of the repo's routing.yaml; each is mapped to a local port per backend kind.
+REPLICAS = {"v2.3.1": ["model-v2-3-1-a", "model-v2-3-1-b"], "v2.4.0": ["model-v2-4-0-a"]}
+STABLE = "v2.3.1"
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def routing_yaml() -> str:
+    lines = [
+        "service: streamflow-bench",
+        f"stable: {STABLE}",
+        "mode: canary",
+        "versions:",
+    ]
+    for version, hosts in REPLICAS.items():
+        urls = ", ".join(f"http://{host}:8000" for host in hosts)
+        lines.append(f"  {version}: {{replicas: [{urls}]}}")
+    weights = ", ".join(f"{v}: {w}" for v, w in WEIGHTS.items())
+    lines += [
+        f"canary: {{weights: {{{weights}}}, sticky_header: {STICKY_HEADER}}}",
+        "pinning: {header: X-Model-Version, allow: [v2.3.1, v2.4.0]}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Measurement:
+    backend: str  # trivial | real
+    target: str  # direct | nginx | gateway
+    workers: int | None  # gateway worker processes
+    result: WrkResult  # medians over the rounds
+    rounds_rps: list[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "target": self.target,
+            "workers": self.workers,
+            **self.result.as_dict(),
+            "rounds_rps": self.rounds_rps,
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    workers: int | None
+    url: str
+
+    @property
+    def label(self) -> str:
+        return self.name if self.workers is None else f"{self.name} x{self.workers}"
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    tools: Tools
+    tmp: Path
+    procs: Procs
+    routing: Path
+    revision: str  # of the routing file: nginx tags with it as the gateway does
+    script: Path
+    measurements: list[Measurement] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def wrk(self, url: str, connections: int, seconds: float) -> WrkResult:
+        threads = 1 if connections == 1 else self.args.wrk_threads
+        return run_wrk(
+            self.tools.wrk,
+            self.script,
+            url,
+            connections=connections,
+            duration_s=seconds,
+            threads=threads,
+        )
+
+    def drive(self, backend: str, targets: list[Target]) -> None:
+        """Every target at each connection count, in interleaved rounds.
+
+        Other work on the machine comes and goes; taking each target's rounds in turn with the
+        others' exposes all of them to the same conditions, and the median drops a bad round.
+        """
+        rounds = self.args.rounds
+        seconds = max(1.0, self.args.duration / rounds)
+        for connections in self.args.connections:
+            if self.args.warmup > 0:
+                for target in targets:
+                    self.wrk(target.url, connections, self.args.warmup)
+            results: dict[Target, list[WrkResult]] = {target: [] for target in targets}
+            for _ in range(rounds):
+                for target in targets:
+                    results[target].append(self.wrk(target.url, connections, seconds))
+            for target in targets:
+                result = combine(results[target])
+                rps = [r.rps for r in results[target]]
+                self.measurements.append(
+                    Measurement(backend, target.name, target.workers, result, rps)
+                )
+                say(
+                    f"{backend:<7} {target.label:<12} c{connections:<3} {result.rps:>9.0f} "
+                    f"req/s  p50 {result.p50_ms:.3f} ms  p99 {result.p99_ms:.3f} ms"
+                    + (f"  ERRORS {result.errors}" if result.errors else "")
+                )
+
+    def check_tags(self, label: str, url: str, expect: Sequence[str]) -> None:
+        """One request before the load: the features the benchmark claims to exercise are on."""
+        headers = {"content-type": "application/json", STICKY_HEADER: "bench-check-1"}
+        response = httpx.post(url, content=EXAMPLE.read_bytes(), headers=headers, timeout=10)
+        seen = {name: response.headers.get(name) for name in expect}
+        missing = [name for name, value in seen.items() if value is None]
+        self.checks.append(
+            {"target": label, "status": response.status_code, "headers": seen, "missing": missing}
+        )
+        if response.status_code != 200 or missing:
+            raise StartError(f"{label}: answered {response.status_code}, missing {missing}")
+
+    def start_gateway(
+        self, backend: str, workers: int, resolve: dict[str, str]
+    ) -> tuple[Proc, int]:
+        port = free_port()
+        argv = [
+            sys.executable, "-m", "gateway", "serve",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        ]  # fmt: skip
+        env = {
+            **self.args.gateway_env,
+            "GATEWAY_ROUTING_FILE": str(self.routing),
+            "GATEWAY_RESOLVE": json.dumps(resolve),
+        }
+        proc = self.procs.start(f"gateway-{backend}-{workers}w", argv, env)
+        proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
+        return proc, port
+
+    def bench_backend(
+        self, backend: str, addresses: dict[str, str], direct: str, peer: int
+    ) -> None:
+        say(f"{backend} backend: direct, nginx, gateway")
+        nginx_url = f"http://127.0.0.1:{peer}/predict"
+        self.check_tags(f"nginx/{backend}", nginx_url, ["x-model-version", "x-routing-revision"])
+        targets = [
+            Target("direct", None, f"http://{direct}/predict"),
+            Target("nginx", None, nginx_url),
+        ]
+        resolve = {f"{host}:8000": address for host, address in addresses.items()}
+        gateways = []
+        for workers in self.args.gateway_workers:
+            gateway, port = self.start_gateway(backend, workers, resolve)
+            gateways.append(gateway)
+            url = f"http://127.0.0.1:{port}/predict"
+            self.check_tags(
+                f"gateway/{backend}",
+                url,
+                ["x-model-version", "x-route-reason", "x-routing-revision", "x-request-id"],
+            )
+            targets.append(Target("gateway", workers, url))
+        self.drive(backend, targets)
+        for gateway in gateways:
+            self.procs.stop(gateway)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the gateway against nginx and direct calls (trivial backend and "
+        "real model replicas), and /predict/batch against the source chapter's batch code.",
+    )
+    parser.add_argument("--smoke", action="store_true", help="1 s runs, trivial backend only")
+    parser.add_argument(
+        "--duration", type=float, default=6.0, help="seconds of load per target and conns"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the duration is split into"
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per run")
+    parser.add_argument(
+        "--connections", type=_ints, default=[1, 64], help="comma list (default: 1,64)"
+    )
+    parser.add_argument(
+        "--gateway-workers",
+        type=_ints,
+        default=[1, 2],
+        help="gateway worker counts to run, the last one is held to the bars (default: 1,2)",
+    )
+    parser.add_argument(
+        "--gateway-env",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="GATEWAY_X=VALUE",
+        help="extra gateway setting, e.g. GATEWAY_TRANSPORT=aiohttp (repeatable)",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads above 1 conn")
+    parser.add_argument("--batch-rows", type=int, default=1000)
+    parser.add_argument("--no-real", action="store_true", help="skip the real model replicas")
+    parser.add_argument("--no-batch", action="store_true", help="skip the batch comparison")
+    parser.add_argument("--no-install", action="store_true", help="never apt-get install")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
+    parser.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
+    args = parser.parse_args(argv)
+    args.gateway_env = dict(args.gateway_env)
+    if args.smoke:
+        args.duration, args.rounds, args.warmup, args.no_real = 1.0, 1, 0.0, True
+        args.gateway_workers = args.gateway_workers[-1:]
+        args.batch_rows = min(args.batch_rows, 20)
+    return args
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("GATEWAY_"):
+        raise argparse.ArgumentTypeError(f"expected GATEWAY_NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of integers: {text}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"need positive integers: {text}")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        tools = ensure_tools(install=not args.no_install, say=say)
+    except ToolError as exc:
+        say(f"cannot run: {exc}")
+        return 3
+    started = time.monotonic()
+    machine = report.describe_machine(tools)
+    say(f"machine: {machine['summary']}")
+    if machine["loadavg_1m"] > 0.5:
+        say(f"warning: load average {machine['loadavg_1m']} before the run; numbers will be noisy")
+
+    ensure_artifacts(ARTIFACTS, list(REPLICAS))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    procs = Procs(tmp)
+    try:
+        run = prepare(args, tools, tmp, procs)
+        batch = execute(run)
+    except (StartError, WrkError) as exc:
+        say(f"failed: {exc}")
+        say(f"logs kept in {tmp}")
+        args.keep_tmp = True
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        procs.close()
+        if not args.keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    doc = report.build(
+        args, machine, run.measurements, run.checks, batch, time.monotonic() - started
+    )
+    print(report.render(doc))
+    path = args.json or RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.json is None:
+        (RESULTS / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    say(f"results written to {path}")
+    return 0
+
+
+def prepare(args: argparse.Namespace, tools: Tools, tmp: Path, procs: Procs) -> Run:
+    routing = tmp / "routing.yaml"
+    routing.write_text(routing_yaml())
+    loaded = load_config(routing)
+    script = write_script(
+        tmp / "predict.lua",
+        EXAMPLE.read_text().replace("\n", "").replace("  ", ""),
+        "/predict",
+        STICKY_HEADER,
+    )
+    return Run(args, tools, tmp, procs, routing, loaded.revision, script)
+
+
+def execute(run: Run) -> Any:
+    args, tmp, procs = run.args, run.tmp, run.procs
+    revision = run.revision
+    hosts = [(version, host) for version, names in REPLICAS.items() for host in names]
+    trivial = {host: Backend(version, free_port()) for version, host in hosts}
+    trivial_addr = {host: f"127.0.0.1:{b.port}" for host, b in trivial.items()}
+    model_ports = {host: free_port() for _, host in hosts}
+    model_addr = {host: f"127.0.0.1:{port}" for host, port in model_ports.items()}
+
+    def pools(addresses: dict[str, str]) -> dict[str, list[str]]:
+        return {v: [addresses[h] for h in names] for v, names in REPLICAS.items()}
+
+    peers = [Peer("trivial", free_port(), pools(trivial_addr), WEIGHTS, STICKY_HEADER, revision)]
+    if not args.no_real:
+        peers.append(Peer("real", free_port(), pools(model_addr), WEIGHTS, STICKY_HEADER, revision))
+    conf = tmp / "nginx.conf"
+    conf.write_text(render_config(tmp, list(trivial.values()), peers))
+    nginx = procs.start("nginx", nginx_argv(run.tools.nginx, tmp, conf))
+
+    models: dict[str, Proc] = {}
+    chapter: Proc | None = None
+    chapter_port = free_port()
+    if not args.no_real or (not args.no_batch and not args.smoke):
+        # All ready before the first measurement: loading a model burns CPU.
+        for version, host in hosts:
+            models[host] = start_model(procs, host, version, model_ports[host])
+        if not args.no_batch:
+            chapter = start_model(
+                procs, "chapter", hosts[0][0], chapter_port, "bench.chapter_app:create_app"
+            )
+    for backend in trivial.values():
+        nginx.wait_http(f"http://127.0.0.1:{backend.port}/health", timeout=20)
+    for host, proc in models.items():
+        proc.wait_http(f"http://{model_addr[host]}/ready", timeout=120)
+    if chapter is not None:
+        chapter.wait_http(f"http://127.0.0.1:{chapter_port}/health", timeout=120)
+
+    first = hosts[0][1]
+    run.bench_backend("trivial", trivial_addr, trivial_addr[first], peers[0].port)
+    if not args.no_real:
+        run.bench_backend("real", model_addr, model_addr[first], peers[1].port)
+
+    if args.no_batch:
+        return None
+    from bench.batch import run_batch  # heavy imports (pandas, shap) only when needed
+
+    say(f"batch: {args.batch_rows} rows, chapter's code vs ours")
+    url = f"http://{model_addr[first]}/predict/batch" if first in models else None
+    version = hosts[0][0]
+    return run_batch(
+        ARTIFACTS / version / "model.joblib",
+        version,
+        args.batch_rows,
+        url=url,
+        chapter_url=f"http://127.0.0.1:{chapter_port}/predict/batch" if chapter else None,
+        repeats=3 if args.smoke else 5,
+        chapter_repeats=1 if args.smoke else 2,
+    )
+
+
+def start_model(
+    procs: Procs,
+    host: str,
+    version: str,
+    port: int,
+    factory: str = "model_server.app:create_app",
+) -> Proc:
+    # Exactly as the local stack runs a replica.
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", factory,
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--timeout-graceful-shutdown", "10",
+    ]  # fmt: skip
+    env = {
+        "MODEL_VERSION": version,
+        "MODEL_PATH": str(ARTIFACTS / version / "model.joblib"),
+    }
+    return procs.start(f"model-{host}", argv, env)

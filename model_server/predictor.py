@@ -12,6 +12,9 @@ from model_server.features import FEATURE_ORDER, encode_rows
 from model_server.schemas import ChurnPredictionRequest
 
 TOP_REASONS = 3
+# Risk tiers: low < 0.3 <= medium < 0.6 <= high.
+TIER_EDGES = np.array([0.3, 0.6])
+RISK_TIERS = ("low", "medium", "high")
 
 
 def risk_tier(probability: float) -> str:
@@ -36,29 +39,46 @@ class Predictor:
         probabilities = self.model.predict_proba(matrix)[:, 1]
         contributions = self._shap_values(matrix)
         # Stable sort so ties resolve in feature order, identically for batch and single calls.
-        order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
-        results = []
-        for i, probability in enumerate(probabilities.tolist()):
-            reasons = []
-            for j in order[i].tolist():
-                contribution = float(contributions[i, j])
-                reasons.append(
+        top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
+        rows = np.arange(len(matrix))[:, None]
+        top_contributions = contributions[rows, top]
+        # Everything per row is computed as whole arrays first: a 1,000-row batch then costs
+        # one Python loop that only assembles dicts.
+        features = np.asarray(FEATURE_ORDER, dtype=object)[top].tolist()
+        values = matrix[rows, top].tolist()
+        rounded = np.round(top_contributions, 4).tolist()
+        rising = (top_contributions > 0).tolist()
+        tiers = np.asarray(RISK_TIERS, dtype=object)[
+            np.searchsorted(TIER_EDGES, probabilities, side="right")
+        ].tolist()
+        version = self.version
+        return [
+            {
+                "churn_probability": probability,
+                "risk_tier": tier,
+                "top_reasons": [
                     {
-                        "feature": FEATURE_ORDER[j],
-                        "value": float(matrix[i, j]),
-                        "shap_contribution": round(contribution, 4),
-                        "direction": "increases_risk" if contribution > 0 else "decreases_risk",
+                        "feature": feature,
+                        "value": value,
+                        "shap_contribution": contribution,
+                        "direction": "increases_risk" if up else "decreases_risk",
                     }
-                )
-            results.append(
-                {
-                    "churn_probability": round(probability, 4),
-                    "risk_tier": risk_tier(probability),
-                    "top_reasons": reasons,
-                    "model_version": self.version,
-                }
+                    for feature, value, contribution, up in zip(
+                        row_features, row_values, row_rounded, row_rising, strict=True
+                    )
+                ],
+                "model_version": version,
+            }
+            for probability, tier, row_features, row_values, row_rounded, row_rising in zip(
+                np.round(probabilities, 4).tolist(),
+                tiers,
+                features,
+                values,
+                rounded,
+                rising,
+                strict=True,
             )
-        return results
+        ]
 
     def _shap_values(self, matrix: np.ndarray) -> np.ndarray:
         values = self.explainer.shap_values(matrix, check_additivity=False)

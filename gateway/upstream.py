@@ -166,6 +166,8 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.closed = False
         self.unsolicited = False  # a second answer began after ours: never reuse
+        self.used = False  # has carried a request before
+        self.answered = False  # some byte of an answer to the request in flight has arrived
         self.idle_since = 0.0
         # Timeouts of the request in flight (loop.time() values): the whole budget, and the read
         # timeout, which runs from the moment the request is written and restarts on every read.
@@ -185,6 +187,7 @@ class _Connection(asyncio.Protocol):
             # Bytes nobody asked for: the connection's state is unknown, so it cannot be reused.
             self.close()
             return
+        self.answered = True
         self.last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
@@ -317,19 +320,45 @@ class NativeUpstream:
         target = self.targets.get(url)
         if target is None:
             target = self._target(url)
-        loop = self.loop
-        deadline = loop.time() + timeout
-        conn = self._take_idle(target.key)
-        if conn is None:
-            conn = await self._open(target, url, deadline)
-
+        deadline = self.loop.time() + timeout
         parts = [target.head]
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
         parts += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
+        request = b"".join(parts)
 
+        conn = self._take_idle(target.key)
+        if conn is None:
+            conn = await self._open(target, url, deadline)
+        try:
+            reused = conn.used
+            try:
+                return await self._exchange(conn, request, deadline)
+            except _Disconnected:
+                if not reused or conn.answered:
+                    raise
+            # A kept-alive connection the replica closed as the request went out, before any
+            # byte of an answer (its idle timeout racing us): once more, on a new connection.
+            conn = await self._open(target, url, deadline)
+            return await self._exchange(conn, request, deadline)
+        except _Disconnected:
+            raise UpstreamFailure(
+                "protocol_error", f"{url}: connection closed before the whole answer"
+            ) from None
+        except TimeoutError:
+            raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
+        except httptools.HttpParserError as exc:
+            raise UpstreamFailure("protocol_error", f"{url}: bad HTTP answer: {exc}") from None
+
+    async def _exchange(
+        self, conn: _Connection, request: bytes, deadline: float
+    ) -> UpstreamResponse:
+        """One request on ``conn`` and its whole answer; the connection is kept or closed."""
+        loop = self.loop
         waiter = loop.create_future()
         conn.waiter = waiter
+        conn.used = True
+        conn.answered = False
         conn.status = 0
         conn.headers = []
         conn.body = []
@@ -339,7 +368,7 @@ class NativeUpstream:
         self.busy.add(conn)
         reusable = False
         try:
-            conn.transport.write(b"".join(parts))  # type: ignore[union-attr]
+            conn.transport.write(request)  # type: ignore[union-attr]
             conn.last_read = loop.time()
             conn.arm()  # a body too large to go out at once pauses the read timeout until it has
             response = await waiter
@@ -350,14 +379,6 @@ class NativeUpstream:
                 and not conn.writing_paused
                 and not conn.unsolicited
             )
-        except _Disconnected:
-            raise UpstreamFailure(
-                "protocol_error", f"{url}: connection closed before the whole answer"
-            ) from None
-        except TimeoutError:
-            raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
-        except httptools.HttpParserError as exc:
-            raise UpstreamFailure("protocol_error", f"{url}: bad HTTP answer: {exc}") from None
         finally:
             conn.disarm()
             conn.waiter = None
@@ -418,11 +439,16 @@ class NativeUpstream:
             try:
                 async with asyncio.timeout_at(deadline):
                     await waiter
-            except TimeoutError:
-                raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
-            finally:
-                if not waiter.done():
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled():
+                    # Woken for a free slot, then timed out or cancelled before taking it:
+                    # hand the wake-up on, or another waiter sleeps while a connection idles.
+                    self._wake(key)
+                else:
                     waiter.cancel()
+                if isinstance(exc, TimeoutError):
+                    raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
+                raise
             conn = self._take_idle(key)
             if conn is not None:
                 return conn

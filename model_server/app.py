@@ -85,7 +85,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         artifact = await anyio.to_thread.run_sync(load_artifact, settings.path, settings.version)
-        predictor = Predictor(artifact.model, settings.version)
+        # Builds the SHAP tables and compiles their kernels (seconds): off the event loop.
+        predictor = await anyio.to_thread.run_sync(Predictor, artifact.model, settings.version)
         # Warm up so the first real request does not pay for lazy SHAP/sklearn set-up.
         warm = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
         await anyio.to_thread.run_sync(predictor.predict, [warm])

@@ -1,0 +1,91 @@
+"""The compiled TreeSHAP gives shap.TreeExplainer's path-dependent values, batch and one row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import shap
+from sklearn.ensemble import GradientBoostingClassifier
+
+from model_server.predictor import Predictor
+from model_server.train import generate_dataset
+from model_server.treeshap import GradientBoostingTreeShap, is_supported
+
+VERSIONS = ["v2.3.1", "v2.4.0"]
+ROWS = 2_000
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    X, _ = generate_dataset(rows=ROWS, seed=4242)
+    return X
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def model(request: pytest.FixtureRequest, artifacts_dir: Path) -> GradientBoostingClassifier:
+    return joblib.load(artifacts_dir / request.param / "model.joblib")
+
+
+def reference(model: GradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+    values = shap.TreeExplainer(model).shap_values(X, check_additivity=False)
+    assert values.shape == X.shape
+    return values
+
+
+def test_matches_shap_on_a_batch(model: GradientBoostingClassifier, rows: np.ndarray) -> None:
+    explainer = GradientBoostingTreeShap(model)
+    ours = explainer.shap_values(rows)
+    assert ours.shape == rows.shape
+    assert np.allclose(ours, reference(model, rows), atol=1e-9, rtol=1e-7)
+
+
+def test_matches_shap_on_a_single_row(model: GradientBoostingClassifier, rows: np.ndarray) -> None:
+    explainer = GradientBoostingTreeShap(model)
+    row = rows[:1]
+    ours = explainer.shap_values(row)
+    assert ours.shape == (1, rows.shape[1])
+    assert np.allclose(ours, reference(model, row), atol=1e-9, rtol=1e-7)
+    # A 1-D row is one row, and serial (small) and parallel (large) kernels agree.
+    assert np.array_equal(explainer.shap_values(rows[0]), ours)
+    assert np.allclose(explainer.shap_values(rows)[:1], ours, atol=1e-12, rtol=0)
+
+
+def test_values_sum_to_the_log_odds(model: GradientBoostingClassifier, rows: np.ndarray) -> None:
+    explainer = GradientBoostingTreeShap(model)
+    X = rows[:200]
+    expected = shap.TreeExplainer(model).expected_value
+    total = explainer.shap_values(X).sum(axis=1) + expected
+    assert np.allclose(total, model.decision_function(X), atol=1e-9)
+
+
+def test_missing_values_follow_shap(model: GradientBoostingClassifier, rows: np.ndarray) -> None:
+    X = rows[:50].copy()
+    X[::3, 1] = np.nan
+    X[1::4, 5] = np.nan
+    ours = GradientBoostingTreeShap(model).shap_values(X)
+    assert np.allclose(ours, reference(model, X), atol=1e-9, rtol=1e-7)
+
+
+def test_empty_batch(model: GradientBoostingClassifier) -> None:
+    explainer = GradientBoostingTreeShap(model)
+    assert explainer.shap_values(np.zeros((0, model.n_features_in_))).shape == (
+        0,
+        model.n_features_in_,
+    )
+
+
+def test_predictor_uses_it(model: GradientBoostingClassifier) -> None:
+    assert is_supported(model)
+    assert Predictor(model, "test").fast_explainer is not None
+
+
+def test_multiclass_is_not_supported() -> None:
+    X, y = generate_dataset(rows=300, seed=1)
+    labels = (X[:, 0] > np.median(X[:, 0])).astype(int) + y
+    multiclass = GradientBoostingClassifier(n_estimators=3, max_depth=2).fit(X, labels)
+    assert not is_supported(multiclass)
+    with pytest.raises(ValueError):
+        GradientBoostingTreeShap(multiclass)

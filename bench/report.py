@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.tools import Tools
 
-# (name, what is compared, threshold, aim): see the issue and bench/README-performance.md.
+# (name, what is compared, threshold, aim): see bench/README.md.
 TRIVIAL_RATIO_BAR = 0.5
 TRIVIAL_RATIO_AIM = 0.8
 LATENCY_BAR_MS = 0.5

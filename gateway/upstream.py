@@ -8,7 +8,7 @@ Three clients, chosen in ``open_upstream`` and nowhere else; every client error 
   a general client's work (URL objects, cookie jars, header multidicts, payload registries, trace
   hooks, a timer context per request) is pure overhead. Profiled under wrk, aiohttp's request
   machinery was about 40% of a gateway process's CPU; this client does the same job in a few
-  percent (see bench/README-performance.md).
+  percent (see bench/README.md).
 - ``AiohttpUpstream``: the general client, kept as a fallback. Against httpx's default transport
   it costs about 9x less CPU a request (httpcore re-tries a failing ``import sniffio`` on every
   lock and rescans its pool on every request).

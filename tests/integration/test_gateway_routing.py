@@ -24,6 +24,7 @@ def wait_for_revision_change(url: str, old: str, timeout: float = 5.0) -> float:
 def test_split_follows_weights_and_tags_match_bodies(start_gateway) -> None:
     gw, _ = start_gateway(weights={"v2.3.1": 90, "v2.4.0": 10})
     result = asyncio.run(drive(f"http://{gw.address}", count=2000))
+    print(f"\nsplit of {result.sent} at 90/10: {dict(result.by_version)}")
     assert result.failed == 0, result.errors
     assert result.mismatched_tags == 0
     assert abs(result.share("v2.4.0") - 0.10) <= 0.02, result.by_version
@@ -36,6 +37,7 @@ def test_live_weight_edit_takes_effect(start_gateway) -> None:
     old = httpx.get(f"{url}/routing").json()["revision"]
     path.write_text(routing_yaml(HOSTS, weights={"v2.3.1": 50, "v2.4.0": 50}))
     took = wait_for_revision_change(url, old)
+    print(f"\nreload took effect {took:.2f}s after the save")
     assert took < 2.0
     result = asyncio.run(drive(url, count=2000))
     assert result.failed == 0, result.errors

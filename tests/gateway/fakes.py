@@ -1,4 +1,4 @@
-"""Fake replicas for unit tests: httpx.MockTransport handlers keyed by replica address."""
+"""Shared routing samples and fake replicas (httpx.MockTransport handlers) for gateway tests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,31 @@ from pathlib import Path
 import httpx
 
 from gateway.settings import GatewaySettings
+
+# The example from DESIGN.md, verbatim (comments included).
+DESIGN_EXAMPLE = """\
+service: streamflow-churn
+stable: v2.3.1                    # the version everything falls back to
+mode: canary                      # canary | blue_green
+versions:                         # every version and the replicas pinned to it
+  v2.3.1:
+    replicas: [http://model-v2-3-1-a:8000, http://model-v2-3-1-b:8000]
+  v2.4.0:
+    replicas: [http://model-v2-4-0-a:8000]
+canary:                           # used when mode: canary
+  weights: {v2.3.1: 95, v2.4.0: 5}   # percent; must sum to 100; 0 means 0
+  sticky_header: X-Customer-Id       # optional: the same key always gets the same version
+blue_green:                       # used when mode: blue_green
+  blue: v2.3.1
+  green: v2.4.0
+  live: blue                      # flip to green: every new request goes to green at once
+shadow:                           # optional: mirror a share of live traffic, compare, never return
+  version: v2.4.0
+  percent: 10
+pinning:                          # optional: clients may ask for a version with this header
+  header: X-Model-Version
+  allow: [v2.3.1, v2.4.0]
+"""
 
 ROUTING = """\
 service: streamflow-churn

@@ -7,31 +7,9 @@ import pytest
 import yaml
 
 from gateway.config import ConfigError, RoutingConfig, load_config, parse_config
+from tests.gateway.fakes import DESIGN_EXAMPLE
 
-# The example from DESIGN.md, verbatim (comments included).
-EXAMPLE = """\
-service: streamflow-churn
-stable: v2.3.1                    # the version everything falls back to
-mode: canary                      # canary | blue_green
-versions:                         # every version and the replicas pinned to it
-  v2.3.1:
-    replicas: [http://model-v2-3-1-a:8000, http://model-v2-3-1-b:8000]
-  v2.4.0:
-    replicas: [http://model-v2-4-0-a:8000]
-canary:                           # used when mode: canary
-  weights: {v2.3.1: 95, v2.4.0: 5}   # percent; must sum to 100; 0 means 0
-  sticky_header: X-Customer-Id       # optional: the same key always gets the same version
-blue_green:                       # used when mode: blue_green
-  blue: v2.3.1
-  green: v2.4.0
-  live: blue                      # flip to green: every new request goes to green at once
-shadow:                           # optional: mirror a share of live traffic, compare, never return
-  version: v2.4.0
-  percent: 10
-pinning:                          # optional: clients may ask for a version with this header
-  header: X-Model-Version
-  allow: [v2.3.1, v2.4.0]
-"""
+EXAMPLE = DESIGN_EXAMPLE
 WEIGHTS_LINE = 10
 
 

@@ -266,9 +266,8 @@ class Proxy:
         """The gateway error for a version that could not serve, naming it and why."""
         prefix = f"{after} failed and stable " if after else ("pinned " if pinned else "")
         if not failures:
-            return NoHealthyReplica(
-                f"{prefix}version {version} has no healthy replica", version=version
-            )
+            detail = f"{prefix}version {version} has no healthy replica with room for a request"
+            return NoHealthyReplica(detail, version=version)
         last = failures[-1]
         detail = f"{prefix}version {version}: every replica tried failed; last: {last.detail}"
         if last.cause == "timeout":

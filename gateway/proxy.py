@@ -34,7 +34,9 @@ log = logging.getLogger("gateway.proxy")
 # Label combinations come from routing.yaml and replica answers; cap the cache all the same.
 CHILD_CACHE_LIMIT = 4096
 
-# RFC 9110 hop-by-hop headers, plus those the proxy recomputes (host, content-length).
+# RFC 9110 hop-by-hop headers, plus those the proxy handles itself: host and content-length are
+# recomputed, and expect is answered by our server (the whole body is read before forwarding, so a
+# forwarded "Expect: 100-continue" would only draw an interim answer from the replica).
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -47,6 +49,7 @@ HOP_BY_HOP = frozenset(
         b"trailers",
         b"transfer-encoding",
         b"upgrade",
+        b"expect",
         b"host",
         b"content-length",
     }

@@ -236,6 +236,12 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
+            if 100 <= self.status < 200:
+                # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+                self.status = 0
+                self.headers = []
+                self.body = []
+                return
             self.keep_alive = self.parser.should_keep_alive()
             waiter.set_result(self._response())
 

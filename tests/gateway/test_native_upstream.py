@@ -208,6 +208,25 @@ async def test_content_length_answer(serve: Serve, upstreams: MakeUpstream) -> N
     assert response.body == b'{"ok": true}'
 
 
+async def test_interim_answers_are_skipped(serve: Serve, upstreams: MakeUpstream) -> None:
+    async def handler(peer: Peer) -> None:
+        while await peer.read_request() is not None:
+            await peer.send(
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                pause=0.01,
+            )
+
+    replica = await serve(handler)
+    upstream = upstreams()
+    for _ in range(2):  # and the connection stays usable
+        response = await post(upstream, replica.url())
+        assert (response.status, response.body) == (200, b"ok")
+        assert response.headers == [(b"Content-Length", b"2")]
+    assert replica.accepts == 1
+
+
 async def test_chunked_answer_split_across_reads(serve: Serve, upstreams: MakeUpstream) -> None:
     async def handler(peer: Peer) -> None:
         while await peer.read_request() is not None:

@@ -70,10 +70,16 @@ def test_hop_by_hop_headers_are_not_forwarded(client: TestClient, fakes: FakeRep
     response = client.post(
         "/predict",
         json=PAYLOAD,
-        headers={"Connection": "keep-alive, X-Secret", "TE": "trailers", "X-Trace": "t1"},
+        headers={
+            "Connection": "keep-alive, X-Secret",
+            "TE": "trailers",
+            "Expect": "100-continue",
+            "X-Trace": "t1",
+        },
     )
     sent = fakes.seen_headers[-1]
     assert "te" not in sent
+    assert "expect" not in sent
     assert sent["x-trace"] == "t1"
     assert "keep-alive" not in response.headers
     assert response.headers["X-Custom"] == "kept"

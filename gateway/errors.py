@@ -51,5 +51,7 @@ class UpstreamFailure(Exception):
 
     def __init__(self, cause: str, detail: str) -> None:
         super().__init__(detail)
-        self.cause = cause  # connect_error | timeout | status_5xx | protocol_error
+        # connect_error (refused, unreachable: 503), timeout (connect or read: 504),
+        # status_5xx, protocol_error (502)
+        self.cause = cause
         self.detail = detail

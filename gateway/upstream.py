@@ -76,7 +76,7 @@ class AiohttpUpstream:
                 data = await resp.read()
                 return UpstreamResponse(resp.status, list(resp.raw_headers), data)
         except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamFailure("connect_error", f"connect timeout to {url}") from exc
+            raise UpstreamFailure("timeout", f"connect timeout to {url}") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamFailure("timeout", f"no answer from {url} in time") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -113,7 +113,7 @@ class HttpxUpstream:
             async with asyncio.timeout(timeout):
                 resp = await self.client.post(url, content=body, headers=headers, timeout=limits)
         except httpx.ConnectTimeout as exc:
-            raise UpstreamFailure("connect_error", f"connect timeout to {url}") from exc
+            raise UpstreamFailure("timeout", f"connect timeout to {url}") from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise UpstreamFailure("timeout", f"no answer from {url} in time") from exc
         except httpx.ConnectError as exc:
@@ -473,7 +473,7 @@ class NativeUpstream:
             self.opened[key] -= 1
             self._wake(key)
             if connect_by < deadline:
-                raise UpstreamFailure("connect_error", f"connect timeout to {url}") from None
+                raise UpstreamFailure("timeout", f"connect timeout to {url}") from None
             raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
         except OSError as exc:
             self.opened[key] -= 1

@@ -619,3 +619,28 @@ async def test_aclose_closes_idle_and_busy_connections(
     await until(lambda: answering.open == 0 and stuck.open == 0)
     assert answering.accepts == 2
     assert all(peer.saw_eof for peer in answering.peers + stuck.peers)
+
+
+async def test_connect_timeout_is_a_timeout(upstreams: MakeUpstream) -> None:
+    # A listener whose accept queue is full drops further SYNs: connecting hangs, on loopback.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        caught = await failure(upstreams(connect_timeout=0.3), f"http://127.0.0.1:{port}/predict")
+        assert caught.cause == "timeout"
+        assert "connect timeout" in caught.detail
+        assert time.monotonic() - started < 1.5
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

@@ -24,18 +24,10 @@ from pathlib import Path
 
 import httpx
 
-CUSTOMER = {
-    "tenure": 14,
-    "monthly_charges": 89.5,
-    "total_charges": 1253.0,
-    "contract_type": "month-to-month",
-    "payment_method": "electronic_check",
-    "num_support_tickets": 3,
-    "internet_service": "fiber_optic",
-    "streaming_services": 2,
-    "paperless_billing": True,
-    "senior_citizen": False,
-}
+# The chapter's full payload, as shipped for curl users.
+CUSTOMER = json.loads(
+    (Path(__file__).resolve().parents[1] / "examples" / "customer.json").read_text()
+)
 MAX_REQUESTS = 50_000
 
 

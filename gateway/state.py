@@ -6,9 +6,8 @@ and finishes on the snapshot it started with.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.config import LoadedConfig
@@ -61,7 +60,6 @@ class ReloadError:
 class GatewayState:
     snapshot: Snapshot
     last_reload_error: ReloadError | None = None
-    started: float = field(default_factory=time.monotonic)
 
     def is_ready(self) -> bool:
         """A healthy replica exists for the live route (or for stable, which backs it)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,8 @@ def test_metrics_count_predictions(client: TestClient) -> None:
     ]
     assert sum(single) >= 1
     assert 'model_request_duration_seconds_count{endpoint="batch"}' in text
+
+
+def test_shipped_example_is_the_chapters_payload() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "customer.json"
+    assert json.loads(shipped.read_text()) == VALID

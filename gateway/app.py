@@ -29,7 +29,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewaySettings, load_settings
 from gateway.state import SHADOW_NOTE, GatewayState, Snapshot
 from gateway.upstream import open_upstream
 
@@ -80,7 +80,7 @@ def create_app(
     """Build one gateway. ``transport``/``health_transport`` let tests fake the replicas."""
     if settings is None:
         configure_logging()
-        settings = GatewaySettings()
+        settings = load_settings()
         try:
             loaded = load_config(settings.routing_file)
         except ConfigError as exc:

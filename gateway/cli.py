@@ -575,9 +575,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Imported here: the editing commands must not pay for (or depend on) the server stack.
     import uvicorn
 
+    from gateway.settings import load_settings
+
     if args.file is not None:
         # Through the environment so every worker process's settings see it.
         os.environ[ROUTING_FILE_ENV] = args.file
+    settings = load_settings()
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -585,8 +588,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
-        access_log=False,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        # uvicorn's httptools protocol with plain predictions short-cut (gateway/server.py).
+        http="gateway.server:GatewayProtocol",
     )
     return 0
 

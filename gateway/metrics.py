@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from gateway.pool import ReplicaState
@@ -17,19 +23,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter(
-            "gateway_requests",
-            "Client requests answered, by serving version, route reason and status.",
-            ["version", "reason", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "gateway_request_duration_seconds",
-            "Time from request to response, by serving version.",
-            ["version"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self.answered = AnsweredRequests(LATENCY_BUCKETS)
+        registry.register(self.answered)
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed tries against a replica, by version, replica and cause.",
@@ -60,6 +55,59 @@ class GatewayMetrics:
     def watch(self, state: Callable[[], GatewayState | None]) -> None:
         """Expose replica health, weights and revision, read from the live state at scrape."""
         self.registry.register(_StateCollector(state))
+
+
+class AnsweredRequests(Collector):
+    """gateway_requests_total and gateway_request_duration_seconds, tallied as plain numbers.
+
+    prometheus_client's Counter and Histogram validate labels and take a lock on every call; the
+    event loop is one thread, so per request this is two dict lookups and three additions, and
+    the families are built when Prometheus scrapes.
+    """
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.bounds = buckets
+        self.counts: dict[tuple[str, str, int], int] = {}
+        # version -> [count per bucket (the last is +Inf), sum of seconds]
+        self.latency: dict[str, list[float]] = {}
+
+    def record(self, version: str, reason: str, status: int, seconds: float) -> None:
+        key = (version, reason, status)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        tally = self.latency.get(version)
+        if tally is None:
+            tally = self.latency[version] = [0.0] * (len(self.bounds) + 2)
+        tally[bisect.bisect_left(self.bounds, seconds)] += 1  # le: a bound is inclusive
+        tally[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gateway_requests",
+            "Client requests answered, by serving version, route reason and status.",
+            labels=["version", "reason", "status"],
+        )
+        for (version, reason, status), count in sorted(self.counts.items()):
+            requests.add_metric([version, reason, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "gateway_request_duration_seconds",
+            "Time from request to response, by serving version.",
+            labels=["version"],
+        )
+        names = [_bound(b) for b in self.bounds] + ["+Inf"]
+        for version, tally in sorted(self.latency.items()):
+            cumulative, buckets = 0.0, []
+            for name, count in zip(names, tally[:-1], strict=True):
+                cumulative += count
+                buckets.append((name, cumulative))
+            latency.add_metric([version], buckets, sum_value=tally[-1])
+        yield latency
+
+
+def _bound(value: float) -> str:
+    """A bucket bound as prometheus_client writes it (0.001, 1.0, 10.0)."""
+    return repr(float(value))
 
 
 class _StateCollector(Collector):

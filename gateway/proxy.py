@@ -10,8 +10,8 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from gateway.errors import (
@@ -30,9 +30,6 @@ from gateway.state import GatewayState, Snapshot
 from gateway.upstream import Headers, Upstream, UpstreamResponse
 
 log = logging.getLogger("gateway.proxy")
-
-# Label combinations come from routing.yaml and replica answers; cap the cache all the same.
-CHILD_CACHE_LIMIT = 4096
 
 # RFC 9110 hop-by-hop headers, plus those the proxy handles itself: host and content-length are
 # recomputed, and expect is answered by our server (the whole body is read before forwarding, so a
@@ -67,6 +64,15 @@ REPLACED = HOP_BY_HOP | {
 }
 
 
+@dataclass(slots=True)
+class Answer:
+    """What the gateway answers one client request: status, headers (raw bytes), body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
 class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
@@ -88,31 +94,45 @@ class Proxy:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.request_budget_s = request_budget_s
-        # Metric children by label values: prometheus_client's labels() validates, converts and
-        # takes a lock on every call, which showed in profiles of the hot path.
-        self._requests: dict[tuple[str, str, int], Counter] = {}
-        self._latency: dict[str, Histogram] = {}
+        self.answered = metrics.answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry (tests, and requests the server does not short-circuit)."""
         start = time.perf_counter()
+        headers = scope["headers"]
+        try:
+            if declared_length(headers) > self.max_body_bytes:
+                raise self._too_large()
+            body = await self._read_body(receive)
+        except BodyTooLarge as exc:
+            answer = self._error(exc, self.state.snapshot, request_id_of(headers), start)
+        except ClientGone:
+            return  # nobody is left to answer; nothing was forwarded
+        else:
+            answer = await self.forward(scope["path"], headers, body, start)
+        start_message = {"type": "http.response.start", "status": answer.status}
+        await send({**start_message, "headers": answer.headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def forward(self, path: str, headers: Headers, body: bytes, start: float) -> Answer:
+        """One whole client request (lower-case header names, raw bytes) → the tagged answer.
+
+        ``start`` is the ``time.perf_counter()`` of the request's arrival.
+        """
         snap = self.state.snapshot  # this request finishes on this config, whatever reloads
         pin_header = snap.pin_header
         sticky_header = snap.sticky_header
         request_id = b""
         pin = sticky = None
-        # Forwarded as the server gave them (lower-case names, raw bytes): no decoding on the way.
+        # Forwarded as the server gave them: no decoding on the way.
         forward: Headers = []
-        declared_length = 0
-        for header in scope["headers"]:
+        for header in headers:
             name = header[0]
             if name == pin_header:
                 pin = header[1].decode("latin-1")
             if name == sticky_header:
                 sticky = header[1].decode("latin-1")
             if name in HOP_BY_HOP:
-                if name == b"content-length":
-                    value = header[1]
-                    declared_length = int(value) if value.isdigit() else 0
                 continue
             forward.append(header)
             if name == b"x-request-id":
@@ -122,50 +142,28 @@ class Proxy:
             forward.append((b"x-request-id", request_id))
 
         try:
-            if declared_length > self.max_body_bytes:
+            if len(body) > self.max_body_bytes:
                 raise self._too_large()
-            body = await self._read_body(receive)
             version, reason, fallback_from, resp = await self._route(
-                snap, scope["path"], body, forward, pin, sticky
+                snap, path, body, forward, pin, sticky
             )
         except GatewayError as exc:
-            await self._send_error(send, exc, snap, request_id, start)
-            return
-        except ClientGone:
-            return  # nobody is left to answer; nothing was forwarded
+            return self._error(exc, snap, request_id, start)
 
-        headers = [(k, v) for k, v in resp.headers if k.lower() not in REPLACED]
-        served = version.encode()
-        headers += [
-            (b"x-model-version", served),
+        answer = [(k, v) for k, v in resp.headers if k.lower() not in REPLACED]
+        answer += [
+            (b"x-model-version", version.encode()),
             (b"x-route-reason", reason.encode()),
             (b"x-routing-revision", snap.revision),
             (b"x-request-id", request_id),
             (b"content-length", str(len(resp.body)).encode()),
         ]
         if fallback_from is not None:
-            headers.append((b"x-fallback-from", fallback_from.encode()))
+            answer.append((b"x-fallback-from", fallback_from.encode()))
         elapsed = time.perf_counter() - start
-        headers.append((b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()))
-        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        await send({"type": "http.response.body", "body": resp.body})
-        self._count(version, reason, resp.status).inc()
-        latency = self._latency.get(version)
-        if latency is None:
-            latency = self.metrics.latency.labels(version)
-            if len(self._latency) < CHILD_CACHE_LIMIT:
-                self._latency[version] = latency
-        latency.observe(elapsed)
-
-    def _count(self, version: str, reason: str, status: int) -> Counter:
-        """The requests counter's child for these labels; ``labels()`` once per combination."""
-        key = (version, reason, status)
-        child = self._requests.get(key)
-        if child is None:
-            child = self.metrics.requests.labels(version, reason, str(status))
-            if len(self._requests) < CHILD_CACHE_LIMIT:
-                self._requests[key] = child
-        return child
+        answer.append((b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()))
+        self.answered.record(version, reason, resp.status, elapsed)
+        return Answer(resp.status, answer, resp.body)
 
     async def _route(
         self,
@@ -297,21 +295,33 @@ class Proxy:
             if not message.get("more_body", False):
                 return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
-    async def _send_error(
-        self, send: Send, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float
-    ) -> None:
+    def _error(self, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float) -> Answer:
         body = exc.body()
         elapsed = time.perf_counter() - start
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-routing-revision", snap.revision),
-            (b"x-request-id", request_id),
+            (b"x-request-id", request_id or new_request_id()),
             (b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()),
         ]
-        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        self._count(exc.version or "none", exc.error, exc.status).inc()
+        self.answered.record(exc.version or "none", exc.error, exc.status, elapsed)
+        return Answer(exc.status, headers, body)
+
+
+def declared_length(headers: Headers) -> int:
+    """The request's Content-Length, 0 when absent or not a number."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def request_id_of(headers: Headers) -> bytes:
+    for name, value in headers:
+        if name == b"x-request-id":
+            return value
+    return b""
 
 
 def new_request_id() -> bytes:

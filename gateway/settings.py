@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +36,15 @@ class GatewaySettings(BaseSettings):
     # general fallback, httpx where a test needs MockTransport.
     transport: Literal["native", "aiohttp", "httpx"] = "native"
     access_log: bool = False
+
+
+def load_settings() -> GatewaySettings:
+    """Settings from the environment; a bad variable stops the process with one line naming it."""
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GATEWAY_{'_'.join(str(part) for part in error['loc'][:1]).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise SystemExit(f"gateway refused to start: {problems}") from None

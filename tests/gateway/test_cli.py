@@ -524,9 +524,36 @@ def test_serve_runs_the_app_factory(monkeypatch: pytest.MonkeyPatch) -> None:
                 "log_level": "info",
                 "access_log": False,
                 "timeout_graceful_shutdown": 10,
+                "http": "gateway.server:GatewayProtocol",
             },
         )
     ]
+
+
+def test_serve_turns_the_access_log_on_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setenv("GATEWAY_ACCESS_LOG", "true")
+    assert cli.main(["serve"]) == 0
+    assert calls[0]["access_log"] is True
+
+
+def test_serve_refuses_a_bad_setting_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not start"))
+    monkeypatch.setenv("GATEWAY_READ_TIMEOUT_S", "soon")
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["serve"])
+    message = str(stopped.value.code)
+    assert message.startswith("gateway refused to start: GATEWAY_READ_TIMEOUT_S:")
+    assert "number" in message
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,6 @@ and skipping the framework's request/response objects is most of the gateway's s
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -62,6 +61,11 @@ REPLACED = HOP_BY_HOP | {
     b"date",
     b"server",
 }
+
+
+# The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
+UUID_FIXED_BITS = (0xF000 << 64) | (0xC000 << 48)
+UUID_V4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 
 @dataclass(slots=True)
@@ -150,7 +154,7 @@ class Proxy:
         except GatewayError as exc:
             return self._error(exc, snap, request_id, start)
 
-        answer = [(k, v) for k, v in resp.headers if k.lower() not in REPLACED]
+        answer = [header for header in resp.headers if header[0] not in REPLACED]
         answer += [
             (b"x-model-version", version.encode()),
             (b"x-route-reason", reason.encode()),
@@ -325,16 +329,18 @@ def request_id_of(headers: Headers) -> bytes:
 
 
 def new_request_id() -> bytes:
-    """``uuid.uuid4().hex``, without building a UUID object (it showed in profiles)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return raw.hex().encode()
+    """A random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex``.
+
+    Built from ``random.getrandbits``: an id to correlate logs needs uniqueness, not secrecy,
+    and a UUID object (or an os.urandom call) per request showed in profiles.
+    """
+    value = random.getrandbits(128) & ~UUID_FIXED_BITS | UUID_V4_BITS
+    return b"%032x" % value
 
 
 def replica_version(replica: Replica, resp: UpstreamResponse) -> str:
     """The version that actually served: the model's own header, else the replica's pin."""
     for name, value in resp.headers:
-        if name.lower() == b"x-model-version":
+        if name == b"x-model-version":
             return value.decode("latin-1")
     return replica.version

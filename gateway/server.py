@@ -15,6 +15,7 @@ Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gatewa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -83,12 +84,26 @@ class GatewayProtocol(HttpToolsProtocol):
         while app is not None and not isinstance(app, GatewayApp):
             app = getattr(app, "app", None)
         self.gateway: GatewayApp | None = app
+        # One keep-alive timer per connection, moved lazily: uvicorn arms a new one after every
+        # answer and cancels it on the next read, two timer operations per request.
+        self.keepalive_timer: asyncio.TimerHandle | None = None
+        self.idle_since: float | None = None  # None while a request is being read or answered
 
     # --- httptools callbacks ---
+
+    def on_message_begin(self) -> None:
+        # The ASGI scope is built in on_headers_complete, and only for requests that need one.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         exchange = self._short_cut()
         if exchange is None:
+            url, headers, expect = self.url, self.headers, self.expect_100_continue
+            super().on_message_begin()  # builds the scope, and resets what the parser gave
+            self.url, self.expect_100_continue = url, expect
+            self.headers = self.scope["headers"] = headers
             super().on_headers_complete()
             return
         previous = self.cycle
@@ -124,6 +139,45 @@ class GatewayProtocol(HttpToolsProtocol):
                 self._answer(cycle)
         else:
             super()._start_asgi_task(cycle, app)
+
+    # --- keep-alive ---
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this on every read: the connection is busy, no longer idle.
+        self.idle_since = None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, but arming the keep-alive timer only when none is pending.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self.idle_since = now = self.loop.time()
+        if self.keepalive_timer is None:
+            self.keepalive_timer = self.loop.call_at(
+                now + self.timeout_keep_alive, self._keepalive_due
+            )
+
+    def _keepalive_due(self) -> None:
+        self.keepalive_timer = None
+        idle_since = self.idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # busy: armed again when the answer is written
+        due = idle_since + self.timeout_keep_alive
+        if self.loop.time() >= due:
+            self.transport.close()
+        else:
+            self.keepalive_timer = self.loop.call_at(due, self._keepalive_due)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.keepalive_timer is not None:
+            self.keepalive_timer.cancel()
+            self.keepalive_timer = None
+        super().connection_lost(exc)
 
     # ---
 

@@ -11,7 +11,7 @@ import hashlib
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gateway.config import RoutingConfig
 
@@ -33,8 +33,9 @@ Health = Callable[[str], bool] | Collection[str]
 _HASH_PERSON = b"sf-sticky-v1"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    # A tuple, not a frozen dataclass: one is made per request, and a frozen dataclass's
+    # __init__ (object.__setattr__ per field) showed in profiles.
     version: str
     reason: Reason
     fallback_from: str | None = None
@@ -67,9 +68,12 @@ def _hash_prefix(version: str) -> bytes:
     return version.encode() + b"\x00"
 
 
+_TWO_TO_MINUS_52 = 1.0 / (1 << 52)  # exact: a power of two
+
+
 def _score(digest: bytes, weight: int) -> float:
     # Top 52 bits + 0.5 gives u strictly inside (0, 1), exactly representable, so log(u) < 0.
-    u = ((int.from_bytes(digest, "big") >> 12) + 0.5) / (1 << 52)
+    u = ((int.from_bytes(digest, "big") >> 12) + 0.5) * _TWO_TO_MINUS_52
     # -w / ln(u) is the weighted rendezvous score: P(version wins) = w / sum(w), and a key only
     # moves between two versions when the ratio of their weights changes in the mover's favour.
     return -weight / math.log(u)
@@ -91,6 +95,10 @@ class RoutingTable:
     cumulative: tuple[int, ...]
     # blake2b states already fed with each version's prefix; copied per sticky request.
     hashers: tuple[hashlib.blake2b, ...] = field(compare=False, repr=False)
+
+    @property
+    def scored(self) -> zip[tuple[str, int, hashlib.blake2b]]:
+        return zip(self.versions, self.weights, self.hashers, strict=True)
 
     @classmethod
     def from_config(cls, config: RoutingConfig) -> RoutingTable:
@@ -154,13 +162,18 @@ class RoutingTable:
 
     def pick_sticky(self, key: str) -> str:
         """The version a sticky key maps to, by weighted rendezvous hashing."""
+        if len(self.versions) == 1:
+            return self.versions[0]
         raw = key.encode()
         best = self.versions[0]
         best_score = -1.0
-        for name, weight, base in zip(self.versions, self.weights, self.hashers, strict=True):
+        log = math.log
+        for name, weight, base in self.scored:
             hasher = base.copy()
             hasher.update(raw)
-            score = _score(hasher.digest(), weight)
+            # _score, inlined: this loop runs for every sticky request.
+            u = ((int.from_bytes(hasher.digest(), "big") >> 12) + 0.5) * _TWO_TO_MINUS_52
+            score = -weight / log(u)
             if score > best_score:
                 best, best_score = name, score
         return best

@@ -44,6 +44,9 @@ class _Event:
 
 _NO_EVENT = _Event()
 
+# id(server_state.default_headers) -> (that list, its bytes); shared by the process's connections.
+_default_heads: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+
 
 class _Exchange:
     """One short-cut request. Has the attributes uvicorn's protocol reads on its request cycle
@@ -140,6 +143,16 @@ class GatewayProtocol(HttpToolsProtocol):
         else:
             super()._start_asgi_task(cycle, app)
 
+    def _default_head(self) -> bytes:
+        """uvicorn's default headers (date, server) as bytes; it swaps the list every second."""
+        headers = self.server_state.default_headers
+        cached = _default_heads.get(id(headers))
+        if cached is None or cached[0] is not headers:
+            _default_heads.clear()
+            text = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+            cached = _default_heads[id(headers)] = (headers, text)
+        return cached[1]
+
     # --- keep-alive ---
 
     def _unset_keepalive_if_required(self) -> None:
@@ -235,9 +248,7 @@ class GatewayProtocol(HttpToolsProtocol):
         transport = self.transport
         if exchange.disconnected or transport.is_closing():
             return
-        out = [STATUS_LINE[answer.status]]
-        for name, value in self.server_state.default_headers:
-            out += (name, b": ", value, b"\r\n")
+        out = [STATUS_LINE[answer.status], self._default_head()]
         for name, value in answer.headers:  # content-length included: Proxy always sets it
             out += (name, b": ", value, b"\r\n")
         if not exchange.keep_alive:

@@ -378,13 +378,17 @@ class NativeUpstream:
         conn.body = []
         conn.keep_alive = False
         conn.deadline = deadline
-        conn.read_timeout = self.read_timeout
+        conn.read_timeout = read_timeout = self.read_timeout
         self.busy.add(conn)
         reusable = False
         try:
             conn.transport.write(request)  # type: ignore[union-attr]
-            conn.last_read = loop.time()
-            conn.arm()  # a body too large to go out at once pauses the read timeout until it has
+            conn.last_read = now = loop.time()
+            # A body too large to go out at once pauses the read timeout until it has (arm()
+            # knows); otherwise the armed timer, if early enough, stays as it is.
+            due = min(deadline, now + read_timeout)
+            if conn.writing_paused or conn.timer is None or conn.timer_at > due:
+                conn.arm()
             response = await waiter
             # Reused only when the replica said keep-alive and took the whole request.
             reusable = (

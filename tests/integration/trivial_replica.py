@@ -66,8 +66,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Model-Version", self.version)
         self.send_header("X-Replica-Name", self.name)
         self.send_header("X-Request-Id", "set-by-the-replica")
-        self.send_header("Connection", "keep-alive")
-        self.send_header("Keep-Alive", "timeout=5")
+        if not self.close_connection:  # (http.server would take a "keep-alive" as an order)
+            self.send_header("Connection", "keep-alive")
+            self.send_header("Keep-Alive", "timeout=5")
         if error is not None:
             self.send_header("X-Replica-Error", error)
         self.end_headers()

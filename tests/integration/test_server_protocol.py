@@ -1,0 +1,760 @@
+"""The gateway's HTTP/1.1 server protocol (gateway/server.py) on the wire, with real processes.
+
+``python -m gateway serve`` (uvicorn with ``GatewayProtocol``) in front of two tiny replicas
+(tests/integration/trivial_replica.py). Plain ``POST /predict*`` requests take the protocol's
+short-cut to ``Proxy.forward``; chunked bodies, ``Expect: 100-continue``, query strings and bodies
+over the limit take uvicorn's ASGI path. Both must look the same to a client: keep-alive,
+pipelining order, ``Connection: close``, HTTP/1.0, disconnects and graceful shutdown.
+
+Requests are written on raw sockets and answers parsed with httptools, so what is checked is
+exactly what went over the wire (duplicate headers, interim answers, who closes the connection).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httptools
+import httpx
+import pytest
+
+from tests.integration.procs import REPO_ROOT, free_port, routing_yaml, wait_for
+
+MAX_BODY = 2000  # GATEWAY_MAX_BODY_BYTES of the gateways started here
+VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}
+STABLE = "v2.3.1"  # weights 100/0: every prediction goes to fake-a
+IO_TIMEOUT = 10.0  # the longest any one socket read waits
+KEEP_ALIVE_S = 5.0  # uvicorn's default timeout_keep_alive; gateway serve keeps it
+CUSTOMER = b'{"tenure": 12, "monthly_charges": 70.5}'
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+class Proc:
+    """A child process in its own process group; ``stop`` ends the whole group."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def start(self, log_dir: Path) -> Proc:
+        self.log_path = log_dir / f"{self.name}.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                env={**base, **self.env},
+                stdout=log,
+                stderr=log,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to the group, SIGKILL if it is still there after ``timeout`` s."""
+        popen = self.popen
+        if popen is None or popen.poll() is not None:
+            return
+        pgid = popen.pid  # a session leader: its pid is its group's id (not reaped yet here)
+        for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                popen.wait(wait_s)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def fake_replica(name: str, version: str) -> Proc:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.integration.trivial_replica", str(port), version, name]
+    return Proc(name, argv, {}, port)
+
+
+def gateway_serve(name: str, routing: Path, fakes: dict[str, Proc]) -> Proc:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gateway", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {
+        "GATEWAY_ROUTING_FILE": str(routing),
+        "GATEWAY_RESOLVE": json.dumps({f"{n}:8000": p.address for n, p in fakes.items()}),
+        "GATEWAY_HEALTH_INTERVAL_S": "0.2",
+        "GATEWAY_HEALTH_TIMEOUT_S": "1.0",
+        "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY),
+        "GATEWAY_ACCESS_LOG": "false",  # the short-cut is off while uvicorn logs every request
+    }
+    return Proc(name, argv, env, port)
+
+
+@pytest.fixture(scope="module")
+def proc_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("protocol-logs")
+
+
+@pytest.fixture(scope="module")
+def fakes(proc_log_dir: Path) -> Iterator[dict[str, Proc]]:
+    started: dict[str, Proc] = {}
+    try:
+        for version, names in VERSIONS.items():
+            for name in names:
+                started[name] = fake_replica(name, version).start(proc_log_dir)
+        for proc in started.values():
+            wait_for(f"{proc.url}/health", timeout=15)
+        yield started
+    finally:
+        for proc in started.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def routing_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("protocol-routing") / "routing.yaml"
+    path.write_text(routing_yaml(VERSIONS, weights={"v2.3.1": 100, "v2.4.0": 0}))
+    return path
+
+
+def start_gateway(name: str, routing: Path, fakes: dict[str, Proc], log_dir: Path) -> Proc:
+    proc = gateway_serve(name, routing, fakes).start(log_dir)
+    try:
+        wait_for(f"{proc.url}/ready", timeout=30)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+@pytest.fixture(scope="module")
+def gw(fakes: dict[str, Proc], routing_file: Path, proc_log_dir: Path) -> Iterator[Proc]:
+    """The gateway most tests share (one worker, so every connection meets the same process)."""
+    proc = start_gateway("gateway", routing_file, fakes, proc_log_dir)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def revision(gw: Proc) -> str:
+    return httpx.get(f"{gw.url}/routing", timeout=5).json()["revision"]
+
+
+# --- the wire -------------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    status: int = 0
+    headers: list[tuple[str, str]] = field(default_factory=list)  # names lower-cased
+    body: bytes = b""
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name]
+
+    def one(self, name: str) -> str:
+        values = self.all(name)
+        assert len(values) == 1, f"{name}: {values} in {self.headers}"
+        return values[0]
+
+    def json(self) -> dict[str, object]:
+        return json.loads(self.body)
+
+
+class Wire:
+    """One raw client connection to the gateway; answers parsed by httptools as they arrive."""
+
+    def __init__(self, address: str, timeout: float = IO_TIMEOUT) -> None:
+        host, port = address.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.timeout = timeout
+        self.parser = httptools.HttpResponseParser(self)
+        self.answers: deque[Answer] = deque()
+        self.current = Answer()
+        self.chunks: list[bytes] = []
+
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def send(self, *requests: bytes) -> None:
+        self.sock.sendall(b"".join(requests))
+
+    def read(self, timeout: float | None = None) -> Answer:
+        """The next whole answer (interim 1xx answers included, each as its own)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not self.answers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no whole answer in time")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the gateway closed the connection before a whole answer")
+            self.parser.feed_data(data)
+        return self.answers.popleft()
+
+    def closed_by_gateway(self, within: float = 3.0) -> bool:
+        """True once the gateway closes the connection (within ``within`` s, nothing else sent)."""
+        self.sock.settimeout(max(within, 0.05))
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+        assert not data, f"bytes after the last answer: {data[:200]!r}"
+        return True
+
+    def is_open(self) -> bool:
+        """Whether the gateway still holds the connection open (does not wait)."""
+        self.sock.setblocking(False)
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True
+        except ConnectionResetError:
+            return False
+        finally:
+            self.sock.settimeout(self.timeout)
+        assert not data, "unexpected bytes from the gateway"
+        return False
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.current = Answer()
+        self.chunks = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.current.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.current.body = b"".join(self.chunks)
+        self.answers.append(self.current)
+
+
+Headers = Sequence[tuple[str, str]]
+
+
+def request(
+    path: str = "/predict",
+    body: bytes | None = CUSTOMER,
+    headers: Headers = (),
+    *,
+    method: str = "POST",
+    version: str = "1.1",
+    content_length: int | None = None,
+) -> bytes:
+    """Raw request bytes; a Content-Length (the body's, or the one given) when there is a body."""
+    lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body) if content_length is None else content_length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+def chunked_head(path: str = "/predict", headers: Headers = ()) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Transfer-Encoding: chunked"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def json_of_size(size: int) -> bytes:
+    """A JSON object of exactly ``size`` bytes (at least 10)."""
+    body = b'{"pad":"' + b"x" * (size - 10) + b'"}'
+    assert len(body) == size
+    return body
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def assert_prediction(
+    answer: Answer,
+    revision: str,
+    *,
+    sent: bytes = CUSTOMER,
+    request_id: str | None = None,
+    path: str = "/predict",
+    keep_alive: bool = True,
+) -> None:
+    """A 200 from fake-a, tagged by the gateway, with the headers a client may rely on."""
+    assert answer.status == 200, (answer.status, answer.body[:300])
+    assert answer.one("x-model-version") == STABLE
+    assert answer.one("x-route-reason") == "weighted"
+    assert answer.one("x-routing-revision") == revision
+    rid = answer.one("x-request-id")  # the replica's own X-Request-Id must not show
+    if request_id is None:
+        assert re.fullmatch(r"[0-9a-f]{32}", rid), rid
+    else:
+        assert rid == request_id
+    assert float(answer.one("x-response-time-ms")) >= 0
+    assert int(answer.one("content-length")) == len(answer.body)
+    assert answer.one("content-type") == "application/json"
+    answer.one("date")  # the gateway's, not a second one from the replica
+    assert answer.one("server") == "uvicorn"
+    assert answer.one("x-replica-name") == "fake-a"  # replica headers do pass through
+    assert answer.all("keep-alive") == []  # hop-by-hop from the replica: not passed on
+    assert answer.all("transfer-encoding") == []
+    assert answer.all("connection") == ([] if keep_alive else ["close"])
+    seen = answer.json()
+    assert seen["model_version"] == STABLE
+    assert seen["request_id"] == rid  # the replica was sent the id the client sees
+    assert seen["path"] == path
+    assert seen["body_bytes"] == len(sent)
+    assert seen["body_sha256"] == sha256(sent)
+    assert seen["content_length"] == str(len(sent))
+    assert seen["transfer_encoding"] is None
+    assert seen["expect"] is None
+
+
+def assert_gateway_health(answer: Answer, *, keep_alive: bool = True) -> None:
+    assert answer.status == 200, (answer.status, answer.body[:300])
+    assert answer.json() == {"status": "healthy"}
+    assert int(answer.one("content-length")) == len(answer.body)
+    assert answer.all("x-model-version") == []
+    assert answer.all("connection") == ([] if keep_alive else ["close"])
+
+
+def assert_clean_log(proc: Proc) -> None:
+    log = proc.log()
+    for bad in ("Traceback", "unexpected error", "Exception in ASGI application"):
+        assert bad not in log, log[-3000:]
+
+
+# --- 1. keep-alive --------------------------------------------------------------------------
+
+
+def test_keep_alive_many_requests_on_one_connection(gw: Proc, revision: str) -> None:
+    with Wire(gw.address) as wire:
+        for i in range(6):
+            body = json_of_size(50 + 300 * i)
+            path = "/predict/batch" if i % 2 else "/predict"
+            wire.send(request(path, body, [("X-Request-Id", f"keep-{i}")]))
+            answer = wire.read()
+            assert_prediction(answer, revision, sent=body, request_id=f"keep-{i}", path=path)
+        # ASGI requests and short-cut ones take turns on the same connection.
+        wire.send(request("/health", None, method="GET"))
+        assert_gateway_health(wire.read())
+        wire.send(request("/predict?via=asgi", CUSTOMER, [("X-Request-Id", "keep-asgi")]))
+        assert_prediction(wire.read(), revision, request_id="keep-asgi")
+        wire.send(request())  # no X-Request-Id: the gateway makes one
+        assert_prediction(wire.read(), revision)
+        assert wire.is_open()
+
+
+def test_idle_connection_closed_after_keep_alive_timeout_busy_one_kept(
+    gw: Proc, revision: str
+) -> None:
+    with Wire(gw.address) as idle, Wire(gw.address) as busy:
+        start = time.monotonic()
+        for wire in (idle, busy):
+            wire.send(request())
+            assert_prediction(wire.read(), revision)
+
+        def at(seconds: float) -> None:
+            time.sleep(max(0.0, start + seconds - time.monotonic()))
+
+        # busy: a request at 3 s and at 6 s, each under the 5 s timeout after the one before.
+        at(3.0)
+        assert busy.is_open()
+        busy.send(request())
+        assert_prediction(busy.read(), revision)
+        at(KEEP_ALIVE_S - 0.6)
+        assert idle.is_open()  # idle for less than the timeout: still held
+        at(6.0)
+        assert idle.closed_by_gateway(within=0.5)  # idle since 0 s: closed at about 5 s
+        assert busy.is_open()  # its first answer was over 5 s ago, its last is not
+        busy.send(request())
+        assert_prediction(busy.read(), revision)
+
+
+# --- 2. pipelining --------------------------------------------------------------------------
+
+
+def test_pipelined_requests_are_answered_in_order(gw: Proc, revision: str) -> None:
+    batch = b'{"customers": [{"tenure": 1}, {"tenure": 2}]}'
+    with Wire(gw.address) as wire:
+        wire.send(
+            # The first is slow at the replica: the later ones must still wait for it.
+            request("/predict", CUSTOMER, [("X-Request-Id", "pipe-1"), ("X-Slow", "0.4")]),
+            request("/health", None, [("X-Request-Id", "pipe-2")], method="GET"),
+            request("/predict/batch", batch, [("X-Request-Id", "pipe-3")]),
+        )
+        first, second, third = wire.read(), wire.read(), wire.read()
+        assert_prediction(first, revision, request_id="pipe-1")
+        assert_gateway_health(second)
+        assert_prediction(third, revision, sent=batch, request_id="pipe-3", path="/predict/batch")
+        wire.send(request(headers=[("X-Request-Id", "pipe-after")]))
+        assert_prediction(wire.read(), revision, request_id="pipe-after")
+
+
+def test_pipelined_mix_of_both_paths_keeps_order(gw: Proc, revision: str) -> None:
+    chunked = chunked_head(headers=[("X-Request-Id", "mix-5")]) + chunk(CUSTOMER) + LAST_CHUNK
+    with Wire(gw.address) as wire:
+        wire.send(
+            # ASGI (query string) and slow first, then short-cut, ASGI, short-cut, ASGI.
+            request("/predict?a=1", CUSTOMER, [("X-Request-Id", "mix-1"), ("X-Slow", "0.4")]),
+            request("/predict", CUSTOMER, [("X-Request-Id", "mix-2"), ("X-Slow", "0.2")]),
+            request("/health", None, method="GET"),
+            request("/predict", CUSTOMER, [("X-Request-Id", "mix-4")]),
+            chunked,
+        )
+        answers = [wire.read() for _ in range(5)]
+        assert_prediction(answers[0], revision, request_id="mix-1")
+        assert_prediction(answers[1], revision, request_id="mix-2")
+        assert_gateway_health(answers[2])
+        assert_prediction(answers[3], revision, request_id="mix-4")
+        assert_prediction(answers[4], revision, request_id="mix-5")
+
+
+def test_pipelined_request_whose_body_arrives_late(gw: Proc, revision: str) -> None:
+    late = json_of_size(1500)
+    second = request("/predict", late, [("X-Request-Id", "late-2")])
+    cut = len(second) - 700
+    with Wire(gw.address) as wire:
+        first = request("/predict", CUSTOMER, [("X-Request-Id", "late-1"), ("X-Slow", "0.2")])
+        wire.send(first, second[:cut])  # the second's headers and part of its body
+        assert_prediction(wire.read(), revision, request_id="late-1")
+        with pytest.raises(TimeoutError):  # nothing to answer until the body is whole
+            wire.read(timeout=0.3)
+        wire.send(second[cut:])
+        assert_prediction(wire.read(), revision, sent=late, request_id="late-2")
+
+
+# --- 3. closing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (request(headers=[("Connection", "close")]), "prediction"),
+        (request("/predict?x=1", headers=[("Connection", "close")]), "prediction"),
+        (request(version="1.0"), "prediction"),
+        (request("/predict?x=1", version="1.0"), "prediction"),
+        (request(version="1.0", headers=[("Connection", "keep-alive")]), "prediction"),
+        (request("/health", None, [("Connection", "close")], method="GET"), "health"),
+        (request("/health", None, method="GET", version="1.0"), "health"),
+    ],
+    ids=[
+        "1.1-close",
+        "1.1-close-query",
+        "1.0",
+        "1.0-query",
+        "1.0-keep-alive-asked",
+        "1.1-close-health",
+        "1.0-health",
+    ],
+)
+def test_close_requested_or_http_1_0_closes_after_the_answer(
+    gw: Proc, revision: str, raw: bytes, kind: str
+) -> None:
+    with Wire(gw.address) as wire:
+        wire.send(raw)
+        answer = wire.read()
+        if kind == "prediction":
+            assert_prediction(answer, revision, keep_alive=False)
+        else:
+            assert_gateway_health(answer, keep_alive=False)
+        assert wire.closed_by_gateway(within=3.0)
+
+
+def test_connection_close_in_a_pipeline_ends_it_there(gw: Proc, revision: str) -> None:
+    with Wire(gw.address) as wire:
+        wire.send(
+            request(headers=[("X-Request-Id", "c-1")]),
+            request(headers=[("X-Request-Id", "c-2"), ("Connection", "close")]),
+            request(headers=[("X-Request-Id", "c-3")]),  # after the close: never answered
+        )
+        assert_prediction(wire.read(), revision, request_id="c-1")
+        assert_prediction(wire.read(), revision, request_id="c-2", keep_alive=False)
+        assert wire.closed_by_gateway(within=3.0)
+
+
+# --- 4. chunked bodies ----------------------------------------------------------------------
+
+
+def test_chunked_body_is_forwarded_whole(gw: Proc, revision: str) -> None:
+    body = json.dumps({"customers": [{"tenure": i, "plan": "premium"} for i in range(40)]})
+    data = body.encode()
+    assert len(data) < MAX_BODY
+    pieces = [data[i : i + 300] for i in range(0, len(data), 300)]
+    with Wire(gw.address) as wire:
+        wire.send(chunked_head("/predict/batch", [("X-Request-Id", "chunked-1")]))
+        for piece in pieces:  # arriving over time, in several reads
+            wire.send(chunk(piece))
+            time.sleep(0.02)
+        wire.send(LAST_CHUNK)
+        answer = wire.read()
+        # Forwarded with a Content-Length (the replica saw no Transfer-Encoding).
+        assert_prediction(
+            answer, revision, sent=data, request_id="chunked-1", path="/predict/batch"
+        )
+        # And the connection goes on.
+        wire.send(chunked_head() + chunk(CUSTOMER[:5]) + chunk(CUSTOMER[5:]) + LAST_CHUNK)
+        assert_prediction(wire.read(), revision)
+
+
+# --- 5. Expect: 100-continue ----------------------------------------------------------------
+
+
+def test_expect_100_continue_gets_interim_then_answer(gw: Proc, revision: str) -> None:
+    body = json_of_size(800)
+    expect = [("Expect", "100-continue"), ("X-Request-Id", "exp-1")]
+    head = request("/predict", b"", expect, content_length=len(body))
+    with Wire(gw.address) as wire:
+        wire.send(head)  # headers only: the body waits for the go-ahead
+        interim = wire.read(timeout=3.0)
+        assert interim.status == 100
+        assert interim.body == b""
+        wire.send(body)
+        assert_prediction(wire.read(), revision, sent=body, request_id="exp-1")
+        wire.send(request(headers=[("X-Request-Id", "exp-2")]))
+        assert_prediction(wire.read(), revision, request_id="exp-2")
+
+
+def test_expect_100_continue_over_the_limit_is_refused_at_once(gw: Proc) -> None:
+    head = request("/predict", b"", [("Expect", "100-continue")], content_length=MAX_BODY + 1)
+    with Wire(gw.address) as wire:
+        wire.send(head)
+        answer = wire.read(timeout=3.0)  # no 100 Continue for a body it will not take
+        assert answer.status == 413
+        assert answer.json()["error"] == "body_too_large"
+
+
+# --- 6. body limit --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [MAX_BODY - 1, MAX_BODY])
+def test_body_up_to_the_limit_is_forwarded(gw: Proc, revision: str, size: int) -> None:
+    body = json_of_size(size)
+    with Wire(gw.address) as wire:
+        for path in ("/predict", "/predict/batch"):
+            wire.send(request(path, body))
+            assert_prediction(wire.read(), revision, sent=body, path=path)
+
+
+def assert_too_large(answer: Answer) -> None:
+    assert answer.status == 413, (answer.status, answer.body[:300])
+    assert answer.one("content-type") == "application/json"
+    assert int(answer.one("content-length")) == len(answer.body)
+    assert answer.json() == {
+        "error": "body_too_large",
+        "detail": f"request body exceeds {MAX_BODY} bytes",
+    }
+    assert answer.all("x-model-version") == []
+    answer.one("x-request-id")
+
+
+def test_body_over_the_limit_gets_413(gw: Proc, revision: str) -> None:
+    with Wire(gw.address) as wire:
+        for size in (MAX_BODY + 1, 3 * MAX_BODY):
+            wire.send(request("/predict", json_of_size(size), [("X-Request-Id", f"big-{size}")]))
+            answer = wire.read()
+            assert_too_large(answer)
+            assert answer.one("x-request-id") == f"big-{size}"
+        # The refused bodies were read off the connection: the next request is understood.
+        wire.send(request(headers=[("X-Request-Id", "after-big")]))
+        assert_prediction(wire.read(), revision, request_id="after-big")
+
+
+def test_chunked_body_over_the_limit_gets_413(gw: Proc) -> None:
+    data = json_of_size(MAX_BODY + 500)
+    with Wire(gw.address) as wire:
+        wire.send(chunked_head(), *(chunk(data[i : i + 500]) for i in range(0, len(data), 500)))
+        wire.send(LAST_CHUNK)
+        assert_too_large(wire.read())
+
+
+# --- 7. query strings -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/predict?x=1", "/predict/batch?debug=true&x=2", "/predict?"])
+def test_query_string_is_answered_with_the_tags(gw: Proc, revision: str, path: str) -> None:
+    with Wire(gw.address) as wire:
+        wire.send(request(path, CUSTOMER, [("X-Request-Id", "query")]))
+        answer = wire.read()
+        assert_prediction(answer, revision, request_id="query", path=path.split("?")[0])
+
+
+# --- 8. clients that go away ----------------------------------------------------------------
+
+
+def test_client_disconnects_do_not_hurt_the_gateway(gw: Proc, revision: str) -> None:
+    slow = [("X-Slow", "0.8")]
+    abandoned = [
+        request("/predict", CUSTOMER, slow),  # short-cut, in flight at the replica
+        request("/predict?x=1", CUSTOMER, slow),  # ASGI, in flight at the replica
+        request("/predict", CUSTOMER, slow) + request(),  # a second one queued behind it
+        request("/predict", json_of_size(500))[:-300],  # gone halfway through the body
+        chunked_head() + chunk(CUSTOMER[:5]),  # gone halfway through a chunked body
+    ]
+    wires = [Wire(gw.address) for _ in abandoned]
+    try:
+        for wire, raw in zip(wires, abandoned, strict=True):
+            wire.send(raw)
+        time.sleep(0.2)
+        for i, wire in enumerate(wires):
+            if i % 2:  # some vanish with a reset rather than a FIN
+                wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            wire.sock.close()
+    finally:
+        for wire in wires:
+            wire.sock.close()
+    time.sleep(1.0)  # the replica answers the abandoned requests meanwhile
+
+    assert gw.popen is not None and gw.popen.poll() is None
+    for i in range(5):
+        with Wire(gw.address) as wire:
+            wire.send(request(headers=[("X-Request-Id", f"after-gone-{i}")]))
+            assert_prediction(wire.read(), revision, request_id=f"after-gone-{i}")
+    assert httpx.get(f"{gw.url}/ready", timeout=5).status_code == 200
+    assert_clean_log(gw)
+
+
+# --- 9. graceful shutdown -------------------------------------------------------------------
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(
+    fakes: dict[str, Proc], routing_file: Path, proc_log_dir: Path
+) -> None:
+    gw = start_gateway("gateway-sigterm", routing_file, fakes, proc_log_dir)
+    try:
+        revision = httpx.get(f"{gw.url}/routing", timeout=5).json()["revision"]
+        with (
+            Wire(gw.address) as short_cut,
+            Wire(gw.address) as asgi,
+            Wire(gw.address) as idle,
+        ):
+            idle.send(request())
+            assert_prediction(idle.read(), revision)
+            slow = [("X-Slow", "1.0"), ("X-Request-Id", "in-flight")]
+            short_cut.send(request("/predict", CUSTOMER, slow))
+            asgi.send(request("/predict?x=1", CUSTOMER, slow))
+            time.sleep(0.3)
+            assert gw.popen is not None
+            gw.popen.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+
+            # An idle keep-alive connection is closed at once; no new connection is accepted.
+            assert idle.closed_by_gateway(within=2.0)
+            time.sleep(0.1)
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", gw.port), timeout=2).close()
+
+            for wire in (short_cut, asgi):
+                answer = wire.read(timeout=5.0)
+                assert_prediction(answer, revision, request_id="in-flight", keep_alive=False)
+                assert wire.closed_by_gateway(within=3.0)
+            assert time.monotonic() - signalled >= 0.5  # they were in flight, not cut short
+
+        # uvicorn re-raises the signal once drained, so a clean stop shows as -SIGTERM.
+        assert gw.popen.wait(10) in (0, -signal.SIGTERM)
+        assert time.monotonic() - signalled < 10
+        log = gw.log()
+        assert "Application shutdown complete" in log, log[-3000:]
+        assert "Finished server process" in log, log[-3000:]
+        assert_clean_log(gw)
+    finally:
+        gw.stop()
+
+
+# --- 10. methods and bodies -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/predict", None),
+        ("GET", "/predict/batch", None),
+        ("PUT", "/predict", CUSTOMER),
+        ("DELETE", "/predict", None),
+        ("GET", "/predict?x=1", None),
+    ],
+)
+def test_other_methods_on_predict_get_405_json(
+    gw: Proc, method: str, path: str, body: bytes | None
+) -> None:
+    with Wire(gw.address) as wire:
+        wire.send(request(path, body, method=method))
+        answer = wire.read()
+        assert answer.status == 405, (answer.status, answer.body[:300])
+        assert answer.one("content-type") == "application/json"
+        assert int(answer.one("content-length")) == len(answer.body)
+        assert answer.json() == {"error": "method_not_allowed", "detail": "use POST"}
+        assert answer.all("x-model-version") == []
+        # Still a usable connection.
+        wire.send(request("/health", None, method="GET"))
+        assert_gateway_health(wire.read())
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch", "/predict?x=1"])
+def test_non_json_body_is_forwarded_and_the_replica_answer_passes(
+    gw: Proc, revision: str, path: str
+) -> None:
+    body = b"this is \x00 not JSON \xff at all"
+    with Wire(gw.address) as wire:
+        wire.send(request(path, body, [("X-Request-Id", "not-json")]))
+        answer = wire.read()
+        assert answer.status == 422, (answer.status, answer.body[:300])
+        assert answer.one("x-replica-error") == "not-json"
+        assert answer.one("x-model-version") == STABLE
+        assert answer.one("x-request-id") == "not-json"
+        assert int(answer.one("content-length")) == len(answer.body)
+        seen = answer.json()
+        assert seen["detail"] == "body is not JSON"
+        assert seen["body_bytes"] == len(body)
+        assert seen["body_sha256"] == sha256(body)  # the bytes arrived exactly as sent
+        # The replica's 4xx is the client's answer: not retried, not counted against it.
+        wire.send(request(headers=[("X-Request-Id", "json-again")]))
+        assert_prediction(wire.read(), revision, request_id="json-again")

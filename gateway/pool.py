@@ -8,7 +8,7 @@ the event loop, so no locks are needed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -103,28 +103,24 @@ class ReplicaPool:
             yield from group
 
     def has_healthy(self, version: str) -> bool:
-        return any(r.state is ReplicaState.HEALTHY for r in self.by_version.get(version, ()))
+        for replica in self.by_version.get(version, ()):  # a loop: any() over a generator is
+            if replica.state is ReplicaState.HEALTHY:  # slower, and this runs per request
+                return True
+        return False
 
-    def choose(self, version: str, exclude: Iterable[Replica] = ()) -> Replica | None:
+    def choose(self, version: str, exclude: Collection[Replica] = ()) -> Replica | None:
         """Fewest in-flight requests among healthy replicas under their cap; round robin on ties."""
-        group = self.by_version.get(version, ())
-        count = len(group)
-        if count == 0:
+        group = self.by_version.get(version)
+        if not group:
             return None
         start = self._next.get(version, 0)
-        self._next[version] = (start + 1) % count
-        cap = self.limits.max_inflight_per_replica
+        self._next[version] = start + 1 if start + 1 < len(group) else 0
         best: Replica | None = None
-        for i in range(count):
-            replica = group[(start + i) % count]
-            if (
-                replica.state is not ReplicaState.HEALTHY
-                or replica.inflight >= cap
-                or replica in exclude
-            ):
-                continue
-            if best is None or replica.inflight < best.inflight:
-                best = replica
+        fewest = self.limits.max_inflight_per_replica  # a replica at its cap is never chosen
+        healthy = ReplicaState.HEALTHY
+        for replica in group[start:] + group[:start] if start else group:
+            if replica.state is healthy and replica.inflight < fewest and replica not in exclude:
+                best, fewest = replica, replica.inflight
         return best
 
     # --- passive health (called by the proxy) ---

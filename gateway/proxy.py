@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.pool import Replica
 from gateway.routing import PinRejected
 from gateway.state import GatewayState, Snapshot
-from gateway.upstream import Headers, Upstream, UpstreamResponse
+from gateway.upstream import Headers, Upstream, UpstreamResponse, parse_head
 
 log = logging.getLogger("gateway.proxy")
 
@@ -63,6 +64,31 @@ REPLACED = HOP_BY_HOP | {
 }
 
 
+# Lines of a replica's answer head that the gateway drops (it writes its own where needed). Both
+# patterns anchor on the "\n" that ends the line before, so the head is matched as b"\n" + head:
+# a literal first character lets the regex engine skip ahead, where "^" in multiline mode is
+# tried at every byte.
+REPLACED_LINES = re.compile(
+    rb"\n(?:"
+    + b"|".join(re.escape(name) for name in sorted(REPLACED))
+    + rb")[ \t]*:[^\r\n]*\r(?=\n)",
+    re.IGNORECASE,
+)
+MODEL_VERSION_LINE = re.compile(rb"\nx-model-version[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r", re.I)
+TAGS = (
+    b"x-model-version: %s\r\nx-route-reason: %s\r\nx-routing-revision: %s\r\n"
+    b"x-request-id: %s\r\ncontent-length: %d\r\n"
+)
+ERROR_HEAD = (
+    b"content-type: application/json\r\ncontent-length: %d\r\nx-routing-revision: %s\r\n"
+    b"x-request-id: %s\r\nx-response-time-ms: %.2f\r\n"
+)
+
+# x-route-reason values, encoded once.
+REASONS = {
+    reason: reason.encode() for reason in ("weighted", "sticky", "pinned", "blue_green", "fallback")
+}
+
 # The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
 UUID_FIXED_BITS = (0xF000 << 64) | (0xC000 << 48)
 UUID_V4_BITS = (0x4000 << 64) | (0x8000 << 48)
@@ -70,11 +96,18 @@ UUID_V4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 @dataclass(slots=True)
 class Answer:
-    """What the gateway answers one client request: status, headers (raw bytes), body."""
+    """What the gateway answers one client request: status, header lines, body.
+
+    ``head`` holds b"name: value\r\n" lines, content-length included, ready for the wire.
+    """
 
     status: int
-    headers: Headers
+    head: bytes
     body: bytes
+
+    @property
+    def headers(self) -> Headers:
+        return parse_head(self.head)
 
 
 class ClientGone(Exception):
@@ -115,7 +148,7 @@ class Proxy:
         else:
             answer = await self.forward(scope["path"], headers, body, start)
         start_message = {"type": "http.response.start", "status": answer.status}
-        await send({**start_message, "headers": answer.headers})
+        await send({**start_message, "headers": answer.headers})  # type: ignore[typeddict-item]
         await send({"type": "http.response.body", "body": answer.body})
 
     async def forward(self, path: str, headers: Headers, body: bytes, start: float) -> Answer:
@@ -132,10 +165,10 @@ class Proxy:
         forward: Headers = []
         for header in headers:
             name = header[0]
-            if name == pin_header:
-                pin = header[1].decode("latin-1")
             if name == sticky_header:
-                sticky = header[1].decode("latin-1")
+                sticky = header[1]
+            elif name == pin_header:
+                pin = header[1].decode("latin-1")
             if name in HOP_BY_HOP:
                 continue
             forward.append(header)
@@ -154,20 +187,14 @@ class Proxy:
         except GatewayError as exc:
             return self._error(exc, snap, request_id, start)
 
-        answer = [header for header in resp.headers if header[0] not in REPLACED]
-        answer += [
-            (b"x-model-version", version.encode()),
-            (b"x-route-reason", reason.encode()),
-            (b"x-routing-revision", snap.revision),
-            (b"x-request-id", request_id),
-            (b"content-length", str(len(resp.body)).encode()),
-        ]
+        head = REPLACED_LINES.sub(b"", b"\n" + resp.head)[1:] if resp.head else b""
+        tags = TAGS % (version.encode(), REASONS[reason], snap.revision, request_id, len(resp.body))
         if fallback_from is not None:
-            answer.append((b"x-fallback-from", fallback_from.encode()))
+            tags += b"x-fallback-from: " + fallback_from.encode() + b"\r\n"
         elapsed = time.perf_counter() - start
-        answer.append((b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()))
+        tags += b"x-response-time-ms: %.2f\r\n" % (elapsed * 1000)
         self.answered.record(version, reason, resp.status, elapsed)
-        return Answer(resp.status, answer, resp.body)
+        return Answer(resp.status, head + tags, resp.body)
 
     async def _route(
         self,
@@ -176,7 +203,7 @@ class Proxy:
         body: bytes,
         headers: Headers,
         pin: str | None,
-        sticky: str | None,
+        sticky: bytes | None,
     ) -> tuple[str, str, str | None, UpstreamResponse]:
         """Decide, try the chosen version's replicas, fall back to stable; (version, reason...)."""
         try:
@@ -187,15 +214,26 @@ class Proxy:
             raise BadPin(str(exc), version=exc.asked) from None
         deadline = time.monotonic() + self.request_budget_s
         stable = snap.table.stable
-
-        if decision.fallback_from is not None:
-            # Routing already saw the chosen version has no healthy replica.
-            self.metrics.fallbacks.labels(
-                decision.fallback_from, stable, "no_healthy_replica"
-            ).inc()
+        version = decision.version
         failures: list[UpstreamFailure] = []
+        tried: list[Replica] = []
+
+        if decision.fallback_from is None:
+            # The common case in line (no retry loop, no extra coroutine): the first replica
+            # chosen answers. Anything else continues in _try_version with what happened here.
+            replica = snap.pool.choose(version)
+            if replica is not None:
+                tried.append(replica)
+                budget = self.request_budget_s  # all of it: nothing was tried yet
+                resp = await self._try_replica(snap, replica, path, body, headers, budget, failures)
+                if resp is not None:
+                    return replica_version(replica, resp), decision.reason, None, resp
+        else:
+            # Routing already saw the chosen version has no healthy replica.
+            cause = "no_healthy_replica"
+            self.metrics.fallbacks.labels(decision.fallback_from, stable, cause).inc()
         served = await self._try_version(
-            snap, decision.version, path, body, headers, deadline, failures
+            snap, version, path, body, headers, deadline, failures, tried
         )
         if served is not None:
             replica, resp = served
@@ -224,35 +262,53 @@ class Proxy:
         headers: Headers,
         deadline: float,
         failures: list[UpstreamFailure],
+        tried: list[Replica] | None = None,
     ) -> tuple[Replica, UpstreamResponse] | None:
         """Each healthy replica of ``version`` at most once, until one answers below 500."""
         pool = snap.pool
-        tried: list[Replica] = []
+        tried = [] if tried is None else tried
         while (replica := pool.choose(version, tried)) is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 failures.append(UpstreamFailure("timeout", "request time budget spent"))
                 return None
             tried.append(replica)
-            replica.inflight += 1
-            try:
-                resp = await self.upstream.post(replica.address + path, body, headers, remaining)
-            except UpstreamFailure as failure:
-                self._count_failure(snap, replica, failure)
-                failures.append(failure)
-                continue
-            finally:
-                replica.inflight -= 1
-            if resp.status >= 500:
-                # Predictions are idempotent, so a 5xx is retried elsewhere; a 4xx is the
-                # client's answer and passes through unchanged.
-                failure = UpstreamFailure("status_5xx", f"{replica.url} answered {resp.status}")
-                self._count_failure(snap, replica, failure)
-                failures.append(failure)
-                continue
-            pool.record_success(replica)
-            return replica, resp
+            resp = await self._try_replica(snap, replica, path, body, headers, remaining, failures)
+            if resp is not None:
+                return replica, resp
         return None
+
+    async def _try_replica(
+        self,
+        snap: Snapshot,
+        replica: Replica,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        remaining: float,
+        failures: list[UpstreamFailure],
+    ) -> UpstreamResponse | None:
+        """One try on one replica within ``remaining`` seconds: its answer below 500, or None
+        with the failure recorded."""
+        replica.inflight += 1
+        try:
+            resp = await self.upstream.post(replica.address + path, body, headers, remaining)
+        except UpstreamFailure as failure:
+            self._count_failure(snap, replica, failure)
+            failures.append(failure)
+            return None
+        finally:
+            replica.inflight -= 1
+        if resp.status >= 500:
+            # Predictions are idempotent, so a 5xx is retried elsewhere; a 4xx is the client's
+            # answer and passes through unchanged.
+            failure = UpstreamFailure("status_5xx", f"{replica.url} answered {resp.status}")
+            self._count_failure(snap, replica, failure)
+            failures.append(failure)
+            return None
+        if replica.consecutive_failures or replica.ejections:
+            snap.pool.record_success(replica)
+        return resp
 
     def _count_failure(self, snap: Snapshot, replica: Replica, failure: UpstreamFailure) -> None:
         self.metrics.upstream_errors.labels(replica.version, replica.url, failure.cause).inc()
@@ -302,15 +358,9 @@ class Proxy:
     def _error(self, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float) -> Answer:
         body = exc.body()
         elapsed = time.perf_counter() - start
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-routing-revision", snap.revision),
-            (b"x-request-id", request_id or new_request_id()),
-            (b"x-response-time-ms", f"{elapsed * 1000:.2f}".encode()),
-        ]
-        self.answered.record(exc.version or "none", exc.error, exc.status, elapsed)
-        return Answer(exc.status, headers, body)
+        request_id = request_id or new_request_id()
+        head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
+        return Answer(exc.status, head, body)
 
 
 def declared_length(headers: Headers) -> int:
@@ -340,7 +390,5 @@ def new_request_id() -> bytes:
 
 def replica_version(replica: Replica, resp: UpstreamResponse) -> str:
     """The version that actually served: the model's own header, else the replica's pin."""
-    for name, value in resp.headers:
-        if name == b"x-model-version":
-            return value.decode("latin-1")
-    return replica.version
+    found = MODEL_VERSION_LINE.search(b"\n" + resp.head)
+    return found[1].decode("latin-1") if found else replica.version

@@ -128,13 +128,14 @@ class RoutingTable:
         self,
         *,
         pin: str | None,
-        sticky_key: str | None,
+        sticky_key: str | bytes | None,
         roll: float,
         healthy: Health,
     ) -> Decision:
         """``pin``: value of the pinning header (None if absent). ``sticky_key``: value of the
-        sticky header (None if absent). ``roll``: uniform in [0, 1), used only when no sticky
-        key applies. ``healthy``: says whether a version has a healthy replica."""
+        sticky header (None if absent; the header's bytes, or text). ``roll``: uniform in
+        [0, 1), used only when no sticky key applies. ``healthy``: says whether a version has a
+        healthy replica."""
         if pin and self.pin_allowed is not None:
             if pin not in self.pin_allowed:
                 raise PinRejected(pin, self.pin_allowed_sorted)
@@ -160,11 +161,20 @@ class RoutingTable:
         # min() guards a roll of exactly 1.0 (or float rounding right at the top).
         return self.versions[min(i, len(self.versions) - 1)]
 
-    def pick_sticky(self, key: str) -> str:
-        """The version a sticky key maps to, by weighted rendezvous hashing."""
+    def pick_sticky(self, key: str | bytes) -> str:
+        """The version a sticky key maps to, by weighted rendezvous hashing.
+
+        A text key is hashed as UTF-8. Header bytes are decoded as Latin-1 first (what a header
+        value means in HTTP), so a key hashes the same whether it came as bytes or text.
+        """
         if len(self.versions) == 1:
             return self.versions[0]
-        raw = key.encode()
+        if isinstance(key, str):
+            raw = key.encode()
+        elif key.isascii():
+            raw = key  # the same bytes either way: no decode, no encode
+        else:
+            raw = key.decode("latin-1").encode()
         best = self.versions[0]
         best_score = -1.0
         log = math.log

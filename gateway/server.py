@@ -235,11 +235,8 @@ class GatewayProtocol(HttpToolsProtocol):
             answer = await proxy.forward(exchange.path, exchange.headers, data, exchange.start)
         except Exception:
             log.exception("unexpected error on %s", exchange.path)
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(INTERNAL_ERROR)).encode()),
-            ]
-            answer = Answer(500, headers, INTERNAL_ERROR)
+            head = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(INTERNAL_ERROR)
+            answer = Answer(500, head, INTERNAL_ERROR)
             exchange.keep_alive = False
         self._write(exchange, answer)
 
@@ -248,13 +245,12 @@ class GatewayProtocol(HttpToolsProtocol):
         transport = self.transport
         if exchange.disconnected or transport.is_closing():
             return
-        out = [STATUS_LINE[answer.status], self._default_head()]
-        for name, value in answer.headers:  # content-length included: Proxy always sets it
-            out += (name, b": ", value, b"\r\n")
-        if not exchange.keep_alive:
-            out.append(b"connection: close\r\n")
-        out += (b"\r\n", answer.body)
-        transport.write(b"".join(out))
+        # answer.head carries content-length: Proxy always sets it.
+        close = b"" if exchange.keep_alive else b"connection: close\r\n"
+        status = STATUS_LINE[answer.status]
+        transport.write(
+            b"".join((status, self._default_head(), answer.head, close, b"\r\n", answer.body))
+        )
         if not exchange.keep_alive:
             transport.close()
         self.on_response_complete()  # counts it; then the next pipelined request or keep-alive

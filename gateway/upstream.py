@@ -19,8 +19,10 @@ Three clients, chosen in ``open_upstream`` and nowhere else; every client error 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -31,6 +33,11 @@ import httpx
 
 from gateway.errors import UpstreamFailure
 
+# A replica's answer head larger than this is refused (the parser sets no limit of its own).
+MAX_HEAD_BYTES = 64 * 1024
+# A header that says where the body ends; without one, the body runs until the connection closes.
+FRAMED = re.compile(rb"^(?:content-length|transfer-encoding)[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
 # Forwarded request headers as the ASGI server gave them: lower-case names, raw bytes.
 Headers = list[tuple[bytes, bytes]]
 
@@ -38,8 +45,29 @@ Headers = list[tuple[bytes, bytes]]
 @dataclass(slots=True)
 class UpstreamResponse:
     status: int
-    headers: list[tuple[bytes, bytes]]  # names lower-cased, values as received
+    # The header lines as the replica sent them, b"Name: value\r\n" each (no status line, no
+    # blank line): the proxy edits them with one regular expression instead of a list per answer.
+    head: bytes
     body: bytes
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """(lower-case name, value) pairs, parsed from ``head`` (not used on the hot path)."""
+        return parse_head(self.head)
+
+
+def parse_head(head: bytes) -> list[tuple[bytes, bytes]]:
+    pairs = []
+    for line in head.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if sep:
+            pairs.append((name.strip().lower(), value.strip(b" \t")))
+    return pairs
+
+
+def head_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Header pairs as header lines, the form of ``UpstreamResponse.head``."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
 class Upstream(Protocol):
@@ -74,8 +102,7 @@ class AiohttpUpstream:
         try:
             async with self.session.post(url, data=body, headers=text, timeout=limits) as resp:
                 data = await resp.read()
-                headers = [(name.lower(), value) for name, value in resp.raw_headers]
-                return UpstreamResponse(resp.status, headers, data)
+                return UpstreamResponse(resp.status, head_lines(resp.raw_headers), data)
         except aiohttp.ConnectionTimeoutError as exc:
             raise UpstreamFailure("timeout", f"connect timeout to {url}") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -121,8 +148,7 @@ class HttpxUpstream:
             raise UpstreamFailure("connect_error", f"cannot connect to {url}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise UpstreamFailure("protocol_error", f"{url}: {type(exc).__name__}") from exc
-        headers = [(name.lower(), value) for name, value in resp.headers.raw]
-        return UpstreamResponse(resp.status_code, headers, resp.content)
+        return UpstreamResponse(resp.status_code, head_lines(resp.headers.raw), resp.content)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -164,7 +190,10 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # loop.time() the timer fires at
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        # Bytes of the answer until its head is complete (usually the first read, whole); the
+        # head is sliced out of them rather than collected header by header.
+        self.pending = b""
+        self.head: bytes | None = None
         self.body: list[bytes] = []
         self.keep_alive = False
         self.closed = False
@@ -192,12 +221,19 @@ class _Connection(asyncio.Protocol):
             return
         self.answered = True
         self.last_read = self.loop.time()
+        if self.head is None:
+            self.pending = self.pending + data if self.pending else data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.close()
             if not waiter.done():
                 waiter.set_exception(exc)
+            return
+        if self.head is None and len(self.pending) > MAX_HEAD_BYTES:
+            self.close()
+            if not waiter.done():
+                waiter.set_exception(httptools.HttpParserError("answer head too large"))
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -215,7 +251,7 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.status and self._reads_until_close():
+        if self._reads_until_close():
             waiter.set_result(self._response())  # no length given: the close ends the body
         else:
             waiter.set_exception(_Disconnected())
@@ -227,11 +263,21 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             self.unsolicited = True
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
-
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        buf = self.pending
+        start = 0
+        while buf.startswith(b"\r\n", start):  # the parser allows empty lines before an answer
+            start += 2
+        end = buf.find(b"\r\n\r\n", start)  # the parser checked the CRLFs: it is there
+        if 100 <= status < 200:
+            # An interim answer (100 Continue, 103 Early Hints) has no body; the real one
+            # follows, and may already be in this read.
+            self.pending = buf[end + 4 :]
+            return
+        self.status = status
+        self.head = buf[buf.find(b"\r\n", start) + 2 : end + 2]
+        self.pending = b""
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -239,11 +285,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            if 100 <= self.status < 200:
-                # An interim answer (100 Continue, 103 Early Hints): the real one follows.
-                self.status = 0
-                self.headers = []
-                self.body = []
+            if self.head is None:
+                self.body = []  # the end of an interim answer: the real one follows
                 return
             self.keep_alive = self.parser.should_keep_alive()
             waiter.set_result(self._response())
@@ -251,9 +294,8 @@ class _Connection(asyncio.Protocol):
     def _response(self) -> UpstreamResponse:
         body = self.body
         data = body[0] if len(body) == 1 else b"".join(body)
-        response = UpstreamResponse(self.status, self.headers, data)
-        self.headers = []  # anything parsed after this answer cannot leak into it
-        self.body = []
+        response = UpstreamResponse(self.status, self.head or b"", data)
+        self.body = []  # anything parsed after this answer cannot leak into it
         return response
 
     # --- timeouts ---
@@ -293,10 +335,7 @@ class _Connection(asyncio.Protocol):
     # ---
 
     def _reads_until_close(self) -> bool:
-        for name, _ in self.headers:
-            if name == b"content-length" or name == b"transfer-encoding":
-                return False
-        return True
+        return self.head is not None and FRAMED.search(self.head) is None
 
     def close(self) -> None:
         if self.timer is not None:
@@ -374,7 +413,8 @@ class NativeUpstream:
         conn.used = True
         conn.answered = False
         conn.status = 0
-        conn.headers = []
+        conn.pending = b""
+        conn.head = None
         conn.body = []
         conn.keep_alive = False
         conn.deadline = deadline

@@ -146,7 +146,7 @@ class Proxy:
         except ClientGone:
             return  # nobody is left to answer; nothing was forwarded
         else:
-            answer = await self.forward(scope["path"], headers, body, start)
+            answer = await self.forward(target_of(scope), headers, body, start)
         start_message = {"type": "http.response.start", "status": answer.status}
         await send({**start_message, "headers": answer.headers})  # type: ignore[typeddict-item]
         await send({"type": "http.response.body", "body": answer.body})
@@ -299,10 +299,11 @@ class Proxy:
             return None
         finally:
             replica.inflight -= 1
-        if resp.status >= 500:
+        if resp.status >= 500 or resp.status < 100:
             # Predictions are idempotent, so a 5xx is retried elsewhere; a 4xx is the client's
-            # answer and passes through unchanged.
-            failure = UpstreamFailure("status_5xx", f"{replica.url} answered {resp.status}")
+            # answer and passes through unchanged. A status below 100 is no HTTP answer at all.
+            cause = "status_5xx" if resp.status >= 500 else "protocol_error"
+            failure = UpstreamFailure(cause, f"{replica.url} answered status {resp.status}")
             self._count_failure(snap, replica, failure)
             failures.append(failure)
             return None
@@ -361,6 +362,14 @@ class Proxy:
         request_id = request_id or new_request_id()
         head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
         return Answer(exc.status, head, body)
+
+
+def target_of(scope: Scope) -> str:
+    """The request target to forward: the path as the client sent it, and its query string."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope["path"]
+    query = scope.get("query_string")
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def declared_length(headers: Headers) -> int:

@@ -96,6 +96,7 @@ class FakeReplicas:
     reported: dict[str, str] = field(default_factory=dict)  # address -> version /health reports
     calls: Counter[str] = field(default_factory=Counter)
     seen_headers: list[httpx.Headers] = field(default_factory=list)
+    seen_targets: list[str] = field(default_factory=list)  # path and query of each prediction
 
     def address(self, request: httpx.URL) -> str:
         return f"{request.host}:{request.port}"
@@ -104,6 +105,7 @@ class FakeReplicas:
         address = self.address(request.url)
         self.calls[address] += 1
         self.seen_headers.append(request.headers)
+        self.seen_targets.append(request.url.raw_path.decode())
         mode = self.behaviour.get(address, "ok")
         version = VERSION_OF[address]
         if mode == "down":

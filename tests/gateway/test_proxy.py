@@ -56,6 +56,15 @@ def test_batch_path_is_forwarded(client: TestClient) -> None:
     assert response.headers["X-Model-Version"] in {"v2.3.1", "v2.4.0"}
 
 
+def test_query_string_and_raw_path_are_forwarded(client: TestClient, fakes: FakeReplicas) -> None:
+    response = client.post("/predict?explain=full&n=3", json=PAYLOAD)
+    assert response.status_code == 200
+    assert fakes.seen_targets[-1] == "/predict?explain=full&n=3"
+    response = client.post("/predict/%62atch", json={"customers": [PAYLOAD]})
+    assert response.status_code == 200
+    assert fakes.seen_targets[-1] == "/predict/%62atch"
+
+
 def test_model_4xx_passes_through_unchanged_and_is_not_retried(
     client: TestClient, fakes: FakeReplicas
 ) -> None:

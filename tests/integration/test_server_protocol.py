@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httptools
@@ -326,9 +327,12 @@ def assert_prediction(
     sent: bytes = CUSTOMER,
     request_id: str | None = None,
     path: str = "/predict",
-    keep_alive: bool = True,
+    keep_alive: bool | None = True,
 ) -> None:
-    """A 200 from fake-a, tagged by the gateway, with the headers a client may rely on."""
+    """A 200 from fake-a, tagged by the gateway, with the headers a client may rely on.
+
+    ``keep_alive``: the answer must (not) say ``connection: close``; None: either.
+    """
     assert answer.status == 200, (answer.status, answer.body[:300])
     assert answer.one("x-model-version") == STABLE
     assert answer.one("x-route-reason") == "weighted"
@@ -341,12 +345,15 @@ def assert_prediction(
     assert float(answer.one("x-response-time-ms")) >= 0
     assert int(answer.one("content-length")) == len(answer.body)
     assert answer.one("content-type") == "application/json"
-    answer.one("date")  # the gateway's, not a second one from the replica
+    assert_date_is_now(answer)  # the gateway's, not a second one from the replica
     assert answer.one("server") == "uvicorn"
     assert answer.one("x-replica-name") == "fake-a"  # replica headers do pass through
     assert answer.all("keep-alive") == []  # hop-by-hop from the replica: not passed on
     assert answer.all("transfer-encoding") == []
-    assert answer.all("connection") == ([] if keep_alive else ["close"])
+    if keep_alive is not None:
+        assert answer.all("connection") == ([] if keep_alive else ["close"])
+    else:
+        assert answer.all("connection") in ([], ["close"])
     seen = answer.json()
     assert seen["model_version"] == STABLE
     assert seen["request_id"] == rid  # the replica was sent the id the client sees
@@ -358,9 +365,16 @@ def assert_prediction(
     assert seen["expect"] is None
 
 
+def assert_date_is_now(answer: Answer) -> None:
+    """One Date header, and a current one (uvicorn renews it every second)."""
+    date = parsedate_to_datetime(answer.one("date")).timestamp()
+    assert abs(date - time.time()) <= 5.0, answer.one("date")
+
+
 def assert_gateway_health(answer: Answer, *, keep_alive: bool = True) -> None:
     assert answer.status == 200, (answer.status, answer.body[:300])
     assert answer.json() == {"status": "healthy"}
+    assert_date_is_now(answer)
     assert int(answer.one("content-length")) == len(answer.body)
     assert answer.all("x-model-version") == []
     assert answer.all("connection") == ([] if keep_alive else ["close"])
@@ -368,7 +382,8 @@ def assert_gateway_health(answer: Answer, *, keep_alive: bool = True) -> None:
 
 def assert_clean_log(proc: Proc) -> None:
     log = proc.log()
-    for bad in ("Traceback", "unexpected error", "Exception in ASGI application"):
+    # "Exception in": uvicorn's "... ASGI application" and asyncio's "... callback".
+    for bad in ("Traceback", "unexpected error", "Exception in"):
         assert bad not in log, log[-3000:]
 
 
@@ -387,15 +402,15 @@ def test_keep_alive_many_requests_on_one_connection(gw: Proc, revision: str) -> 
         wire.send(request("/health", None, method="GET"))
         assert_gateway_health(wire.read())
         wire.send(request("/predict?via=asgi", CUSTOMER, [("X-Request-Id", "keep-asgi")]))
-        assert_prediction(wire.read(), revision, request_id="keep-asgi")
+        assert_prediction(wire.read(), revision, request_id="keep-asgi", path="/predict?via=asgi")
         wire.send(request())  # no X-Request-Id: the gateway makes one
         assert_prediction(wire.read(), revision)
         assert wire.is_open()
 
 
-def test_idle_connection_closed_after_keep_alive_timeout_busy_one_kept(
-    gw: Proc, revision: str
-) -> None:
+def test_keep_alive_timeout_counts_from_the_last_answer(gw: Proc, revision: str) -> None:
+    """uvicorn's 5 s idle timeout: an idle connection is closed, a busy one is not, and a busy
+    one is closed 5 s after its last answer, even when the timer came due mid-request."""
     with Wire(gw.address) as idle, Wire(gw.address) as busy:
         start = time.monotonic()
         for wire in (idle, busy):
@@ -405,18 +420,23 @@ def test_idle_connection_closed_after_keep_alive_timeout_busy_one_kept(
         def at(seconds: float) -> None:
             time.sleep(max(0.0, start + seconds - time.monotonic()))
 
-        # busy: a request at 3 s and at 6 s, each under the 5 s timeout after the one before.
         at(3.0)
         assert busy.is_open()
         busy.send(request())
         assert_prediction(busy.read(), revision)
         at(KEEP_ALIVE_S - 0.6)
         assert idle.is_open()  # idle for less than the timeout: still held
+        # In flight from 4.4 s to 5.2 s, across the moment its first answer's timeout is due.
+        busy.send(request(headers=[("X-Slow", "0.8")]))
+        assert_prediction(busy.read(), revision)
+        last_answer = time.monotonic() - start
         at(6.0)
         assert idle.closed_by_gateway(within=0.5)  # idle since 0 s: closed at about 5 s
         assert busy.is_open()  # its first answer was over 5 s ago, its last is not
-        busy.send(request())
-        assert_prediction(busy.read(), revision)
+        at(last_answer + KEEP_ALIVE_S - 0.6)
+        assert busy.is_open()
+        assert busy.closed_by_gateway(within=2.0)  # 5 s after its last answer
+    assert_clean_log(gw)
 
 
 # --- 2. pipelining --------------------------------------------------------------------------
@@ -451,11 +471,38 @@ def test_pipelined_mix_of_both_paths_keeps_order(gw: Proc, revision: str) -> Non
             chunked,
         )
         answers = [wire.read() for _ in range(5)]
-        assert_prediction(answers[0], revision, request_id="mix-1")
+        assert_prediction(answers[0], revision, request_id="mix-1", path="/predict?a=1")
         assert_prediction(answers[1], revision, request_id="mix-2")
         assert_gateway_health(answers[2])
         assert_prediction(answers[3], revision, request_id="mix-4")
         assert_prediction(answers[4], revision, request_id="mix-5")
+
+
+def test_long_pipeline_is_answered_in_order(gw: Proc, revision: str) -> None:
+    count = 30
+    requests = []
+    for i in range(count):
+        path = ["/predict", "/predict/batch", "/predict?q=1"][i % 3]
+        requests.append(request(path, json_of_size(20 + i), [("X-Request-Id", f"long-{i}")]))
+    with Wire(gw.address) as wire:
+        wire.send(*requests)
+        for i in range(count):
+            path = ["/predict", "/predict/batch", "/predict?q=1"][i % 3]
+            sent = json_of_size(20 + i)
+            assert_prediction(wire.read(), revision, sent=sent, request_id=f"long-{i}", path=path)
+        assert wire.is_open()
+
+
+def test_request_trickling_in_a_few_bytes_at_a_time(gw: Proc, revision: str) -> None:
+    raw = request("/predict/batch", json_of_size(300), [("X-Request-Id", "trickle")])
+    with Wire(gw.address) as wire:
+        wire.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(raw), 7):  # about 70 writes, every part of the request split
+            wire.send(raw[i : i + 7])
+            time.sleep(0.002)
+        answer = wire.read()
+        sent = json_of_size(300)
+        assert_prediction(answer, revision, sent=sent, request_id="trickle", path="/predict/batch")
 
 
 def test_pipelined_request_whose_body_arrives_late(gw: Proc, revision: str) -> None:
@@ -478,11 +525,11 @@ def test_pipelined_request_whose_body_arrives_late(gw: Proc, revision: str) -> N
 @pytest.mark.parametrize(
     ("raw", "kind"),
     [
-        (request(headers=[("Connection", "close")]), "prediction"),
-        (request("/predict?x=1", headers=[("Connection", "close")]), "prediction"),
-        (request(version="1.0"), "prediction"),
-        (request("/predict?x=1", version="1.0"), "prediction"),
-        (request(version="1.0", headers=[("Connection", "keep-alive")]), "prediction"),
+        (request(headers=[("Connection", "close")]), "/predict"),
+        (request("/predict?x=1", headers=[("Connection", "close")]), "/predict?x=1"),
+        (request(version="1.0"), "/predict"),
+        (request("/predict?x=1", version="1.0"), "/predict?x=1"),
+        (request(version="1.0", headers=[("Connection", "keep-alive")]), "/predict"),
         (request("/health", None, [("Connection", "close")], method="GET"), "health"),
         (request("/health", None, method="GET", version="1.0"), "health"),
     ],
@@ -502,8 +549,8 @@ def test_close_requested_or_http_1_0_closes_after_the_answer(
     with Wire(gw.address) as wire:
         wire.send(raw)
         answer = wire.read()
-        if kind == "prediction":
-            assert_prediction(answer, revision, keep_alive=False)
+        if kind != "health":  # a prediction, forwarded to this target
+            assert_prediction(answer, revision, keep_alive=False, path=kind)
         else:
             assert_gateway_health(answer, keep_alive=False)
         assert wire.closed_by_gateway(within=3.0)
@@ -619,12 +666,25 @@ def test_chunked_body_over_the_limit_gets_413(gw: Proc) -> None:
 # --- 7. query strings -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/predict?x=1", "/predict/batch?debug=true&x=2", "/predict?"])
-def test_query_string_is_answered_with_the_tags(gw: Proc, revision: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "forwarded_to"),
+    [
+        # The query string goes to the replica too, and the path as the client spelled it.
+        ("/predict?x=1", "/predict?x=1"),
+        ("/predict/batch?debug=true&x=2", "/predict/batch?debug=true&x=2"),
+        ("/predict?", "/predict"),
+        # Other spellings of the same paths, which the short-cut leaves to the ASGI path.
+        ("http://127.0.0.1/predict", "/predict"),
+        ("/%70redict/batch", "/%70redict/batch"),
+    ],
+)
+def test_query_string_is_answered_with_the_tags(
+    gw: Proc, revision: str, path: str, forwarded_to: str
+) -> None:
     with Wire(gw.address) as wire:
         wire.send(request(path, CUSTOMER, [("X-Request-Id", "query")]))
         answer = wire.read()
-        assert_prediction(answer, revision, request_id="query", path=path.split("?")[0])
+        assert_prediction(answer, revision, request_id="query", path=forwarded_to)
 
 
 # --- 8. clients that go away ----------------------------------------------------------------
@@ -674,6 +734,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
         with (
             Wire(gw.address) as short_cut,
             Wire(gw.address) as asgi,
+            Wire(gw.address) as queued,
             Wire(gw.address) as idle,
         ):
             idle.send(request())
@@ -681,6 +742,11 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
             slow = [("X-Slow", "1.0"), ("X-Request-Id", "in-flight")]
             short_cut.send(request("/predict", CUSTOMER, slow))
             asgi.send(request("/predict?x=1", CUSTOMER, slow))
+            # One in flight and one pipelined behind it, not started when the signal comes.
+            queued.send(
+                request("/predict", CUSTOMER, [("X-Slow", "0.8"), ("X-Request-Id", "q-1")]),
+                request("/predict/batch", CUSTOMER, [("X-Request-Id", "q-2")]),
+            )
             time.sleep(0.3)
             assert gw.popen is not None
             gw.popen.send_signal(signal.SIGTERM)
@@ -692,10 +758,18 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection(("127.0.0.1", gw.port), timeout=2).close()
 
-            for wire in (short_cut, asgi):
+            for wire, path in ((short_cut, "/predict"), (asgi, "/predict?x=1")):
                 answer = wire.read(timeout=5.0)
-                assert_prediction(answer, revision, request_id="in-flight", keep_alive=False)
+                assert_prediction(
+                    answer, revision, request_id="in-flight", path=path, keep_alive=False
+                )
                 assert wire.closed_by_gateway(within=3.0)
+            assert_prediction(queued.read(timeout=5.0), revision, request_id="q-1", keep_alive=None)
+            last = queued.read(timeout=5.0)
+            assert_prediction(
+                last, revision, request_id="q-2", path="/predict/batch", keep_alive=False
+            )
+            assert queued.closed_by_gateway(within=3.0)
             assert time.monotonic() - signalled >= 0.5  # they were in flight, not cut short
 
         # uvicorn re-raises the signal once drained, so a clean stop shows as -SIGTERM.
@@ -758,3 +832,33 @@ def test_non_json_body_is_forwarded_and_the_replica_answer_passes(
         # The replica's 4xx is the client's answer: not retried, not counted against it.
         wire.send(request(headers=[("X-Request-Id", "json-again")]))
         assert_prediction(wire.read(), revision, request_id="json-again")
+
+
+# --- a replica that misbehaves --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gw_odd(fakes: dict[str, Proc], routing_file: Path, proc_log_dir: Path) -> Iterator[Proc]:
+    """A gateway of its own: what it logs here must not show in the shared one's log."""
+    proc = start_gateway("gateway-odd-replica", routing_file, fakes, proc_log_dir)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict?x=1"], ids=["short-cut", "asgi"])
+@pytest.mark.parametrize("status_line", ["HTTP/1.1 099 Odd", "HTTP/1.1 000 Zero"])
+def test_replica_status_below_100_is_a_bad_upstream(
+    gw_odd: Proc, path: str, status_line: str
+) -> None:
+    """httptools parses a 3-digit status below 100; no client should get it, or get nothing."""
+    with Wire(gw_odd.address, timeout=5.0) as wire:
+        wire.send(request(path, CUSTOMER, [("X-Status-Line", status_line)]))
+        answer = wire.read()  # not a hang (short-cut) nor a closed connection (ASGI path)
+        assert answer.status == 502, (answer.status, answer.body[:300])
+        assert answer.json()["error"] == "bad_upstream"
+        # A good answer resets the replica's failure count: the next odd status meets the
+        # same replica again, not one ejected for failing three times in a row.
+        wire.send(request(path, CUSTOMER))
+        assert wire.read().status == 200

@@ -5,9 +5,10 @@
 GET /health answers ``{"status": "healthy", "model_version": VERSION}``. Any POST answers JSON
 describing what arrived (path, body length and sha256, a few request headers), tagged with
 ``X-Model-Version``; a body that is not JSON gets a 422 of its own. ``X-Slow: SECONDS`` (at most
-5) delays the answer. Every answer also carries headers a gateway must not pass on as they are:
-its own Date and Server (http.server adds them), hop-by-hop Connection/Keep-Alive, and an
-``X-Request-Id`` of its own.
+5) delays the answer; ``X-Status-Line: LINE`` answers with that raw status line instead of 200.
+Every other answer also carries headers a gateway must not pass on as they are: its own Date
+and Server (http.server adds them), hop-by-hop Connection/Keep-Alive, and an ``X-Request-Id`` of
+its own.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ class Handler(BaseHTTPRequestHandler):
             "transfer_encoding": self.headers.get("Transfer-Encoding"),
             "expect": self.headers.get("Expect"),
         }
+        status_line = self.headers.get("X-Status-Line")
+        if status_line:  # a misbehaving replica: the status line exactly as asked
+            data = json.dumps({"model_version": self.version, **seen}).encode()
+            head = f"{status_line}\r\nContent-Type: application/json\r\n"
+            head += f"Content-Length: {len(data)}\r\nX-Model-Version: {self.version}\r\n\r\n"
+            self.wfile.write(head.encode("latin-1") + data)
+            return
         try:
             json.loads(body)
         except ValueError:

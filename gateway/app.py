@@ -1,7 +1,8 @@
 """App factory of one gateway process.
 
 uvicorn --factory gateway.app:create_app     (settings from GATEWAY_* variables)
-python -m gateway serve                       (the same, with workers and sane defaults)
+python -m gateway serve                       (the same, with workers, sane defaults, and the
+                                               server protocol of gateway/server.py)
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class GatewayApp(FastAPI):
     """FastAPI for the status endpoints; POST /predict and /predict/batch go straight to the proxy.
 
     Intercepting in ``__call__``, before Starlette's middleware stack and router, keeps the
-    framework's per-request cost off the hot path while the app stays a FastAPI instance.
+    framework's per-request cost off this path while the app stays a FastAPI instance. Under
+    ``gateway serve`` most prediction requests do not even get here: the server protocol hands
+    them to the proxy itself (gateway/server.py).
     """
 
     proxy: Proxy | None = None  # set by the lifespan once the upstream client is open

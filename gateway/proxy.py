@@ -1,7 +1,8 @@
 """Forwarding: one client request → routing decision → a replica (retries, fallback) → tags.
 
-A bare ASGI callable rather than a FastAPI route: the hot path never parses prediction bodies,
-and skipping the framework's request/response objects is most of the gateway's speed.
+``Proxy.forward`` takes the request's bytes and returns the answer's; the gateway's server
+protocol (gateway/server.py) calls it directly for plain prediction requests, and the ASGI
+``__call__`` serves the rest. Prediction bodies are never parsed: they pass through as bytes.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class ClientGone(Exception):
 
 
 class Proxy:
-    """ASGI handler for POST /predict and /predict/batch."""
+    """POST /predict and /predict/batch: ``forward`` (bytes in, answer out) and an ASGI entry."""
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
 from gateway.metrics import GatewayMetrics
+from gateway.metrics_share import SharedCounters
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
@@ -101,7 +102,19 @@ def create_app(
     state = GatewayState(snapshot=build(loaded))
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
-    metrics.watch(lambda: state)
+    gauges = metrics.watch(lambda: state)
+    exposed = registry  # what /metrics reports
+    shared: SharedCounters | None = None
+    if settings.metrics_dir is not None:
+        # Several workers on one port: counts summed over every worker's snapshot file, then
+        # this worker's own view of the replicas (gauges, which do not add up).
+        try:
+            shared = SharedCounters(settings.metrics_dir, metrics.counted())
+        except OSError as exc:
+            sys.exit(f"gateway refused to start: GATEWAY_METRICS_DIR: {exc}")
+        exposed = CollectorRegistry()
+        exposed.register(shared)
+        exposed.register(gauges)
 
     @asynccontextmanager
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
@@ -144,6 +157,9 @@ def create_app(
             asyncio.create_task(checker.run(settings.health_interval_s)),
             asyncio.create_task(reloader.run(settings.reload_interval_s)),
         ]
+        if shared is not None:
+            shared.write()  # this worker is in the sum from the start
+            loops.append(asyncio.create_task(shared.run()))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, reloader.request)
@@ -155,6 +171,9 @@ def create_app(
             for task in [*loops, *background]:
                 task.cancel()
             await asyncio.gather(*loops, *background, return_exceptions=True)
+            if shared is not None:
+                # uvicorn has finished the in-flight requests by now: the file gets them all.
+                shared.write()
             app.proxy = None
             await upstream.aclose()
             await health_client.aclose()
@@ -187,7 +206,7 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,10 +12,11 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ STATUS_TIMEOUT_S = 3.0
 # Same variable the gateway reads (GatewaySettings.routing_file), so inside a gateway container
 # the CLI edits the file the gateway serves without repeating --file.
 ROUTING_FILE_ENV = "GATEWAY_ROUTING_FILE"
+METRICS_DIR_ENV = "GATEWAY_METRICS_DIR"
 
 
 class CommandError(Exception):
@@ -581,19 +583,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Through the environment so every worker process's settings see it.
         os.environ[ROUTING_FILE_ENV] = args.file
     settings = load_settings()
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=10,
-        # uvicorn's httptools protocol with plain predictions short-cut (gateway/server.py).
-        http="gateway.server:GatewayProtocol",
-    )
+    with _metrics_dir(settings.metrics_dir, args.workers):
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=settings.access_log,
+            timeout_graceful_shutdown=10,
+            # uvicorn's httptools protocol with plain predictions short-cut (gateway/server.py).
+            http="gateway.server:GatewayProtocol",
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_dir(configured: Path | None, workers: int) -> Iterator[None]:
+    """The directory where the workers share their counters (gateway/metrics_share.py).
+
+    The operator's own (GATEWAY_METRICS_DIR) is kept, minus the snapshots of an earlier run,
+    which would otherwise add into this one's counters. Unset with several workers: a private
+    one for this run, handed to the workers through the environment and removed at exit. One
+    worker and none set: nothing to share.
+    """
+    from gateway.metrics_share import remove_snapshots
+
+    if configured is not None:
+        try:
+            configured.mkdir(parents=True, exist_ok=True)
+            remove_snapshots(configured)
+        except OSError as exc:
+            raise CommandError(f"gateway refused to start: {METRICS_DIR_ENV}: {exc}") from None
+        yield
+        return
+    if workers <= 1:
+        yield
+        return
+    private = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[METRICS_DIR_ENV] = private
+    try:
+        yield
+    finally:
+        os.environ.pop(METRICS_DIR_ENV, None)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 # --- small text helpers -------------------------------------------------------------------------

@@ -52,9 +52,22 @@ class GatewayMetrics:
             registry=registry,
         )
 
-    def watch(self, state: Callable[[], GatewayState | None]) -> None:
+    def counted(self) -> list[Collector]:
+        """The collectors of counts, which add up across worker processes (gauges do not)."""
+        return [
+            self.answered,
+            self.upstream_errors,
+            self.fallbacks,
+            self.ejections,
+            self.reloads,
+            self.reload_failures,
+        ]
+
+    def watch(self, state: Callable[[], GatewayState | None]) -> Collector:
         """Expose replica health, weights and revision, read from the live state at scrape."""
-        self.registry.register(_StateCollector(state))
+        collector = _StateCollector(state)
+        self.registry.register(collector)
+        return collector
 
 
 class AnsweredRequests(Collector):

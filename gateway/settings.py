@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,15 @@ class GatewaySettings(BaseSettings):
     # general fallback, httpx where a test needs MockTransport.
     transport: Literal["native", "aiohttp", "httpx"] = "native"
     access_log: bool = False
+    # Where each worker process leaves its counters for the others to sum at scrape
+    # (gateway/metrics_share.py). ``serve --workers N`` makes a private one when unset; unset
+    # with one worker, /metrics reports this process's counters alone.
+    metrics_dir: Path | None = None
+
+    @field_validator("metrics_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # not Path(""), the working directory
 
 
 def load_settings() -> GatewaySettings:

@@ -96,6 +96,9 @@ def gateway(routing: Path, resolve: dict[str, str], **settings: object) -> Proce
         sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
         "--timeout-graceful-shutdown", "10",
+        # The server protocol `gateway serve` runs: predictions take its short-cut, so the
+        # fault and routing tests cover the path production traffic takes.
+        "--http", "gateway.server:GatewayProtocol",
     ]  # fmt: skip
     env = {"GATEWAY_ROUTING_FILE": str(routing), "GATEWAY_RESOLVE": json.dumps(resolve)}
     env.update({f"GATEWAY_{k.upper()}": str(v) for k, v in settings.items()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import httpx
 from model_server.schemas import EXAMPLE_CUSTOMER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PROMTOOL = shutil.which("promtool")  # make test installs it (Debian's prometheus)
 
 
 def free_port() -> int:
@@ -185,3 +187,11 @@ async def drive(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result
+
+
+def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
+    """``promtool check metrics`` on an exposition text."""
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 
 import httpx
 import pytest
 
-from tests.integration.procs import drive
+from tests.integration.procs import PROMTOOL, drive, promtool_check
 
-PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (make test installs Debian's prometheus)"
 )
-
-
-def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
-    return subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
-    )
 
 
 def test_gateway_and_model_metrics_pass_promtool(start_gateway, replicas) -> None:

@@ -21,9 +21,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics_share import SNAPSHOT_GLOB, decode
-from tests.integration.procs import drive, free_port, routing_yaml, wait_for
-from tests.integration.test_metrics_format import PROMTOOL, promtool_check
-from tests.integration.test_server_protocol import Proc, fake_replica
+from tests.integration.fake_replicas import Proc, running_fakes
+from tests.integration.procs import (
+    PROMTOOL,
+    drive,
+    free_port,
+    promtool_check,
+    routing_yaml,
+    wait_for,
+)
 
 VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}  # weights 100/0: all to fake-a
 SNAPSHOT_WAIT_S = 3.0  # workers write every second; a scrape must be exact after this
@@ -38,17 +44,8 @@ def proc_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fakes(proc_log_dir: Path) -> Iterator[dict[str, Proc]]:
-    started: dict[str, Proc] = {}
-    try:
-        for version, names in VERSIONS.items():
-            for name in names:
-                started[name] = fake_replica(name, version).start(proc_log_dir)
-        for proc in started.values():
-            wait_for(f"{proc.url}/health", timeout=15)
+    with running_fakes(VERSIONS, proc_log_dir) as started:
         yield started
-    finally:
-        for proc in started.values():
-            proc.stop()
 
 
 def serve_two_workers(routing: Path, fakes: dict[str, Proc], tmpdir: Path) -> Proc:

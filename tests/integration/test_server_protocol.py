@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections import deque
@@ -32,7 +30,8 @@ import httptools
 import httpx
 import pytest
 
-from tests.integration.procs import REPO_ROOT, free_port, routing_yaml, wait_for
+from tests.integration.fake_replicas import Proc, running_fakes
+from tests.integration.procs import free_port, routing_yaml, wait_for
 
 MAX_BODY = 2000  # GATEWAY_MAX_BODY_BYTES of the gateways started here
 VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}
@@ -43,66 +42,6 @@ CUSTOMER = b'{"tenure": 12, "monthly_charges": 70.5}'
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process in its own process group; ``stop`` ends the whole group."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.port = port
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.log_path: Path | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    def start(self, log_dir: Path) -> Proc:
-        self.log_path = log_dir / f"{self.name}.log"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                env={**base, **self.env},
-                stdout=log,
-                stderr=log,
-                cwd=REPO_ROOT,
-                start_new_session=True,
-            )
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to the group, SIGKILL if it is still there after ``timeout`` s."""
-        popen = self.popen
-        if popen is None or popen.poll() is not None:
-            return
-        pgid = popen.pid  # a session leader: its pid is its group's id (not reaped yet here)
-        for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                popen.wait(wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def fake_replica(name: str, version: str) -> Proc:
-    port = free_port()
-    argv = [sys.executable, "-m", "tests.integration.trivial_replica", str(port), version, name]
-    return Proc(name, argv, {}, port)
 
 
 def gateway_serve(name: str, routing: Path, fakes: dict[str, Proc]) -> Proc:
@@ -129,17 +68,8 @@ def proc_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fakes(proc_log_dir: Path) -> Iterator[dict[str, Proc]]:
-    started: dict[str, Proc] = {}
-    try:
-        for version, names in VERSIONS.items():
-            for name in names:
-                started[name] = fake_replica(name, version).start(proc_log_dir)
-        for proc in started.values():
-            wait_for(f"{proc.url}/health", timeout=15)
+    with running_fakes(VERSIONS, proc_log_dir) as started:
         yield started
-    finally:
-        for proc in started.values():
-            proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,9 @@ Anything else about a prediction request (chunked body, Expect: 100-continue, a 
 body over the limit, the access log on) takes the ASGI path, which answers it the same way.
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
+The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
+queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml, and
+tests/integration/test_server_protocol.py checks both paths on the wire after any upgrade.
 """
 
 from __future__ import annotations

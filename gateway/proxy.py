@@ -362,6 +362,7 @@ class Proxy:
         elapsed = time.perf_counter() - start
         request_id = request_id or new_request_id()
         head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
+        self.answered.record(exc.version or "none", exc.error, exc.status, elapsed)
         return Answer(exc.status, head, body)
 
 

@@ -109,6 +109,14 @@ def test_bad_pin_is_400_naming_allowed_versions(client: TestClient) -> None:
     assert "v2.3.1" in body["detail"] and "v2.4.0" in body["detail"]
 
 
+def test_gateway_errors_are_counted(client: TestClient) -> None:
+    for _ in range(3):
+        client.post("/predict", json=PAYLOAD, headers={"X-Model-Version": "v9"})
+    metrics = client.get("/metrics").text
+    assert 'gateway_requests_total{reason="bad_pin",status="400",version="v9"} 3.0' in metrics
+    assert 'gateway_request_duration_seconds_count{version="v9"} 3.0' in metrics
+
+
 def test_sticky_key_gets_the_same_version(client: TestClient) -> None:
     for customer in ("c-1", "c-2", "c-3", "c-4"):
         versions = {

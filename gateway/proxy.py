@@ -215,26 +215,14 @@ class Proxy:
             raise BadPin(str(exc), version=exc.asked) from None
         deadline = time.monotonic() + self.request_budget_s
         stable = snap.table.stable
-        version = decision.version
-        failures: list[UpstreamFailure] = []
-        tried: list[Replica] = []
 
-        if decision.fallback_from is None:
-            # The common case in line (no retry loop, no extra coroutine): the first replica
-            # chosen answers. Anything else continues in _try_version with what happened here.
-            replica = snap.pool.choose(version)
-            if replica is not None:
-                tried.append(replica)
-                budget = self.request_budget_s  # all of it: nothing was tried yet
-                resp = await self._try_replica(snap, replica, path, body, headers, budget, failures)
-                if resp is not None:
-                    return replica_version(replica, resp), decision.reason, None, resp
-        else:
+        if decision.fallback_from is not None:
             # Routing already saw the chosen version has no healthy replica.
             cause = "no_healthy_replica"
             self.metrics.fallbacks.labels(decision.fallback_from, stable, cause).inc()
+        failures: list[UpstreamFailure] = []
         served = await self._try_version(
-            snap, version, path, body, headers, deadline, failures, tried
+            snap, decision.version, path, body, headers, deadline, failures
         )
         if served is not None:
             replica, resp = served
@@ -263,11 +251,10 @@ class Proxy:
         headers: Headers,
         deadline: float,
         failures: list[UpstreamFailure],
-        tried: list[Replica] | None = None,
     ) -> tuple[Replica, UpstreamResponse] | None:
         """Each healthy replica of ``version`` at most once, until one answers below 500."""
         pool = snap.pool
-        tried = [] if tried is None else tried
+        tried: list[Replica] = []
         while (replica := pool.choose(version, tried)) is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -96,10 +96,6 @@ class RoutingTable:
     # blake2b states already fed with each version's prefix; copied per sticky request.
     hashers: tuple[hashlib.blake2b, ...] = field(compare=False, repr=False)
 
-    @property
-    def scored(self) -> zip[tuple[str, int, hashlib.blake2b]]:
-        return zip(self.versions, self.weights, self.hashers, strict=True)
-
     @classmethod
     def from_config(cls, config: RoutingConfig) -> RoutingTable:
         chosen = sorted((name, w) for name, w in config.weights().items() if w > 0)
@@ -177,13 +173,10 @@ class RoutingTable:
             raw = key.decode("latin-1").encode()
         best = self.versions[0]
         best_score = -1.0
-        log = math.log
-        for name, weight, base in self.scored:
+        for name, weight, base in zip(self.versions, self.weights, self.hashers, strict=True):
             hasher = base.copy()
             hasher.update(raw)
-            # _score, inlined: this loop runs for every sticky request.
-            u = ((int.from_bytes(hasher.digest(), "big") >> 12) + 0.5) * _TWO_TO_MINUS_52
-            score = -weight / log(u)
+            score = _score(hasher.digest(), weight)
             if score > best_score:
                 best, best_score = name, score
         return best

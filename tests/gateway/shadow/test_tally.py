@@ -8,10 +8,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.shadow.compare import Row, compare_row, psi
 from gateway.shadow.ledger import ShadowLedger, merge_reports, section_key
 from gateway.shadow.metrics import ShadowCollector
-from gateway.shadow.report import build_report, bucket_quantile
+from gateway.shadow.report import bucket_quantile, build_report
 from gateway.shadow.tally import LARGEST, SAMPLE_SIZE, PairTally
 
-TIERS = ("low", "medium", "high")
 
 
 def tier(p: float) -> str:

@@ -12,7 +12,6 @@ from gateway.shadow.report import bucket_quantile, build_report
 from gateway.shadow.tally import LARGEST, SAMPLE_SIZE, PairTally
 
 
-
 def tier(p: float) -> str:
     return "low" if p < 0.3 else "medium" if p < 0.6 else "high"
 

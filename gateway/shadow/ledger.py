@@ -33,36 +33,40 @@ class ShadowLedger:
         # (primary, shadow) -> since start; versions come from routing.yaml, never a request.
         self.cumulative: dict[tuple[str, str], PairTally] = {}
 
-    def follow(self, shadow: dict[str, Any] | None) -> None:
-        """Start a fresh report when the shadow section differs from the one being counted."""
-        key = section_key(shadow)
-        if key != self.section:
-            self.section = key
-            self.since = now_iso() if shadow is not None else None
+    def follow(self, section: str) -> None:
+        """Start a fresh report when the shadow section (its ``section_key``) has changed."""
+        if section != self.section:
+            self.section = section
+            self.since = now_iso() if section else None
             self.pairs = {}
 
-    def _tallies(self, primary: str, shadow: str) -> tuple[PairTally, PairTally]:
-        report = self.pairs.get(primary)
-        if report is None:
-            report = self.pairs[primary] = PairTally()
+    def _tallies(self, section: str, primary: str, shadow: str) -> list[PairTally]:
         total = self.cumulative.get((primary, shadow))
         if total is None:
             total = self.cumulative[(primary, shadow)] = PairTally(detail=False)
-        return report, total
+        if section != self.section:
+            return [total]  # sent before the section changed: not part of the new report
+        report = self.pairs.get(primary)
+        if report is None:
+            report = self.pairs[primary] = PairTally()
+        return [report, total]
 
-    def count(self, primary: str, shadow: str, outcome: str) -> None:
-        for tally in self._tallies(primary, shadow):
+    def count(self, section: str, primary: str, shadow: str, outcome: str) -> None:
+        """One mirror's outcome, under the section that sent it."""
+        for tally in self._tallies(section, primary, shadow):
             tally.count(outcome)
 
     def add(
         self,
+        section: str,
         primary: str,
         shadow: str,
         comparisons: list[RowComparison],
         request_id: str,
         latency_s: dict[str, float],
     ) -> None:
-        for tally in self._tallies(primary, shadow):
+        """One compared request, under the section that sent it."""
+        for tally in self._tallies(section, primary, shadow):
             tally.add(comparisons, request_id, latency_s)
 
     # --- across workers ---

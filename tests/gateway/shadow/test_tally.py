@@ -125,36 +125,51 @@ def test_from_json_refuses_garbage():
 
 def test_ledger_resets_the_report_on_a_new_section_but_not_the_counters():
     ledger = ShadowLedger()
-    ledger.follow({"version": "v2.4.0", "percent": 10})
-    ledger.add("v2.3.1", "v2.4.0", comparisons([(0.1, 0.2)]), "r", {})
-    ledger.follow({"version": "v2.4.0", "percent": 10})
+    ten = section_key({"version": "v2.4.0", "percent": 10})
+    fifty = section_key({"version": "v2.4.0", "percent": 50})
+    assert ten != fifty and ten
+    ledger.follow(ten)
+    ledger.add(ten, "v2.3.1", "v2.4.0", comparisons([(0.1, 0.2)]), "r", {})
+    ledger.follow(ten)
     assert ledger.pairs["v2.3.1"].rows == 1
-    ledger.follow({"version": "v2.4.0", "percent": 50})
+    ledger.follow(fifty)
     assert ledger.pairs == {}
-    assert ledger.cumulative[("v2.3.1", "v2.4.0")].rows == 1
-    ledger.follow(None)
+    # A mirror sent under the old section and answered after the change: counters only.
+    ledger.add(ten, "v2.3.1", "v2.4.0", comparisons([(0.1, 0.2)]), "r", {})
+    assert ledger.pairs == {}
+    assert ledger.cumulative[("v2.3.1", "v2.4.0")].rows == 2
+    ledger.follow(section_key(None))
     assert ledger.since is None and ledger.section == ""
 
 
 def test_merge_reports_keeps_only_the_current_section():
     one, two = ShadowLedger(), ShadowLedger()
-    one.follow({"version": "v2", "percent": 10})
-    two.follow({"version": "v2", "percent": 20})
-    one.add("v1", "v2", comparisons([(0.1, 0.2)]), "r", {})
-    two.add("v1", "v2", comparisons([(0.1, 0.9)]), "r", {})
-    since, pairs = merge_reports(one.section, [one.to_json(), two.to_json(), "garbage", {}])
+    a, b = (
+        section_key({"version": "v2", "percent": 10}),
+        section_key({"version": "v2", "percent": 20}),
+    )
+    one.follow(a)
+    two.follow(b)
+    one.add(a, "v1", "v2", comparisons([(0.1, 0.2)]), "r", {})
+    two.add(b, "v1", "v2", comparisons([(0.1, 0.9)]), "r", {})
+    since, pairs = merge_reports(a, [one.to_json(), two.to_json(), "garbage", {}])
     assert since == one.since
     assert pairs["v1"].rows == 1
-    assert section_key(None) == ""
 
 
 def test_prometheus_series_are_counts_from_closed_sets():
     ledger = ShadowLedger()
-    ledger.follow({"version": "v2", "percent": 10})
+    key = section_key({"version": "v2", "percent": 10})
+    ledger.follow(key)
     ledger.add(
-        "v1", "v2", comparisons([(0.1, 0.2), (0.5, 0.7)]), "r", {"primary": 0.01, "shadow": 0.02}
+        key,
+        "v1",
+        "v2",
+        comparisons([(0.1, 0.2), (0.5, 0.7)]),
+        "r",
+        {"primary": 0.01, "shadow": 0.02},
     )
-    ledger.count("v1", "v2", "dropped")
+    ledger.count(key, "v1", "v2", "dropped")
     registry = CollectorRegistry()
     registry.register(ShadowCollector(lambda: ledger))
     families = {

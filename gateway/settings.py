@@ -32,6 +32,11 @@ class GatewaySettings(BaseSettings):
     max_inflight_per_replica: int = 128
     max_body_bytes: int = 1024 * 1024
 
+    # Shadow copies (gateway/shadow/): at most this many in flight per process, beyond which a
+    # copy is dropped and counted; each has this long to answer, with no retry.
+    shadow_max_inflight: int = Field(default=64, ge=1)
+    shadow_timeout_s: float = Field(default=2.0, gt=0)
+
     # The forwarding client (see gateway/upstream.py): native on the hot path, aiohttp as the
     # general fallback, httpx where a test needs MockTransport.
     transport: Literal["native", "aiohttp", "httpx"] = "native"

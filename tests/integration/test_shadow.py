@@ -4,8 +4,10 @@ offline from the two artifacts, clients untouched, and mirrors that fail or hang
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +36,7 @@ from tests.integration.procs import (
     routing_yaml,
     wait_for,
 )
+from tests.integration.prometheus import PROMETHEUS, Prometheus
 
 ALL_TO_STABLE = {"v2.3.1": 100, "v2.4.0": 0}
 SHADOW_ALL = {"version": "v2.4.0", "percent": 100}
@@ -302,3 +305,35 @@ def test_the_report_sums_over_workers(replicas, tmp_path: Path) -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(20)
+
+
+def readme_promql() -> list[str]:
+    """The PromQL blocks of the README's "Shadow metrics" section, in order."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text[text.index("### Shadow metrics") :]
+    section = section[: section.index("\n## ")]
+    return re.findall(r"```promql\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make test installs it)")
+def test_readme_promql_gives_the_reports_numbers(shadow_gateway, tmp_path: Path) -> None:
+    proc = shadow_gateway()
+    url = f"http://{proc.address}"
+    requests = requests_of(seeded_customers(CUSTOMERS, seed=21))[:12]
+    send(url, requests)
+    rows = sum(len(p["customers"]) if path.endswith("batch") else 1 for path, p in requests)
+    pair = wait_report(url, rows)["pairs"][0]
+    agreement, psi_expr, share = readme_promql()
+    # The README asks over the last hour; this Prometheus has seen every count since the start,
+    # so the raw counters stand in for increase(...[1h]) (which extrapolates).
+    instant = functools.partial(re.sub, r"increase\((.*?)\[1h\]\)", r"\1")
+    shadow_share = instant(share)
+    client_share = shadow_share.replace('side="shadow"', 'side="primary"')
+    psi_query = instant(psi_expr).replace("shadow_share", f"({shadow_share})")
+    psi_query = psi_query.replace("client_share", f"({client_share})")
+    with Prometheus([proc.address], tmp_path) as prom:
+        prom.wait_until("sum(gateway_shadow_rows_total)", float(rows))
+        assert prom.scalar(instant(agreement)) == pytest.approx(
+            pair["tier_agreement"]["percent"] / 100, abs=1e-9
+        )
+        assert prom.scalar(psi_query) == pytest.approx(pair["psi"]["value"], abs=1e-9)

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from apidocs import serve_docs
 from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
@@ -182,7 +183,10 @@ def create_app(
         title="StreamFlow model gateway",
         description="One URL for every StreamFlow churn model version: canary, blue/green, pins.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: serve_docs serves ours
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.gateway = state
     app.state.metrics = metrics
 

@@ -29,6 +29,7 @@ from gateway.errors import GatewayError
 from gateway.health import HealthChecker
 from gateway.metrics import GatewayMetrics
 from gateway.metrics_share import SharedCounters
+from gateway.openapi import document_predictions
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
@@ -187,6 +188,7 @@ def create_app(
         redoc_url=None,
     )
     serve_docs(app)
+    document_predictions(app)
     app.state.gateway = state
     app.state.metrics = metrics
 

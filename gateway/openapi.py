@@ -29,6 +29,33 @@ EXAMPLE_CUSTOMER: dict[str, Any] = {
     "senior_citizen": False,
 }
 
+# What v2.3.1 answers to EXAMPLE_CUSTOMER; tests check its shape against the model's schema.
+EXAMPLE_PREDICTION: dict[str, Any] = {
+    "churn_probability": 0.8705,
+    "risk_tier": "high",
+    "top_reasons": [
+        {
+            "feature": "tenure",
+            "value": 14.0,
+            "shap_contribution": 0.7545,
+            "direction": "increases_risk",
+        },
+        {
+            "feature": "contract_type",
+            "value": 0.0,
+            "shap_contribution": 0.726,
+            "direction": "increases_risk",
+        },
+        {
+            "feature": "num_support_tickets",
+            "value": 3.0,
+            "shap_contribution": 0.4654,
+            "direction": "increases_risk",
+        },
+    ],
+    "model_version": "v2.3.1",
+}
+
 ROUTING_HEADERS = {
     "X-Model-Version": "The version that actually served the request.",
     "X-Route-Reason": "Why: weighted | sticky | pinned | blue_green | fallback.",
@@ -86,13 +113,18 @@ def headers(names: Any) -> dict[str, Any]:
     }
 
 
-def operation(summary: str, description: str, example: dict[str, Any]) -> dict[str, Any]:
+def operation(
+    summary: str, description: str, example: dict[str, Any], answer: dict[str, Any]
+) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {
             "description": "The model's answer.",
             "headers": headers(ROUTING_HEADERS),
             "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ModelAnswer"}}
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/ModelAnswer"},
+                    "example": answer,
+                }
             },
         },
         "422": {
@@ -137,6 +169,7 @@ PATHS = {
             "internet_service, streaming_services, paperless_billing, senior_citizen) → "
             "churn_probability, risk_tier, top_reasons (3 SHAP reasons), model_version.",
             EXAMPLE_CUSTOMER,
+            EXAMPLE_PREDICTION,
         )
     },
     "/predict/batch": {
@@ -145,6 +178,7 @@ PATHS = {
             '`{"customers": [...]}` with 1 to 1,000 records as for /predict → predictions '
             "(one per customer, in order), batch_size, processing_time_ms.",
             {"customers": [EXAMPLE_CUSTOMER]},
+            {"predictions": [EXAMPLE_PREDICTION], "batch_size": 1, "processing_time_ms": 5.1},
         )
     },
 }

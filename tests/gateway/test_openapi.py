@@ -57,14 +57,25 @@ def test_status_endpoints_are_still_listed_after_the_predictions(document: dict[
     assert {"/health", "/ready", "/routing", "/metrics"} <= set(paths)
 
 
-def test_examples_are_valid_model_requests(document: dict[str, Any]) -> None:
+def test_examples_match_the_model_schemas(document: dict[str, Any]) -> None:
     """The gateway may not import model_server; its tests check the examples against it."""
-    from model_server.schemas import BatchPredictionRequest, ChurnPredictionRequest
+    from model_server.schemas import (
+        BatchPredictionRequest,
+        BatchPredictionResponse,
+        ChurnPredictionRequest,
+        ChurnPredictionResponse,
+    )
 
-    def example(path: str) -> Any:
-        body = document["paths"][path]["post"]["requestBody"]
-        return body["content"]["application/json"]["example"]
+    def examples(path: str) -> tuple[Any, Any]:
+        post = document["paths"][path]["post"]
+        body = post["requestBody"]["content"]["application/json"]["example"]
+        return body, post["responses"]["200"]["content"]["application/json"]["example"]
 
-    ChurnPredictionRequest.model_validate(example("/predict"))
-    BatchPredictionRequest.model_validate(example("/predict/batch"))
+    for path, request, response in [
+        ("/predict", ChurnPredictionRequest, ChurnPredictionResponse),
+        ("/predict/batch", BatchPredictionRequest, BatchPredictionResponse),
+    ]:
+        body, answer = examples(path)
+        request.model_validate(body, strict=True)
+        response.model_validate(answer, strict=True)
     assert json.loads((ROOT / "examples" / "customer.json").read_text()) == EXAMPLE_CUSTOMER

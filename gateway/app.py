@@ -23,11 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from apidocs import serve_docs
 from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
 from gateway.metrics import GatewayMetrics
 from gateway.metrics_share import SharedCounters
+from gateway.openapi import document_predictions
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
@@ -182,7 +184,11 @@ def create_app(
         title="StreamFlow model gateway",
         description="One URL for every StreamFlow churn model version: canary, blue/green, pins.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: serve_docs serves ours
+        redoc_url=None,
     )
+    serve_docs(app)
+    document_predictions(app)
     app.state.gateway = state
     app.state.metrics = metrics
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apidocs import serve_docs
 from model_server.artifact import ArtifactError, load_artifact, verify_artifact
 from model_server.metrics import ModelMetrics
 from model_server.predictor import Predictor
@@ -101,7 +102,10 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         description="Predicts 30-day churn probability for StreamFlow subscribers.",
         version=settings.version,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: serve_docs serves ours
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.predictor = None
     app.state.metadata = metadata
 

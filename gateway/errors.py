@@ -26,6 +26,13 @@ class BadPin(GatewayError):
     error = "bad_pin"
 
 
+class BadRequest(GatewayError):
+    """A header the gateway would forward holds CR, LF or NUL: nothing is sent to a replica."""
+
+    status = 400
+    error = "bad_request"
+
+
 class BodyTooLarge(GatewayError):
     status = 413
     error = "body_too_large"

@@ -26,7 +26,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.app import GatewayApp
-from gateway.proxy import Answer, Proxy
+from gateway.proxy import Proxy
+from gateway.wire import Message, head_lines
 
 log = logging.getLogger("gateway.server")
 
@@ -152,8 +153,7 @@ class GatewayProtocol(HttpToolsProtocol):
         cached = _default_heads.get(id(headers))
         if cached is None or cached[0] is not headers:
             _default_heads.clear()
-            text = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-            cached = _default_heads[id(headers)] = (headers, text)
+            cached = _default_heads[id(headers)] = (headers, head_lines(headers))
         return cached[1]
 
     # --- keep-alive ---
@@ -239,11 +239,11 @@ class GatewayProtocol(HttpToolsProtocol):
         except Exception:
             log.exception("unexpected error on %s", exchange.path)
             head = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(INTERNAL_ERROR)
-            answer = Answer(500, head, INTERNAL_ERROR)
+            answer = Message(500, head, INTERNAL_ERROR)
             exchange.keep_alive = False
         self._write(exchange, answer)
 
-    def _write(self, exchange: _Exchange, answer: Answer) -> None:
+    def _write(self, exchange: _Exchange, answer: Message) -> None:
         exchange.response_complete = True
         transport = self.transport
         if exchange.disconnected or transport.is_closing():

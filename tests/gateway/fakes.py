@@ -6,10 +6,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from gateway.settings import GatewaySettings
+from gateway.upstream import HttpxUpstream
 
 # The example from DESIGN.md, verbatim (comments included).
 DESIGN_EXAMPLE = """\
@@ -135,8 +137,10 @@ class FakeReplicas:
         version = self.reported.get(address, VERSION_OF[address])
         return httpx.Response(200, json={"status": "healthy", "model_version": version})
 
-    def transports(self) -> dict[str, httpx.MockTransport]:
+    def transports(self) -> dict[str, Any]:
+        """create_app's keywords: forwarding and health checks both meet these fakes."""
+        predict = httpx.MockTransport(self.predict)
         return {
-            "transport": httpx.MockTransport(self.predict),
+            "upstream": lambda: HttpxUpstream(1.0, 10.0, 16, transport=predict),
             "health_transport": httpx.MockTransport(self.health),
         }

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from gateway.errors import UpstreamFailure
-from gateway.upstream import NativeUpstream, UpstreamResponse
+from gateway.upstream import NativeUpstream
+from gateway.wire import Message
 
 WAIT_S = 5.0  # the bound on any one wait in these tests
 
@@ -160,7 +161,7 @@ async def post(
     body: bytes = b"{}",
     headers: list[tuple[bytes, bytes]] | None = None,
     timeout: float = WAIT_S,
-) -> UpstreamResponse:
+) -> Message:
     return await asyncio.wait_for(upstream.post(url, body, headers or [], timeout), WAIT_S + 1)
 
 

@@ -199,7 +199,8 @@ class Proxy:
         )
         if served is not None:
             replica, resp = served
-            return replica_version(replica, resp), decision.reason, decision.fallback_from, resp
+            version = replica_version(snap, replica, resp)
+            return version, decision.reason, decision.fallback_from, resp
 
         if decision.reason == "pinned" or decision.version == stable:
             raise self._exhausted(decision.version, failures, pinned=decision.reason == "pinned")
@@ -213,7 +214,7 @@ class Proxy:
         if served is None:
             raise self._exhausted(stable, stable_failures, pinned=False, after=decision.version)
         replica, resp = served
-        return replica_version(replica, resp), "fallback", decision.version, resp
+        return replica_version(snap, replica, resp), "fallback", decision.version, resp
 
     async def _try_version(
         self,
@@ -322,7 +323,9 @@ class Proxy:
         elapsed = time.perf_counter() - start
         request_id = request_id or new_request_id()
         head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
-        self.answered.record(exc.version or "none", exc.error, exc.status, elapsed)
+        # A bad pin's version is the client's text: never a label.
+        version = exc.version if exc.version in snap.versions else "none"
+        self.answered.record(version, exc.error, exc.status, elapsed)
         return Message(exc.status, head, body)
 
 
@@ -359,7 +362,12 @@ def new_request_id() -> bytes:
     return b"%032x" % value
 
 
-def replica_version(replica: Replica, resp: Message) -> str:
-    """The version that actually served: the model's own header, else the replica's pin."""
+def replica_version(snap: Snapshot, replica: Replica, resp: Message) -> str:
+    """The version that actually served: the model's own header when it names a configured
+    version, else the replica's pin (a replica's header must not make up a version, or a
+    metric series)."""
     found = MODEL_VERSION_LINE.search(b"\n" + resp.head)
-    return found[1].decode("latin-1") if found else replica.version
+    if found is None:
+        return replica.version
+    reported = found[1].decode("latin-1")
+    return reported if reported in snap.versions else replica.version

@@ -203,7 +203,8 @@ class Proxy:
             return version, decision.reason, decision.fallback_from, resp
 
         if decision.reason == "pinned" or decision.version == stable:
-            raise self._exhausted(decision.version, failures, pinned=decision.reason == "pinned")
+            pinned = decision.reason == "pinned"
+            raise self._exhausted(snap, decision.version, failures, pinned=pinned)
         # Every replica of the chosen version failed this request: stable serves it instead.
         cause = failures[-1].cause if failures else "no_healthy_replica"
         self.metrics.fallbacks.labels(decision.version, stable, cause).inc()
@@ -212,7 +213,9 @@ class Proxy:
             snap, stable, path, body, headers, deadline, stable_failures
         )
         if served is None:
-            raise self._exhausted(stable, stable_failures, pinned=False, after=decision.version)
+            raise self._exhausted(
+                snap, stable, stable_failures, pinned=False, after=decision.version
+            )
         replica, resp = served
         return replica_version(snap, replica, resp), "fallback", decision.version, resp
 
@@ -281,6 +284,7 @@ class Proxy:
 
     def _exhausted(
         self,
+        snap: Snapshot,
         version: str,
         failures: list[UpstreamFailure],
         *,
@@ -290,7 +294,16 @@ class Proxy:
         """The gateway error for a version that could not serve, naming it and why."""
         prefix = f"{after} failed and stable " if after else ("pinned " if pinned else "")
         if not failures:
-            detail = f"{prefix}version {version} has no healthy replica with room for a request"
+            reasons = snap.pool.unavailable(version)
+            counts = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+            if reasons and set(reasons) == {"starting"}:
+                # Distinct from a failing version: nothing is wrong yet, it is not up yet.
+                detail = f"{prefix}version {version} has no ready replica yet ({counts})"
+            else:
+                detail = (
+                    f"{prefix}version {version} has no healthy replica with room for a request"
+                    + (f" ({counts})" if counts else "")
+                )
             return NoHealthyReplica(detail, version=version)
         last = failures[-1]
         detail = f"{prefix}version {version}: every replica tried failed; last: {last.detail}"

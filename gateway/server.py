@@ -8,7 +8,10 @@ no ASGI scope, receive/send messages, event or request-cycle object. Under load 
 was about half of a gateway process's CPU (bench/README.md).
 
 Anything else about a prediction request (chunked body, Expect: 100-continue, a query string, a
-body over the limit, the access log on) takes the ASGI path, which answers it the same way.
+body over the limit, the access log on) takes the ASGI path, which answers it the same way. So
+does a request over uvicorn's ``limit_concurrency`` (unset by ``gateway serve``, settable when
+running uvicorn by hand), which uvicorn answers there with its 503: the gateway's own in-flight
+cap is per replica and does not bound the connections and tasks of the process.
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
@@ -204,10 +207,12 @@ class GatewayProtocol(HttpToolsProtocol):
             return None
         proxy = self.gateway.proxy
         parser = self.parser
+        limit = self.limit_concurrency
         if (
             proxy is None
             or self.access_log
             or self.expect_100_continue
+            or (limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit))
             or parser.get_method() != b"POST"
             or parser.should_upgrade()
         ):

@@ -858,3 +858,74 @@ def test_replica_answer_over_the_size_limit_is_a_bad_upstream(gw_odd: Proc, path
         answer = wire.read()
         assert answer.status == 200
         assert answer.body == b"z" * MAX_ANSWER
+
+
+# --- uvicorn's limit_concurrency ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gw_limited(fakes: dict[str, Proc], routing_file: Path, proc_log_dir: Path) -> Iterator[Proc]:
+    """The gateway's protocol under plain uvicorn with ``--limit-concurrency 2``."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
+        "--http", "gateway.server:GatewayProtocol", "--limit-concurrency", "2",
+        "--no-access-log", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = gateway_serve("unused", routing_file, fakes).env
+    proc = Proc("gateway-limited", argv, env, port).start(proc_log_dir)
+    try:
+        wait_for(f"{proc.url}/ready", timeout=30)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@PATHS
+def test_limit_concurrency_is_honoured_on_both_paths(gw_limited: Proc, path: str) -> None:
+    with Wire(gw_limited.address) as alone:
+        alone.send(request(path))
+        assert alone.read().status == 200  # one connection: under the limit
+    deadline = time.monotonic() + IO_TIMEOUT
+    with Wire(gw_limited.address) as first, Wire(gw_limited.address) as second:
+        first.send(request("/health", None, method="GET"))
+        assert first.read().status == 200  # both connections are open now
+        second.send(request(path))
+        answer = second.read()
+        assert answer.status == 503, (answer.status, answer.body[:300])
+        assert b"Service Unavailable" in answer.body  # uvicorn's own answer
+    # Once the other connection has gone, the same request is served again.
+    while True:
+        with Wire(gw_limited.address) as again:
+            again.send(request(path))
+            status = again.read().status
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 200
+
+
+# --- metric series ---------------------------------------------------------------------------
+
+
+def metric_series(proc: Proc) -> set[str]:
+    text = httpx.get(f"{proc.url}/metrics", timeout=5).text
+    return {line.rpartition(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+
+
+@PATHS
+def test_distinct_bad_pins_on_the_wire_add_no_series(gw: Proc, path: str) -> None:
+    with Wire(gw.address) as wire:
+        wire.send(request(path, headers=[("X-Model-Version", "junk-warm-up")]))
+        assert wire.read().status == 400
+        before = metric_series(gw)
+        for batch in range(5):  # 500 pins, 100 pipelined at a time
+            pins = [
+                request(path, headers=[("X-Model-Version", f"junk-{batch}-{i}")])
+                for i in range(100)
+            ]
+            wire.send(*pins)
+            assert {wire.read().status for _ in pins} == {400}
+    after = metric_series(gw)
+    assert after == before
+    assert not any("junk" in line for line in after)

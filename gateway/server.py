@@ -15,8 +15,9 @@ cap is per replica and does not bound the connections and tasks of the process.
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
-queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml, and
-tests/integration/test_server_protocol.py checks both paths on the wire after any upgrade.
+queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml;
+tests/gateway/test_server_internals.py names any of those internals an upgrade removed, and
+tests/integration/test_server_protocol.py checks both paths on the wire.
 """
 
 from __future__ import annotations

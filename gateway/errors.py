@@ -27,7 +27,9 @@ class BadPin(GatewayError):
 
 
 class BadRequest(GatewayError):
-    """A header the gateway would forward holds CR, LF or NUL: nothing is sent to a replica."""
+    """A header (or the target) the gateway would forward holds CR, LF or NUL: nothing is sent.
+
+    The server's parser already refuses these; the client checks again where it writes."""
 
     status = 400
     error = "bad_request"

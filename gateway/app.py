@@ -13,7 +13,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -35,7 +35,7 @@ from gateway.proxy import Proxy
 from gateway.reload import Reloader
 from gateway.settings import GatewaySettings, load_settings
 from gateway.state import SHADOW_NOTE, GatewayState, Snapshot
-from gateway.upstream import open_upstream
+from gateway.upstream import Upstream, open_upstream
 
 log = logging.getLogger("gateway")
 
@@ -80,10 +80,12 @@ async def send_json(send: Send, status: int, payload: dict[str, str]) -> None:
 def create_app(
     settings: GatewaySettings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    upstream: Callable[[], Upstream] | None = None,
     health_transport: httpx.AsyncBaseTransport | None = None,
 ) -> GatewayApp:
-    """Build one gateway. ``transport``/``health_transport`` let tests fake the replicas."""
+    """Build one gateway. ``upstream`` makes the forwarding client (called in the lifespan, in
+    the running loop; default: the one ``settings.transport`` names), ``health_transport`` is
+    for health checks: tests fake the replicas with them, or run the production client."""
     if settings is None:
         configure_logging()
         settings = load_settings()
@@ -120,13 +122,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
-        upstream = open_upstream(
-            settings.transport,
-            connect_timeout=settings.connect_timeout_s,
-            read_timeout=settings.read_timeout_s,
-            pool_size=settings.max_inflight_per_replica * 8,
-            transport=transport,
-        )
+        forwarder = upstream() if upstream is not None else open_upstream(settings)
         health_client = httpx.AsyncClient(transport=health_transport)
         checker = HealthChecker(lambda: state, health_client, settings.health_timeout_s)
         background: set[asyncio.Task[None]] = set()
@@ -150,7 +146,7 @@ def create_app(
         await checker.check_all()  # serve from a known health picture, not an empty one
         app.proxy = Proxy(
             state,
-            upstream,
+            forwarder,
             metrics,
             max_body_bytes=settings.max_body_bytes,
             request_budget_s=settings.request_budget_s,
@@ -177,7 +173,7 @@ def create_app(
                 # uvicorn has finished the in-flight requests by now: the file gets them all.
                 shared.write()
             app.proxy = None
-            await upstream.aclose()
+            await forwarder.aclose()
             await health_client.aclose()
 
     app = GatewayApp(

@@ -28,6 +28,7 @@ class Snapshot:
     pin_header: bytes | None  # lower-case, as ASGI gives header names
     sticky_header: bytes | None
     loaded_at: str
+    versions: frozenset[str]  # every configured version: the values a version label may take
 
     @classmethod
     def build(
@@ -47,6 +48,7 @@ class Snapshot:
             pin_header=config.pinning.header.lower().encode() if config.pinning else None,
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
             loaded_at=now_iso(),
+            versions=frozenset(config.versions),
         )
 
 

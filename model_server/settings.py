@@ -14,3 +14,5 @@ class ModelSettings(BaseSettings):
     path: Path = Path("artifacts/v2.3.1/model.joblib")
     # Threads that run predict + SHAP; keeps CPU work off the event loop.
     workers: int = 4
+    # A read-only numba cache (baked into the image) copied into NUMBA_CACHE_DIR at start.
+    numba_cache_seed: Path | None = None

@@ -51,7 +51,9 @@ def _cached_njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
         try:
             return numba.njit(cache=True, **options)(func)
         except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
-            log.warning("numba cache unavailable, %s compiles in every process: %s", func, exc)
+            log.warning(
+                "numba cache unavailable, %s compiles in every process: %s", func.__name__, exc
+            )
             return numba.njit(**options)(func)
 
     return decorate

@@ -9,6 +9,7 @@ import numba.core.caching
 import pytest
 
 from model_server.jit_cache import seed_numba_cache
+from model_server.settings import ModelSettings
 from model_server.treeshap import _cached_njit
 
 
@@ -49,3 +50,10 @@ def test_kernels_still_compile_when_no_cache_directory_is_writable(
     with pytest.raises(RuntimeError, match="no locator available"):
         numba.njit(cache=True)(twice)
     assert _cached_njit()(twice)(21) == 42
+
+
+def test_an_empty_seed_setting_turns_seeding_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_NUMBA_CACHE_SEED", "")
+    assert ModelSettings().numba_cache_seed is None
+    monkeypatch.setenv("MODEL_NUMBA_CACHE_SEED", "/opt/numba-cache")
+    assert ModelSettings().numba_cache_seed == Path("/opt/numba-cache")

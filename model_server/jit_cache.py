@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numba
 
+from model_server import treeshap
 from model_server.artifact import ArtifactError, load_artifact
 from model_server.predictor import Predictor
 
@@ -76,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if predictor.fast_explainer is None:
         print(f"{args.version}: not a compiled-explainer model, nothing to cache")
         return 0
-    print(f"{args.version}: TreeSHAP kernels cached in {numba.config.CACHE_DIR or 'the default'}")
+    # The directory numba chose: it is named after the source's directory, which must be the
+    # one the server will import (a cache filed under another copy of the package is never hit).
+    print(
+        f"{args.version}: TreeSHAP kernels of {treeshap.__file__} cached in "
+        f"{treeshap._shap_serial.stats.cache_path}"
+    )
     return 0
 
 

@@ -63,4 +63,4 @@ e2e-containers: $(INSTALLED)
 	bash deploy/e2e-containers.sh
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) artifacts .cache .pytest_cache .ruff_cache .hypothesis

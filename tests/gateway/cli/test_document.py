@@ -1,0 +1,69 @@
+"""The round-trip edit: layout, line endings, symlinks, atomic writes, validation first."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.cli.samples import (
+    BLOCK_SAMPLE,
+    SAMPLE,
+    assert_only_lines_changed,
+    run,
+    weights_of,
+)
+
+
+def test_set_weights_keeps_block_layout_and_header(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(BLOCK_SAMPLE)
+    code, _, err = run(capsys, "set-weights", "v2.4.0=100", "--file", str(path))
+    assert code == 0, err
+    after = path.read_text()
+    assert weights_of(path) == {"v2.3.1": 0, "v2.4.0": 100}
+    lines = BLOCK_SAMPLE.splitlines()
+    changed = {
+        lines.index("        v2.3.1: 90   # stable"),
+        lines.index("        v2.4.0: 10   # canary"),
+    }
+    assert_only_lines_changed(BLOCK_SAMPLE, after, changed)
+
+
+def test_set_weights_invalid_result_leaves_file_untouched(
+    capsys: pytest.CaptureFixture[str], routing_file: Path
+) -> None:
+    code, out, err = run(capsys, "set-weights", "v2.4.0=120", "--file", str(routing_file))
+    assert code == 1
+    assert out == ""
+    assert "not written" in err
+    assert "canary.weights.v2.3.1: negative weight -20 (line 10)" in err
+    assert routing_file.read_text() == SAMPLE
+    assert os.listdir(routing_file.parent) == ["routing.yaml"]
+
+
+def test_set_weights_keeps_mode_and_writes_through_symlink(
+    capsys: pytest.CaptureFixture[str], routing_file: Path
+) -> None:
+    routing_file.chmod(0o640)
+    link = routing_file.parent / "current.yaml"
+    link.symlink_to(routing_file.name)
+    code, _, err = run(capsys, "set-weights", "v2.4.0=30", "--file", str(link))
+    assert code == 0, err
+    assert link.is_symlink()
+    assert stat.S_IMODE(routing_file.stat().st_mode) == 0o640
+    assert weights_of(routing_file) == {"v2.3.1": 70, "v2.4.0": 30}
+    assert sorted(os.listdir(routing_file.parent)) == ["current.yaml", "routing.yaml"]
+
+
+def test_set_weights_keeps_crlf_line_endings(
+    capsys: pytest.CaptureFixture[str], routing_file: Path
+) -> None:
+    routing_file.write_bytes(SAMPLE.replace("\n", "\r\n").encode())
+    code, _, err = run(capsys, "set-weights", "v2.4.0=25", "--file", str(routing_file))
+    assert code == 0, err
+    data = routing_file.read_bytes()
+    assert data.count(b"\r\n") == SAMPLE.count("\n")
+    assert data.count(b"\n") == SAMPLE.count("\n")

@@ -35,12 +35,15 @@ def test_set_weights_keeps_block_layout_and_header(
 def test_set_weights_invalid_result_leaves_file_untouched(
     capsys: pytest.CaptureFixture[str], routing_file: Path
 ) -> None:
-    code, out, err = run(capsys, "set-weights", "v2.4.0=120", "--file", str(routing_file))
+    # The edit is fine; what the file already gets wrong (the stable version) still blocks it.
+    text = SAMPLE.replace("stable: v2.3.1 ", "stable: v9     ")
+    routing_file.write_text(text)
+    code, out, err = run(capsys, "set-weights", "v2.4.0=25", "--file", str(routing_file))
     assert code == 1
     assert out == ""
     assert "not written" in err
-    assert "canary.weights.v2.3.1: negative weight -20 (line 10)" in err
-    assert routing_file.read_text() == SAMPLE
+    assert "stable: unknown version 'v9'; versions are: v2.3.1, v2.4.0 (line 2)" in err
+    assert routing_file.read_text() == text
     assert os.listdir(routing_file.parent) == ["routing.yaml"]
 
 

@@ -65,12 +65,25 @@ def read_document(path: str) -> Document:
     try:
         data = yaml.load(body)
     except YAMLError as exc:
-        raise CommandError(f"error: {path} is not valid YAML:", f"  {exc}") from None
+        messages = _syntax_messages(text, exc)
+        raise CommandError(
+            f"error: {path} is not valid YAML:", *(f"  {m}" for m in messages)
+        ) from None
     if not isinstance(data, CommentedMap):
         raise CommandError(f"error: {path} is not a mapping of keys")
     mapping, sequence, offset = _guess_indent(data, body.splitlines())
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     return Document(header=header, data=data, yaml=yaml, crlf=crlf)
+
+
+def _syntax_messages(text: str, exc: YAMLError) -> list[str]:
+    """The gateway's own account of the error (the line of the mistake, as `validate` says it);
+    ruamel's when only ruamel objects to the file."""
+    try:
+        parse_config(text)
+    except ConfigError as config_error:
+        return config_error.messages
+    return [str(exc)]
 
 
 def _guess_indent(data: CommentedMap, lines: list[str]) -> tuple[int, int, int]:

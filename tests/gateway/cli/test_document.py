@@ -9,6 +9,7 @@ import pytest
 from tests.gateway.cli.samples import (
     BLOCK_SAMPLE,
     SAMPLE,
+    WEIGHTS_LINE,
     assert_only_lines_changed,
     run,
     weights_of,
@@ -70,3 +71,23 @@ def test_set_weights_keeps_crlf_line_endings(
     data = routing_file.read_bytes()
     assert data.count(b"\r\n") == SAMPLE.count("\n")
     assert data.count(b"\n") == SAMPLE.count("\n")
+
+
+def test_a_yaml_syntax_error_is_reported_at_its_line_as_validate_does(
+    capsys: pytest.CaptureFixture[str], routing_file: Path
+) -> None:
+    text = SAMPLE.replace("{v2.3.1: 90, v2.4.0: 10}", "{v2.3.1: 90, v2.4.0: 10")
+    routing_file.write_text(text)
+    code, _, validate_err = run(capsys, "validate", str(routing_file))
+    assert code == 1
+    expected = f"  yaml: '{{' is not closed; the parser stopped at line {WEIGHTS_LINE + 2}"
+    assert expected in validate_err
+    assert validate_err.rstrip().endswith(f"(line {WEIGHTS_LINE + 1})")
+    code, out, err = run(capsys, "set-weights", "v2.4.0=25", "--file", str(routing_file))
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == [
+        f"error: {routing_file} is not valid YAML:",
+        validate_err.splitlines()[1],
+    ]
+    assert routing_file.read_text() == text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from gateway.cli.base import CommandError, Commands
 from gateway.cli.document import child_map, read_document, save_document
@@ -94,19 +94,15 @@ def plan_weights(
             f"unnamed to take the remaining {rest}; give weights that add up to 100"
         )
     if holders:
-        why = f"{_join(f'{n} ({current[n]})' for n in holders)} all have weight"
+        why = ", ".join(f"{name} ({current[name]})" for name in holders) + " all have weight"
     else:
-        why = f"none of {_join(unnamed)} has weight"
+        why = f"none of {', '.join(unnamed)} has weight"
     example = " ".join([named, f"{takers[0]}={rest}", *(f"{name}=0" for name in takers[1:])])
     raise CommandError(
         f"error: {named} leaves {rest} for the other versions, and {why}, so which one takes it "
         "is not clear.",
         f"  Name each of them, e.g.: streamflow set-weights {example}",
     )
-
-
-def _join(names: Iterable[str]) -> str:
-    return ", ".join(names)
 
 
 def _has_weight(weight: object) -> bool:

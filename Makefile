@@ -11,6 +11,7 @@ INSTALLED := $(VENV)/.installed
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
+	@echo "             (make up PORT=8081: the gateway on another port)"
 	@echo "make test    lint and run every test (unit + integration)"
 	@echo "make bench   benchmark the gateway against nginx and direct"
 	@echo "make lint    ruff check + format check"
@@ -36,8 +37,10 @@ tools:
 artifacts: $(INSTALLED)
 	$(BIN)/python -m model_server.train --if-missing
 
+# `make up PORT=8081` puts the gateway on another port when 8080 is taken. Only a PORT given on
+# the make command line counts: a PORT some other tool exported must not move the gateway.
 up: artifacts
-	$(BIN)/python -m stack
+	STACK_VIA_MAKE=1 $(BIN)/python -m stack $(if $(filter command line,$(origin PORT)),--port $(PORT))
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -63,4 +66,4 @@ e2e-containers: $(INSTALLED)
 	bash deploy/e2e-containers.sh
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) artifacts .cache .pytest_cache .ruff_cache .hypothesis

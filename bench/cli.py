@@ -223,7 +223,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="GATEWAY_X=VALUE",
-        help="extra gateway setting, e.g. GATEWAY_TRANSPORT=aiohttp (repeatable)",
+        help="extra gateway setting, e.g. GATEWAY_TRANSPORT=httpx (repeatable)",
     )
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads above 1 conn")
     parser.add_argument("--batch-rows", type=int, default=1000)

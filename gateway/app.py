@@ -13,7 +13,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -23,11 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from apidocs import serve_docs
 from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
 from gateway.metrics import GatewayMetrics
 from gateway.metrics_share import SharedCounters
+from gateway.openapi import document_predictions
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
@@ -37,7 +39,7 @@ from gateway.shadow.metrics import ShadowCollector
 from gateway.shadow.mirror import Mirror
 from gateway.shadow.report import build_report
 from gateway.state import GatewayState, Snapshot, shadow_note
-from gateway.upstream import open_upstream
+from gateway.upstream import Upstream, open_upstream
 
 log = logging.getLogger("gateway")
 
@@ -82,10 +84,12 @@ async def send_json(send: Send, status: int, payload: dict[str, str]) -> None:
 def create_app(
     settings: GatewaySettings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    upstream: Callable[[], Upstream] | None = None,
     health_transport: httpx.AsyncBaseTransport | None = None,
 ) -> GatewayApp:
-    """Build one gateway. ``transport``/``health_transport`` let tests fake the replicas."""
+    """Build one gateway. ``upstream`` makes the forwarding client (called in the lifespan, in
+    the running loop; default: the one ``settings.transport`` names), ``health_transport`` is
+    for health checks: tests fake the replicas with them, or run the production client."""
     if settings is None:
         configure_logging()
         settings = load_settings()
@@ -129,13 +133,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
-        upstream = open_upstream(
-            settings.transport,
-            connect_timeout=settings.connect_timeout_s,
-            read_timeout=settings.read_timeout_s,
-            pool_size=settings.max_inflight_per_replica * 8,
-            transport=transport,
-        )
+        forwarder = upstream() if upstream is not None else open_upstream(settings)
         health_client = httpx.AsyncClient(transport=health_transport)
         checker = HealthChecker(lambda: state, health_client, settings.health_timeout_s)
         background: set[asyncio.Task[None]] = set()
@@ -158,14 +156,14 @@ def create_app(
         log_shadow(state)
         await checker.check_all()  # serve from a known health picture, not an empty one
         mirror = Mirror(
-            upstream,
+            forwarder,
             ledger,
             max_inflight=settings.shadow_max_inflight,
             timeout_s=settings.shadow_timeout_s,
         )
         app.proxy = Proxy(
             state,
-            upstream,
+            forwarder,
             metrics,
             max_body_bytes=settings.max_body_bytes,
             request_budget_s=settings.request_budget_s,
@@ -194,14 +192,18 @@ def create_app(
                 shared.write()
             app.proxy = None
             await mirror.aclose()
-            await upstream.aclose()
+            await forwarder.aclose()
             await health_client.aclose()
 
     app = GatewayApp(
         title="StreamFlow model gateway",
         description="One URL for every StreamFlow churn model version: canary, blue/green, pins.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: serve_docs serves ours
+        redoc_url=None,
     )
+    serve_docs(app)
+    document_predictions(app)
     app.state.gateway = state
     app.state.metrics = metrics
 

@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from gateway.yaml_syntax import describe_yaml_error
+
 __all__ = [
     "BlueGreenSpec",
     "CanarySpec",
@@ -319,9 +321,7 @@ def _load_yaml(text: str) -> tuple[Any, LineMap]:
             raise ConfigError(duplicates)
         return loader.construct_document(node), lines
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem, line = describe_yaml_error(exc, text)
         raise ConfigError([ConfigIssue("yaml", problem, line)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigIssue("yaml", str(exc))]) from None

@@ -26,6 +26,15 @@ class BadPin(GatewayError):
     error = "bad_pin"
 
 
+class BadRequest(GatewayError):
+    """A header (or the target) the gateway would forward holds CR, LF or NUL: nothing is sent.
+
+    The server's parser already refuses these; the client checks again where it writes."""
+
+    status = 400
+    error = "bad_request"
+
+
 class BodyTooLarge(GatewayError):
     status = 413
     error = "body_too_large"

@@ -1,8 +1,15 @@
-"""Prometheus metrics of one gateway, on a registry the app factory builds, not the global one."""
+"""Prometheus metrics of one gateway, on a registry the app factory builds, not the global one.
+
+No label value comes from a client or a replica unchecked, so neither can create series: versions
+are configured ones (or ``none`` for an error before any version was chosen, such as a bad pin),
+replicas are configured URLs, reasons and causes are fixed words, and a status is its code when
+it is a registered HTTP status and its class (``2xx`` ... ``5xx``, else ``other``) when not.
+"""
 
 from __future__ import annotations
 
 import bisect
+import http
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
@@ -18,6 +25,23 @@ from gateway.pool import ReplicaState
 from gateway.state import GatewayState
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _status_labels() -> dict[int, str]:
+    """The status label of every status a parser can give (three digits): a closed set."""
+    registered = {status.value for status in http.HTTPStatus}
+    labels = {}
+    for code in range(1000):
+        if code in registered:
+            labels[code] = str(code)
+        elif 100 <= code < 600:
+            labels[code] = f"{code // 100}xx"
+        else:
+            labels[code] = "other"
+    return labels
+
+
+STATUS_LABELS = _status_labels()
 
 
 class GatewayMetrics:
@@ -80,12 +104,14 @@ class AnsweredRequests(Collector):
 
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.bounds = buckets
-        self.counts: dict[tuple[str, str, int], int] = {}
+        self.counts: dict[tuple[str, str, str], int] = {}
         # version -> [count per bucket (the last is +Inf), sum of seconds]
         self.latency: dict[str, list[float]] = {}
 
     def record(self, version: str, reason: str, status: int, seconds: float) -> None:
-        key = (version, reason, status)
+        """One answer. ``version`` and ``reason`` must come from closed sets (the caller's
+        job); ``status`` is mapped to one here."""
+        key = (version, reason, STATUS_LABELS.get(status, "other"))
         counts = self.counts
         counts[key] = counts.get(key, 0) + 1
         tally = self.latency.get(version)
@@ -101,7 +127,7 @@ class AnsweredRequests(Collector):
             labels=["version", "reason", "status"],
         )
         for (version, reason, status), count in sorted(self.counts.items()):
-            requests.add_metric([version, reason, str(status)], count)
+            requests.add_metric([version, reason, status], count)
         yield requests
         latency = HistogramMetricFamily(
             "gateway_request_duration_seconds",

@@ -24,6 +24,11 @@ class ReplicaState(StrEnum):
     EJECTED = "ejected"  # too many consecutive request failures; cooling down
 
 
+# A replica in one of these that has never been healthy is still starting (its process not yet
+# listening, or its model still loading).
+STARTING_STATES = frozenset({ReplicaState.UNKNOWN, ReplicaState.UNHEALTHY})
+
+
 @dataclass(eq=False)
 class Replica:
     version: str
@@ -36,6 +41,7 @@ class Replica:
     ejections: int = 0  # in a row, without a successful request between: lengthens the cool-down
     last_error: str | None = None
     reported_version: str | None = None
+    ever_healthy: bool = False  # has passed a health check since it joined: no longer starting
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -123,6 +129,22 @@ class ReplicaPool:
                 best, fewest = replica, replica.inflight
         return best
 
+    def unavailable(self, version: str) -> dict[str, int]:
+        """Why no replica of ``version`` can take a request now: replicas counted by reason
+        (``starting`` means never healthy yet: not checked, or not answering since it joined)."""
+        reasons: dict[str, int] = {}
+        cap = self.limits.max_inflight_per_replica
+        for replica in self.by_version.get(version, ()):
+            state = replica.state
+            if state is ReplicaState.HEALTHY:
+                reason = "at the in-flight cap" if replica.inflight >= cap else "available"
+            elif not replica.ever_healthy and state in STARTING_STATES:
+                reason = "starting"
+            else:
+                reason = state.value
+            reasons[reason] = reasons.get(reason, 0) + 1
+        return reasons
+
     # --- passive health (called by the proxy) ---
 
     def record_success(self, replica: Replica) -> None:
@@ -172,5 +194,6 @@ class ReplicaPool:
             )
         else:
             replica.state = ReplicaState.HEALTHY
+            replica.ever_healthy = True
             replica.consecutive_failures = 0
             replica.last_error = None

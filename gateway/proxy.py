@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
-from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
@@ -29,7 +27,8 @@ from gateway.pool import Replica
 from gateway.routing import PinRejected
 from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
-from gateway.upstream import Headers, Upstream, UpstreamResponse, parse_head
+from gateway.upstream import Upstream
+from gateway.wire import MODEL_VERSION_LINE, Headers, Message, lines_named
 
 log = logging.getLogger("gateway.proxy")
 
@@ -64,19 +63,8 @@ REPLACED = HOP_BY_HOP | {
     b"date",
     b"server",
 }
-
-
-# Lines of a replica's answer head that the gateway drops (it writes its own where needed). Both
-# patterns anchor on the "\n" that ends the line before, so the head is matched as b"\n" + head:
-# a literal first character lets the regex engine skip ahead, where "^" in multiline mode is
-# tried at every byte.
-REPLACED_LINES = re.compile(
-    rb"\n(?:"
-    + b"|".join(re.escape(name) for name in sorted(REPLACED))
-    + rb")[ \t]*:[^\r\n]*\r(?=\n)",
-    re.IGNORECASE,
-)
-MODEL_VERSION_LINE = re.compile(rb"\nx-model-version[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r", re.I)
+# Lines of a replica's answer head that the gateway drops (it writes its own where needed).
+REPLACED_LINES = lines_named(REPLACED)
 TAGS = (
     b"x-model-version: %s\r\nx-route-reason: %s\r\nx-routing-revision: %s\r\n"
     b"x-request-id: %s\r\ncontent-length: %d\r\n"
@@ -94,22 +82,6 @@ REASONS = {
 # The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
 UUID_FIXED_BITS = (0xF000 << 64) | (0xC000 << 48)
 UUID_V4_BITS = (0x4000 << 64) | (0x8000 << 48)
-
-
-@dataclass(slots=True)
-class Answer:
-    """What the gateway answers one client request: status, header lines, body.
-
-    ``head`` holds b"name: value\r\n" lines, content-length included, ready for the wire.
-    """
-
-    status: int
-    head: bytes
-    body: bytes
-
-    @property
-    def headers(self) -> Headers:
-        return parse_head(self.head)
 
 
 class ClientGone(Exception):
@@ -155,8 +127,9 @@ class Proxy:
         await send({**start_message, "headers": answer.headers})  # type: ignore[typeddict-item]
         await send({"type": "http.response.body", "body": answer.body})
 
-    async def forward(self, path: str, headers: Headers, body: bytes, start: float) -> Answer:
-        """One whole client request (lower-case header names, raw bytes) → the tagged answer.
+    async def forward(self, path: str, headers: Headers, body: bytes, start: float) -> Message:
+        """One whole client request (lower-case header names, raw bytes) → the tagged answer,
+        its head ready for the wire (content-length included).
 
         ``start`` is the ``time.perf_counter()`` of the request's arrival.
         """
@@ -213,7 +186,7 @@ class Proxy:
                 resp.body,
                 elapsed,
             )
-        return Answer(resp.status, head + tags, resp.body)
+        return Message(resp.status, head + tags, resp.body)
 
     async def _route(
         self,
@@ -223,7 +196,7 @@ class Proxy:
         headers: Headers,
         pin: str | None,
         sticky: bytes | None,
-    ) -> tuple[str, str, str | None, UpstreamResponse]:
+    ) -> tuple[str, str, str | None, Message]:
         """Decide, try the chosen version's replicas, fall back to stable; (version, reason...)."""
         try:
             decision = snap.table.decide(
@@ -244,10 +217,12 @@ class Proxy:
         )
         if served is not None:
             replica, resp = served
-            return replica_version(replica, resp), decision.reason, decision.fallback_from, resp
+            version = replica_version(snap, replica, resp)
+            return version, decision.reason, decision.fallback_from, resp
 
         if decision.reason == "pinned" or decision.version == stable:
-            raise self._exhausted(decision.version, failures, pinned=decision.reason == "pinned")
+            pinned = decision.reason == "pinned"
+            raise self._exhausted(snap, decision.version, failures, pinned=pinned)
         # Every replica of the chosen version failed this request: stable serves it instead.
         cause = failures[-1].cause if failures else "no_healthy_replica"
         self.metrics.fallbacks.labels(decision.version, stable, cause).inc()
@@ -256,9 +231,11 @@ class Proxy:
             snap, stable, path, body, headers, deadline, stable_failures
         )
         if served is None:
-            raise self._exhausted(stable, stable_failures, pinned=False, after=decision.version)
+            raise self._exhausted(
+                snap, stable, stable_failures, pinned=False, after=decision.version
+            )
         replica, resp = served
-        return replica_version(replica, resp), "fallback", decision.version, resp
+        return replica_version(snap, replica, resp), "fallback", decision.version, resp
 
     async def _try_version(
         self,
@@ -269,7 +246,7 @@ class Proxy:
         headers: Headers,
         deadline: float,
         failures: list[UpstreamFailure],
-    ) -> tuple[Replica, UpstreamResponse] | None:
+    ) -> tuple[Replica, Message] | None:
         """Each healthy replica of ``version`` at most once, until one answers below 500."""
         pool = snap.pool
         tried: list[Replica] = []
@@ -293,7 +270,7 @@ class Proxy:
         headers: Headers,
         remaining: float,
         failures: list[UpstreamFailure],
-    ) -> UpstreamResponse | None:
+    ) -> Message | None:
         """One try on one replica within ``remaining`` seconds: its answer below 500, or None
         with the failure recorded."""
         replica.inflight += 1
@@ -325,6 +302,7 @@ class Proxy:
 
     def _exhausted(
         self,
+        snap: Snapshot,
         version: str,
         failures: list[UpstreamFailure],
         *,
@@ -334,7 +312,16 @@ class Proxy:
         """The gateway error for a version that could not serve, naming it and why."""
         prefix = f"{after} failed and stable " if after else ("pinned " if pinned else "")
         if not failures:
-            detail = f"{prefix}version {version} has no healthy replica with room for a request"
+            reasons = snap.pool.unavailable(version)
+            counts = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+            if reasons and set(reasons) == {"starting"}:
+                # Distinct from a failing version: nothing is wrong yet, it is not up yet.
+                detail = f"{prefix}version {version} has no ready replica yet ({counts})"
+            else:
+                detail = (
+                    f"{prefix}version {version} has no healthy replica with room for a request"
+                    + (f" ({counts})" if counts else "")
+                )
             return NoHealthyReplica(detail, version=version)
         last = failures[-1]
         detail = f"{prefix}version {version}: every replica tried failed; last: {last.detail}"
@@ -362,13 +349,15 @@ class Proxy:
             if not message.get("more_body", False):
                 return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
-    def _error(self, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float) -> Answer:
+    def _error(self, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float) -> Message:
         body = exc.body()
         elapsed = time.perf_counter() - start
         request_id = request_id or new_request_id()
         head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
-        self.answered.record(exc.version or "none", exc.error, exc.status, elapsed)
-        return Answer(exc.status, head, body)
+        # A bad pin's version is the client's text: never a label.
+        version = exc.version if exc.version in snap.versions else "none"
+        self.answered.record(version, exc.error, exc.status, elapsed)
+        return Message(exc.status, head, body)
 
 
 def target_of(scope: Scope) -> str:
@@ -404,7 +393,12 @@ def new_request_id() -> bytes:
     return b"%032x" % value
 
 
-def replica_version(replica: Replica, resp: UpstreamResponse) -> str:
-    """The version that actually served: the model's own header, else the replica's pin."""
+def replica_version(snap: Snapshot, replica: Replica, resp: Message) -> str:
+    """The version that actually served: the model's own header when it names a configured
+    version, else the replica's pin (a replica's header must not make up a version, or a
+    metric series)."""
     found = MODEL_VERSION_LINE.search(b"\n" + resp.head)
-    return found[1].decode("latin-1") if found else replica.version
+    if found is None:
+        return replica.version
+    reported = found[1].decode("latin-1")
+    return reported if reported in snap.versions else replica.version

@@ -8,12 +8,16 @@ no ASGI scope, receive/send messages, event or request-cycle object. Under load 
 was about half of a gateway process's CPU (bench/README.md).
 
 Anything else about a prediction request (chunked body, Expect: 100-continue, a query string, a
-body over the limit, the access log on) takes the ASGI path, which answers it the same way.
+body over the limit, the access log on) takes the ASGI path, which answers it the same way. So
+does a request over uvicorn's ``limit_concurrency`` (unset by ``gateway serve``, settable when
+running uvicorn by hand), which uvicorn answers there with its 503: the gateway's own in-flight
+cap is per replica and does not bound the connections and tasks of the process.
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
-queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml, and
-tests/integration/test_server_protocol.py checks both paths on the wire after any upgrade.
+queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml;
+tests/gateway/test_server_internals.py names any of those internals an upgrade removed, and
+tests/integration/test_server_protocol.py checks both paths on the wire.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.app import GatewayApp
-from gateway.proxy import Answer, Proxy
+from gateway.proxy import Proxy
+from gateway.wire import Message, head_lines
 
 log = logging.getLogger("gateway.server")
 
@@ -152,8 +157,7 @@ class GatewayProtocol(HttpToolsProtocol):
         cached = _default_heads.get(id(headers))
         if cached is None or cached[0] is not headers:
             _default_heads.clear()
-            text = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-            cached = _default_heads[id(headers)] = (headers, text)
+            cached = _default_heads[id(headers)] = (headers, head_lines(headers))
         return cached[1]
 
     # --- keep-alive ---
@@ -204,10 +208,12 @@ class GatewayProtocol(HttpToolsProtocol):
             return None
         proxy = self.gateway.proxy
         parser = self.parser
+        limit = self.limit_concurrency
         if (
             proxy is None
             or self.access_log
             or self.expect_100_continue
+            or (limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit))
             or parser.get_method() != b"POST"
             or parser.should_upgrade()
         ):
@@ -239,11 +245,11 @@ class GatewayProtocol(HttpToolsProtocol):
         except Exception:
             log.exception("unexpected error on %s", exchange.path)
             head = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(INTERNAL_ERROR)
-            answer = Answer(500, head, INTERNAL_ERROR)
+            answer = Message(500, head, INTERNAL_ERROR)
             exchange.keep_alive = False
         self._write(exchange, answer)
 
-    def _write(self, exchange: _Exchange, answer: Answer) -> None:
+    def _write(self, exchange: _Exchange, answer: Message) -> None:
         exchange.response_complete = True
         transport = self.transport
         if exchange.disconnected or transport.is_closing():

@@ -32,14 +32,18 @@ class GatewaySettings(BaseSettings):
     max_inflight_per_replica: int = 128
     max_body_bytes: int = 1024 * 1024
 
+    # A replica's answer body over this is a 502 bad_upstream (its head is capped at 64 KiB).
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    # The forwarding client (see gateway/upstream/): native on the hot path, httpx where a test
+    # needs MockTransport.
+    transport: Literal["native", "httpx"] = "native"
+
     # Shadow copies (gateway/shadow/): at most this many in flight per process, beyond which a
     # copy is dropped and counted; each has this long to answer, with no retry.
     shadow_max_inflight: int = Field(default=64, ge=1)
     shadow_timeout_s: float = Field(default=2.0, gt=0)
 
-    # The forwarding client (see gateway/upstream.py): native on the hot path, aiohttp as the
-    # general fallback, httpx where a test needs MockTransport.
-    transport: Literal["native", "aiohttp", "httpx"] = "native"
     access_log: bool = False
     # Where each worker process leaves its counters for the others to sum at scrape
     # (gateway/metrics_share.py). ``serve --workers N`` makes a private one when unset; unset

@@ -26,6 +26,7 @@ class Snapshot:
     sticky_header: bytes | None
     shadow: ShadowPlan | None  # None: nothing is mirrored
     loaded_at: str
+    versions: frozenset[str]  # every configured version: the values a version label may take
 
     @classmethod
     def build(
@@ -46,6 +47,7 @@ class Snapshot:
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
             shadow=ShadowPlan.from_spec(config.shadow.model_dump() if config.shadow else None),
             loaded_at=now_iso(),
+            versions=frozenset(config.versions),
         )
 
 

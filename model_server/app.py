@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apidocs import serve_docs
 from model_server.artifact import ArtifactError, load_artifact, verify_artifact
+from model_server.jit_cache import seed_numba_cache
 from model_server.metrics import ModelMetrics
 from model_server.predictor import Predictor
 from model_server.schemas import (
@@ -84,8 +86,10 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.numba_cache_seed is not None:
+            await anyio.to_thread.run_sync(seed_numba_cache, settings.numba_cache_seed)
         artifact = await anyio.to_thread.run_sync(load_artifact, settings.path, settings.version)
-        # Builds the SHAP tables and compiles their kernels (seconds): off the event loop.
+        # Builds the SHAP tables and compiles (or loads from the cache) their kernels: off the loop.
         predictor = await anyio.to_thread.run_sync(Predictor, artifact.model, settings.version)
         # Warm up so the first real request does not pay for lazy SHAP/sklearn set-up.
         warm = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
@@ -101,7 +105,10 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         description="Predicts 30-day churn probability for StreamFlow subscribers.",
         version=settings.version,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: serve_docs serves ours
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.predictor = None
     app.state.metadata = metadata
 

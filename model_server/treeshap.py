@@ -13,13 +13,21 @@ small batches use a serial kernel so single-row latency carries no thread fan-ou
 
 Matching shap's numerics: inputs are rounded to float32 first (as sklearn and shap both do for
 these trees), node cover is ``weighted_n_node_samples``, leaf values are scaled by the learning
-rate and a missing value follows the node's default (missing-value) child. Nothing is cached to
-disk; the kernels compile in-process on first use (see ``warm``).
+rate and a missing value follows the node's default (missing-value) child.
+
+Compiling the three kernels takes about 15 s, so the machine code is cached on disk (``cache=True``)
+and a later process on the same machine loads it in well under a second. numba picks the directory:
+``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside this file, else the user's cache dir (the
+first one it can write). A cache entry is used only when this file's content hash and the CPU
+(name and features) match; anything else is recompiled and added. Where no directory is writable
+the kernels compile in-process on first use, as without a cache (see ``warm``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -32,6 +40,23 @@ PARALLEL_MIN_ROWS = 64
 # A leaf with k unique path features needs 2**k * k table entries (8 bytes each); models whose
 # worst case exceeds this are left to shap.
 MAX_TABLE_ENTRIES = 4_000_000
+
+log = logging.getLogger("model_server")
+
+
+def _cached_njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """numba.njit with an on-disk cache, or without one when no cache directory is writable."""
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
+            log.warning(
+                "numba cache unavailable, %s compiles in every process: %s", func.__name__, exc
+            )
+            return numba.njit(**options)(func)
+
+    return decorate
 
 
 @numba.njit(inline="always")
@@ -61,7 +86,7 @@ def _unwound_path_sum(zero, one, pweight, depth, path_index):
     return total * (depth + 1)
 
 
-@numba.njit(nogil=True)
+@_cached_njit(nogil=True)
 def _build_tables(leaf_value, leaf_k, leaf_slot_start, slot_zero, leaf_table_start, n_entries):
     """table[start + mask * k + j]: leaf's contribution to its j-th unique feature under mask."""
     table = np.zeros(n_entries, dtype=np.float64)
@@ -133,7 +158,7 @@ def _explain_rows(X, phi, start, stop, go_left, model):
                     phi[r, slot_feature[slots + j]] += table[entry + j]
 
 
-@numba.njit(nogil=True)
+@_cached_njit(nogil=True)
 def _shap_serial(X, model):
     phi = np.zeros(X.shape, dtype=np.float64)
     go_left = np.empty(_max_tree_nodes(model[0]), dtype=np.bool_)
@@ -141,12 +166,14 @@ def _shap_serial(X, model):
     return phi
 
 
-@numba.njit(nogil=True, parallel=True)
-def _shap_parallel(X, model):
+@_cached_njit(nogil=True, parallel=True)
+def _shap_parallel(X, model, n_threads):
+    # n_threads comes from the caller: numba.get_num_threads() inside the kernel is a call through
+    # a ctypes pointer, which numba refuses to cache to disk.
     n_rows = X.shape[0]
     phi = np.zeros(X.shape, dtype=np.float64)
     max_nodes = _max_tree_nodes(model[0])
-    n_blocks = max(1, min(n_rows, 4 * numba.get_num_threads()))
+    n_blocks = max(1, min(n_rows, 4 * n_threads))
     block = (n_rows + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
         go_left = np.empty(max_nodes, dtype=np.bool_)
@@ -306,11 +333,11 @@ class GradientBoostingTreeShap:
         if matrix.shape[0] < PARALLEL_MIN_ROWS:
             return _shap_serial(matrix, self._arrays())
         with self._parallel_lock:
-            return _shap_parallel(matrix, self._arrays())
+            return _shap_parallel(matrix, self._arrays(), numba.get_num_threads())
 
     def warm(self) -> None:
-        """Compile both kernels now (seconds, once per process) instead of on a request."""
+        """Compile (or load from the cache) both kernels now instead of on a request."""
         row = np.zeros((1, self.n_features), dtype=np.float64)
         _shap_serial(row, self._arrays())
         with self._parallel_lock:
-            _shap_parallel(row, self._arrays())
+            _shap_parallel(row, self._arrays(), numba.get_num_threads())

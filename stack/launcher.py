@@ -11,6 +11,8 @@ as they would be anywhere else, configured through their own environment variabl
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import signal
 import socket
 import sys
@@ -23,11 +25,13 @@ import httpx
 
 from gateway.config import ConfigError, load_config
 from model_server.train import METADATA_FILE, RECIPES, ensure_artifacts
-from stack.plan import Plan, PlanError, ProcessSpec, build_plan
+from stack.plan import GatewayPortTaken, Plan, PlanError, ProcessSpec, build_plan
 from stack.supervisor import StopRequest, Supervisor, sleep_unless_stopped
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PAYLOAD = REPO_ROOT / "examples" / "customer.json"
+# Set by `make up`, so advice on what to type next names make's PORT= and not --port.
+VIA_MAKE_ENV = "STACK_VIA_MAKE"
 
 
 class ArtifactError(Exception):
@@ -67,7 +71,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    # Replicas inherit it: compiled TreeSHAP kernels are kept there, so later starts take ~2 s.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".cache" / "numba"))
     routing_path = args.routing.absolute()
     try:
         config = load_config(routing_path).config
@@ -99,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted before anything was started")
         return 0
+    except GatewayPortTaken as exc:
+        say(f"error: {exc}; stop what uses it, or start the stack on another port:")
+        if exc.free_port is not None:
+            via_make = bool(os.environ.get(VIA_MAKE_ENV))
+            say(f"  {rerun_command(argv, exc.free_port, via_make=via_make)}")
+        return 1
     except (PlanError, ArtifactError) as exc:
         say(f"error: {exc}")
         return 1
@@ -123,6 +136,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         supervisor.stop_all()
     say("stopped")
     return 0
+
+
+def rerun_command(argv: Sequence[str], port: int, *, via_make: bool) -> str:
+    """The command to type to start this same stack with the gateway on ``port``."""
+    if via_make:
+        return f"make up PORT={port}"
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--port":
+            skip = True
+        elif not arg.startswith("--port="):
+            kept.append(arg)
+    python = _display_path(Path(sys.executable))
+    return shlex.join([str(python), "-m", "stack", *kept, "--port", str(port)])
 
 
 def build_artifacts(artifacts: Path, versions: list[str]) -> None:

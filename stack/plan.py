@@ -15,6 +15,7 @@ from gateway.config import RoutingConfig
 
 __all__ = [
     "REPLICA_HOST",
+    "GatewayPortTaken",
     "Plan",
     "PlanError",
     "PortCheck",
@@ -34,6 +35,16 @@ PortCheck = Callable[[str, int], bool]
 
 class PlanError(Exception):
     """The stack cannot be laid out (e.g. the gateway port is taken); the message says why."""
+
+
+class GatewayPortTaken(PlanError):
+    """The gateway's port is in use; ``free_port`` is the next one that is not (None: none)."""
+
+    def __init__(self, host: str, port: int, free_port: int | None) -> None:
+        super().__init__(f"gateway port {host}:{port} is taken")
+        self.host = host
+        self.port = port
+        self.free_port = free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +101,8 @@ def build_plan(
     """One model-server per replica URL, on the first free ports from replica_base_port up,
     then (optionally) the gateway on host:port with the replica host names mapped to them."""
     if with_gateway and not is_free(host, port):
-        raise PlanError(f"gateway port {host}:{port} is taken; stop what uses it or pass --port")
+        free = (p for p in range(port + 1, MAX_PORT + 1) if is_free(host, p))
+        raise GatewayPortTaken(host, port, next(free, None))
 
     replicas: list[ProcessSpec] = []
     resolve: dict[str, str] = {}

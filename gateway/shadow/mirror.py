@@ -23,7 +23,8 @@ from gateway.pool import ReplicaPool
 from gateway.shadow.compare import BadAnswer, compare_rows, parse_rows
 from gateway.shadow.ledger import ShadowLedger, section_key
 from gateway.shadow.tally import OUTCOMES
-from gateway.upstream import Headers, Upstream
+from gateway.upstream.base import Upstream
+from gateway.wire import Headers
 
 log = logging.getLogger("gateway.shadow")
 

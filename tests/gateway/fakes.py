@@ -6,10 +6,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from gateway.settings import GatewaySettings
+from gateway.upstream import HttpxUpstream
 
 # The example from DESIGN.md, verbatim (comments included).
 DESIGN_EXAMPLE = """\
@@ -93,6 +95,10 @@ class FakeReplicas:
     """Each address answers like a model server of its version unless told otherwise."""
 
     behaviour: dict[str, str] = field(default_factory=dict)  # address -> ok|down|500|422|slow
+    # When set, every prediction answers this status, and this X-Model-Version (misbehaving
+    # replicas: any 3-digit status, a version nobody configured).
+    status: int | None = None
+    answer_version: str | None = None
     reported: dict[str, str] = field(default_factory=dict)  # address -> version /health reports
     calls: Counter[str] = field(default_factory=Counter)
     seen_headers: list[httpx.Headers] = field(default_factory=list)
@@ -118,10 +124,10 @@ class FakeReplicas:
             return httpx.Response(422, json={"detail": [{"loc": ["body", "tenure"]}]})
         body = {"model_version": version, "echo": json.loads(request.content or b"{}")}
         return httpx.Response(
-            200,
+            self.status or 200,
             json=body,
             headers={
-                "X-Model-Version": version,
+                "X-Model-Version": self.answer_version or version,
                 "X-Custom": "kept",
                 "Keep-Alive": "timeout=5",
                 "Connection": "keep-alive",
@@ -135,8 +141,10 @@ class FakeReplicas:
         version = self.reported.get(address, VERSION_OF[address])
         return httpx.Response(200, json={"status": "healthy", "model_version": version})
 
-    def transports(self) -> dict[str, httpx.MockTransport]:
+    def transports(self) -> dict[str, Any]:
+        """create_app's keywords: forwarding and health checks both meet these fakes."""
+        predict = httpx.MockTransport(self.predict)
         return {
-            "transport": httpx.MockTransport(self.predict),
+            "upstream": lambda: HttpxUpstream(1.0, 10.0, 16, transport=predict),
             "health_transport": httpx.MockTransport(self.health),
         }

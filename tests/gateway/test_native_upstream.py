@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.errors import UpstreamFailure
-from gateway.upstream import NativeUpstream, UpstreamResponse
+from gateway.errors import BadRequest, UpstreamFailure
+from gateway.upstream import NativeUpstream
+from gateway.wire import Message
 
 WAIT_S = 5.0  # the bound on any one wait in these tests
 
@@ -143,9 +144,14 @@ async def upstreams() -> AsyncIterator[MakeUpstream]:
     made: list[NativeUpstream] = []
 
     def make(
-        connect_timeout: float = 1.0, read_timeout: float = 2.0, pool_size: int = 4
+        connect_timeout: float = 1.0,
+        read_timeout: float = 2.0,
+        pool_size: int = 4,
+        max_body_bytes: int = 1024 * 1024,
     ) -> NativeUpstream:
-        upstream = NativeUpstream(connect_timeout, read_timeout, pool_size)
+        upstream = NativeUpstream(
+            connect_timeout, read_timeout, pool_size, max_body_bytes=max_body_bytes
+        )
         made.append(upstream)
         return upstream
 
@@ -160,7 +166,7 @@ async def post(
     body: bytes = b"{}",
     headers: list[tuple[bytes, bytes]] | None = None,
     timeout: float = WAIT_S,
-) -> UpstreamResponse:
+) -> Message:
     return await asyncio.wait_for(upstream.post(url, body, headers or [], timeout), WAIT_S + 1)
 
 
@@ -645,3 +651,95 @@ async def test_connect_timeout_is_a_timeout(upstreams: MakeUpstream) -> None:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+# --- what is written is checked, what is read is bounded ---
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ((b"x-a", b"1\r\nx-injected: 1"), "CR"),
+        ((b"x-a", b"1\nx-injected: 1"), "LF"),
+        ((b"x-a", b"1\rx"), "CR"),
+        ((b"x-a", b"1\0x"), "NUL"),
+        ((b"x-a\r\nx-b", b"1"), "CR"),
+        ((b"x-a\0", b"1"), "NUL"),
+    ],
+)
+async def test_cr_lf_nul_in_a_header_is_refused_and_nothing_is_sent(
+    serve: Serve, upstreams: MakeUpstream, header: tuple[bytes, bytes], shown: str
+) -> None:
+    replica = await serve(answer_each)
+    upstream = upstreams()
+    headers = [(b"x-request-id", b"abc"), header]
+    with pytest.raises(BadRequest) as caught:
+        await post(upstream, replica.url(), headers=headers)
+    assert caught.value.status == 400
+    assert shown in caught.value.detail and "nothing was sent" in caught.value.detail
+    assert "x-a" in caught.value.detail  # names the header
+    await asyncio.sleep(0.05)
+    assert replica.accepts == 0 and replica.requests == []
+    # The client itself is fine: the next request goes out.
+    assert (await post(upstream, replica.url(), headers=[(b"x-a", b"ok")])).status == 200
+
+
+@pytest.mark.parametrize("target", ["/predict?a=1\r\nx-injected: 1", "/predict?a=\0", "/p q"])
+async def test_cr_lf_nul_or_space_in_the_target_is_refused(
+    serve: Serve, upstreams: MakeUpstream, target: str
+) -> None:
+    replica = await serve(answer_each)
+    with pytest.raises(BadRequest):
+        await post(upstreams(), replica.url(target))
+    assert replica.accepts == 0
+
+
+def too_large_answers() -> dict[str, bytes]:
+    body = b"x" * 2000
+    return {
+        "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + body,
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 100]), body[i : i + 100])
+            for i in range(0, 2000, 100)
+        )
+        + b"0\r\n\r\n",
+        "until-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body,
+    }
+
+
+@pytest.mark.parametrize("framing", sorted(too_large_answers()))
+async def test_answer_body_over_the_limit_is_a_protocol_error_and_closes(
+    serve: Serve, upstreams: MakeUpstream, framing: str
+) -> None:
+    answer = too_large_answers()[framing]
+
+    async def handler(peer: Peer) -> None:
+        while await peer.read_request() is not None:
+            await peer.send(answer[:100], answer[100:], pause=0.01)
+            if framing == "until-close":
+                return
+        # Reached only once the gateway closes the connection.
+
+    replica = await serve(handler)
+    upstream = upstreams(max_body_bytes=1000)
+    failed = await failure(upstream, replica.url())
+    assert failed.cause == "protocol_error"
+    assert "over 1000 bytes" in failed.detail
+    await until(lambda: replica.open == 0)  # the connection was closed, not kept
+    assert upstream.idle.get(("127.0.0.1", replica.port, False), []) == []
+
+
+async def test_answer_body_at_the_limit_arrives_whole(
+    serve: Serve, upstreams: MakeUpstream
+) -> None:
+    async def handler(peer: Peer) -> None:
+        while await peer.read_request() is not None:
+            await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"y" * 1000)
+
+    replica = await serve(handler)
+    upstream = upstreams(max_body_bytes=1000)
+    for _ in range(2):  # the count starts again for each answer
+        response = await post(upstream, replica.url())
+        assert response.body == b"y" * 1000
+    assert replica.accepts == 1

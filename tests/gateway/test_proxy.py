@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import load_config
+from gateway.pool import Replica, ReplicaState
 from tests.gateway.fakes import FakeReplicas, settings_for, write_routing
 
 PAYLOAD = {"tenure": 14}
@@ -113,8 +114,9 @@ def test_gateway_errors_are_counted(client: TestClient) -> None:
     for _ in range(3):
         client.post("/predict", json=PAYLOAD, headers={"X-Model-Version": "v9"})
     metrics = client.get("/metrics").text
-    assert 'gateway_requests_total{reason="bad_pin",status="400",version="v9"} 3.0' in metrics
-    assert 'gateway_request_duration_seconds_count{version="v9"} 3.0' in metrics
+    # The pin is the client's text, never a label value (tests/gateway/test_metric_labels.py).
+    assert 'gateway_requests_total{reason="bad_pin",status="400",version="none"} 3.0' in metrics
+    assert 'gateway_request_duration_seconds_count{version="none"} 3.0' in metrics
 
 
 def test_sticky_key_gets_the_same_version(client: TestClient) -> None:
@@ -169,6 +171,54 @@ def test_pinned_request_never_falls_back(tmp_path: Path, fakes: FakeReplicas) ->
         assert response.status_code == 503
         assert response.json()["error"] == "no_healthy_replica"
         assert "v2.4.0" in response.json()["detail"]
+
+
+def test_503_says_plainly_when_no_replica_is_ready_yet(tmp_path: Path, fakes: FakeReplicas) -> None:
+    fakes.behaviour = {"10.0.0.3:1": "down"}  # not listening yet: it has never been healthy
+    with start(tmp_path, fakes) as client:
+        response = client.post("/predict", json=PAYLOAD, headers={"X-Model-Version": "v2.4.0"})
+        assert response.status_code == 503
+        detail = response.json()["detail"]
+        assert detail == "pinned version v2.4.0 has no ready replica yet (1 starting)"
+
+
+def canary_replica(client: TestClient) -> Replica:
+    (replica,) = client.app.state.gateway.snapshot.pool.by_version["v2.4.0"]  # type: ignore[attr-defined]
+    return replica
+
+
+@pytest.mark.parametrize(
+    ("make_unavailable", "reason"),
+    [
+        (
+            lambda r, pool: pool.record_check(r, ok=False, reported_version=None, error="x"),
+            "unhealthy",
+        ),
+        (lambda r, pool: setattr(r, "state", ReplicaState.EJECTED), "ejected"),
+        (
+            lambda r, pool: setattr(r, "inflight", pool.limits.max_inflight_per_replica),
+            "at the in-flight cap",
+        ),
+        (
+            lambda r, pool: pool.record_check(r, ok=True, reported_version="v9", error=None),
+            "version_mismatch",
+        ),
+    ],
+    ids=["unhealthy", "ejected", "at-cap", "mismatch"],
+)
+def test_503_names_why_a_version_that_was_up_cannot_serve(
+    tmp_path: Path, fakes: FakeReplicas, make_unavailable: Callable[..., None], reason: str
+) -> None:
+    with start(tmp_path, fakes) as client:
+        replica = canary_replica(client)
+        assert replica.state is ReplicaState.HEALTHY  # it has been up
+        make_unavailable(replica, client.app.state.gateway.snapshot.pool)  # type: ignore[attr-defined]
+        response = client.post("/predict", json=PAYLOAD, headers={"X-Model-Version": "v2.4.0"})
+        assert response.status_code == 503
+        assert response.json()["detail"] == (
+            f"pinned version v2.4.0 has no healthy replica with room for a request (1 {reason})"
+        )
+        replica.inflight = 0
 
 
 def test_version_mismatch_is_never_routed_to(tmp_path: Path, fakes: FakeReplicas) -> None:

@@ -34,6 +34,7 @@ from tests.integration.fake_replicas import Proc, running_fakes
 from tests.integration.procs import free_port, routing_yaml, wait_for
 
 MAX_BODY = 2000  # GATEWAY_MAX_BODY_BYTES of the gateways started here
+MAX_ANSWER = 100_000  # GATEWAY_MAX_RESPONSE_BYTES of the gateways started here
 VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}
 STABLE = "v2.3.1"  # weights 100/0: every prediction goes to fake-a
 IO_TIMEOUT = 10.0  # the longest any one socket read waits
@@ -56,6 +57,7 @@ def gateway_serve(name: str, routing: Path, fakes: dict[str, Proc]) -> Proc:
         "GATEWAY_HEALTH_INTERVAL_S": "0.2",
         "GATEWAY_HEALTH_TIMEOUT_S": "1.0",
         "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY),
+        "GATEWAY_MAX_RESPONSE_BYTES": str(MAX_ANSWER),
         "GATEWAY_ACCESS_LOG": "false",  # the short-cut is off while uvicorn logs every request
     }
     return Proc(name, argv, env, port)
@@ -792,3 +794,138 @@ def test_replica_status_below_100_is_a_bad_upstream(
         # same replica again, not one ejected for failing three times in a row.
         wire.send(request(path, CUSTOMER))
         assert wire.read().status == 200
+
+
+# --- ambiguous framing and what a replica may send back -------------------------------------
+
+PATHS = pytest.mark.parametrize("path", ["/predict", "/predict?x=1"], ids=["short-cut", "asgi"])
+
+
+def posts_seen(fakes: dict[str, Proc]) -> int:
+    """POST requests that have reached any fake replica so far."""
+    return sum(httpx.get(f"{p.url}/seen", timeout=5).json()["posts"] for p in fakes.values())
+
+
+def raw_request(path: str, header_lines: list[bytes], body: bytes = CUSTOMER) -> bytes:
+    head = [b"POST " + path.encode() + b" HTTP/1.1", b"Host: 127.0.0.1", *header_lines]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+LENGTH = b"Content-Length: %d" % len(CUSTOMER)
+AMBIGUOUS = {
+    "content-length-and-chunked": [LENGTH, b"Transfer-Encoding: chunked"],
+    "chunked-and-content-length": [b"Transfer-Encoding: chunked", LENGTH],
+    "two-content-lengths": [LENGTH, b"Content-Length: %d" % (len(CUSTOMER) - 2)],
+    "same-content-length-twice": [LENGTH, LENGTH],
+    "content-length-list": [b"Content-Length: %d, %d" % (len(CUSTOMER), len(CUSTOMER))],
+    "obs-fold-space": [b"X-Customer-Id: 1", b" folded", LENGTH],
+    "obs-fold-tab": [b"X-Customer-Id: 1", b"\tfolded", LENGTH],
+    "bare-cr-in-value": [b"X-Customer-Id: 1\rX-Model-Version: v2.4.0", LENGTH],
+    "bare-lf-in-value": [b"X-Customer-Id: 1\nX-Model-Version: v2.4.0", LENGTH],
+    "nul-in-value": [b"X-Customer-Id: 1\x00x", LENGTH],
+    "space-before-colon": [b"Content-Length : %d" % len(CUSTOMER)],
+}
+
+
+@PATHS
+@pytest.mark.parametrize("case", sorted(AMBIGUOUS))
+def test_ambiguous_framing_gets_400_and_reaches_no_replica(
+    gw: Proc, fakes: dict[str, Proc], path: str, case: str
+) -> None:
+    before = posts_seen(fakes)
+    with Wire(gw.address) as wire:
+        wire.send(raw_request(path, AMBIGUOUS[case]))
+        answer = wire.read()
+        assert answer.status == 400, (answer.status, answer.body[:300])
+        assert wire.closed_by_gateway()  # nothing after it is read as a request
+    assert posts_seen(fakes) == before
+    with Wire(gw.address) as wire:  # and the gateway serves the next client as ever
+        wire.send(request(path))
+        assert wire.read().status == 200
+    assert posts_seen(fakes) == before + 1
+
+
+@PATHS
+def test_replica_answer_over_the_size_limit_is_a_bad_upstream(gw_odd: Proc, path: str) -> None:
+    with Wire(gw_odd.address) as wire:
+        wire.send(request(path, CUSTOMER, [("X-Answer-Bytes", str(MAX_ANSWER + 1))]))
+        answer = wire.read()
+        assert answer.status == 502, (answer.status, answer.body[:300])
+        assert answer.json()["error"] == "bad_upstream"
+        assert f"over {MAX_ANSWER} bytes" in answer.json()["detail"]
+        # At the limit it passes whole (and resets the replica's failure count).
+        wire.send(request(path, CUSTOMER, [("X-Answer-Bytes", str(MAX_ANSWER))]))
+        answer = wire.read()
+        assert answer.status == 200
+        assert answer.body == b"z" * MAX_ANSWER
+
+
+# --- uvicorn's limit_concurrency ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gw_limited(fakes: dict[str, Proc], routing_file: Path, proc_log_dir: Path) -> Iterator[Proc]:
+    """The gateway's protocol under plain uvicorn with ``--limit-concurrency 2``."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app",
+        "--http", "gateway.server:GatewayProtocol", "--limit-concurrency", "2",
+        "--no-access-log", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = gateway_serve("unused", routing_file, fakes).env
+    proc = Proc("gateway-limited", argv, env, port).start(proc_log_dir)
+    try:
+        wait_for(f"{proc.url}/ready", timeout=30)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@PATHS
+def test_limit_concurrency_is_honoured_on_both_paths(gw_limited: Proc, path: str) -> None:
+    with Wire(gw_limited.address) as alone:
+        alone.send(request(path))
+        assert alone.read().status == 200  # one connection: under the limit
+    deadline = time.monotonic() + IO_TIMEOUT
+    with Wire(gw_limited.address) as first, Wire(gw_limited.address) as second:
+        first.send(request("/health", None, method="GET"))
+        assert first.read().status == 200  # both connections are open now
+        second.send(request(path))
+        answer = second.read()
+        assert answer.status == 503, (answer.status, answer.body[:300])
+        assert b"Service Unavailable" in answer.body  # uvicorn's own answer
+    # Once the other connection has gone, the same request is served again.
+    while True:
+        with Wire(gw_limited.address) as again:
+            again.send(request(path))
+            status = again.read().status
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 200
+
+
+# --- metric series ---------------------------------------------------------------------------
+
+
+def metric_series(proc: Proc) -> set[str]:
+    text = httpx.get(f"{proc.url}/metrics", timeout=5).text
+    return {line.rpartition(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+
+
+@PATHS
+def test_distinct_bad_pins_on_the_wire_add_no_series(gw: Proc, path: str) -> None:
+    with Wire(gw.address) as wire:
+        wire.send(request(path, headers=[("X-Model-Version", "junk-warm-up")]))
+        assert wire.read().status == 400
+        before = metric_series(gw)
+        for batch in range(5):  # 500 pins, 100 pipelined at a time
+            pins = [
+                request(path, headers=[("X-Model-Version", f"junk-{batch}-{i}")])
+                for i in range(100)
+            ]
+            wire.send(*pins)
+            assert {wire.read().status for _ in pins} == {400}
+    after = metric_series(gw)
+    assert after == before
+    assert not any("junk" in line for line in after)

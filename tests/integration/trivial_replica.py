@@ -2,10 +2,12 @@
 
     python -m tests.integration.trivial_replica PORT VERSION NAME
 
-GET /health answers ``{"status": "healthy", "model_version": VERSION}``. Any POST answers JSON
+GET /health answers ``{"status": "healthy", "model_version": VERSION}``; GET /seen answers
+``{"posts": N}``, the POST requests that have reached it so far. Any POST answers JSON
 describing what arrived (path, body length and sha256, a few request headers), tagged with
 ``X-Model-Version``; a body that is not JSON gets a 422 of its own. ``X-Slow: SECONDS`` (at most
-5) delays the answer; ``X-Status-Line: LINE`` answers with that raw status line instead of 200.
+5) delays the answer; ``X-Status-Line: LINE`` answers with that raw status line instead of 200;
+``X-Answer-Bytes: N`` answers a body of N bytes (at most 64 MiB + 1 KiB).
 Every other answer also carries headers a gateway must not pass on as they are: its own Date
 and Server (http.server adds them), hop-by-hop Connection/Keep-Alive, and an ``X-Request-Id`` of
 its own.
@@ -16,17 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_SLOW_S = 5.0
 MAX_BODY = 10 * 1024 * 1024
+MAX_ANSWER = 64 * 1024 * 1024 + 1024
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a uvicorn replica would
     version: str = "v0"
     name: str = "replica"
+    posts = 0
+    posts_lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -34,10 +40,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path == "/health":
             self._send(200, {"status": "healthy", "model_version": self.version})
+        elif self.path == "/seen":
+            self._send(200, {"posts": Handler.posts})
         else:
             self._send(404, {"detail": "not found"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        with Handler.posts_lock:
+            Handler.posts += 1
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(length, MAX_BODY))
         slow = self.headers.get("X-Slow")
@@ -52,6 +62,18 @@ class Handler(BaseHTTPRequestHandler):
             "transfer_encoding": self.headers.get("Transfer-Encoding"),
             "expect": self.headers.get("Expect"),
         }
+        answer_bytes = self.headers.get("X-Answer-Bytes")
+        if answer_bytes:
+            size = min(int(answer_bytes), MAX_ANSWER)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {size}\r\n"
+            self.wfile.write(f"{head}X-Model-Version: {self.version}\r\n\r\n".encode())
+            block = b"z" * 65536
+            try:
+                for start in range(0, size, len(block)):
+                    self.wfile.write(block[: size - start])
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the gateway stopped reading: expected here
+            return
         status_line = self.headers.get("X-Status-Line")
         if status_line:  # a misbehaving replica: the status line exactly as asked
             data = json.dumps({"model_version": self.version, **seen}).encode()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,8 @@ import httpx
 import pytest
 
 from gateway.config import RoutingConfig, load_config, parse_config
-from stack.plan import Plan, PlanError, ProcessSpec, build_plan, resolve_key
+from stack.launcher import parse_args, rerun_command
+from stack.plan import GatewayPortTaken, Plan, PlanError, ProcessSpec, build_plan, resolve_key
 from stack.supervisor import StopRequest, Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -129,9 +132,53 @@ def test_gateway_gets_routing_file_and_resolve_map() -> None:
     assert plan.processes == (*plan.replicas, gateway)
 
 
-def test_taken_gateway_port_is_an_error() -> None:
-    with pytest.raises(PlanError, match="8080"):
-        plan_for(shipped_config(), taken={8080})
+def test_taken_gateway_port_is_an_error_that_names_the_next_free_one() -> None:
+    with pytest.raises(GatewayPortTaken, match="gateway port 127.0.0.1:8080 is taken") as raised:
+        plan_for(shipped_config(), taken={8080, 8081})
+    assert raised.value.free_port == 8082
+
+
+def test_rerun_command_through_make_names_its_port_variable() -> None:
+    assert rerun_command([], 8081, via_make=True) == "make up PORT=8081"
+    assert rerun_command(["--port", "8080"], 8082, via_make=True) == "make up PORT=8082"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["-m", "stack", "--port", "8081"]),
+        (["--port", "8080"], ["-m", "stack", "--port", "8081"]),
+        (
+            ["--routing", "my routing.yaml", "--port=8080", "--no-gateway"],
+            ["-m", "stack", "--routing", "my routing.yaml", "--no-gateway", "--port", "8081"],
+        ),
+    ],
+)
+def test_rerun_command_keeps_the_other_arguments(argv: list[str], expected: list[str]) -> None:
+    command = shlex.split(rerun_command(argv, 8081, via_make=False))
+    assert Path(command[0]).name.startswith("python")
+    assert command[1:] == expected
+    assert parse_args(command[3:]).port == 8081
+
+
+def test_make_up_passes_a_port_given_on_its_command_line() -> None:
+    def stack_line(*make_args: str, env: dict[str, str] | None = None) -> str:
+        result = subprocess.run(
+            ["make", "--dry-run", "up", *make_args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, **(env or {})},
+            check=True,
+        )
+        return next(line for line in result.stdout.splitlines() if "-m stack" in line)
+
+    assert stack_line("PORT=8081").split()[-2:] == ["--port", "8081"]
+    assert stack_line().split()[-1] == "stack"
+    # A PORT exported by something else does not move the gateway off 8080.
+    assert stack_line(env={"PORT": "3000"}).split()[-1] == "stack"
+    assert stack_line().startswith("STACK_VIA_MAKE=1 ")
 
 
 def test_without_gateway_only_replicas_are_planned() -> None:
@@ -419,3 +466,43 @@ def test_invalid_routing_file_exits_1_with_the_messages(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "canary.weights: sum to 98, must be 100" in result.stderr
+
+
+@pytest.mark.parametrize("via_make", [True, False])
+def test_a_taken_gateway_port_says_what_to_type(
+    tmp_path: Path, artifacts_dir: Path, via_make: bool
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing_text({"v2.3.1": ["http://model-a:8000"]}))
+    env = {k: v for k, v in os.environ.items() if k != "STACK_VIA_MAKE"}
+    if via_make:
+        env["STACK_VIA_MAKE"] = "1"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["--routing", str(routing), "--artifacts", str(artifacts_dir), "--port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-m", "stack", *argv],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[-2] == (
+        f"[stack] error: gateway port 127.0.0.1:{port} is taken; stop what uses it, "
+        "or start the stack on another port:"
+    )
+    advice = lines[-1].removeprefix("[stack]   ")
+    if via_make:
+        suggested = int(advice.removeprefix("make up PORT="))
+    else:
+        command = shlex.split(advice)
+        assert (REPO_ROOT / command[0]).resolve() == Path(sys.executable).resolve()
+        assert command[1:-1] == ["-m", "stack", *argv[:-2], "--port"]
+        suggested = int(command[-1])
+    assert suggested > port
+    assert "pass --port" not in result.stdout + result.stderr

@@ -1,19 +1,13 @@
-"""HTTP clients that carry a forwarded request to one replica, behind one small interface.
+"""The production forwarding client: keep-alive HTTP/1.1 connections on asyncio protocols.
 
-Three clients, chosen in ``open_upstream`` and nowhere else; every client error is translated to
-``UpstreamFailure`` here.
+Answers are parsed by httptools (the parser uvicorn uses). The gateway only ever POSTs bytes and
+reads bytes back, so a general client's work (URL objects, cookie jars, header multidicts,
+payload registries, trace hooks, a timer context per request) is pure overhead. Profiled under
+wrk, a general client's request machinery was about 40% of a gateway process's CPU; this client
+does the same job in a few percent (see bench/README.md).
 
-- ``NativeUpstream``: HTTP/1.1 keep-alive connections on asyncio protocols, responses parsed by
-  httptools (the parser uvicorn uses). The gateway only ever POSTs bytes and reads bytes back, so
-  a general client's work (URL objects, cookie jars, header multidicts, payload registries, trace
-  hooks, a timer context per request) is pure overhead. Profiled under wrk, aiohttp's request
-  machinery was about 40% of a gateway process's CPU; this client does the same job in a few
-  percent (see bench/README.md).
-- ``AiohttpUpstream``: the general client, kept as a fallback. Against httpx's default transport
-  it costs about 9x less CPU a request (httpcore re-tries a failing ``import sniffio`` on every
-  lock and rescans its pool on every request).
-- ``HttpxUpstream``: for tests (``httpx.MockTransport``); httpx also serves health checks and
-  the CLI.
+What it writes is checked (``wire.request_bytes`` refuses CR, LF and NUL in a header), and what it
+reads is bounded: the head by ``MAX_HEAD_BYTES``, the body by ``max_body_bytes``.
 """
 
 from __future__ import annotations
@@ -22,136 +16,16 @@ import asyncio
 import re
 import ssl
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 import httptools
-import httpx
 
-from gateway.errors import UpstreamFailure
+from gateway.errors import BadRequest, UpstreamFailure
+from gateway.wire import FRAMED, MAX_HEAD_BYTES, Headers, Message, request_bytes
 
-# A replica's answer head larger than this is refused (the parser sets no limit of its own).
-MAX_HEAD_BYTES = 64 * 1024
-# A header that says where the body ends; without one, the body runs until the connection closes.
-FRAMED = re.compile(rb"^(?:content-length|transfer-encoding)[ \t]*:", re.IGNORECASE | re.MULTILINE)
-
-# Forwarded request headers as the ASGI server gave them: lower-case names, raw bytes.
-Headers = list[tuple[bytes, bytes]]
-
-
-@dataclass(slots=True)
-class UpstreamResponse:
-    status: int
-    # The header lines as the replica sent them, b"Name: value\r\n" each (no status line, no
-    # blank line): the proxy edits them with one regular expression instead of a list per answer.
-    head: bytes
-    body: bytes
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """(lower-case name, value) pairs, parsed from ``head`` (not used on the hot path)."""
-        return parse_head(self.head)
-
-
-def parse_head(head: bytes) -> list[tuple[bytes, bytes]]:
-    pairs = []
-    for line in head.split(b"\r\n"):
-        name, sep, value = line.partition(b":")
-        if sep:
-            pairs.append((name.strip().lower(), value.strip(b" \t")))
-    return pairs
-
-
-def head_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Header pairs as header lines, the form of ``UpstreamResponse.head``."""
-    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-
-
-class Upstream(Protocol):
-    async def post(
-        self, url: str, body: bytes, headers: Headers, timeout: float
-    ) -> UpstreamResponse:
-        """POST and read the whole answer within ``timeout`` seconds, or raise UpstreamFailure."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-class AiohttpUpstream:
-    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        connector = aiohttp.TCPConnector(limit=pool_size, ttl_dns_cache=60)
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,  # bytes pass through untouched
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
-
-    async def post(
-        self, url: str, body: bytes, headers: Headers, timeout: float
-    ) -> UpstreamResponse:
-        limits = aiohttp.ClientTimeout(
-            total=timeout, sock_connect=self.connect_timeout, sock_read=self.read_timeout
-        )
-        # aiohttp wants text headers; latin-1 maps every byte, so nothing is lost.
-        text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
-        try:
-            async with self.session.post(url, data=body, headers=text, timeout=limits) as resp:
-                data = await resp.read()
-                return UpstreamResponse(resp.status, head_lines(resp.raw_headers), data)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamFailure("timeout", f"connect timeout to {url}") from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamFailure("timeout", f"no answer from {url} in time") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamFailure(
-                "connect_error", f"cannot connect to {url}: {exc.os_error}"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure("protocol_error", f"{url}: {type(exc).__name__}") from exc
-
-    async def aclose(self) -> None:
-        await self.session.close()
-
-
-class HttpxUpstream:
-    def __init__(
-        self,
-        connect_timeout: float,
-        read_timeout: float,
-        pool_size: int,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-            transport=transport,
-        )
-
-    async def post(
-        self, url: str, body: bytes, headers: Headers, timeout: float
-    ) -> UpstreamResponse:
-        limits = httpx.Timeout(min(self.read_timeout, timeout), connect=self.connect_timeout)
-        try:
-            async with asyncio.timeout(timeout):
-                resp = await self.client.post(url, content=body, headers=headers, timeout=limits)
-        except httpx.ConnectTimeout as exc:
-            raise UpstreamFailure("timeout", f"connect timeout to {url}") from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise UpstreamFailure("timeout", f"no answer from {url} in time") from exc
-        except httpx.ConnectError as exc:
-            raise UpstreamFailure("connect_error", f"cannot connect to {url}: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamFailure("protocol_error", f"{url}: {type(exc).__name__}") from exc
-        return UpstreamResponse(resp.status_code, head_lines(resp.headers.raw), resp.content)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+# A replica's answer body larger than this is refused (GATEWAY_MAX_RESPONSE_BYTES sets it).
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+UNSAFE_IN_TARGET = re.compile(r"[\r\n\0 ]")
 
 
 class _Target:
@@ -160,6 +34,9 @@ class _Target:
     __slots__ = ("key", "host", "port", "tls", "head")
 
     def __init__(self, url: str) -> None:
+        # urlsplit would silently drop a CR or LF; the request line must not carry one at all.
+        if UNSAFE_IN_TARGET.search(url):
+            raise BadRequest("request target holds a CR, LF, NUL or space; nothing was sent")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UpstreamFailure("connect_error", f"cannot connect to {url}: unsupported URL")
@@ -178,15 +55,23 @@ class _Disconnected(Exception):
     """The replica closed the connection before the whole answer arrived."""
 
 
+class _TooLarge(Exception):
+    """The replica's answer body grew past the limit; the connection was closed."""
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection to a replica; carries one request at a time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, bool]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, bool], max_body: int
+    ) -> None:
         self.loop = loop
         self.key = key
+        self.max_body = max_body
+        self.body_size = 0
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.waiter: asyncio.Future[Message] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # loop.time() the timer fires at
         self.status = 0
@@ -281,6 +166,13 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+        self.body_size += len(body)
+        if self.body_size > self.max_body:
+            self.body = []
+            self.close()
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(_TooLarge())
 
     def on_message_complete(self) -> None:
         waiter = self.waiter
@@ -291,11 +183,12 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = self.parser.should_keep_alive()
             waiter.set_result(self._response())
 
-    def _response(self) -> UpstreamResponse:
+    def _response(self) -> Message:
         body = self.body
         data = body[0] if len(body) == 1 else b"".join(body)
-        response = UpstreamResponse(self.status, self.head or b"", data)
+        response = Message(self.status, self.head or b"", data)
         self.body = []  # anything parsed after this answer cannot leak into it
+        self.body_size = 0
         return response
 
     # --- timeouts ---
@@ -355,8 +248,16 @@ class NativeUpstream:
     # try. A replica that closes sooner is seen closing and its connection dropped at once.
     KEEPALIVE_S = 4.0
 
-    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int) -> None:
+    def __init__(
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_size: int,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         self.connect_timeout = connect_timeout
+        self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
         self.limit = max(1, pool_size)  # open connections per replica
         self.loop = asyncio.get_running_loop()
@@ -367,18 +268,12 @@ class NativeUpstream:
         self.busy: set[_Connection] = set()
         self.tls: ssl.SSLContext | None = None
 
-    async def post(
-        self, url: str, body: bytes, headers: Headers, timeout: float
-    ) -> UpstreamResponse:
+    async def post(self, url: str, body: bytes, headers: Headers, timeout: float) -> Message:
         target = self.targets.get(url)
         if target is None:
             target = self._target(url)
         deadline = self.loop.time() + timeout
-        parts = [target.head]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
-        request = b"".join(parts)
+        request = request_bytes(target.head, headers, body)  # refuses CR, LF, NUL: BadRequest
 
         conn = self._take_idle(target.key)
         if conn is None:
@@ -400,12 +295,14 @@ class NativeUpstream:
             ) from None
         except TimeoutError:
             raise UpstreamFailure("timeout", f"no answer from {url} in time") from None
+        except _TooLarge:
+            raise UpstreamFailure(
+                "protocol_error", f"{url}: answer body over {self.max_body_bytes} bytes"
+            ) from None
         except httptools.HttpParserError as exc:
             raise UpstreamFailure("protocol_error", f"{url}: bad HTTP answer: {exc}") from None
 
-    async def _exchange(
-        self, conn: _Connection, request: bytes, deadline: float
-    ) -> UpstreamResponse:
+    async def _exchange(self, conn: _Connection, request: bytes, deadline: float) -> Message:
         """One request on ``conn`` and its whole answer; the connection is kept or closed."""
         loop = self.loop
         waiter = loop.create_future()
@@ -514,7 +411,7 @@ class NativeUpstream:
         try:
             async with asyncio.timeout_at(connect_by):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, key),
+                    lambda: _Connection(loop, key, self.max_body_bytes),
                     target.host,
                     target.port,
                     ssl=self._tls() if target.tls else None,
@@ -556,19 +453,3 @@ class NativeUpstream:
                     waiter.cancel()
         self.waiting.clear()
         await asyncio.sleep(0)  # let the transports run their close callbacks
-
-
-def open_upstream(
-    kind: str,
-    *,
-    connect_timeout: float,
-    read_timeout: float,
-    pool_size: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> Upstream:
-    """The one place the forwarding client is chosen. Call inside the running event loop."""
-    if kind == "httpx" or transport is not None:
-        return HttpxUpstream(connect_timeout, read_timeout, pool_size, transport)
-    if kind == "aiohttp":
-        return AiohttpUpstream(connect_timeout, read_timeout, pool_size)
-    return NativeUpstream(connect_timeout, read_timeout, pool_size)

@@ -17,7 +17,7 @@ PROMETHEUS = shutil.which("prometheus")
 
 
 class Prometheus:
-    def __init__(self, targets: list[str], workdir: Path, interval_s: float = 0.5) -> None:
+    def __init__(self, targets: list[str], workdir: Path, interval_ms: int = 500) -> None:
         self.port = free_port()
         self.workdir = workdir
         config = workdir / "prometheus.yml"
@@ -25,8 +25,9 @@ class Prometheus:
             json.dumps(  # JSON is YAML
                 {
                     "global": {
-                        "scrape_interval": f"{interval_s}s",
-                        "evaluation_interval": f"{interval_s}s",
+                        # Durations are whole numbers with a unit: "500ms", not "0.5s".
+                        "scrape_interval": f"{interval_ms}ms",
+                        "evaluation_interval": f"{interval_ms}ms",
                     },
                     "scrape_configs": [
                         {"job_name": "test", "static_configs": [{"targets": targets}]}

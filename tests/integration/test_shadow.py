@@ -240,11 +240,12 @@ def test_hung_shadow_replica_drops_mirrors_at_the_cap(shadow_gateway, replicas) 
         after = rss_kib(on.popen.pid)  # type: ignore[union-attr]
         report = httpx.get(f"{url_on}/shadow").json()["pairs"][0]
         offered = 200 + 3 * 200  # the shadow-on gateway's requests
-        assert report["mirrored"] + report["dropped"] == offered
+        # Copies still waiting on the hung replica have no outcome yet: at most the cap's 8.
+        assert offered - 8 <= report["mirrored"] + report["dropped"] <= offered
         # Never more than the cap in flight: a copy is only sent once an earlier one timed out.
         assert report["mirrored"] - report["failed_by_cause"]["timeout"] <= 8
         assert report["dropped"] >= offered - 3 * 8
-        assert hung.predict_calls <= report["mirrored"]
+        assert hung.predict_calls <= report["mirrored"] + 8
         on_p99, off_p99 = min(p99["on"]), min(p99["off"])
         print(
             f"\nclient p99 with a hung shadow {on_p99 * 1e3:.2f} ms, "

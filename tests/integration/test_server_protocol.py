@@ -881,28 +881,41 @@ def gw_limited(fakes: dict[str, Proc], routing_file: Path, proc_log_dir: Path) -
         proc.stop()
 
 
+def open_under_the_limit(address: str, deadline: float) -> Wire:
+    """A connection that has been served: earlier connections the client closed may still
+    count until the server has seen them go, so ask again on a new one until it is."""
+    while True:
+        wire = Wire(address).__enter__()
+        wire.send(request("/health", None, method="GET"))
+        if wire.read().status == 200:
+            return wire
+        wire.__exit__(None, None, None)
+        assert time.monotonic() < deadline, "never under the limit"
+        time.sleep(0.05)
+
+
 @PATHS
 def test_limit_concurrency_is_honoured_on_both_paths(gw_limited: Proc, path: str) -> None:
-    with Wire(gw_limited.address) as alone:
-        alone.send(request(path))
-        assert alone.read().status == 200  # one connection: under the limit
     deadline = time.monotonic() + IO_TIMEOUT
-    with Wire(gw_limited.address) as first, Wire(gw_limited.address) as second:
-        first.send(request("/health", None, method="GET"))
-        assert first.read().status == 200  # both connections are open now
-        second.send(request(path))
-        answer = second.read()
-        assert answer.status == 503, (answer.status, answer.body[:300])
-        assert b"Service Unavailable" in answer.body  # uvicorn's own answer
+    first = open_under_the_limit(gw_limited.address, deadline)
+    try:
+        first.send(request(path))
+        assert first.read().status == 200  # one connection: under the limit
+        # A second connection while the first stays open: two is the limit.
+        with Wire(gw_limited.address) as second:
+            second.send(request(path))
+            answer = second.read()
+            assert answer.status == 503, (answer.status, answer.body[:300])
+            assert b"Service Unavailable" in answer.body  # uvicorn's own answer
+    finally:
+        first.__exit__(None, None, None)
     # Once the other connection has gone, the same request is served again.
-    while True:
-        with Wire(gw_limited.address) as again:
-            again.send(request(path))
-            status = again.read().status
-        if status == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert status == 200
+    again = open_under_the_limit(gw_limited.address, deadline)
+    try:
+        again.send(request(path))
+        assert again.read().status == 200
+    finally:
+        again.__exit__(None, None, None)
 
 
 # --- metric series ---------------------------------------------------------------------------

@@ -34,13 +34,14 @@ WEIGHTS = {"v2.3.1": 90, "v2.4.0": 10}
 # The replica names of the repo's routing.yaml; each is mapped to a local port per backend kind.
 REPLICAS = {"v2.3.1": ["model-v2-3-1-a", "model-v2-3-1-b"], "v2.4.0": ["model-v2-4-0-a"]}
 STABLE = "v2.3.1"
+SHADOW_PERCENT = 10  # report.SHADOW_TARGET: the real-replica gateway with this share copied
 
 
 def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def routing_yaml() -> str:
+def routing_yaml(shadow_percent: int | None = None) -> str:
     lines = [
         "service: streamflow-bench",
         f"stable: {STABLE}",
@@ -55,6 +56,8 @@ def routing_yaml() -> str:
         f"canary: {{weights: {{{weights}}}, sticky_header: {STICKY_HEADER}}}",
         "pinning: {header: X-Model-Version, allow: [v2.3.1, v2.4.0]}",
     ]
+    if shadow_percent is not None:
+        lines.append(f"shadow: {{version: v2.4.0, percent: {shadow_percent}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -94,6 +97,7 @@ class Run:
     tmp: Path
     procs: Procs
     routing: Path
+    routing_shadow: Path  # the same, with shadow traffic on
     revision: str  # of the routing file: nginx tags with it as the gateway does
     script: Path
     measurements: list[Measurement] = field(default_factory=list)
@@ -151,7 +155,7 @@ class Run:
             raise StartError(f"{label}: answered {response.status_code}, missing {missing}")
 
     def start_gateway(
-        self, backend: str, workers: int, resolve: dict[str, str]
+        self, backend: str, workers: int, resolve: dict[str, str], routing: Path | None = None
     ) -> tuple[Proc, int]:
         port = free_port()
         argv = [
@@ -160,10 +164,11 @@ class Run:
         ]  # fmt: skip
         env = {
             **self.args.gateway_env,
-            "GATEWAY_ROUTING_FILE": str(self.routing),
+            "GATEWAY_ROUTING_FILE": str(routing or self.routing),
             "GATEWAY_RESOLVE": json.dumps(resolve),
         }
-        proc = self.procs.start(f"gateway-{backend}-{workers}w", argv, env)
+        name = f"gateway-{backend}-{workers}w" + ("-shadow" if routing else "")
+        proc = self.procs.start(name, argv, env)
         proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
         return proc, port
 
@@ -189,6 +194,15 @@ class Run:
                 ["x-model-version", "x-route-reason", "x-routing-revision", "x-request-id"],
             )
             targets.append(Target("gateway", workers, url))
+        if backend == "real":
+            # Shadow traffic's cost, in the same rounds: copies go to the v2.4.0 replica, which
+            # also serves its 10% canary share.
+            workers = self.args.gateway_workers[-1]
+            gateway, port = self.start_gateway(backend, workers, resolve, self.routing_shadow)
+            gateways.append(gateway)
+            targets.append(
+                Target(report.SHADOW_TARGET, workers, f"http://127.0.0.1:{port}/predict")
+            )
         self.drive(backend, targets)
         for gateway in gateways:
             self.procs.stop(gateway)
@@ -311,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def prepare(args: argparse.Namespace, tools: Tools, tmp: Path, procs: Procs) -> Run:
     routing = tmp / "routing.yaml"
     routing.write_text(routing_yaml())
+    routing_shadow = tmp / "routing-shadow.yaml"
+    routing_shadow.write_text(routing_yaml(SHADOW_PERCENT))
     loaded = load_config(routing)
     script = write_script(
         tmp / "predict.lua",
@@ -318,7 +334,7 @@ def prepare(args: argparse.Namespace, tools: Tools, tmp: Path, procs: Procs) -> 
         "/predict",
         STICKY_HEADER,
     )
-    return Run(args, tools, tmp, procs, routing, loaded.revision, script)
+    return Run(args, tools, tmp, procs, routing, routing_shadow, loaded.revision, script)
 
 
 def execute(run: Run) -> Any:

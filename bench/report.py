@@ -17,6 +17,9 @@ TRIVIAL_RATIO_BAR = 0.5
 TRIVIAL_RATIO_AIM = 0.8
 LATENCY_BAR_MS = 0.5
 REAL_RATIO_BAR = 0.8
+# The real-replica gateway again with 10% of predictions copied to the shadow version.
+SHADOW_TARGET = "gateway+shadow10"
+SHADOW_RATIO_BAR = 0.9
 BATCH_SPEEDUP_BAR = 5.0
 
 
@@ -167,6 +170,18 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
                 "",
             )
         )
+        shadow = _find(rows, "real", SHADOW_TARGET, high, workers)
+        if shadow is not None:
+            bars.append(
+                Bar(
+                    f"real replicas, {high} conns: {SHADOW_TARGET} >= {SHADOW_RATIO_BAR}x "
+                    "gateway req/s",
+                    round(shadow["rps"] / row["rps"], 3) if row["rps"] else None,
+                    SHADOW_RATIO_BAR,
+                    True,
+                    "shadow on vs off, same run",
+                )
+            )
     batch = doc.get("batch")
     if batch:
         http = batch["speedup_http"]
@@ -190,7 +205,7 @@ def build(
     batch: Any,
     elapsed_s: float,
 ) -> dict[str, Any]:
-    order = {"trivial": 0, "real": 1, "direct": 0, "nginx": 1, "gateway": 2}
+    order = {"trivial": 0, "real": 1, "direct": 0, "nginx": 1, "gateway": 2, SHADOW_TARGET: 3}
     rows = sorted(
         (m.as_dict() for m in measurements),
         key=lambda r: (

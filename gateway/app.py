@@ -34,7 +34,11 @@ from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
 from gateway.settings import GatewaySettings, load_settings
-from gateway.state import SHADOW_NOTE, GatewayState, Snapshot
+from gateway.shadow.ledger import ShadowLedger, merge_reports
+from gateway.shadow.metrics import ShadowCollector
+from gateway.shadow.mirror import Mirror
+from gateway.shadow.report import build_report
+from gateway.state import GatewayState, Snapshot, shadow_note
 from gateway.upstream import Upstream, open_upstream
 
 log = logging.getLogger("gateway")
@@ -106,6 +110,9 @@ def create_app(
     state = GatewayState(snapshot=build(loaded))
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
+    ledger = ShadowLedger()
+    shadow_counts = ShadowCollector(lambda: ledger)
+    registry.register(shadow_counts)  # counts first, then gauges, as a summed /metrics has them
     gauges = metrics.watch(lambda: state)
     exposed = registry  # what /metrics reports
     shared: SharedCounters | None = None
@@ -113,7 +120,11 @@ def create_app(
         # Several workers on one port: counts summed over every worker's snapshot file, then
         # this worker's own view of the replicas (gauges, which do not add up).
         try:
-            shared = SharedCounters(settings.metrics_dir, metrics.counted())
+            shared = SharedCounters(
+                settings.metrics_dir,
+                [*metrics.counted(), shadow_counts],
+                {"shadow": ledger.to_json},
+            )
         except OSError as exc:
             sys.exit(f"gateway refused to start: GATEWAY_METRICS_DIR: {exc}")
         exposed = CollectorRegistry()
@@ -129,7 +140,7 @@ def create_app(
 
         def after_reload() -> None:
             metrics.reloads.inc()
-            warn_if_shadow(state)
+            log_shadow(state)
             # New replicas are "unknown" until checked: check now rather than next interval.
             task = asyncio.create_task(checker.check_all())
             background.add(task)
@@ -142,14 +153,21 @@ def create_app(
             on_success=after_reload,
             on_failure=metrics.reload_failures.inc,
         )
-        warn_if_shadow(state)
+        log_shadow(state)
         await checker.check_all()  # serve from a known health picture, not an empty one
+        mirror = Mirror(
+            forwarder,
+            ledger,
+            max_inflight=settings.shadow_max_inflight,
+            timeout_s=settings.shadow_timeout_s,
+        )
         app.proxy = Proxy(
             state,
             forwarder,
             metrics,
             max_body_bytes=settings.max_body_bytes,
             request_budget_s=settings.request_budget_s,
+            mirror=mirror,
         )
         loops = [
             asyncio.create_task(checker.run(settings.health_interval_s)),
@@ -173,6 +191,7 @@ def create_app(
                 # uvicorn has finished the in-flight requests by now: the file gets them all.
                 shared.write()
             app.proxy = None
+            await mirror.aclose()
             await forwarder.aclose()
             await health_client.aclose()
 
@@ -206,6 +225,18 @@ def create_app(
         """Active config, revision, last reload error and every replica's address and health."""
         return state.describe()
 
+    @app.get("/shadow")
+    async def shadow() -> dict[str, object]:
+        """How the shadow version's answers differ from the clients', since the shadow section
+        of routing.yaml last changed (summed over workers under ``serve --workers N``)."""
+        plan = state.snapshot.shadow
+        ledger.follow(plan.section if plan else "")
+        if shared is not None:
+            since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
+        else:
+            since, pairs = ledger.since, ledger.pairs
+        return build_report(plan.spec if plan else None, since, pairs)
+
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
@@ -223,10 +254,9 @@ def create_app(
     return app
 
 
-def warn_if_shadow(state: GatewayState) -> None:
-    shadow = state.snapshot.loaded.config.shadow
-    if shadow is not None:
-        log.warning("%s (shadow: %s at %s%%)", SHADOW_NOTE, shadow.version, shadow.percent)
+def log_shadow(state: GatewayState) -> None:
+    if state.snapshot.shadow is not None:
+        log.info("shadow: %s", shadow_note(state.snapshot.shadow))
 
 
 def configure_logging() -> None:

@@ -12,6 +12,9 @@ monotonic tallies), so a scrape on one worker followed by one on another never g
 though the other workers' files are up to a second old. A worker that dies leaves its last file
 behind, and the uvicorn replacement starts a file of its own (the token keeps a reused pid apart),
 so the sum never drops. Only what a killed worker counted after its last write is lost.
+
+A file also carries documents that are not Prometheus samples (the shadow report's tallies, for
+instance), each under its name, for a reader that knows how to sum them (``read_documents``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import math
 import os
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +64,8 @@ def take_snapshot(families: Iterable[Metric]) -> Snapshot:
     }
 
 
-def encode(snapshot: Snapshot) -> bytes:
-    document = {"format": SNAPSHOT_FORMAT, "families": snapshot}
+def encode(snapshot: Snapshot, documents: Mapping[str, Any] | None = None) -> bytes:
+    document = {"format": SNAPSHOT_FORMAT, "families": snapshot, "documents": documents or {}}
     return json.dumps(document, separators=(",", ":")).encode()
 
 
@@ -142,9 +145,15 @@ class SharedCounters(Collector):
     needs no lock; writes are synchronous for the same reason and keep the file's order.
     """
 
-    def __init__(self, directory: Path, collectors: Sequence[Collector]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        collectors: Sequence[Collector],
+        documents: Mapping[str, Callable[[], Any]] | None = None,
+    ) -> None:
         self.directory = directory
         self.collectors = collectors
+        self.documents = dict(documents or {})  # name -> this worker's current document
         directory.mkdir(parents=True, exist_ok=True)
         # pid for whoever looks in the directory; the token because pids get reused.
         self.path = directory / f"worker-{os.getpid()}-{secrets.token_hex(4)}.json"
@@ -157,7 +166,8 @@ class SharedCounters(Collector):
 
     def write(self, families: Sequence[Metric] | None = None) -> None:
         """Replace this worker's file atomically, unless nothing changed since the last write."""
-        data = encode(take_snapshot(self.own() if families is None else families))
+        documents = {name: make() for name, make in self.documents.items()}
+        data = encode(take_snapshot(self.own() if families is None else families), documents)
         if data == self._written:
             return
         partial = self.path.with_name(self.path.name + PARTIAL)
@@ -184,6 +194,20 @@ class SharedCounters(Collector):
                 if path.name not in self._unreadable:
                     self._unreadable.add(path.name)
                     log.warning("metrics snapshot %s skipped: %s", path, exc)
+
+    def read_documents(self, name: str) -> list[Any]:
+        """Every worker's document ``name`` (this worker's written first), for summing."""
+        self.write()
+        found = []
+        for path in sorted(self.directory.glob(SNAPSHOT_GLOB)):
+            try:
+                document = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                continue  # read_all logs unreadable files; a document is only a report
+            documents = document.get("documents") if isinstance(document, dict) else None
+            if isinstance(documents, dict) and name in documents:
+                found.append(documents[name])
+        return found
 
     def collect(self) -> Iterator[Metric]:
         families = self.own()

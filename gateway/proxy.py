@@ -25,6 +25,7 @@ from gateway.errors import (
 from gateway.metrics import GatewayMetrics
 from gateway.pool import Replica
 from gateway.routing import PinRejected
+from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
 from gateway.upstream import Upstream
 from gateway.wire import MODEL_VERSION_LINE, Headers, Message, lines_named
@@ -98,8 +99,10 @@ class Proxy:
         *,
         max_body_bytes: int,
         request_budget_s: float,
+        mirror: Mirror | None = None,
     ) -> None:
         self.state = state
+        self.mirror = mirror
         self.upstream = upstream
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -168,6 +171,21 @@ class Proxy:
         elapsed = time.perf_counter() - start
         tags += b"x-response-time-ms: %.2f\r\n" % (elapsed * 1000)
         self.answered.record(version, reason, resp.status, elapsed)
+        plan = snap.shadow
+        if plan is not None and resp.status == 200 and self.mirror is not None:
+            # Queued, not awaited: the copy runs once this answer has been written.
+            self.mirror.offer(
+                plan,
+                snap.pool,
+                version,
+                path,
+                body,
+                forward,
+                sticky,
+                request_id,
+                resp.body,
+                elapsed,
+            )
         return Message(resp.status, head + tags, resp.body)
 
     async def _route(

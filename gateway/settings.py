@@ -38,6 +38,12 @@ class GatewaySettings(BaseSettings):
     # The forwarding client (see gateway/upstream/): native on the hot path, httpx where a test
     # needs MockTransport.
     transport: Literal["native", "httpx"] = "native"
+
+    # Shadow copies (gateway/shadow/): at most this many in flight per process, beyond which a
+    # copy is dropped and counted; each has this long to answer, with no retry.
+    shadow_max_inflight: int = Field(default=64, ge=1)
+    shadow_timeout_s: float = Field(default=2.0, gt=0)
+
     access_log: bool = False
     # Where each worker process leaves its counters for the others to sum at scrape
     # (gateway/metrics_share.py). ``serve --workers N`` makes a private one when unset; unset

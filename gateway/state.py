@@ -13,10 +13,7 @@ from datetime import UTC, datetime
 from gateway.config import LoadedConfig
 from gateway.pool import PoolLimits, ReplicaPool
 from gateway.routing import RoutingTable
-
-SHADOW_NOTE = (
-    "shadow is configured but mirroring is not active in this gateway: no traffic is copied"
-)
+from gateway.shadow.mirror import ShadowPlan
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +24,7 @@ class Snapshot:
     revision: bytes
     pin_header: bytes | None  # lower-case, as ASGI gives header names
     sticky_header: bytes | None
+    shadow: ShadowPlan | None  # None: nothing is mirrored
     loaded_at: str
     versions: frozenset[str]  # every configured version: the values a version label may take
 
@@ -47,6 +45,7 @@ class Snapshot:
             revision=loaded.revision.encode(),
             pin_header=config.pinning.header.lower().encode() if config.pinning else None,
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
+            shadow=ShadowPlan.from_spec(config.shadow.model_dump() if config.shadow else None),
             loaded_at=now_iso(),
             versions=frozenset(config.versions),
         )
@@ -90,13 +89,24 @@ class GatewayState:
             "pinning": config.pinning.model_dump() if config.pinning else None,
             "shadow": {
                 "configured": config.shadow.model_dump() if config.shadow else None,
-                "active": False,
-                "note": SHADOW_NOTE if config.shadow else "no shadow configured",
+                "active": bool(snap.shadow and snap.shadow.share > 0),
+                "note": shadow_note(snap.shadow),
             },
             "ready": self.is_ready(),
             "replicas": [replica.as_dict() for replica in snap.pool.replicas()],
             "config": config.model_dump(mode="json"),
         }
+
+
+def shadow_note(plan: ShadowPlan | None) -> str:
+    if plan is None:
+        return "no shadow configured"
+    if plan.share <= 0:
+        return f"shadow {plan.version} at 0%: nothing is mirrored"
+    return (
+        f"mirroring {plan.spec['percent']}% of predictions to {plan.version}; "
+        "its answers are compared (GET /shadow), never returned"
+    )
 
 
 def now_iso() -> str:

@@ -13,8 +13,8 @@ class ModelMetrics:
         self.registry = registry
         self.predictions = Counter(
             "model_predictions",
-            "Customers scored, by endpoint and risk tier.",
-            ["endpoint", "risk_tier"],
+            "Customers scored, by endpoint, risk tier and whether a gateway's shadow copy asked.",
+            ["endpoint", "risk_tier", "shadow"],
             registry=registry,
         )
         self.latency = Histogram(
@@ -35,12 +35,14 @@ class ModelMetrics:
         )
         self.info.labels(version).set(1)
 
-    def observe(self, endpoint: str, results: list[dict], seconds: float) -> None:
+    def observe(
+        self, endpoint: str, results: list[dict], seconds: float, *, shadow: bool = False
+    ) -> None:
         self.latency.labels(endpoint).observe(seconds)
         tiers: dict[str, int] = {}
         for result in results:
             tiers[result["risk_tier"]] = tiers.get(result["risk_tier"], 0) + 1
         for tier, count in tiers.items():
-            self.predictions.labels(endpoint, tier).inc(count)
+            self.predictions.labels(endpoint, tier, "true" if shadow else "false").inc(count)
         if endpoint == "batch":
             self.batch_size.observe(len(results))

@@ -11,13 +11,21 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from gateway.cli import diff, mode, serve, status, validate, weights
+from gateway.cli import diff, mode, serve, shadow, status, validate, weights
 from gateway.cli.base import CommandError, Commands
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # In the order `streamflow --help` lists them.
-COMMAND_MODULES: tuple[ModuleType, ...] = (validate, diff, weights, mode, status, serve)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    validate,
+    diff,
+    weights,
+    mode,
+    status,
+    shadow,
+    serve,
+)
 
 EXAMPLES = """\
 examples:
@@ -27,6 +35,7 @@ examples:
   streamflow mode blue_green
   streamflow switch green
   streamflow status --url http://127.0.0.1:8080
+  streamflow shadow
 """
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 
-from gateway.cli.base import CommandError, Commands
+from gateway.cli.base import Commands
+from gateway.cli.client import STATUS_TIMEOUT_S, fetch_json
 from gateway.cli.text import table, text
 
 __all__ = ["fetch_routing", "format_status", "register"]
 
-STATUS_TIMEOUT_S = 3.0
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -40,25 +40,7 @@ def fetch_routing(
     url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = STATUS_TIMEOUT_S
 ) -> dict[str, Any]:
     """GET ``<url>/routing``; every failure becomes a one-line CommandError."""
-    endpoint = url.rstrip("/") + "/routing"
-    try:
-        with httpx.Client(transport=transport, timeout=timeout) as client:
-            response = client.get(endpoint)
-    except httpx.ConnectError:
-        raise CommandError(f"no gateway answering at {url}") from None
-    except httpx.TimeoutException:
-        raise CommandError(f"gateway at {url} did not answer within {timeout:g} s") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise CommandError(f"cannot reach a gateway at {url}: {exc}") from None
-    if response.status_code != 200:
-        raise CommandError(f"gateway at {url} answered GET /routing with {response.status_code}")
-    try:
-        data = response.json()
-    except ValueError:
-        raise CommandError(f"gateway at {url} answered GET /routing with non-JSON") from None
-    if not isinstance(data, dict):
-        raise CommandError(f"gateway at {url} answered GET /routing with no JSON object")
-    return data
+    return fetch_json(url, "/routing", transport=transport, timeout=timeout)
 
 
 def format_status(data: Mapping[str, Any]) -> list[str]:

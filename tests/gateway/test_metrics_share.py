@@ -342,3 +342,15 @@ def test_app_with_a_metrics_dir_sums_the_workers_and_keeps_its_own_gauges(
     assert len(own) == 1
     assert value(other.scrape(), "gateway_requests_total", **labels) == 10
     assert own[0].name.startswith(f"worker-{os.getpid()}-")
+
+
+def test_documents_of_every_worker_are_read_back(tmp_path: Path) -> None:
+    reports = {"a": {"rows": 1}, "b": {"rows": 2}}
+    a = SharedCounters(tmp_path, [], {"shadow": lambda: reports["a"]})
+    b = SharedCounters(tmp_path, [], {"shadow": lambda: reports["b"]})
+    b.write()
+    reports["a"] = {"rows": 5}  # what a worker has now is what it writes before reading
+    assert sorted(d["rows"] for d in a.read_documents("shadow")) == [2, 5]
+    assert a.read_documents("other") == []
+    (tmp_path / "worker-1-x.json").write_text("{not json")
+    assert len(a.read_documents("shadow")) == 2

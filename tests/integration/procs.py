@@ -114,6 +114,7 @@ def routing_yaml(
     mode: str = "canary",
     live: str = "blue",
     stable: str = "v2.3.1",
+    shadow: dict[str, object] | None = None,
 ) -> str:
     """A routing.yaml naming replicas by host (resolved to local ports by the gateway)."""
     lines = [f"service: streamflow-churn\nstable: {stable}\nmode: {mode}\nversions:"]
@@ -124,6 +125,8 @@ def routing_yaml(
     lines.append(f"canary:\n  weights: {{{weight_map}}}\n  sticky_header: X-Customer-Id")
     lines.append(f"blue_green: {{blue: v2.3.1, green: v2.4.0, live: {live}}}")
     lines.append("pinning: {header: X-Model-Version, allow: [v2.3.1, v2.4.0]}")
+    if shadow is not None:
+        lines.append(f"shadow: {{version: {shadow['version']}, percent: {shadow['percent']}}}")
     return "\n".join(lines) + "\n"
 
 

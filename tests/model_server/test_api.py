@@ -219,3 +219,22 @@ def test_metrics_count_predictions(client: TestClient) -> None:
 def test_shipped_example_is_the_chapters_payload() -> None:
     shipped = Path(__file__).resolve().parents[2] / "examples" / "customer.json"
     assert json.loads(shipped.read_text()) == VALID
+
+
+def test_shadow_copies_are_counted_apart(client: TestClient) -> None:
+    def counted(shadow: str) -> float:
+        text = client.get("/metrics").text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('model_predictions_total{endpoint="batch"')
+            and f'shadow="{shadow}"' in line
+        )
+
+    before_shadow, before_client = counted("true"), counted("false")
+    batch = {"customers": customers(3)}
+    client.post("/predict/batch", json=batch, headers={"X-Shadow-Of": "req-1"})
+    assert counted("true") == before_shadow + 3
+    assert counted("false") == before_client
+    client.post("/predict/batch", json=batch)
+    assert counted("false") == before_client + 3

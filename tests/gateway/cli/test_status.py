@@ -27,9 +27,9 @@ ROUTING_DOC: dict[str, Any] = {
     "sticky_header": "X-Customer-Id",
     "pinning": {"header": "X-Model-Version", "allow": ["v2.3.1", "v2.4.0"]},
     "shadow": {
-        "configured": {"version": "v2.4.0", "percent": 10},
+        "configured": {"version": "v2.4.0", "percent": 0},
         "active": False,
-        "note": "shadow mirroring is not implemented yet",
+        "note": "shadow v2.4.0 at 0%: nothing is mirrored",
     },
     "replicas": [
         {
@@ -69,7 +69,7 @@ def test_status_prints_config_and_replicas(capsys: pytest.CaptureFixture[str]) -
     assert any(re.match(r"reload\s+FAILED at 2025-01-01T12:05:00Z", x) for x in lines)
     assert any(x.strip() == "canary.weights: sum to 98, must be 100 (line 10)" for x in lines)
     assert any(re.match(r"weights\s+v2\.3\.1 90%, v2\.4\.0 10%$", x) for x in lines)
-    assert any(re.match(r"shadow\s+v2\.4\.0 10% configured, NOT active", x) for x in lines)
+    assert any(re.match(r"shadow\s+v2\.4\.0 0% configured, NOT active", x) for x in lines)
     header = next(x for x in lines if x.startswith("VERSION"))
     assert header.split() == [
         "VERSION",

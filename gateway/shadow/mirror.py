@@ -1,0 +1,163 @@
+"""Which prediction requests are copied to the shadow version, and the copies themselves.
+
+A mirror starts after the client's answer is ready and runs as a background task on the same
+event loop: by the time it first runs, the client's bytes are already written (the server writes
+synchronously once ``Proxy.forward`` returns), so it never delays them, and nothing it does can
+reach the client's answer. It has its own timeout, no retries and no fallback; its failures are
+counted here, never in the client-facing metrics, and never eject a replica (the shadow version
+may be serving a canary share to clients too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import UpstreamFailure
+from gateway.pool import ReplicaPool
+from gateway.shadow.compare import BadAnswer, compare_rows, parse_rows
+from gateway.shadow.ledger import ShadowLedger, section_key
+from gateway.shadow.tally import OUTCOMES
+from gateway.upstream.base import Upstream
+from gateway.wire import Headers
+
+log = logging.getLogger("gateway.shadow")
+
+# Its own hash personalisation: which customers are mirrored does not depend on which version
+# routing gives them, and stays the same on every gateway and every run.
+_PERSON = b"sf-shadow"
+_TWO_TO_64 = float(1 << 64)
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowPlan:
+    """The shadow section of one routing.yaml, ready for the request path."""
+
+    version: str
+    share: float  # 0..1
+    section: str  # fingerprint: a new one starts a new report
+    spec: dict[str, Any]
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any] | None) -> ShadowPlan | None:
+        if spec is None:
+            return None
+        return cls(spec["version"], float(spec["percent"]) / 100.0, section_key(spec), spec)
+
+    def selects(self, sticky_key: bytes | None, roll: float) -> bool:
+        """The sticky key's stable hash when the request has one, else the random ``roll``."""
+        if sticky_key:
+            digest = hashlib.blake2b(sticky_key, digest_size=8, person=_PERSON).digest()
+            roll = int.from_bytes(digest, "big") / _TWO_TO_64
+        return roll < self.share
+
+
+class Mirror:
+    """Bounded background copies to the shadow version, compared into a ShadowLedger."""
+
+    def __init__(
+        self, upstream: Upstream, ledger: ShadowLedger, *, max_inflight: int, timeout_s: float
+    ) -> None:
+        self.upstream = upstream
+        self.ledger = ledger
+        self.max_inflight = max_inflight
+        self.timeout_s = timeout_s
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def offer(
+        self,
+        plan: ShadowPlan,
+        pool: ReplicaPool,
+        primary: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        sticky_key: bytes | None,
+        request_id: bytes,
+        client_body: bytes,
+        client_seconds: float,
+    ) -> None:
+        """Called with a client's successful answer; copies the request if the plan selects it."""
+        if primary == plan.version or not plan.selects(sticky_key, random.random()):
+            return  # an answer from the shadow version itself has nothing to be compared with
+        ledger = self.ledger
+        ledger.follow(plan.section)
+        if len(self.tasks) >= self.max_inflight:
+            ledger.count(plan.section, primary, plan.version, "dropped")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._mirror(
+                plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
+            )
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _mirror(
+        self,
+        plan: ShadowPlan,
+        pool: ReplicaPool,
+        primary: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        request_id: bytes,
+        client_body: bytes,
+        client_seconds: float,
+    ) -> None:
+        try:
+            outcome = await self._compare(
+                plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
+            )
+        except Exception:  # a bug here must never surface anywhere near a client
+            log.exception("shadow mirror of %s failed", request_id.decode("latin-1"))
+            outcome = "protocol_error"
+        if outcome is not None:
+            self.ledger.count(plan.section, primary, plan.version, outcome)
+
+    async def _compare(
+        self,
+        plan: ShadowPlan,
+        pool: ReplicaPool,
+        primary: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        request_id: bytes,
+        client_body: bytes,
+        client_seconds: float,
+    ) -> str | None:
+        """The outcome to count, or None when the comparison was recorded."""
+        replica = pool.choose(plan.version)
+        if replica is None:
+            return "no_replica"
+        mirrored = [*headers, (b"x-shadow-of", request_id)]
+        start = time.perf_counter()
+        try:
+            resp = await self.upstream.post(replica.address + path, body, mirrored, self.timeout_s)
+        except UpstreamFailure as failure:
+            return failure.cause if failure.cause in OUTCOMES else "protocol_error"
+        seconds = time.perf_counter() - start
+        if resp.status >= 500 or resp.status < 100:
+            return "status_5xx" if resp.status >= 500 else "protocol_error"
+        if resp.status != 200:
+            return "status_4xx"
+        try:
+            comparisons = compare_rows(parse_rows(client_body), parse_rows(resp.body))
+        except BadAnswer as exc:
+            log.warning("shadow answer to %s not comparable: %s", request_id.decode("latin-1"), exc)
+            return "bad_answer"
+        latency = {"primary": client_seconds, "shadow": seconds}
+        request = request_id.decode("latin-1")
+        self.ledger.add(plan.section, primary, plan.version, comparisons, request, latency)
+        return None
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)

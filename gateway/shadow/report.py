@@ -1,0 +1,110 @@
+"""The GET /shadow document (and ``streamflow shadow``'s table) built from summed tallies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.shadow.compare import PROBABILITY_BOUNDS, TIERS, psi, psi_reading, quantile
+from gateway.shadow.tally import FAILURES, LATENCY_BOUNDS, PairTally
+
+
+def build_report(
+    shadow: Mapping[str, Any] | None,
+    since: str | None,
+    pairs: Mapping[str, PairTally],
+) -> dict[str, Any]:
+    """``shadow`` is the active shadow section (None when off); ``pairs`` by primary version."""
+    version = shadow["version"] if shadow else None
+    return {
+        "active": shadow is not None,
+        "shadow": dict(shadow) if shadow else None,
+        "since": since,
+        "pairs": [
+            describe_pair(primary, version, tally)
+            for primary, tally in sorted(pairs.items())
+            if version is not None
+        ],
+    }
+
+
+def describe_pair(primary: str, shadow: str, tally: PairTally) -> dict[str, Any]:
+    rows = tally.rows
+    agreeing = sum(tally.confusion[i][i] for i in range(len(TIERS)))
+    sample = sorted(tally.sample)
+    value = psi(tally.bins["primary"], tally.bins["shadow"])
+    return {
+        "primary": primary,
+        "shadow": shadow,
+        "mirrored": tally.mirrored,
+        "compared": tally.outcomes["compared"],
+        "dropped": tally.outcomes["dropped"],
+        "failed": tally.failed,
+        "failed_by_cause": {cause: tally.outcomes[cause] for cause in FAILURES},
+        "rows": rows,
+        "tier_agreement": {
+            "percent": _percent(agreeing, rows),
+            "agreeing_rows": agreeing,
+            # confusion[client tier][shadow tier]
+            "confusion": {
+                client: {theirs: tally.confusion[i][j] for j, theirs in enumerate(TIERS)}
+                for i, client in enumerate(TIERS)
+            },
+        },
+        "abs_delta": {
+            "mean": tally.delta_sum / rows if rows else None,
+            "p50": quantile(sample, 0.5),
+            "p95": quantile(sample, 0.95),
+            "max": tally.delta_max if rows else None,
+            # p50/p95 are exact while every row is in the sample, else from a uniform sample.
+            "sampled_rows": len(sample),
+        },
+        "psi": {
+            "value": value,
+            "reading": psi_reading(value),
+            "bounds": list(PROBABILITY_BOUNDS),
+            "primary": list(tally.bins["primary"]),
+            "shadow": list(tally.bins["shadow"]),
+        },
+        "top_reason": {
+            "same_top_percent": _percent(tally.same_top, rows),
+            "mean_overlap": (
+                sum(n * count for n, count in enumerate(tally.overlap)) / rows if rows else None
+            ),
+            "rows_by_overlap": list(tally.overlap),
+        },
+        "latency_ms": {
+            side: {
+                "p50": _ms(bucket_quantile(tally.latency[side], 0.5)),
+                "p99": _ms(bucket_quantile(tally.latency[side], 0.99)),
+            }
+            for side in ("primary", "shadow")
+        },
+        "largest_disagreements": [d.as_dict() for d in sorted(tally.largest, reverse=True)],
+    }
+
+
+def bucket_quantile(counts: Sequence[int], q: float) -> float | None:
+    """A quantile from histogram counts per LATENCY_BOUNDS bucket (the last is +Inf), by linear
+    interpolation inside the bucket, as Prometheus's histogram_quantile does."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(counts):
+        if seen + count >= rank and count:
+            if i == len(LATENCY_BOUNDS):
+                return LATENCY_BOUNDS[-1]  # in +Inf: the highest finite bound, as Prometheus
+            low = LATENCY_BOUNDS[i - 1] if i else 0.0
+            return low + (LATENCY_BOUNDS[i] - low) * (rank - seen) / count
+        seen += count
+    return LATENCY_BOUNDS[-1]
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)

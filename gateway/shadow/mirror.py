@@ -57,6 +57,21 @@ class ShadowPlan:
         return roll < self.share
 
 
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """One client request to copy, and the answer the client got."""
+
+    plan: ShadowPlan
+    pool: ReplicaPool
+    primary: str  # the version that served the client
+    path: str
+    body: bytes
+    headers: Headers
+    request_id: bytes
+    client_body: bytes
+    client_seconds: float
+
+
 class Mirror:
     """Bounded background copies to the shadow version, compared into a ShadowLedger."""
 
@@ -90,56 +105,33 @@ class Mirror:
         if len(self.tasks) >= self.max_inflight:
             ledger.count(plan.section, primary, plan.version, "dropped")
             return
-        task = asyncio.get_running_loop().create_task(
-            self._mirror(
-                plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
-            )
+        copy = _Copy(
+            plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
         )
+        task = asyncio.get_running_loop().create_task(self._mirror(copy))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _mirror(
-        self,
-        plan: ShadowPlan,
-        pool: ReplicaPool,
-        primary: str,
-        path: str,
-        body: bytes,
-        headers: Headers,
-        request_id: bytes,
-        client_body: bytes,
-        client_seconds: float,
-    ) -> None:
+    async def _mirror(self, copy: _Copy) -> None:
         try:
-            outcome = await self._compare(
-                plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
-            )
+            outcome = await self._compare(copy)
         except Exception:  # a bug here must never surface anywhere near a client
-            log.exception("shadow mirror of %s failed", request_id.decode("latin-1"))
+            log.exception("shadow mirror of %s failed", copy.request_id.decode("latin-1"))
             outcome = "protocol_error"
         if outcome is not None:
-            self.ledger.count(plan.section, primary, plan.version, outcome)
+            self.ledger.count(copy.plan.section, copy.primary, copy.plan.version, outcome)
 
-    async def _compare(
-        self,
-        plan: ShadowPlan,
-        pool: ReplicaPool,
-        primary: str,
-        path: str,
-        body: bytes,
-        headers: Headers,
-        request_id: bytes,
-        client_body: bytes,
-        client_seconds: float,
-    ) -> str | None:
+    async def _compare(self, copy: _Copy) -> str | None:
         """The outcome to count, or None when the comparison was recorded."""
-        replica = pool.choose(plan.version)
+        plan = copy.plan
+        replica = copy.pool.choose(plan.version)
         if replica is None:
             return "no_replica"
-        mirrored = [*headers, (b"x-shadow-of", request_id)]
+        headers = [*copy.headers, (b"x-shadow-of", copy.request_id)]
+        url = replica.address + copy.path
         start = time.perf_counter()
         try:
-            resp = await self.upstream.post(replica.address + path, body, mirrored, self.timeout_s)
+            resp = await self.upstream.post(url, copy.body, headers, self.timeout_s)
         except UpstreamFailure as failure:
             return failure.cause if failure.cause in OUTCOMES else "protocol_error"
         seconds = time.perf_counter() - start
@@ -147,14 +139,14 @@ class Mirror:
             return "status_5xx" if resp.status >= 500 else "protocol_error"
         if resp.status != 200:
             return "status_4xx"
+        request = copy.request_id.decode("latin-1")
         try:
-            comparisons = compare_rows(parse_rows(client_body), parse_rows(resp.body))
+            comparisons = compare_rows(parse_rows(copy.client_body), parse_rows(resp.body))
         except BadAnswer as exc:
-            log.warning("shadow answer to %s not comparable: %s", request_id.decode("latin-1"), exc)
+            log.warning("shadow answer to %s not comparable: %s", request, exc)
             return "bad_answer"
-        latency = {"primary": client_seconds, "shadow": seconds}
-        request = request_id.decode("latin-1")
-        self.ledger.add(plan.section, primary, plan.version, comparisons, request, latency)
+        latency = {"primary": copy.client_seconds, "shadow": seconds}
+        self.ledger.add(plan.section, copy.primary, plan.version, comparisons, request, latency)
         return None
 
     async def aclose(self) -> None:

@@ -75,14 +75,10 @@ def raise_fd_limit() -> int:
     The soft limit is often 1,024 while the hard one is far higher: each client connection and
     each replica connection is a file descriptor, and running out of them stops both."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY:
-        target = hard
-    else:
-        target = max(soft, hard)
-    if target != soft:
+    if soft != hard:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
         except (ValueError, OSError) as exc:  # a container may forbid it: keep the soft one
             log.warning("could not raise the open-file limit from %s to %s: %s", soft, hard, exc)
     return soft

@@ -13,6 +13,11 @@ does a request over uvicorn's ``limit_concurrency`` (unset by ``gateway serve``,
 running uvicorn by hand), which uvicorn answers there with its 503: the gateway's own in-flight
 cap is per replica and does not bound the connections and tasks of the process.
 
+Every connection, on either path, has one timer for its deadlines (gateway/client_limits.py):
+keep-alive between requests, the head timeout while a head arrives, the body timeouts while a
+body does. A request late on either gets a 408 and its connection is closed; a connection over
+the process's cap is answered 503 and closed before it is read.
+
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
 queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml;

@@ -24,10 +24,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from apidocs import serve_docs
+from gateway.client_limits import ClientLimits, client_limits_for_process
 from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters
 from gateway.openapi import document_predictions
 from gateway.pool import PoolLimits
@@ -61,6 +62,9 @@ class GatewayApp(FastAPI):
     """
 
     proxy: Proxy | None = None  # set by the lifespan once the upstream client is open
+    # What the server protocol allows a client connection (gateway/server.py enforces it).
+    client_limits: ClientLimits = ClientLimits()
+    client_tally: ClientTally | None = None  # counted by the server protocol
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in PREDICT_PATHS:
@@ -202,6 +206,8 @@ def create_app(
         docs_url=None,  # FastAPI's pages load from a CDN: serve_docs serves ours
         redoc_url=None,
     )
+    app.client_limits = client_limits_for_process(settings)
+    app.client_tally = metrics.clients
     serve_docs(app)
     document_predictions(app)
     app.state.gateway = state

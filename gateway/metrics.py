@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gateway.client_limits import PHASES
 from gateway.pool import ReplicaState
 from gateway.state import GatewayState
 
@@ -49,6 +50,8 @@ class GatewayMetrics:
         self.registry = registry
         self.answered = AnsweredRequests(LATENCY_BUCKETS)
         registry.register(self.answered)
+        self.clients = ClientTally()
+        registry.register(self.clients)
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed tries against a replica, by version, replica and cause.",
@@ -80,6 +83,7 @@ class GatewayMetrics:
         """The collectors of counts, which add up across worker processes (gauges do not)."""
         return [
             self.answered,
+            self.clients,
             self.upstream_errors,
             self.fallbacks,
             self.ejections,
@@ -88,8 +92,9 @@ class GatewayMetrics:
         ]
 
     def watch(self, state: Callable[[], GatewayState | None]) -> Collector:
-        """Expose replica health, weights and revision, read from the live state at scrape."""
-        collector = _StateCollector(state)
+        """Expose replica health, weights and revision, read from the live state at scrape, and
+        the open client connections: this process's gauges."""
+        collector = _StateCollector(state, self.clients)
         self.registry.register(collector)
         return collector
 
@@ -144,16 +149,63 @@ class AnsweredRequests(Collector):
         yield latency
 
 
+class ClientTally(Collector):
+    """What the client limits did (gateway/client_limits.py), tallied as plain numbers: the
+    server protocol counts every connection and the proxy every shed request, so a flood of
+    either costs an addition each, not a labelled counter's lock.
+
+    Labels come from closed sets: a timeout's phase, a configured version."""
+
+    def __init__(self) -> None:
+        self.open = 0  # client connections open now (a gauge: reported with the state's)
+        self.refused = 0
+        self.timeouts = dict.fromkeys(PHASES, 0)
+        self.shed: dict[str, int] = {}  # version -> requests answered 503 at the in-flight cap
+
+    def count_shed(self, version: str) -> None:
+        self.shed[version] = self.shed.get(version, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "gateway_connections_refused",
+            "Client connections answered 503 and closed at once: over GATEWAY_MAX_CONNECTIONS.",
+            value=self.refused,
+        )
+        timeouts = CounterMetricFamily(
+            "gateway_client_timeouts",
+            "Client connections closed because a request did not arrive in time, by phase "
+            "(idle: a new connection sent nothing; head, body: answered 408).",
+            labels=["phase"],
+        )
+        for phase, count in self.timeouts.items():
+            timeouts.add_metric([phase], count)
+        yield timeouts
+        shed = CounterMetricFamily(
+            "gateway_shed_requests",
+            "Requests answered 503 at once because every replica was at its in-flight cap.",
+            labels=["version"],
+        )
+        for version, count in sorted(self.shed.items()):
+            shed.add_metric([version], count)
+        yield shed
+
+
 def _bound(value: float) -> str:
     """A bucket bound as prometheus_client writes it (0.001, 1.0, 10.0)."""
     return repr(float(value))
 
 
 class _StateCollector(Collector):
-    def __init__(self, state: Callable[[], GatewayState | None]) -> None:
+    def __init__(self, state: Callable[[], GatewayState | None], clients: ClientTally) -> None:
         self.state = state
+        self.clients = clients
 
     def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "gateway_open_connections",
+            "Client connections this gateway process holds open now.",
+            value=self.clients.open,
+        )
         state = self.state()
         if state is None:
             return

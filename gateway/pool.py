@@ -27,6 +27,7 @@ class ReplicaState(StrEnum):
 # A replica in one of these that has never been healthy is still starting (its process not yet
 # listening, or its model still loading).
 STARTING_STATES = frozenset({ReplicaState.UNKNOWN, ReplicaState.UNHEALTHY})
+AT_CAP = "at the in-flight cap"  # why a healthy replica takes no request now
 
 
 @dataclass(eq=False)
@@ -137,7 +138,7 @@ class ReplicaPool:
         for replica in self.by_version.get(version, ()):
             state = replica.state
             if state is ReplicaState.HEALTHY:
-                reason = "at the in-flight cap" if replica.inflight >= cap else "available"
+                reason = AT_CAP if replica.inflight >= cap else "available"
             elif not replica.ever_healthy and state in STARTING_STATES:
                 reason = "starting"
             else:

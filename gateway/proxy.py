@@ -13,6 +13,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
+from gateway.client_limits import RETRY_AFTER_S
 from gateway.errors import (
     BadPin,
     BadUpstream,
@@ -23,7 +24,7 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.metrics import GatewayMetrics
-from gateway.pool import Replica
+from gateway.pool import AT_CAP, Replica
 from gateway.routing import PinRejected
 from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
@@ -73,6 +74,7 @@ ERROR_HEAD = (
     b"content-type: application/json\r\ncontent-length: %d\r\nx-routing-revision: %s\r\n"
     b"x-request-id: %s\r\nx-response-time-ms: %.2f\r\n"
 )
+RETRY_AFTER = b"retry-after: %d\r\n" % RETRY_AFTER_S
 
 # x-route-reason values, encoded once.
 REASONS = {
@@ -314,6 +316,8 @@ class Proxy:
         if not failures:
             reasons = snap.pool.unavailable(version)
             counts = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+            if AT_CAP in reasons:
+                self.metrics.clients.count_shed(version)
             if reasons and set(reasons) == {"starting"}:
                 # Distinct from a failing version: nothing is wrong yet, it is not up yet.
                 detail = f"{prefix}version {version} has no ready replica yet ({counts})"
@@ -354,6 +358,8 @@ class Proxy:
         elapsed = time.perf_counter() - start
         request_id = request_id or new_request_id()
         head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
+        if exc.status == 503:  # shed, or no replica up: worth a retry soon, not at once
+            head += RETRY_AFTER
         # A bad pin's version is the client's text: never a label.
         version = exc.version if exc.version in snap.versions else "none"
         self.answered.record(version, exc.error, exc.status, elapsed)

@@ -13,6 +13,11 @@ does a request over uvicorn's ``limit_concurrency`` (unset by ``gateway serve``,
 running uvicorn by hand), which uvicorn answers there with its 503: the gateway's own in-flight
 cap is per replica and does not bound the connections and tasks of the process.
 
+Every connection, on either path, has one timer for its deadlines (gateway/client_limits.py):
+keep-alive between requests, the head timeout while a head arrives, the body timeouts while a
+body does. A request late on either gets a 408 and its connection is closed; a connection over
+the process's cap is answered 503 and closed before it is read.
+
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
 queue, the keep-alive hooks), so uvicorn is pinned to an exact version in pyproject.toml;
@@ -30,6 +35,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.app import GatewayApp
+from gateway.client_limits import BODY, HEAD, IDLE, ClientLimits, error_answer
+from gateway.metrics import ClientTally
 from gateway.proxy import Proxy
 from gateway.wire import Message, head_lines
 
@@ -51,6 +58,14 @@ class _Event:
 
 
 _NO_EVENT = _Event()
+
+# What a connection is doing, for its one timer (a request being answered has no deadline).
+_IDLE = 0  # between requests: the keep-alive timeout
+_AWAIT = 1  # new, nothing received yet: the head timeout, from the accept
+_HEAD = 2  # a request's head is arriving
+_BODY = 3  # its body is arriving
+_BUSY = 4  # the whole request is in; being answered
+NEVER = float("inf")
 
 # id(server_state.default_headers) -> (that list, its bytes); shared by the process's connections.
 _default_heads: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
@@ -95,22 +110,61 @@ class GatewayProtocol(HttpToolsProtocol):
         while app is not None and not isinstance(app, GatewayApp):
             app = getattr(app, "app", None)
         self.gateway: GatewayApp | None = app
-        # One keep-alive timer per connection, moved lazily: uvicorn arms a new one after every
-        # answer and cancels it on the next read, two timer operations per request.
-        self.keepalive_timer: asyncio.TimerHandle | None = None
-        self.idle_since: float | None = None  # None while a request is being read or answered
+        self.limits: ClientLimits = app.client_limits if app is not None else ClientLimits()
+        tally = app.client_tally if app is not None else None
+        self.tally: ClientTally = tally if tally is not None else ClientTally()
+        # One timer per connection for every deadline (keep-alive, head, body), moved lazily:
+        # a phase that begins only moves it when it must fire earlier, and when it fires it
+        # checks the phase's due time and re-arms if that is later. uvicorn arms a keep-alive
+        # timer after every answer and cancels it on the next read, two timer operations per
+        # request; here a busy connection costs about one per keep-alive period.
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.timer_at = NEVER
+        self.phase = _AWAIT
+        self.since = 0.0  # when the phase began (for _BODY: when the head was in)
+        self.last_read = 0.0  # loop time of the last read from the client
+        self.body_length: int | None = 0  # declared; None when chunked
+        self.counted = False  # counted in the open connections (not a refused one)
 
     # --- httptools callbacks ---
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        tally = self.tally
+        if tally.open >= self.limits.max_connections:
+            # Refused before anything is read: the clients already here and the replica
+            # connections keep their file descriptors.
+            self.connections.discard(self)
+            tally.refused += 1
+            transport.write(self._refusal())
+            transport.close()
+            return
+        tally.open += 1
+        self.counted = True
+        self.since = self.last_read = now = self.loop.time()
+        self._arm(now + self.limits.header_timeout_s)
 
     def on_message_begin(self) -> None:
         # The ASGI scope is built in on_headers_complete, and only for requests that need one.
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
+        if self.phase != _AWAIT:  # a connection's first head is timed from the accept
+            self.since = self.last_read
+        self.phase = _HEAD
+        due = self.since + self.limits.header_timeout_s
+        if due < self.timer_at:
+            self._arm(due)
 
     def on_headers_complete(self) -> None:
+        self.phase = _BODY
+        self.since = last_read = self.last_read
+        due = last_read + self.limits.body_timeout_s  # the earliest a body can be due
+        if due < self.timer_at:
+            self._arm(due)
         exchange = self._short_cut()
         if exchange is None:
+            self.body_length = body_length(self.headers)
             url, headers, expect = self.url, self.headers, self.expect_100_continue
             super().on_message_begin()  # builds the scope, and resets what the parser gave
             self.url, self.expect_100_continue = url, expect
@@ -135,12 +189,15 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         cycle = self.cycle
+        self.phase = _BUSY
         if type(cycle) is _Exchange:
             cycle.complete = True
             if cycle.started:
                 self._answer(cycle)
         else:
             super().on_message_complete()
+            if cycle is not None and cycle.response_complete:  # answered early (a 413, a 405)
+                self._become_idle()
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         # Called for a pipelined request whose turn has come.
@@ -160,14 +217,15 @@ class GatewayProtocol(HttpToolsProtocol):
             cached = _default_heads[id(headers)] = (headers, head_lines(headers))
         return cached[1]
 
-    # --- keep-alive ---
+    # --- deadlines ---
 
     def _unset_keepalive_if_required(self) -> None:
-        # uvicorn calls this on every read: the connection is busy, no longer idle.
-        self.idle_since = None
+        # uvicorn calls this on every read (and on connection lost): the time is noted once per
+        # read, for whichever deadline the bytes read move.
+        self.last_read = self.loop.time()
 
     def on_response_complete(self) -> None:
-        # uvicorn's, but arming the keep-alive timer only when none is pending.
+        # uvicorn's, with the keep-alive deadline on the connection's one timer.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -176,28 +234,116 @@ class GatewayProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self.idle_since = now = self.loop.time()
-        if self.keepalive_timer is None:
-            self.keepalive_timer = self.loop.call_at(
-                now + self.timeout_keep_alive, self._keepalive_due
-            )
+        if self.phase == _BUSY:  # not when the next request has begun arriving
+            self._become_idle()
 
-    def _keepalive_due(self) -> None:
-        self.keepalive_timer = None
-        idle_since = self.idle_since
-        if idle_since is None or self.transport.is_closing():
-            return  # busy: armed again when the answer is written
-        due = idle_since + self.timeout_keep_alive
-        if self.loop.time() >= due:
-            self.transport.close()
+    def _become_idle(self) -> None:
+        self.phase = _IDLE
+        self.since = now = self.loop.time()
+        due = now + self.timeout_keep_alive
+        if due < self.timer_at:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+        self.timer_at = due
+        self.deadline_timer = self.loop.call_at(due, self._deadline_due)
+
+    def _due(self) -> float:
+        phase, limits = self.phase, self.limits
+        if phase == _IDLE:
+            return self.since + self.timeout_keep_alive
+        if phase in (_AWAIT, _HEAD):
+            return self.since + limits.header_timeout_s
+        if phase == _BODY:
+            stalled = self.last_read + limits.body_timeout_s
+            return min(stalled, limits.body_due(self.since, self.body_length))
+        return NEVER  # _BUSY: the replica's timeouts bound it; re-armed when a phase begins
+
+    def _deadline_due(self) -> None:
+        self.deadline_timer = None
+        self.timer_at = NEVER
+        if self.transport.is_closing():
+            return
+        due = self._due()
+        if due == NEVER:
+            return
+        now = self.loop.time()
+        if now < due:
+            self._arm(due)
+            return
+        if self.phase != _IDLE and self.flow.read_paused:
+            # The server stopped reading (a pipelined request waits its turn, or a body buffer
+            # is full): the client is not the slow one. Its clocks start again.
+            self.since = self.last_read = now
+            self._arm(self._due())
+            return
+        self._time_out()
+
+    def _time_out(self) -> None:
+        phase, transport, cycle = self.phase, self.transport, self.cycle
+        limits = self.limits
+        if phase == _IDLE:
+            transport.close()
+            return
+        if phase == _AWAIT:
+            self.tally.timeouts[IDLE] += 1
+            transport.close()
+            return
+        answer = None
+        if phase == _HEAD:
+            self.tally.timeouts[HEAD] += 1
+            # Not when an earlier request is still being answered: its answer comes first.
+            if cycle is None or cycle.response_complete:
+                detail = f"the request head did not arrive within {limits.header_timeout_s:g} s"
+                answer = self._timeout_answer(detail)
         else:
-            self.keepalive_timer = self.loop.call_at(due, self._keepalive_due)
+            self.tally.timeouts[BODY] += 1
+            answered = cycle is None or (
+                cycle.response_complete or getattr(cycle, "response_started", False)
+            )
+            waiting = bool(self.pipeline) or (type(cycle) is _Exchange and not cycle.started)
+            if not answered and not waiting:
+                detail = (
+                    f"the request body stalled: no byte for {limits.body_timeout_s:g} s, or "
+                    f"slower than {limits.body_min_rate:g} bytes a second overall"
+                )
+                answer = self._timeout_answer(detail)
+            # Whatever runs for this request sees a client gone: nothing more is written.
+            if cycle is not None:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        if answer is not None:
+            transport.write(answer)
+        transport.close()
+
+    def _timeout_answer(self, detail: str) -> bytes:
+        return error_answer(STATUS_LINE[408], self._default_head(), "request_timeout", detail)
+
+    def _refusal(self) -> bytes:
+        detail = f"the gateway holds its limit of {self.limits.max_connections} connections"
+        return error_answer(STATUS_LINE[503], self._default_head(), "too_many_connections", detail)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.keepalive_timer is not None:
-            self.keepalive_timer.cancel()
-            self.keepalive_timer = None
+        self._release()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        # The connection passes to a WebSocket protocol, which has its own timeouts and is
+        # never told of this one's: stop timing and counting it here.
+        self._release()
+        super().handle_websocket_upgrade()
+
+    def _release(self) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+        self.timer_at = NEVER
+        self.phase = _BUSY
+        if self.counted:
+            self.counted = False
+            self.tally.open -= 1
 
     # ---
 
@@ -224,8 +370,12 @@ class GatewayProtocol(HttpToolsProtocol):
                 length = value
             elif name == b"transfer-encoding":
                 return None
-        if not length.isdigit() or int(length) > proxy.max_body_bytes:
+        if not length.isdigit():
             return None
+        declared = int(length)
+        if declared > proxy.max_body_bytes:
+            return None
+        self.body_length = declared
         keep_alive = parser.get_http_version() == "1.1" and parser.should_keep_alive()
         return _Exchange(path, self.headers, keep_alive)
 
@@ -263,3 +413,13 @@ class GatewayProtocol(HttpToolsProtocol):
         if not exchange.keep_alive:
             transport.close()
         self.on_response_complete()  # counts it; then the next pipelined request or keep-alive
+
+
+def body_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """A request's declared body length: 0 without one, None when chunked."""
+    if any(name == b"transfer-encoding" for name, _ in headers):
+        return None
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0

@@ -35,6 +35,14 @@ class GatewaySettings(BaseSettings):
     # A replica's answer body over this is a 502 bad_upstream (its head is capped at 64 KiB).
     max_response_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
+    # Slow and abusive clients (gateway/client_limits.py): a request's head must arrive within
+    # header_timeout_s, its body without a gap over body_timeout_s and at body_min_rate bytes a
+    # second overall, else a 408; over max_connections a new connection is refused with a 503.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    body_min_rate: float = Field(default=16384.0, gt=0)
+    max_connections: int = Field(default=10_000, gt=0)
+
     # The forwarding client (see gateway/upstream/): native on the hot path, httpx where a test
     # needs MockTransport.
     transport: Literal["native", "httpx"] = "native"

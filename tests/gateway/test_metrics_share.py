@@ -268,6 +268,9 @@ def test_snapshot_holds_counts_only(tmp_path: Path) -> None:
     assert set(take_snapshot(a.shared.own())) == {
         "gateway_requests",
         "gateway_request_duration_seconds",
+        "gateway_connections_refused",
+        "gateway_client_timeouts",
+        "gateway_shed_requests",
         "gateway_upstream_errors",
         "gateway_fallbacks",
         "gateway_replica_ejections",

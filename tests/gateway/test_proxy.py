@@ -290,3 +290,29 @@ def test_client_gone_before_body_gets_no_answer_and_forwards_nothing(
     asyncio.run(proxy(scope, receive, send))
     assert sent == []
     assert sum(fakes.calls.values()) == 0
+
+
+def test_a_request_shed_at_the_in_flight_cap_is_a_quick_503_with_retry_after(
+    tmp_path: Path, fakes: FakeReplicas
+) -> None:
+    with start(tmp_path, fakes) as client:
+        replica = canary_replica(client)
+        replica.inflight = client.app.state.gateway.snapshot.pool.limits.max_inflight_per_replica  # type: ignore[attr-defined]
+        response = client.post("/predict", json=PAYLOAD, headers={"X-Model-Version": "v2.4.0"})
+        replica.inflight = 0
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert fakes.calls["10.0.0.3:1"] == 0  # shed before any try, not queued
+        metrics = client.get("/metrics").text
+        assert 'gateway_shed_requests_total{version="v2.4.0"} 1.0' in metrics
+
+
+def test_a_503_for_a_version_not_at_its_cap_is_not_counted_as_shed(
+    tmp_path: Path, fakes: FakeReplicas
+) -> None:
+    fakes.behaviour = {a: "down" for a in ("10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1")}
+    with start(tmp_path, fakes) as client:
+        response = client.post("/predict", json=PAYLOAD)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert "gateway_shed_requests_total{" not in client.get("/metrics").text

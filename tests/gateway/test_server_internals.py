@@ -27,7 +27,9 @@ OVERRIDDEN = (
     "_start_asgi_task",
     "_unset_keepalive_if_required",
     "on_response_complete",
+    "connection_made",
     "connection_lost",
+    "handle_websocket_upgrade",
 )
 # Attributes GatewayProtocol reads or writes on itself, set by uvicorn's __init__ or on a request.
 PROTOCOL_ATTRIBUTES = (
@@ -50,7 +52,9 @@ PROTOCOL_ATTRIBUTES = (
 )
 PER_REQUEST_ATTRIBUTES = ("url",)  # set by on_message_begin
 SERVER_STATE_ATTRIBUTES = ("default_headers", "total_requests")
-FLOW_METHODS = ("pause_reading", "resume_reading")
+FLOW_METHODS = ("pause_reading", "resume_reading", "read_paused")
+# What a client timeout reads or sets on an ASGI request cycle (gateway/server.py _time_out).
+CYCLE_ATTRIBUTES = ("response_started", "response_complete", "disconnected", "message_event")
 PARSER_METHODS = ("get_method", "should_upgrade", "get_http_version", "should_keep_alive")
 
 
@@ -121,6 +125,8 @@ async def test_the_protocol_attributes_gateway_server_uses_exist() -> None:
     proto.data_received(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
     gone = missing(proto, PER_REQUEST_ATTRIBUTES)
     assert not gone, f"uvicorn's HttpToolsProtocol no longer sets {gone} per request"
+    gone = missing(proto.cycle, CYCLE_ATTRIBUTES)
+    assert not gone, f"uvicorn's request cycle no longer has {gone}"
     proto.connection_lost(None)
 
 

@@ -1,0 +1,407 @@
+"""Slow and abusive clients against a real gateway (``python -m gateway serve``) on raw sockets.
+
+Half-sent request heads, stalled and trickled bodies, and more connections than the cap: each
+is answered 408 (or 503 at the cap) and closed in time, normal requests keep being served
+meanwhile, and the gateway's file descriptors go back to where they were (gateway/client_limits.py,
+gateway/server.py). Timeouts here are 1 s so the whole module stays within about half a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.fake_replicas import Proc, running_fakes
+from tests.integration.procs import free_port, routing_yaml, wait_for
+
+VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}
+TIMEOUT_S = 1.0  # GATEWAY_HEADER_TIMEOUT_S and GATEWAY_BODY_TIMEOUT_S of the gateways here
+MIN_RATE = 100.0  # GATEWAY_BODY_MIN_RATE: low enough that a trickle test stays short
+SLACK_S = 1.0  # how much later than its deadline a connection may be answered and closed
+HALF_OPEN = 2000  # connections that send half a request head and then nothing
+STALLED = 200  # connections that send a head and part of the body, then nothing
+CAP = 24  # GATEWAY_MAX_CONNECTIONS of the capped gateway
+CUSTOMER = b'{"tenure": 12, "monthly_charges": 70.5}'
+HALF_HEAD = b"POST /predict HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Le"
+
+
+def predict(body: bytes = CUSTOMER, path: bytes = b"/predict") -> bytes:
+    head = b"POST %s HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" % path
+    return head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def start_gateway(name: str, routing: Path, fakes: dict[str, Proc], log_dir: Path, **env: str):
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gateway", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    settings = {
+        "GATEWAY_ROUTING_FILE": str(routing),
+        "GATEWAY_RESOLVE": json.dumps({f"{n}:8000": p.address for n, p in fakes.items()}),
+        "GATEWAY_HEALTH_INTERVAL_S": "0.5",
+        "GATEWAY_HEADER_TIMEOUT_S": str(TIMEOUT_S),
+        "GATEWAY_BODY_TIMEOUT_S": str(TIMEOUT_S),
+        "GATEWAY_BODY_MIN_RATE": str(MIN_RATE),
+        **env,
+    }
+    proc = Proc(name, argv, settings, port).start(log_dir)
+    try:
+        wait_for(f"{proc.url}/ready", timeout=30)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+@pytest.fixture(scope="module")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("slow-client-logs")
+
+
+@pytest.fixture(scope="module")
+def fakes(log_dir: Path) -> Iterator[dict[str, Proc]]:
+    with running_fakes(VERSIONS, log_dir) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def routing_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("slow-client-routing") / "routing.yaml"
+    path.write_text(routing_yaml(VERSIONS, weights={"v2.3.1": 100, "v2.4.0": 0}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gw(fakes: dict[str, Proc], routing_file: Path, log_dir: Path) -> Iterator[Proc]:
+    proc = start_gateway("gateway", routing_file, fakes, log_dir)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def open_fds(proc: Proc) -> int:
+    assert proc.popen is not None
+    return len(os.listdir(f"/proc/{proc.popen.pid}/fd"))
+
+
+def metric(proc: Proc, name: str) -> float:
+    for line in httpx.get(f"{proc.url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+# --- a blocking client: the normal traffic ---------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection sending whole requests and reading whole answers."""
+
+    def __init__(self, address: str) -> None:
+        host, port = address.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.buffer = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed by the gateway")
+        self.buffer += data
+
+    def exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        self.buffer = rest
+        while len(self.buffer) < length:
+            self._fill()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split()[1]), body
+
+
+def timed_predictions(address: str, stop: threading.Event, count: int | None = None) -> list:
+    """(status, seconds) of sequential predictions, until ``stop`` is set or ``count`` done."""
+    client = Client(address)
+    results = []
+    try:
+        while not stop.is_set() and (count is None or len(results) < count):
+            start = time.perf_counter()
+            status, _ = client.exchange(predict())
+            results.append((status, time.perf_counter() - start))
+    finally:
+        client.close()
+    return results
+
+
+def p99(results: list) -> float:
+    return statistics.quantiles([seconds for _, seconds in results], n=100)[98]
+
+
+# --- the abusive clients --------------------------------------------------------------------
+
+
+async def abuse(address: str, first: bytes, *, hold_s: float) -> tuple[bytes, float]:
+    """Connect, send ``first`` and nothing more; (all the gateway sent, seconds from the last
+    byte sent until the gateway closed), or (b"", inf) if it still held on after ``hold_s``."""
+    host, port = address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(first)
+        await writer.drain()
+        sent = time.monotonic()
+        try:
+            data = await asyncio.wait_for(reader.read(), hold_s)
+        except TimeoutError:
+            return b"", float("inf")
+        except ConnectionResetError:
+            data = b""
+        return data, time.monotonic() - sent
+    finally:
+        writer.close()
+
+
+async def abuse_all(address: str, requests: list[bytes], hold_s: float) -> list:
+    gate = asyncio.Semaphore(256)  # connect in waves: the listen backlog is finite
+
+    async def one(first: bytes) -> tuple[bytes, float]:
+        async with gate:
+            # Connected and sent under the gate, then waited on outside it.
+            host, port = address.split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(first)
+            await writer.drain()
+            sent = time.monotonic()
+        try:
+            data = await asyncio.wait_for(reader.read(), hold_s)
+            return data, time.monotonic() - sent
+        except TimeoutError:
+            return b"", float("inf")
+        except ConnectionResetError:
+            return b"", time.monotonic() - sent
+        finally:
+            writer.close()
+
+    return await asyncio.gather(*(one(first) for first in requests))
+
+
+def assert_timed_out(data: bytes, seconds: float, deadline_s: float) -> None:
+    assert seconds <= deadline_s + SLACK_S, f"held {seconds:.2f} s (deadline {deadline_s} s)"
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), data[:200]
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"] == "request_timeout"
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_half_open_heads_and_stalled_bodies_time_out_while_normal_requests_flow(gw: Proc) -> None:
+    stop = threading.Event()
+    timed_predictions(gw.address, stop, count=50)  # warm: the replica connection exists
+    idle = timed_predictions(gw.address, stop, count=300)
+    baseline_fds = open_fds(gw)
+
+    during: list = []
+    normal = threading.Thread(target=lambda: during.extend(timed_predictions(gw.address, stop)))
+    normal.start()
+    stalled_body = predict(b"x" * 100)[:-90]  # the head and 10 bytes of a 100-byte body
+    requests = [HALF_HEAD] * HALF_OPEN + [stalled_body] * STALLED
+    started = time.monotonic()
+    try:
+        results = asyncio.run(abuse_all(gw.address, requests, hold_s=TIMEOUT_S + 5))
+    finally:
+        stop.set()
+        normal.join(30)
+    elapsed = time.monotonic() - started
+
+    late = [s for _, s in results if s > TIMEOUT_S + SLACK_S]
+    assert not late, f"{len(late)} of {len(results)} held past the deadline: {sorted(late)[-5:]}"
+    for data, seconds in results:
+        assert_timed_out(data, seconds, TIMEOUT_S)
+    assert during and all(status == 200 for status, _ in during), {s for s, _ in during}
+    # Generous: the abusive clients run on the same two cores as the gateway and this test.
+    assert p99(during) <= max(5 * p99(idle), p99(idle) + 0.05), (p99(idle), p99(during))
+
+    deadline = time.monotonic() + 5
+    while open_fds(gw) > baseline_fds and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_fds(gw) <= baseline_fds, (baseline_fds, open_fds(gw))
+    assert metric(gw, 'gateway_client_timeouts_total{phase="head"}') >= HALF_OPEN
+    assert metric(gw, 'gateway_client_timeouts_total{phase="body"}') >= STALLED
+    print(
+        f"\n{HALF_OPEN} half-open + {STALLED} stalled: all answered 408 in "
+        f"{min(s for _, s in results):.2f} to {max(s for _, s in results):.2f} s "
+        f"({elapsed:.1f} s in all); fds {baseline_fds} before, {open_fds(gw)} after; "
+        f"p99 idle {p99(idle) * 1000:.2f} ms, during {p99(during) * 1000:.2f} ms "
+        f"over {len(during)} requests"
+    )
+
+
+def test_a_new_connection_that_sends_nothing_is_closed_after_the_head_timeout(gw: Proc) -> None:
+    data, seconds = asyncio.run(abuse(gw.address, b"", hold_s=TIMEOUT_S + 5))
+    assert data == b"" and seconds <= TIMEOUT_S + SLACK_S, (data, seconds)
+
+
+def test_the_next_head_on_a_kept_alive_connection_is_timed_too(gw: Proc) -> None:
+    client = Client(gw.address)
+    try:
+        assert client.exchange(predict())[0] == 200
+        client.sock.sendall(HALF_HEAD)
+        sent = time.monotonic()
+        client.sock.settimeout(TIMEOUT_S + 5)
+        data = b""
+        while chunk := client.sock.recv(65536):
+            data += chunk
+        assert_timed_out(data, time.monotonic() - sent, TIMEOUT_S)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'POST /predict HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ten',
+        b"POST /predict HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 50\r\n\r\n",
+    ],
+    ids=["chunked", "expect-100"],
+)
+def test_a_stalled_body_on_the_asgi_path_is_answered_408(gw: Proc, head: bytes) -> None:
+    seen = httpx.get(f"{gw.url}/routing", timeout=5).json()  # noqa: F841 - gateway is up
+    data, seconds = asyncio.run(abuse(gw.address, head, hold_s=TIMEOUT_S + 5))
+    interim, _, rest = data.partition(b"HTTP/1.1 408 ")
+    assert rest, data[:300]
+    assert interim in (b"", b"HTTP/1.1 100 Continue\r\n\r\n"), interim
+    assert_timed_out(b"HTTP/1.1 408 " + rest, seconds, TIMEOUT_S)
+
+
+def test_a_trickled_body_is_cut_by_the_minimum_rate(gw: Proc) -> None:
+    # 200 bytes at MIN_RATE must be in within TIMEOUT_S + 2 s; one byte every 0.3 s never
+    # leaves a gap of TIMEOUT_S, but comes at a tenth of the rate.
+    body = b"x" * 200
+    client = Client(gw.address)
+    try:
+        client.sock.sendall(predict(body)[: -len(body)])
+        start = time.monotonic()
+        client.sock.settimeout(0.3)
+        data = b""
+        for byte in body:
+            try:
+                client.sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            try:
+                chunk = client.sock.recv(65536)
+            except TimeoutError:
+                continue
+            data += chunk
+            if not chunk or data.count(b"\r\n\r\n"):
+                break
+        held = time.monotonic() - start
+    finally:
+        client.close()
+    due = TIMEOUT_S + len(body) / MIN_RATE
+    assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+    assert due - 0.5 <= held <= due + SLACK_S, held
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_fast_client_is_never_cut_by_the_body_timeout(gw: Proc, chunked: bool) -> None:
+    # 1 MB in 64 KiB pieces 0.1 s apart: 1.6 s in all, longer than the body timeout, with no
+    # gap anywhere near it.
+    row = b'{"tenure": 12, "monthly_charges": 70.5, "contract_type": "month-to-month"},'
+    rows = row * (1_000_000 // len(row))
+    body = b'{"customers": [' + rows[:-1] + b"]}"
+    if chunked:
+        head = b"POST /predict/batch HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+        pieces = [
+            b"%x\r\n%s\r\n" % (len(body[i : i + 65536]), body[i : i + 65536])
+            for i in range(0, len(body), 65536)
+        ] + [b"0\r\n\r\n"]
+    else:
+        head = predict(body, b"/predict/batch")[: -len(body)]
+        pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    client = Client(gw.address)
+    try:
+        client.sock.sendall(head)
+        for piece in pieces:
+            time.sleep(0.1)
+            client.sock.sendall(piece)
+        status, answer = client.exchange(b"")
+    finally:
+        client.close()
+    assert status == 200, answer[:300]
+    assert json.loads(answer)["body_bytes"] == len(body)
+
+
+def test_connections_over_the_cap_are_refused_and_those_under_it_served(
+    fakes: dict[str, Proc], routing_file: Path, log_dir: Path
+) -> None:
+    # A head timeout longer than this test: the held connections must stay open on their own.
+    capped = start_gateway(
+        "gateway-capped",
+        routing_file,
+        fakes,
+        log_dir,
+        GATEWAY_MAX_CONNECTIONS=str(CAP),
+        GATEWAY_HEADER_TIMEOUT_S="30",
+    )
+    held: list[Client] = []
+    try:
+        deadline = time.monotonic() + 5  # wait_for's own connections are gone
+        while metric(capped, "gateway_open_connections") > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held = [Client(capped.address) for _ in range(CAP)]
+        assert held[0].exchange(b"GET /ready HTTP/1.1\r\nHost: gw\r\n\r\n")[0] == 200
+
+        extra = [b""] * 20
+        started = time.monotonic()
+        results = asyncio.run(abuse_all(capped.address, extra, hold_s=5))
+        for data, seconds in results:
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 "), data[:200]
+            assert b"retry-after: 1" in head.lower()
+            assert json.loads(body)["error"] == "too_many_connections"
+            assert seconds < 1.0, seconds  # at once, not after a timeout
+        assert time.monotonic() - started < 5
+
+        for client in held:  # every connection under the cap is still served
+            assert client.exchange(predict())[0] == 200
+        assert held[0].exchange(b"GET /ready HTTP/1.1\r\nHost: gw\r\n\r\n")[0] == 200
+        status, text = held[1].exchange(b"GET /metrics HTTP/1.1\r\nHost: gw\r\n\r\n")
+        assert b"gateway_connections_refused_total 20.0" in text, text[:2000]
+        assert b"gateway_open_connections %d.0" % CAP in text
+
+        for client in held[:2]:  # room again: a new client gets in
+            client.close()
+        time.sleep(0.2)
+        assert httpx.get(f"{capped.url}/ready", timeout=5).status_code == 200
+    finally:
+        for client in held:
+            client.close()
+        capped.stop()

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apidocs import serve_docs
 from model_server.artifact import ArtifactError, load_artifact, verify_artifact
+from model_server.fast_path import PredictFastPath
 from model_server.jit_cache import seed_numba_cache
 from model_server.metrics import ModelMetrics
 from model_server.predictor import Predictor
@@ -187,6 +188,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             {"error": "internal_error", "detail": type(exc).__name__}, status_code=500
         )
 
+    # Added first, so it runs inside VersionHeaders: the fast path's answers get the same headers.
+    app.add_middleware(PredictFastPath, endpoint=predict)
     app.add_middleware(VersionHeaders, version=settings.version)
     return app
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +103,7 @@ class Run:
     script: Path
     measurements: list[Measurement] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    versus: dict[str, Any] | None = None
 
     def wrk(self, url: str, connections: int, seconds: float) -> WrkResult:
         threads = 1 if connections == 1 else self.args.wrk_threads
@@ -243,6 +245,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-rows", type=int, default=1000)
     parser.add_argument("--no-real", action="store_true", help="skip the real model replicas")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch comparison")
+    parser.add_argument(
+        "--no-versus", action="store_true", help="skip the side by side with MLServer"
+    )
+    parser.add_argument(
+        "--mlserver-workers",
+        type=int,
+        default=1,
+        help="MLServer's parallel_workers (default 1, its own default; 0 = in the server process)",
+    )
     parser.add_argument("--no-install", action="store_true", help="never apt-get install")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     parser.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
@@ -250,6 +261,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.gateway_env = dict(args.gateway_env)
     if args.smoke:
         args.duration, args.rounds, args.warmup, args.no_real = 1.0, 1, 0.0, True
+        args.no_versus = True
         args.gateway_workers = args.gateway_workers[-1:]
         args.batch_rows = min(args.batch_rows, 20)
     return args
@@ -312,7 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = report.build(
         args, machine, run.measurements, run.checks, batch, time.monotonic() - started
     )
+    if run.versus is not None:
+        from bench import versus
+
+        doc["versus"] = run.versus
     print(report.render(doc))
+    if run.versus is not None:
+        print(versus.render(run.versus))
     path = args.json or RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
@@ -379,6 +397,8 @@ def execute(run: Run) -> Any:
     if not args.no_real:
         run.bench_backend("real", model_addr, model_addr[first], peers[1].port)
 
+    if not args.no_versus:
+        run.versus = compare_with_mlserver(run, model_addr[first] if first in models else None)
     if args.no_batch:
         return None
     from bench.batch import run_batch  # heavy imports (pandas, shap) only when needed
@@ -395,6 +415,43 @@ def execute(run: Run) -> Any:
         repeats=3 if args.smoke else 5,
         chapter_repeats=1 if args.smoke else 2,
     )
+
+
+def compare_with_mlserver(run: Run, ours: str | None) -> dict[str, Any]:
+    """Our replica against MLServer over HTTP, and the per-row costs in process."""
+    from bench import versus
+
+    args = run.args
+    model_path = ARTIFACTS / STABLE / "model.joblib"
+    try:
+        python: Any = versus.ensure_venv(say)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        say(f"MLServer and onnxruntime not installable here ({exc}): measuring ours alone")
+        python = None
+    say("in process: one row, ours vs scikit-learn vs onnxruntime")
+    doc: dict[str, Any] = {
+        "in_process": versus.in_process(
+            model_path, STABLE, EXAMPLE, python, repeats=2_000 if args.smoke else 20_000
+        ),
+        "http": [],
+    }
+    if ours is not None and python is not None:
+        doc["http"] = versus.versus_http(
+            procs=run.procs,
+            tmp=run.tmp,
+            wrk=run.tools.wrk,
+            venv_python=python,
+            model_path=model_path,
+            ours_url=f"http://{ours}/predict",
+            example=EXAMPLE,
+            connections=args.connections,
+            rounds=args.rounds,
+            seconds=max(1.0, args.duration / args.rounds),
+            wrk_threads=args.wrk_threads,
+            mlserver_workers=args.mlserver_workers,
+            say=say,
+        )
+    return doc
 
 
 def start_model(

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apidocs import serve_docs
 from model_server.artifact import ArtifactError, load_artifact, verify_artifact
+from model_server.fast_path import PredictFastPath
 from model_server.jit_cache import seed_numba_cache
 from model_server.metrics import ModelMetrics
 from model_server.predictor import Predictor
@@ -35,6 +36,8 @@ from model_server.schemas import (
 from model_server.settings import ModelSettings
 
 log = logging.getLogger("model_server")
+# Requests of at most this many rows are scored on the event loop when the path is compiled.
+INLINE_MAX_ROWS = 1
 
 
 class VersionHeaders:
@@ -95,7 +98,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         warm = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
         await anyio.to_thread.run_sync(predictor.predict, [warm])
         app.state.predictor = predictor
-        app.state.metadata = artifact.metadata
+        app.state.metadata = {**artifact.metadata, **predictor.serving_path.as_metadata()}
         log.info("model %s loaded from %s", settings.version, settings.path)
         yield
         app.state.predictor = None
@@ -119,7 +122,13 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         if predictor is None:
             return None
         start = time.perf_counter()
-        results = await anyio.to_thread.run_sync(predictor.predict, customers, limiter=limiter)
+        if len(customers) <= INLINE_MAX_ROWS and predictor.serving_path.name == "compiled":
+            # Tens of µs of compiled work: handing it to a worker thread and back costs more
+            # (measured at 1 connection: p50 0.39 to 0.41 ms inline against 0.54 to 0.79 ms
+            # through the thread pool; server CPU per request about 420 against 600 µs).
+            results = predictor.predict(customers)
+        else:
+            results = await anyio.to_thread.run_sync(predictor.predict, customers, limiter=limiter)
         # A gateway's shadow copy of a client request (X-Shadow-Of: the client's request id)
         # is counted apart: no customer was given its answer.
         shadow = "x-shadow-of" in request.headers
@@ -183,6 +192,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             {"error": "internal_error", "detail": type(exc).__name__}, status_code=500
         )
 
+    # Added first, so it runs inside VersionHeaders: the fast path's answers get the same headers.
+    app.add_middleware(PredictFastPath, endpoint=predict)
     app.add_middleware(VersionHeaders, version=settings.version)
     return app
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from model_server.features import FEATURE_ORDER, encode_rows
 from model_server.schemas import ChurnPredictionRequest
@@ -13,12 +17,41 @@ from model_server.treeshap import GradientBoostingTreeShap, is_supported
 
 TOP_REASONS = 3
 # Risk tiers: low < 0.3 <= medium < 0.6 <= high.
-TIER_EDGES = np.array([0.3, 0.6])
+TIER_EDGES = (0.3, 0.6)
 RISK_TIERS = ("low", "medium", "high")
 
 
+# The start-up check: compiled probabilities must equal predict_proba's to this on the probe.
+PROBE_TOLERANCE = 1e-12
+PROBE_ROWS = 512
+
+log = logging.getLogger("model_server")
+
+
+@dataclass(frozen=True)
+class ServingPath:
+    """How this replica computes probabilities: "compiled" or "scikit-learn", and why."""
+
+    name: str
+    reason: str
+
+    def as_metadata(self) -> dict[str, str]:
+        return {"serving_path": self.name, "serving_path_reason": self.reason}
+
+
 class Predictor:
-    """Wraps one fitted model and its TreeSHAP explainer; thread-safe for concurrent batches."""
+    """Wraps one fitted model and its TreeSHAP explainer; thread-safe for concurrent batches.
+
+    On the compiled path the probability comes out of the SHAP pass itself: the kernel that
+    explains a row also adds up the leaves the row reaches (see treeshap._explain_rows), so the
+    log-odds cost no second walk. Measured on v2.3.1 (one row, medians of 20,000 interleaved
+    calls on a busy 2-core machine): the SHAP pass alone 34.5 µs, with the leaf sum 36.0 µs,
+    where scikit-learn's ``predict_proba`` took about 430 µs and onnxruntime's compiled trees
+    29 µs. Taking the log-odds as expected value + the SHAP values' sum would have been free
+    too, but it rounds differently from sklearn (up to 8e-15 in log-odds on 20,000 rows); adding
+    the reached leaves in tree order is sklearn's own arithmetic: the probabilities were
+    bit-for-bit ``predict_proba``'s on the same rows.
+    """
 
     def __init__(self, model: Any, version: str) -> None:
         self.model = model
@@ -34,12 +67,52 @@ class Predictor:
             import shap
 
             self.explainer = shap.TreeExplainer(model)
+        self.serving_path = self._choose_serving_path()
+        if self.serving_path.name == "compiled":
+            log.info("model %s: compiled serving path (%s)", version, self.serving_path.reason)
+        else:
+            log.warning(
+                "model %s: falling back to scikit-learn's predict_proba: %s",
+                version,
+                self.serving_path.reason,
+            )
+
+    def _choose_serving_path(self) -> ServingPath:
+        if self.fast_explainer is None:
+            return ServingPath(
+                "scikit-learn",
+                f"{type(self.model).__name__} is not a binary GradientBoostingClassifier the "
+                "compiled trees support",
+            )
+        loss = getattr(self.model, "loss", None)
+        if loss != "log_loss":
+            return ServingPath("scikit-learn", f"loss {loss!r}: the compiled path needs log_loss")
+        probe = probe_rows(self.model, PROBE_ROWS)
+        compiled = self._compiled_probabilities(probe)[0]
+        reference = self.model.predict_proba(probe)[:, 1]
+        gap = float(np.max(np.abs(compiled - reference)))
+        if not gap <= PROBE_TOLERANCE:
+            return ServingPath(
+                "scikit-learn",
+                f"compiled probabilities differ from predict_proba by {gap:.1e} on the start-up "
+                "probe",
+            )
+        return ServingPath(
+            "compiled", f"equal to predict_proba within {gap:.0e} on {PROBE_ROWS} probe rows"
+        )
+
+    def _compiled_probabilities(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.fast_explainer is not None
+        raw, contributions = self.fast_explainer.explain(matrix)
+        # log_loss on two classes: predict_proba is expit of the raw log-odds.
+        return expit(raw), contributions
 
     def predict(self, customers: Sequence[ChurnPredictionRequest]) -> list[dict[str, Any]]:
         """One predict_proba and one SHAP call for all rows; row i equals a single call on i."""
         matrix = encode_rows(customers)
-        probabilities = self.model.predict_proba(matrix)[:, 1]
-        contributions = self._shap_values(matrix)
+        probabilities, contributions = self.score(matrix)
+        if len(matrix) == 1:
+            return [self._one_result(matrix[0], float(probabilities[0]), contributions[0])]
         # Stable sort so ties resolve in feature order, identically for batch and single calls.
         top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
         rows = np.arange(len(matrix))[:, None]
@@ -51,7 +124,7 @@ class Predictor:
         rounded = np.round(top_contributions, 4).tolist()
         rising = (top_contributions > 0).tolist()
         tiers = np.asarray(RISK_TIERS, dtype=object)[
-            np.searchsorted(TIER_EDGES, probabilities, side="right")
+            np.searchsorted(np.asarray(TIER_EDGES), probabilities, side="right")
         ].tolist()
         version = self.version
         return [
@@ -82,13 +155,66 @@ class Predictor:
             )
         ]
 
-    def _shap_values(self, matrix: np.ndarray) -> np.ndarray:
+    def _one_result(
+        self, row: np.ndarray, probability: float, contributions: np.ndarray
+    ) -> dict[str, Any]:
+        """The same answer as the batch code for one row, in plain Python.
+
+        On one row numpy's per-call overhead (argsort, fancy indexing, object arrays) cost more
+        than the compiled kernel; these are the same operations on ten floats: a stable sort
+        (ties in feature order), the tier as edges passed, and numpy's rounding (rint of the
+        value times 10**4, divided back; Python's round is also half-to-even).
+        """
+        phi = contributions.tolist()
+        values = row.tolist()
+        top = sorted(range(len(phi)), key=lambda i: -abs(phi[i]))[:TOP_REASONS]
+        return {
+            "churn_probability": _round4(probability),
+            "risk_tier": RISK_TIERS[
+                (probability >= TIER_EDGES[0]) + (probability >= TIER_EDGES[1])
+            ],
+            "top_reasons": [
+                {
+                    "feature": FEATURE_ORDER[i],
+                    "value": values[i],
+                    "shap_contribution": _round4(phi[i]),
+                    "direction": "increases_risk" if phi[i] > 0 else "decreases_risk",
+                }
+                for i in top
+            ],
+            "model_version": self.version,
+        }
+
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(churn probabilities, SHAP values) of encoded rows, by the serving path."""
+        if self.serving_path.name == "compiled":
+            return self._compiled_probabilities(matrix)
+        probabilities = self.model.predict_proba(matrix)[:, 1]
         if self.fast_explainer is not None:
-            return self.fast_explainer.shap_values(matrix)
+            return probabilities, self.fast_explainer.shap_values(matrix)
         values = self.explainer.shap_values(matrix, check_additivity=False)
         # Older shap returns [class_0, class_1] for classifiers; we explain churn (class 1).
         if isinstance(values, list):
             values = values[1]
         if values.ndim == 3:
             values = values[:, :, 1]
-        return np.asarray(values)
+        return probabilities, np.asarray(values)
+
+
+def _round4(value: float) -> float:
+    """np.round(value, 4) for one float, sign of zero included (np.rint(-0.3) is -0.0)."""
+    return math.copysign(round(value * 1e4) / 1e4, value)
+
+
+def probe_rows(model: Any, n_rows: int) -> np.ndarray:
+    """Rows on both sides of every split the trees make (and at the split value itself)."""
+    n_features = int(model.n_features_in_)
+    candidates: list[list[float]] = [[0.0] for _ in range(n_features)]
+    for estimator in model.estimators_.ravel():
+        tree = estimator.tree_
+        for feature, threshold in zip(tree.feature, tree.threshold, strict=True):
+            if feature >= 0:
+                value = float(np.float32(threshold))
+                candidates[feature] += [value, float(np.nextafter(np.float32(value), np.inf))]
+    rng = np.random.default_rng(0)
+    return np.column_stack([rng.choice(values, n_rows) for values in candidates])

@@ -33,6 +33,7 @@ from typing import Any
 import numba
 import numpy as np
 from numba import prange
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier
 
 # Below this many rows the serial kernel is used: thread fan-out costs more than it saves.
@@ -112,10 +113,13 @@ def _build_tables(leaf_value, leaf_k, leaf_slot_start, slot_zero, leaf_table_sta
 
 
 @numba.njit(inline="always")
-def _explain_rows(X, phi, start, stop, go_left, model):
-    """Add the SHAP values of rows start..stop over all trees into ``phi``.
+def _explain_rows(X, phi, raw, start, stop, go_left, model):
+    """Add the SHAP values of rows start..stop over all trees into ``phi``, their leaves to ``raw``.
 
     Trees are the outer loop so one tree's nodes, paths and table stay in cache across rows.
+    A row reaches exactly the leaf whose agreement mask is full (it agrees with every step of
+    that path), so the same pass evaluates the trees: ``raw`` gets the reached leaves' values
+    added in tree order, the arithmetic of sklearn's ``_raw_predict``.
     """
     (
         tree_node_start,
@@ -132,6 +136,7 @@ def _explain_rows(X, phi, start, stop, go_left, model):
         slot_feature,
         leaf_table_start,
         table,
+        leaf_value,
     ) = model
     for t in range(tree_node_start.shape[0] - 1):
         first_node = tree_node_start[t]
@@ -147,7 +152,8 @@ def _explain_rows(X, phi, start, stop, go_left, model):
                         go_left[node - first_node] = value <= node_threshold[node]
             for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
                 k = leaf_k[leaf]
-                mask = (1 << k) - 1
+                full = (1 << k) - 1
+                mask = full
                 for s in range(leaf_step_start[leaf], leaf_step_start[leaf + 1]):
                     # Branch-free: clear the slot's bit when the row leaves this leaf's path here.
                     off_path = go_left[step_node[s] - first_node] != step_left[s]
@@ -156,29 +162,33 @@ def _explain_rows(X, phi, start, stop, go_left, model):
                 entry = leaf_table_start[leaf] + mask * k
                 for j in range(k):
                     phi[r, slot_feature[slots + j]] += table[entry + j]
+                if mask == full:
+                    raw[r] += leaf_value[leaf]
 
 
 @_cached_njit(nogil=True)
-def _shap_serial(X, model):
+def _shap_serial(X, model, base):
     phi = np.zeros(X.shape, dtype=np.float64)
+    raw = np.full(X.shape[0], base, dtype=np.float64)
     go_left = np.empty(_max_tree_nodes(model[0]), dtype=np.bool_)
-    _explain_rows(X, phi, 0, X.shape[0], go_left, model)
-    return phi
+    _explain_rows(X, phi, raw, 0, X.shape[0], go_left, model)
+    return raw, phi
 
 
 @_cached_njit(nogil=True, parallel=True)
-def _shap_parallel(X, model, n_threads):
+def _shap_parallel(X, model, base, n_threads):
     # n_threads comes from the caller: numba.get_num_threads() inside the kernel is a call through
     # a ctypes pointer, which numba refuses to cache to disk.
     n_rows = X.shape[0]
     phi = np.zeros(X.shape, dtype=np.float64)
+    raw = np.full(n_rows, base, dtype=np.float64)
     max_nodes = _max_tree_nodes(model[0])
     n_blocks = max(1, min(n_rows, 4 * n_threads))
     block = (n_rows + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
         go_left = np.empty(max_nodes, dtype=np.bool_)
-        _explain_rows(X, phi, b * block, min(n_rows, (b + 1) * block), go_left, model)
-    return phi
+        _explain_rows(X, phi, raw, b * block, min(n_rows, (b + 1) * block), go_left, model)
+    return raw, phi
 
 
 @numba.njit(inline="always")
@@ -194,14 +204,32 @@ def _table_entries_bound(model: GradientBoostingClassifier) -> int:
     return total
 
 
+def constant_init_raw(model: GradientBoostingClassifier) -> float:
+    """The raw prediction every row starts from: the prior's log-odds (0.0 for init="zero").
+
+    sklearn computes it with the loss's ``get_init_raw_predictions``; calling its own method on
+    one row gives the very float it adds to every row. A custom ``init`` estimator depends on
+    the row, which the kernels cannot model (``is_supported`` rejects it).
+    """
+    probe = np.zeros((1, int(model.n_features_in_)), dtype=np.float64)
+    return float(model._raw_predict_init(probe)[0, 0])
+
+
+def _has_constant_init(model: GradientBoostingClassifier) -> bool:
+    init = getattr(model, "init_", None)
+    return init == "zero" or isinstance(init, DummyClassifier)
+
+
 def is_supported(model: Any) -> bool:
-    """Binary GradientBoostingClassifier with trees shallow enough for the per-leaf tables."""
+    """Binary GradientBoostingClassifier (prior or zero init) with trees shallow enough for the
+    per-leaf tables."""
     return (
         isinstance(model, GradientBoostingClassifier)
         and hasattr(model, "estimators_")
         and model.estimators_.ndim == 2
         and model.estimators_.shape[1] == 1
         and model.estimators_.shape[0] > 0
+        and _has_constant_init(model)
         and _table_entries_bound(model) <= MAX_TABLE_ENTRIES
     )
 
@@ -291,8 +319,9 @@ class GradientBoostingTreeShap:
         self.leaf_slot_start = np.asarray(leaf_slot_start, dtype=np.int64)
         self.slot_feature = np.asarray(slot_feature, dtype=np.int64)
         self.leaf_table_start = np.asarray(leaf_table_start, dtype=np.int64)
+        self.leaf_value = np.asarray(leaf_value, dtype=np.float64)
         self.table = _build_tables(
-            np.asarray(leaf_value, dtype=np.float64),
+            self.leaf_value,
             self.leaf_k,
             self.leaf_slot_start,
             np.asarray(slot_zero, dtype=np.float64),
@@ -302,6 +331,9 @@ class GradientBoostingTreeShap:
         # The workqueue threading layer (used where no OpenMP/TBB runtime exists) must not be
         # entered from two threads at once; one parallel kernel already uses every core anyway.
         self._parallel_lock = threading.Lock()
+        # Built once: the kernels' argument, typed by numba's dispatcher on every call.
+        self._model = self._arrays()
+        self.init_raw = constant_init_raw(model)
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return (
@@ -319,10 +351,15 @@ class GradientBoostingTreeShap:
             self.slot_feature,
             self.leaf_table_start,
             self.table,
+            self.leaf_value,
         )
 
-    def shap_values(self, X: np.ndarray) -> np.ndarray:
-        """SHAP values of shape (n_rows, n_features), equal to shap.TreeExplainer's."""
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(raw log-odds of shape (n_rows,), SHAP values of shape (n_rows, n_features)).
+
+        The log-odds equal sklearn's ``decision_function``: the same leaves, added in the same
+        order to the same initial value.
+        """
         matrix = np.asarray(X)
         if matrix.ndim == 1:
             matrix = matrix.reshape(1, -1)
@@ -331,13 +368,17 @@ class GradientBoostingTreeShap:
         # The trees split float32 inputs; round exactly as sklearn and shap both do.
         matrix = np.ascontiguousarray(matrix.astype(np.float32).astype(np.float64))
         if matrix.shape[0] < PARALLEL_MIN_ROWS:
-            return _shap_serial(matrix, self._arrays())
+            return _shap_serial(matrix, self._model, self.init_raw)
         with self._parallel_lock:
-            return _shap_parallel(matrix, self._arrays(), numba.get_num_threads())
+            return _shap_parallel(matrix, self._model, self.init_raw, numba.get_num_threads())
+
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        """SHAP values of shape (n_rows, n_features), equal to shap.TreeExplainer's."""
+        return self.explain(X)[1]
 
     def warm(self) -> None:
         """Compile (or load from the cache) both kernels now instead of on a request."""
         row = np.zeros((1, self.n_features), dtype=np.float64)
-        _shap_serial(row, self._arrays())
+        _shap_serial(row, self._model, self.init_raw)
         with self._parallel_lock:
-            _shap_parallel(row, self._arrays(), numba.get_num_threads())
+            _shap_parallel(row, self._model, self.init_raw, numba.get_num_threads())

@@ -1,0 +1,136 @@
+"""The compiled path serves predict_proba's probability; other models fall back, saying so."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
+from model_server.app import create_app
+from model_server.features import CATEGORICAL_MAPS, encode_rows
+from model_server.predictor import Predictor
+from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
+from model_server.settings import ModelSettings
+from model_server.train import generate_dataset, sha256_file
+
+VERSIONS = ["v2.3.1", "v2.4.0"]
+TOLERANCE = 1e-9
+
+
+def extreme_customers() -> list[ChurnPredictionRequest]:
+    """Every category, with the schema's bounds and far-out values on the numeric fields."""
+    grid = itertools.product(
+        [0, 1, 60, 119, 120],  # tenure
+        [0.0, 0.01, 5_000.0, 1e9],  # monthly_charges
+        [0.0, 1e7],  # total_charges
+        CATEGORICAL_MAPS["contract_type"],
+        CATEGORICAL_MAPS["payment_method"],
+        CATEGORICAL_MAPS["internet_service"],
+        [0, 50],  # num_support_tickets
+        [0, 4, 100],  # streaming_services
+        [True, False],  # paperless_billing, senior_citizen together
+    )
+    return [
+        ChurnPredictionRequest(
+            tenure=tenure,
+            monthly_charges=monthly,
+            total_charges=total,
+            contract_type=contract,
+            payment_method=payment,
+            num_support_tickets=tickets,
+            internet_service=internet,
+            streaming_services=streaming,
+            paperless_billing=flag,
+            senior_citizen=not flag,
+        )
+        for tenure, monthly, total, contract, payment, internet, tickets, streaming, flag in grid
+    ]
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    """20,000 rows like the training data plus 8,640 at the schema's edges."""
+    X, _ = generate_dataset(rows=20_000, seed=2718)
+    return np.vstack([X, encode_rows(extreme_customers())])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_compiled_probability_equals_predict_proba(
+    version: str, artifacts_dir: Path, rows: np.ndarray
+) -> None:
+    model = joblib.load(artifacts_dir / version / "model.joblib")
+    predictor = Predictor(model, version)
+    assert predictor.serving_path.name == "compiled"
+    assert len(rows) >= 20_000
+    probabilities, _ = predictor.score(rows)
+    reference = model.predict_proba(rows)[:, 1]
+    assert np.max(np.abs(probabilities - reference)) <= TOLERANCE
+    # One row at a time (the serial kernel) gives the same as the batch (the parallel one).
+    for i in range(0, len(rows), 997):
+        single, _ = predictor.score(rows[i : i + 1])
+        assert abs(single[0] - reference[i]) <= TOLERANCE
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_served_probability_is_predict_proba_rounded(version: str, artifacts_dir: Path) -> None:
+    model = joblib.load(artifacts_dir / version / "model.joblib")
+    predictor = Predictor(model, version)
+    customers = extreme_customers()[::7]
+    reference = np.round(model.predict_proba(encode_rows(customers))[:, 1], 4)
+    batch = [r["churn_probability"] for r in predictor.predict(customers)]
+    single = [predictor.predict([c])[0]["churn_probability"] for c in customers]
+    assert batch == reference.tolist()
+    assert single == reference.tolist()
+
+
+def small_forest() -> RandomForestClassifier:
+    X, y = generate_dataset(rows=600, seed=7)
+    return RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
+
+
+def test_other_estimators_fall_back_to_scikit_learn(caplog: pytest.LogCaptureFixture) -> None:
+    model = small_forest()
+    with caplog.at_level(logging.WARNING, logger="model_server"):
+        predictor = Predictor(model, "v9.9.9")
+    assert predictor.serving_path.name == "scikit-learn"
+    assert "RandomForestClassifier" in predictor.serving_path.reason
+    assert any("falling back to scikit-learn" in r.getMessage() for r in caplog.records)
+    customer = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
+    expected = model.predict_proba(encode_rows([customer]))[0, 1]
+    result = predictor.predict([customer])[0]
+    assert result["churn_probability"] == round(float(expected), 4)
+    assert len(result["top_reasons"]) == 3
+
+
+def test_a_loss_without_a_sigmoid_falls_back() -> None:
+    X, y = generate_dataset(rows=600, seed=8)
+    model = GradientBoostingClassifier(loss="exponential", n_estimators=10, max_depth=2)
+    predictor = Predictor(model.fit(X, y), "v9.9.9")
+    assert predictor.serving_path.name == "scikit-learn"
+    assert "exponential" in predictor.serving_path.reason
+    probabilities, _ = predictor.score(X[:50])
+    assert np.array_equal(probabilities, model.predict_proba(X[:50])[:, 1])
+
+
+def test_metadata_names_the_serving_path(tmp_path: Path, artifacts_dir: Path) -> None:
+    version_dir = tmp_path / "v9.9.9"
+    version_dir.mkdir()
+    model_path = version_dir / "model.joblib"
+    joblib.dump(small_forest(), model_path)
+    metadata = {"version": "v9.9.9", "sha256": sha256_file(model_path)}
+    (version_dir / "metadata.json").write_text(json.dumps(metadata))
+    with TestClient(create_app(ModelSettings(version="v9.9.9", path=model_path))) as client:
+        fallback = client.get("/metadata").json()
+        assert client.post("/predict", json=EXAMPLE_CUSTOMER).status_code == 200
+    assert fallback["serving_path"] == "scikit-learn"
+    assert "RandomForestClassifier" in fallback["serving_path_reason"]
+    settings = ModelSettings(version="v2.3.1", path=artifacts_dir / "v2.3.1" / "model.joblib")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metadata").json()["serving_path"] == "compiled"

@@ -80,7 +80,7 @@ class Verdict:
     def to_json(self) -> dict[str, object]:
         return {
             "verdict": self.status.value,
-            "reason": self.reason,
+            "judged": self.reason,
             "samples": {"candidate": self.candidate_requests, "stable": self.stable_requests},
             "checks": [check.to_json() for check in self.checks],
         }

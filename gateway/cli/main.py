@@ -11,13 +11,13 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from gateway.cli import diff, mode, serve, status, validate, weights
+from gateway.cli import diff, mode, rollout, serve, status, validate, weights
 from gateway.cli.base import CommandError, Commands
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # In the order `streamflow --help` lists them.
-COMMAND_MODULES: tuple[ModuleType, ...] = (validate, diff, weights, mode, status, serve)
+COMMAND_MODULES: tuple[ModuleType, ...] = (validate, diff, weights, mode, status, rollout, serve)
 
 EXAMPLES = """\
 examples:
@@ -27,6 +27,8 @@ examples:
   streamflow mode blue_green
   streamflow switch green
   streamflow status --url http://127.0.0.1:8080
+  streamflow rollout start
+  streamflow rollout status
 """
 
 

@@ -138,14 +138,24 @@ def _bound_index(le: str, bounds: tuple[float, ...]) -> int | None:
     return None
 
 
+def _filled(known: Mapping[int, float], size: int) -> list[float]:
+    """A cumulative histogram of ``size`` buckets from the bounds a source gave: a missing
+    bound holds what the bound below it holds (nothing fell between them)."""
+    out, last = [], 0.0
+    for i in range(size):
+        last = known.get(i, last)
+        out.append(last)
+    return out
+
+
 def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
     """Counts per version from the gateway and model-server series (summed over sources)."""
     served: dict[str, float] = {}
     errors: dict[str, float] = {}
     saved: dict[str, float] = {}
     tries: dict[str, float] = {}
-    latency: dict[str, list[float]] = {}
-    cumulative_probability: dict[str, list[float]] = {}
+    latency: dict[str, dict[int, float]] = {}
+    cumulative_probability: dict[str, dict[int, float]] = {}
 
     def add(table: dict[str, float], version: str, value: float) -> None:
         table[version] = table.get(version, 0.0) + value
@@ -169,24 +179,20 @@ def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
         elif sample.name == LATENCY:
             i = _bound_index(labels.get("le", ""), LATENCY_BOUNDS)
             if i is not None:
-                row = latency.setdefault(labels.get("version", "none"), [0.0] * (i + 1))
-                row.extend([0.0] * (len(LATENCY_BOUNDS) + 1 - len(row)))
-                row[i] += sample.value
+                row = latency.setdefault(labels.get("version", "none"), {})
+                row[i] = row.get(i, 0.0) + sample.value
         elif sample.name == PROBABILITY and labels.get("shadow") != "true":
             i = _bound_index(labels.get("le", ""), PROBABILITY_BOUNDS)
             if i is not None and i < len(PROBABILITY_BOUNDS):  # +Inf equals the 1.0 bound
-                row = cumulative_probability.setdefault(
-                    labels.get("version", "none"), [0.0] * len(PROBABILITY_BOUNDS)
-                )
-                row[i] += sample.value
+                row = cumulative_probability.setdefault(labels.get("version", "none"), {})
+                row[i] = row.get(i, 0.0) + sample.value
 
     versions = set(served) | set(saved) | set(latency) | set(cumulative_probability)
     snapshot: dict[str, VersionCounts] = {}
     for version in versions:
-        cumulative = cumulative_probability.get(version, [0.0] * len(PROBABILITY_BOUNDS))
+        cumulative = _filled(cumulative_probability.get(version, {}), len(PROBABILITY_BOUNDS))
         bins = [b - a for a, b in zip([0.0, *cumulative[:-1]], cumulative, strict=True)]
-        lat = latency.get(version, [])
-        lat = lat + [0.0] * (len(LATENCY_BOUNDS) + 1 - len(lat))
+        lat = _filled(latency.get(version, {}), len(LATENCY_BOUNDS) + 1)
         snapshot[version] = VersionCounts(
             requests=served.get(version, 0.0) + saved.get(version, 0.0),
             errors=errors.get(version, 0.0) + saved.get(version, 0.0),

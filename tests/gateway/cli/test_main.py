@@ -43,7 +43,16 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run(capsys, "--help")
     assert code == 0
     listed = re.findall(r"^    (\S+)\s", out, re.M)
-    assert listed == ["validate", "diff", "set-weights", "switch", "mode", "status", "serve"]
+    assert listed == [
+        "validate",
+        "diff",
+        "set-weights",
+        "switch",
+        "mode",
+        "status",
+        "rollout",
+        "serve",
+    ]
 
 
 def test_a_command_is_one_module_with_register(capsys: pytest.CaptureFixture[str]) -> None:

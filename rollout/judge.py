@@ -11,9 +11,9 @@ Three checks, each with its statistics written down so a verdict can be argued w
   histogram_quantile does), failed above ``p99_max_ms``, or above ``p99_ratio`` times stable's
   when it is also more than ``p99_tolerance_ms`` slower (below that, bucket width and noise);
 - prediction drift: PSI of the candidate's churn-probability bins against stable's, failed above
-  ``psi`` when the shift is also significant: n·PSI is close to the chi-square statistic of the
-  two samples (n = n₁n₂/(n₁+n₂)), so small samples, whose PSI is biased upward by about
-  (bins-1)/n, cannot fail on noise.
+  ``psi`` only when the two samples also differ significantly by Pearson's chi-square test of
+  homogeneity at ``significance``: PSI on small samples is biased upward (by about (bins-1)/n)
+  and would fail a good candidate on noise.
 
 The verdict: WAITING_FOR_SAMPLES while either side has fewer than ``min_requests``; FAIL when
 any check fails; else INCONCLUSIVE when a check has enough data but no clear answer (it looks
@@ -37,6 +37,7 @@ __all__ = [
     "Status",
     "Verdict",
     "chi_square_critical",
+    "chi_square_homogeneity",
     "judge",
     "p99",
     "quantile_from_buckets",
@@ -212,6 +213,20 @@ def chi_square_critical(df: int, alpha: float) -> float:
     return k * (1 - 2 / (9 * k) + _z(alpha) * math.sqrt(2 / (9 * k))) ** 3
 
 
+def chi_square_homogeneity(a: Sequence[float], b: Sequence[float]) -> tuple[float, int]:
+    """Pearson's chi-square statistic that two binned samples share one distribution, and the
+    number of bins either sample uses."""
+    na, nb = sum(a), sum(b)
+    statistic, used = 0.0, 0
+    for x, y in zip(a, b, strict=True):
+        pooled = (x + y) / (na + nb)
+        if pooled <= 0:
+            continue
+        used += 1
+        statistic += (x - na * pooled) ** 2 / (na * pooled) + (y - nb * pooled) ** 2 / (nb * pooled)
+    return statistic, used
+
+
 def _drift(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requests: int) -> Check:
     assert t.psi is not None
     nc, ns = sum(c.probability), sum(s.probability)
@@ -234,14 +249,13 @@ def _drift(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_request
             "needed",
         )
     value = population_stability_index(s.probability, c.probability) or 0.0
-    used = sum(1 for a, b in zip(c.probability, s.probability, strict=True) if a + b > 0)
-    statistic = value * nc * ns / (nc + ns)
+    statistic, used = chi_square_homogeneity(c.probability, s.probability)
     critical = chi_square_critical(used - 1, t.significance)
     said = f"PSI {value:.3f} over {nc:.0f} candidate / {ns:.0f} stable predictions"
     if value > t.psi and statistic > critical:
         return Check("psi", Status.FAIL, value, t.psi, f"{said}: over {t.psi}")
     if value > t.psi:
-        detail = f"{said}: over {t.psi}, not significantly yet (n·PSI {statistic:.1f} <= "
+        detail = f"{said}: over {t.psi}, not significantly yet (chi-square {statistic:.1f} <= "
         detail += f"{critical:.1f})"
         return Check("psi", Status.INCONCLUSIVE, value, t.psi, detail)
     return Check("psi", Status.PASS, value, t.psi, said)

@@ -23,8 +23,13 @@ import pytest
 
 from gateway.config import load_config
 from model_server.schemas import EXAMPLE_CUSTOMER
+from rollout.actions import set_weights
+from rollout.judge import Status, judge
+from rollout.sources.prometheus import PrometheusSource
+from rollout.sources.scrape import ScrapeSource
 from tests.integration.fake_replicas import Proc
 from tests.integration.procs import free_port, gateway, wait_for
+from tests.integration.prometheus import PROMETHEUS, Prometheus
 
 PLAN = {
     "candidate": "v2.4.0",
@@ -334,3 +339,50 @@ def test_a_hand_edit_pauses_the_rollout(start_stack: Callable[..., Stack]) -> No
     finally:
         load.stop()
         controller.stop()
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make tools)")
+def test_the_prometheus_source_gives_the_same_verdicts(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    stack = start_stack(("--fail", "0.2"))
+    routing = httpx.get(f"{stack.gateway_url}/routing").json()
+    targets = [stack.gateway_url.removeprefix("http://")]
+    targets += [r["address"].removeprefix("http://") for r in routing["replicas"]]
+    workdir = tmp_path / "prometheus"
+    workdir.mkdir()
+    with Prometheus(targets, workdir, interval_s=1) as prometheus, httpx.Client() as client:
+        scrape = ScrapeSource([stack.gateway_url], client)
+        promql = PrometheusSource(prometheus.url, client)
+        # The same traffic seen both ways, once Prometheus has scraped all of it.
+        set_weights(str(stack.path), {"v2.3.1": 50, "v2.4.0": 50})
+        time.sleep(1)  # the gateway follows the file
+        load = Load(stack.gateway_url, RATE).start()
+        time.sleep(6)
+        load.stop()
+        direct = scrape.read()
+        total = sum(c.requests for c in direct.versions.values())
+        prometheus.wait_until(
+            'sum(gateway_requests_total{reason!="fallback"}) + sum(gateway_fallbacks_total)',
+            total,
+        )
+        prometheus.wait_until(
+            'sum(model_churn_probability_count{shadow="false"})',
+            sum(sum(c.probability) for c in direct.versions.values()),
+        )
+        asked = promql.read()
+        assert asked == direct
+        spec = load_config(stack.path).config.rollout
+        assert spec is not None
+        verdicts = [
+            judge(s.of("v2.4.0"), s.of("v2.3.1"), spec.thresholds, spec.min_requests)
+            for s in (direct, asked)
+        ]
+        assert verdicts[0] == verdicts[1] and verdicts[0].status is Status.FAIL
+
+        # And a whole rollout judged on Prometheus alone.
+        set_weights(str(stack.path), {"v2.3.1": 100, "v2.4.0": 0})
+        outcome = run_to_decision(stack, RATE, "--prometheus", prometheus.url)
+    outcome.report("20% failing candidate, Prometheus source")
+    assert outcome.code == 1 and outcome.load.failed == 0
+    assert outcome.last["action"] == "rollback" and "error_rate" in outcome.last["reason"]

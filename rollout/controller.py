@@ -176,12 +176,13 @@ class Controller:
             state.revision = actions.promote(self.path, self.plan).revision
             self._record(state, "promote", verdict, f"{self.plan.candidate} is now stable")
             return PROMOTED
+        passed = self.plan.weight(state.step)
         state.step += 1
         state.revision = self._write(self.plan.weights(state.step)).revision
         state.step_started = self.clock()
         state.step_baseline = counts
-        why = f"passed for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
-        self._record(state, "advance", verdict, why, True)
+        why = f"passed {passed}% for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        self._record(state, "advance", verdict, why, True, passed=passed)
         return None
 
     def _adopt(self, state: State) -> None:
@@ -232,6 +233,7 @@ class Controller:
         verdict: Verdict | None,
         reason: str,
         baselines: bool = False,
+        passed: int | None = None,
     ) -> None:
         entry: dict[str, Any] = {
             "by": CONTROLLER,
@@ -246,6 +248,8 @@ class Controller:
             "action": action,
             "reason": reason,
         }
+        if passed is not None:
+            entry["from_weight"] = passed  # the verdict's samples are of that step
         if verdict is not None:
             entry.update(verdict.to_json())
         if baselines:

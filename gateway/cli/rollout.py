@@ -67,13 +67,25 @@ def register(commands: Commands) -> None:
     )
 
 
+def _require_rollout() -> None:
+    try:
+        import rollout  # noqa: F401
+    except ImportError:
+        raise CommandError(
+            "error: the rollout controller (package rollout) is not installed here; run it "
+            "from the repository's environment (make install)"
+        ) from None
+
+
 def _log_for(args: argparse.Namespace) -> Any:
+    _require_rollout()
     from rollout.log import DecisionLog, default_log_path
 
     return DecisionLog(args.log or default_log_path(args.file))
 
 
 def _plan_for(path: str) -> Any:
+    _require_rollout()
     from rollout.plan import plan_of
 
     plan = plan_of(load_routing(path))
@@ -83,6 +95,7 @@ def _plan_for(path: str) -> Any:
 
 
 def run_start(args: argparse.Namespace) -> int:
+    _require_rollout()
     import httpx
 
     from rollout.controller import Controller, RolloutError
@@ -160,6 +173,14 @@ def _number(value: object, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     return fmt.format(float(value) * scale) if isinstance(value, int | float) else "-"
 
 
+def _weight(entry: Mapping[str, Any]) -> str:
+    if "weight" not in entry:
+        return "-"
+    if "from_weight" in entry:  # an advance: its numbers are those of the step that passed
+        return f"{entry['from_weight']}->{entry['weight']}%"
+    return f"{entry['weight']}%"
+
+
 def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """The log of the latest rollout as a table, then why the last decision was taken."""
     plan = entries[-1].get("plan")
@@ -181,7 +202,7 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
             (
                 stamp,
                 str(e.get("step", "-")),
-                f"{e['weight']}%" if "weight" in e else "-",
+                _weight(e),
                 _number(samples.get("candidate"), fmt="{:.0f}"),
                 _number(samples.get("stable"), fmt="{:.0f}"),
                 _number(err.get("value"), 100, "{:.2f}%"),

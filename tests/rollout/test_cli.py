@@ -25,6 +25,7 @@ def test_status_renders_every_check(tmp_path: Path, capsys: pytest.CaptureFixtur
         "verdict", "action",
     ]  # fmt: skip
     assert "WAITING_FOR_SAMPLES" in out and "PASS" in out and "advance" in out
+    assert "10->50%" in out and "50->100%" in out
     assert out.rstrip().endswith("v2 is now stable")
 
 

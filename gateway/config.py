@@ -18,6 +18,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -37,6 +38,8 @@ __all__ = [
     "ConfigIssue",
     "LoadedConfig",
     "PinningSpec",
+    "RolloutSpec",
+    "RolloutThresholds",
     "RoutingConfig",
     "ShadowSpec",
     "VersionSpec",
@@ -71,7 +74,26 @@ def _check_header_name(name: str) -> str:
     return name
 
 
+_DURATION = re.compile(r"(\d+)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _parse_duration(value: object) -> object:
+    """'500ms', '10s', '5m', '1h' (a whole number and a unit, as Prometheus writes them) to
+    seconds. Anything else is passed on for pydantic to reject by type."""
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f"{value!r} is not a duration like 500ms, 10s, 5m or 1h")
+        return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} has no unit; write e.g. {value}s")
+    return value
+
+
 ReplicaUrl = Annotated[str, AfterValidator(_check_replica_url)]
+# Seconds, written in the file with a unit.
+Duration = Annotated[float, BeforeValidator(_parse_duration), Field(gt=0)]
 HeaderName = Annotated[str, AfterValidator(_check_header_name)]
 
 
@@ -112,6 +134,47 @@ class PinningSpec(_Frozen):
     allow: tuple[str, ...]
 
 
+Share = Annotated[StrictFloat, Field(gt=0, lt=1)]
+
+
+class RolloutThresholds(_Frozen):
+    """When a candidate fails a check; ``null`` switches a check off. README, "Progressive
+    rollout", says why each default is what it is."""
+
+    error_rate: Share | None = 0.01  # ceiling on the candidate's error rate
+    significance: Annotated[StrictFloat, Field(gt=0, le=0.5)] = 0.01  # one-sided tests' alpha
+    p99_ratio: Annotated[StrictInt | StrictFloat, Field(ge=1)] | None = 1.5
+    p99_tolerance_ms: Annotated[StrictInt | StrictFloat, Field(ge=0)] = 10
+    p99_max_ms: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 1000
+    psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2
+
+
+class RolloutSpec(_Frozen):
+    """The progressive rollout controller's plan (the `streamflow rollout` commands); the
+    gateway only validates it."""
+
+    candidate: str
+    steps: tuple[StrictInt, ...]
+    interval: Duration = 60.0  # time at each step before it may advance
+    check_every: Duration = 10.0
+    min_requests: Annotated[StrictInt, Field(ge=1)] = 300  # per step, before any verdict
+    failure_limit: Annotated[StrictInt, Field(ge=1)] = 2  # failed checks in a row: roll back
+    thresholds: RolloutThresholds = RolloutThresholds()
+
+    @field_validator("steps")
+    @classmethod
+    def _check_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps:
+            raise ValueError("at least one step is required, and the last must be 100")
+        if any(not 1 <= step <= 100 for step in steps):
+            raise ValueError("each step is a candidate weight from 1 to 100")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("steps must increase")
+        if steps[-1] != 100:
+            raise ValueError("the last step must be 100 (promotion follows it)")
+        return steps
+
+
 class RoutingConfig(_Frozen):
     service: Annotated[str, Field(min_length=1)]
     stable: str
@@ -121,6 +184,7 @@ class RoutingConfig(_Frozen):
     blue_green: BlueGreenSpec | None = None
     shadow: ShadowSpec | None = None
     pinning: PinningSpec | None = None
+    rollout: RolloutSpec | None = None
 
     @field_validator("versions")
     @classmethod
@@ -222,6 +286,17 @@ def _cross_field_problems(cfg: RoutingConfig) -> list[tuple[Loc, str]]:
     if cfg.pinning is not None:
         for i, name in enumerate(cfg.pinning.allow):
             check_known(("pinning", "allow", i), name)
+
+    if cfg.rollout is not None:
+        check_known(("rollout", "candidate"), cfg.rollout.candidate)
+        if cfg.rollout.candidate == cfg.stable:
+            problems.append(
+                (("rollout", "candidate"), "is the stable version; nothing to roll out")
+            )
+        if cfg.mode != "canary":
+            problems.append((("rollout",), "a rollout steps canary weights: needs mode: canary"))
+        if cfg.rollout.check_every > cfg.rollout.interval:
+            problems.append((("rollout", "check_every"), "must not be longer than interval"))
 
     return problems
 

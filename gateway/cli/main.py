@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from gateway.cli import diff, mode, serve, shadow, status, validate, weights
+from gateway.cli import diff, mode, rollout, serve, shadow, status, validate, weights
 from gateway.cli.base import CommandError, Commands
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     mode,
     status,
     shadow,
+    rollout,
     serve,
 )
 
@@ -36,6 +37,8 @@ examples:
   streamflow switch green
   streamflow status --url http://127.0.0.1:8080
   streamflow shadow
+  streamflow rollout start
+  streamflow rollout status
 """
 
 

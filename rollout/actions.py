@@ -1,0 +1,63 @@
+"""What the controller does to routing.yaml: set a step's weights, roll back, promote.
+
+Every edit goes through the CLI's comment-keeping editor (gateway/cli/document.py): validated
+as the gateway validates, written atomically, the operator's comments and layout kept. Rolling
+back and promoting end the rollout, so both remove the ``rollout:`` section in the same write
+(the decision log keeps the record); the old version stays listed at weight 0 after a promotion,
+for an instant manual rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ruamel.yaml.comments import CommentedMap
+
+from gateway.cli.document import Document, child_map, read_document, save_document
+from gateway.cli.text import format_weights
+from gateway.cli.weights import plan_weights
+from gateway.config import LoadedConfig
+from rollout.plan import Plan
+
+__all__ = ["promote", "roll_back", "set_weights"]
+
+
+def set_weights(path: str, weights: Mapping[str, int]) -> LoadedConfig:
+    doc = read_document(path)
+    change = _write_weights(doc, path, weights)
+    return save_document(path, doc.render(), change)
+
+
+def roll_back(path: str, plan: Plan) -> LoadedConfig:
+    """Candidate to 0, stable to 100, the candidate's shadow off, the rollout section gone."""
+    doc = read_document(path)
+    change = _write_weights(doc, path, {plan.stable: 100, plan.candidate: 0})
+    shadow = doc.data.get("shadow")
+    if isinstance(shadow, CommentedMap) and str(shadow.get("version")) == plan.candidate:
+        shadow["percent"] = 0
+    doc.data.pop("rollout", None)
+    return save_document(path, doc.render(), f"{change}, rollout section removed")
+
+
+def promote(path: str, plan: Plan) -> LoadedConfig:
+    """The candidate becomes stable at 100; the old stable stays listed at 0."""
+    doc = read_document(path)
+    change = _write_weights(doc, path, {plan.candidate: 100})
+    doc.data["stable"] = plan.candidate
+    doc.data.pop("rollout", None)
+    return save_document(path, doc.render(), f"stable {plan.candidate}, {change}")
+
+
+def _write_weights(doc: Document, path: str, given: Mapping[str, int]) -> str:
+    canary = child_map(doc.data, "canary", path, create=True)
+    weights = child_map(canary, "weights", path, create=True)
+    keys = {str(key): key for key in weights}
+    old = {name: weights[key] for name, key in keys.items()}
+    versions = doc.data.get("versions")
+    names = [str(name) for name in versions] if isinstance(versions, Mapping) else []
+    # Weights given that sum to 100 put every other version at 0, as set-weights does.
+    new = plan_weights(old, {**{n: 0 for n in names if n not in given}, **given}, names)
+    for name, weight in new.items():
+        if old.get(name) != weight:  # untouched entries keep their form
+            weights[keys.get(name, name)] = weight
+    return f"canary.weights {format_weights(new)}"

@@ -1,0 +1,262 @@
+"""The loop: read routing.yaml and the log, read the metrics, ask the judge, act, record.
+
+State lives in routing.yaml (the weights) and the decision log (step, when it began, the
+counts at its start, failed checks in a row), never only in memory, so a controller killed at
+any moment and started again resumes the same step with the same baselines. The controller
+notices an edit it did not make (the file's revision is not the one it wrote) and pauses
+rather than fight the operator; ``streamflow rollout resume`` takes the file as it then is.
+
+Windows: the candidate is judged on its counts since its current step began; stable on its
+counts since the rollout began, so the last step (candidate at 100%, stable serving nothing)
+still has a reference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.base import CommandError
+from gateway.config import ConfigError, LoadedConfig, load_config
+from rollout import actions
+from rollout.judge import Status, Verdict, judge
+from rollout.log import CONTROLLER, OPERATOR, DecisionLog
+from rollout.plan import Plan, plan_of
+from rollout.sources.base import Snapshot, Source, SourceError
+
+__all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
+
+PROMOTED = 0
+ROLLED_BACK = 1
+TERMINAL = {"promote", "rollback", "abort"}
+
+
+class RolloutError(Exception):
+    """The rollout cannot start or go on (no plan, unreadable file)."""
+
+
+@dataclass(slots=True)
+class State:
+    step: int
+    step_started: float  # wall-clock seconds: must survive a restart
+    step_baseline: Snapshot
+    rollout_baseline: Snapshot
+    revision: str  # of the routing.yaml the controller last wrote or adopted
+    failures: int = 0
+    paused: str | None = None
+
+
+class Controller:
+    def __init__(
+        self,
+        routing_file: str | Path,
+        log: DecisionLog,
+        source: Source,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.path = str(routing_file)
+        self.log = log
+        self.source = source
+        self.clock = clock
+        self.sleep = sleep
+        self.say = say
+        loaded = self._load()
+        plan = plan_of(loaded)
+        if plan is None:
+            raise RolloutError(f"{self.path} has no rollout section: nothing to roll out")
+        self.plan: Plan = plan
+
+    def run(self) -> int:
+        """Until promoted (0) or rolled back or aborted (1)."""
+        state = self.begin()
+        while True:
+            self.sleep(self.plan.spec.check_every)
+            outcome = self.check(state)
+            if outcome is not None:
+                return outcome
+
+    # --- start or resume ------------------------------------------------------------------
+
+    def begin(self) -> State:
+        history = [e for e in self.log.read() if e.get("plan") == self.plan.id]
+        if history and history[-1].get("action") not in TERMINAL:
+            return self._resume(history)
+        snapshot = self._read_until_available()
+        loaded = self._write(self.plan.weights(0))
+        state = State(0, self.clock(), snapshot, snapshot, loaded.revision)
+        self._record(state, "start", None, f"rollout of {self.plan.candidate} begins", True)
+        return state
+
+    def _resume(self, history: list[dict[str, Any]]) -> State:
+        started = next(e for e in reversed(history) if "baselines" in e)
+        state = State(
+            step=int(started["step"]),
+            step_started=float(started["step_started"]),
+            step_baseline=Snapshot.from_json(started["baselines"]["step"]),
+            rollout_baseline=Snapshot.from_json(started["baselines"]["rollout"]),
+            revision=str(next(e["revision"] for e in reversed(history) if "revision" in e)),
+            failures=int(next((e["failures"] for e in reversed(history) if "failures" in e), 0)),
+        )
+        self._record(state, "restart", None, f"controller restarted: resuming step {state.step}")
+        commands = [e for e in history if e.get("action") in ("pause", "resume")]
+        if commands and commands[-1]["action"] == "pause":
+            state.paused = str(commands[-1].get("reason", "paused"))
+        elif commands and commands[-1].get("by") == OPERATOR:
+            self._adopt(state)  # resumed while no controller ran
+        return state
+
+    # --- one check ----------------------------------------------------------------------
+
+    def check(self, state: State) -> int | None:
+        for entry in self.log.follow():
+            if entry.get("by") != OPERATOR or entry.get("plan") != self.plan.id:
+                continue
+            action = entry.get("action")
+            if action == "abort":
+                self.say("aborted by the operator (routing.yaml already rolled back)")
+                return ROLLED_BACK
+            if action == "pause":
+                state.paused = str(entry.get("reason") or "paused by the operator")
+            elif action == "resume":
+                self._adopt(state)
+        if state.paused is not None:
+            return None
+
+        try:
+            loaded = load_config(self.path)
+        except ConfigError as exc:
+            return self._pause(state, f"routing.yaml is invalid: {'; '.join(exc.messages)}")
+        if loaded.revision != state.revision:
+            return self._pause(
+                state,
+                f"routing.yaml changed outside the controller (revision {loaded.revision}, "
+                f"it wrote {state.revision}); `streamflow rollout resume` takes it as it is",
+            )
+
+        try:
+            now_counts = self.source.read()
+        except SourceError as exc:
+            self._record(state, "hold", None, f"metrics unavailable: {exc}")
+            return None
+        candidate = now_counts.of(self.plan.candidate).minus(
+            state.step_baseline.of(self.plan.candidate)
+        )
+        stable = now_counts.of(self.plan.stable).minus(state.rollout_baseline.of(self.plan.stable))
+        spec = self.plan.spec
+        verdict = judge(candidate, stable, spec.thresholds, spec.min_requests)
+        return self._act(state, verdict, now_counts)
+
+    def _act(self, state: State, verdict: Verdict, counts: Snapshot) -> int | None:
+        spec = self.plan.spec
+        if verdict.status is Status.FAIL:
+            state.failures += 1
+            if state.failures >= spec.failure_limit:
+                state.revision = actions.roll_back(self.path, self.plan).revision
+                why = f"failed {state.failures} checks in a row: {verdict.reason}"
+                self._record(state, "rollback", verdict, why)
+                return ROLLED_BACK
+            why = f"failed check {state.failures} of {spec.failure_limit}: {verdict.reason}"
+            self._record(state, "hold", verdict, why)
+            return None
+        state.failures = 0
+        waited = self.clock() - state.step_started
+        if verdict.status is not Status.PASS or waited < spec.interval:
+            why = verdict.reason
+            if verdict.status is Status.PASS:
+                why += f"; {waited:.0f}s of the step's {spec.interval:g}s"
+            self._record(state, "hold", verdict, why)
+            return None
+        if state.step == self.plan.last_step:
+            state.revision = actions.promote(self.path, self.plan).revision
+            self._record(state, "promote", verdict, f"{self.plan.candidate} is now stable")
+            return PROMOTED
+        passed = self.plan.weight(state.step)
+        state.step += 1
+        state.revision = self._write(self.plan.weights(state.step)).revision
+        state.step_started = self.clock()
+        state.step_baseline = counts
+        why = f"passed {passed}% for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        self._record(state, "advance", verdict, why, True, passed=passed)
+        return None
+
+    def _adopt(self, state: State) -> None:
+        """Resume on the file as it now is: the step its candidate weight stands at, begun
+        afresh (new baseline, no failures carried)."""
+        loaded = self._load()
+        weight = loaded.config.weights().get(self.plan.candidate, 0)
+        state.step = self.plan.step_for(weight)
+        if weight != self.plan.weight(state.step):
+            loaded = self._write(self.plan.weights(state.step))
+        state.revision = loaded.revision
+        state.step_started = self.clock()
+        state.step_baseline = self._read_until_available()
+        state.failures = 0
+        state.paused = None
+        self._record(state, "resume", None, f"resumed at step {state.step}", True)
+
+    def _pause(self, state: State, why: str) -> None:
+        state.paused = why
+        self._record(state, "pause", None, why)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _load(self) -> LoadedConfig:
+        try:
+            return load_config(self.path)
+        except ConfigError as exc:
+            raise RolloutError("; ".join(exc.messages)) from None
+
+    def _write(self, weights: dict[str, int]) -> LoadedConfig:
+        try:
+            return actions.set_weights(self.path, weights)
+        except CommandError as exc:
+            raise RolloutError(" ".join(exc.lines)) from None
+
+    def _read_until_available(self) -> Snapshot:
+        while True:
+            try:
+                return self.source.read()
+            except SourceError as exc:
+                self.say(f"waiting for metrics: {exc}")
+                self.sleep(self.plan.spec.check_every)
+
+    def _record(
+        self,
+        state: State,
+        action: str,
+        verdict: Verdict | None,
+        reason: str,
+        baselines: bool = False,
+        passed: int | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "by": CONTROLLER,
+            "plan": self.plan.id,
+            "candidate": self.plan.candidate,
+            "stable": self.plan.stable,
+            "step": state.step,
+            "weight": self.plan.weight(state.step),
+            "step_started": state.step_started,
+            "revision": state.revision,
+            "failures": state.failures,
+            "action": action,
+            "reason": reason,
+        }
+        if passed is not None:
+            entry["from_weight"] = passed  # the verdict's samples are of that step
+        if verdict is not None:
+            entry.update(verdict.to_json())
+        if baselines:
+            entry["baselines"] = {
+                "step": state.step_baseline.to_json(),
+                "rollout": state.rollout_baseline.to_json(),
+            }
+        self.log.append(entry, at=self.clock())
+        verdict_text = verdict.status.value if verdict else "-"
+        self.say(f"step {state.step} ({entry['weight']}%) {verdict_text} -> {action}: {reason}")

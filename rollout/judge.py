@@ -1,0 +1,261 @@
+"""The judge: counts of candidate and stable over a window in, one verdict out. Pure.
+
+Three checks, each with its statistics written down so a verdict can be argued with:
+
+- error rate: the candidate's errors (5xx it answered plus requests it failed that fallback to
+  stable saved, which clients never saw) against stable's, by a one-sided two-proportion z-test
+  at ``significance``; and against the absolute ceiling ``error_rate``, failed only when the
+  one-sided Wilson lower confidence bound of the candidate's rate is above the ceiling, so a
+  single unlucky error early in a step proves nothing;
+- latency: p99 from histogram buckets (interpolated within a bucket, as Prometheus's
+  histogram_quantile does), failed above ``p99_max_ms``, or above ``p99_ratio`` times stable's
+  when it is also more than ``p99_tolerance_ms`` slower (below that, bucket width and noise);
+- prediction drift: PSI of the candidate's churn-probability bins against stable's, failed above
+  ``psi`` only when the two samples also differ significantly by Pearson's chi-square test of
+  homogeneity at ``significance``: PSI on small samples is biased upward (by about (bins-1)/n)
+  and would fail a good candidate on noise.
+
+The verdict: WAITING_FOR_SAMPLES while either side has fewer than ``min_requests``; FAIL when
+any check fails; else INCONCLUSIVE when a check has enough data but no clear answer (it looks
+worse than allowed, not yet provably so); else PASS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from statistics import NormalDist
+
+from gateway.config import RolloutThresholds
+from gateway.shadow.compare import psi as population_stability_index
+from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
+
+__all__ = [
+    "Check",
+    "Status",
+    "Verdict",
+    "chi_square_critical",
+    "chi_square_homogeneity",
+    "judge",
+    "p99",
+    "quantile_from_buckets",
+    "wilson_lower",
+]
+
+
+class Status(StrEnum):
+    WAITING_FOR_SAMPLES = "WAITING_FOR_SAMPLES"
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str  # error_rate | latency_p99 | psi
+    status: Status
+    value: float | None  # the candidate's number (rate, seconds, PSI)
+    threshold: float | None
+    detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "value": self.value,
+            "threshold": self.threshold,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Status
+    checks: tuple[Check, ...]
+    reason: str
+    candidate_requests: float
+    stable_requests: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.status.value,
+            "judged": self.reason,
+            "samples": {"candidate": self.candidate_requests, "stable": self.stable_requests},
+            "checks": [check.to_json() for check in self.checks],
+        }
+
+
+def judge(
+    candidate: VersionCounts,
+    stable: VersionCounts,
+    thresholds: RolloutThresholds,
+    min_requests: int,
+) -> Verdict:
+    nc, ns = candidate.requests, stable.requests
+    if nc < min_requests or ns < min_requests:
+        short = [f"{name} {n:.0f}" for name, n in (("candidate", nc), ("stable", ns))]
+        return Verdict(
+            Status.WAITING_FOR_SAMPLES,
+            (),
+            f"{', '.join(short)} requests; {min_requests} each before any verdict",
+            nc,
+            ns,
+        )
+    checks = [_error_rate(candidate, stable, thresholds)]
+    if thresholds.p99_ratio is not None or thresholds.p99_max_ms is not None:
+        checks.append(_latency(candidate, stable, thresholds, min_requests))
+    if thresholds.psi is not None:
+        checks.append(_drift(candidate, stable, thresholds, min_requests))
+    for status in (Status.FAIL, Status.WAITING_FOR_SAMPLES, Status.INCONCLUSIVE):
+        named = [c for c in checks if c.status is status]
+        if named:
+            return Verdict(status, tuple(checks), "; ".join(_say(c) for c in named), nc, ns)
+    return Verdict(Status.PASS, tuple(checks), "every check passed", nc, ns)
+
+
+def _say(check: Check) -> str:
+    return f"{check.name}: {check.detail}"
+
+
+def _z(alpha: float) -> float:
+    return NormalDist().inv_cdf(1 - alpha)
+
+
+def _error_rate(c: VersionCounts, s: VersionCounts, t: RolloutThresholds) -> Check:
+    pc, ps = c.errors / c.requests, s.errors / s.requests
+    pooled = (c.errors + s.errors) / (c.requests + s.requests)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / c.requests + 1 / s.requests))
+    z = (pc - ps) / spread if spread > 0 else 0.0
+    p_value = 0.5 * math.erfc(z / math.sqrt(2))  # one-sided: is the candidate worse?
+    lower = wilson_lower(c.errors, c.requests, _z(t.significance))
+    said = (
+        f"candidate {pc:.2%} ({c.errors:.0f}/{c.requests:.0f}, {c.saved_by_fallback:.0f} saved by "
+        f"fallback) vs stable {ps:.2%} ({s.errors:.0f}/{s.requests:.0f}); one-sided z-test "
+        f"p={p_value:.2g}"
+    )
+    ceiling = t.error_rate
+    if p_value < t.significance:
+        return Check(
+            "error_rate", Status.FAIL, pc, ceiling, f"{said} < {t.significance}: worse than stable"
+        )
+    if ceiling is not None and lower > ceiling:
+        detail = f"{said}; its lower bound {lower:.2%} is above the ceiling {ceiling:.2%}"
+        return Check("error_rate", Status.FAIL, pc, ceiling, detail)
+    if ceiling is not None and pc > ceiling:
+        detail = f"{said}; above the ceiling {ceiling:.2%}, not yet significantly (lower bound "
+        detail += f"{lower:.2%})"
+        return Check("error_rate", Status.INCONCLUSIVE, pc, ceiling, detail)
+    return Check("error_rate", Status.PASS, pc, ceiling, said)
+
+
+def wilson_lower(successes: float, n: float, z: float) -> float:
+    """One-sided Wilson score lower bound of a proportion."""
+    if n <= 0:
+        return 0.0
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - margin) / (1 + z * z / n))
+
+
+def quantile_from_buckets(
+    q: float, cumulative: Sequence[float], bounds: Sequence[float] = LATENCY_BOUNDS
+) -> float | None:
+    """The q-quantile of a cumulative histogram (last count is +Inf), interpolated linearly
+    within its bucket; the highest finite bound when it falls in +Inf. None with no samples."""
+    total = cumulative[-1]
+    if total <= 0:
+        return None
+    rank = q * total
+    below, lower = 0.0, 0.0
+    for bound, count in zip(bounds, cumulative, strict=False):
+        if count >= rank:
+            width = count - below
+            return lower + (bound - lower) * ((rank - below) / width if width > 0 else 1.0)
+        below, lower = count, bound
+    return bounds[-1]
+
+
+def p99(counts: VersionCounts) -> float | None:
+    return quantile_from_buckets(0.99, counts.latency)
+
+
+def _latency(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requests: int) -> Check:
+    nc, ns = c.latency[-1], s.latency[-1]
+    if nc < min_requests or ns < min_requests:
+        return Check(
+            "latency_p99",
+            Status.WAITING_FOR_SAMPLES,
+            None,
+            t.p99_ratio,
+            f"{nc:.0f} candidate and {ns:.0f} stable answers timed; {min_requests} each needed",
+        )
+    pc, ps = p99(c) or 0.0, p99(s) or 0.0
+    ratio = pc / ps if ps > 0 else math.inf
+    said = f"p99 {pc * 1000:.1f} ms vs stable {ps * 1000:.1f} ms (x{ratio:.2f})"
+    if t.p99_max_ms is not None and pc * 1000 > t.p99_max_ms:
+        return Check(
+            "latency_p99", Status.FAIL, pc, t.p99_max_ms / 1000, f"{said}, over {t.p99_max_ms} ms"
+        )
+    slower_ms = (pc - ps) * 1000
+    if t.p99_ratio is not None and ratio > t.p99_ratio and slower_ms > t.p99_tolerance_ms:
+        detail = f"{said}: over x{t.p99_ratio} and {slower_ms:.0f} ms slower"
+        return Check("latency_p99", Status.FAIL, pc, t.p99_ratio, detail)
+    return Check("latency_p99", Status.PASS, pc, t.p99_ratio, said)
+
+
+def chi_square_critical(df: int, alpha: float) -> float:
+    """The (1 - alpha) quantile of chi-square with ``df`` degrees of freedom (Wilson-Hilferty;
+    within a few percent for df >= 1 at the alphas used here)."""
+    k = max(df, 1)
+    return k * (1 - 2 / (9 * k) + _z(alpha) * math.sqrt(2 / (9 * k))) ** 3
+
+
+def chi_square_homogeneity(a: Sequence[float], b: Sequence[float]) -> tuple[float, int]:
+    """Pearson's chi-square statistic that two binned samples share one distribution, and the
+    number of bins either sample uses."""
+    na, nb = sum(a), sum(b)
+    statistic, used = 0.0, 0
+    for x, y in zip(a, b, strict=True):
+        pooled = (x + y) / (na + nb)
+        if pooled <= 0:
+            continue
+        used += 1
+        statistic += (x - na * pooled) ** 2 / (na * pooled) + (y - nb * pooled) ** 2 / (nb * pooled)
+    return statistic, used
+
+
+def _drift(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requests: int) -> Check:
+    assert t.psi is not None
+    nc, ns = sum(c.probability), sum(s.probability)
+    if nc == 0 and ns == 0:
+        return Check(
+            "psi",
+            Status.INCONCLUSIVE,
+            None,
+            t.psi,
+            "no model_churn_probability series from the replicas (set thresholds.psi: null to "
+            "judge without drift)",
+        )
+    if nc < min_requests or ns < min_requests:
+        return Check(
+            "psi",
+            Status.WAITING_FOR_SAMPLES,
+            None,
+            t.psi,
+            f"{nc:.0f} candidate and {ns:.0f} stable predictions binned; {min_requests} each "
+            "needed",
+        )
+    value = population_stability_index(s.probability, c.probability) or 0.0
+    statistic, used = chi_square_homogeneity(c.probability, s.probability)
+    critical = chi_square_critical(used - 1, t.significance)
+    said = f"PSI {value:.3f} over {nc:.0f} candidate / {ns:.0f} stable predictions"
+    if value > t.psi and statistic > critical:
+        return Check("psi", Status.FAIL, value, t.psi, f"{said}: over {t.psi}")
+    if value > t.psi:
+        detail = f"{said}: over {t.psi}, not significantly yet (chi-square {statistic:.1f} <= "
+        detail += f"{critical:.1f})"
+        return Check("psi", Status.INCONCLUSIVE, value, t.psi, detail)
+    return Check("psi", Status.PASS, value, t.psi, said)

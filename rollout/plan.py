@@ -1,0 +1,53 @@
+"""The plan: routing.yaml's ``rollout:`` section (gateway/config.py's RolloutSpec, validated as
+the gateway validates it) with the stable version it is judged against."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from gateway.config import LoadedConfig, RolloutSpec
+
+__all__ = ["Plan", "plan_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    spec: RolloutSpec
+    stable: str
+
+    @property
+    def candidate(self) -> str:
+        return self.spec.candidate
+
+    @property
+    def id(self) -> str:
+        """Names this plan in the decision log: the same section (and stable) is the same
+        rollout, so a restarted controller picks up its own history and no one else's."""
+        text = json.dumps({"stable": self.stable, **self.spec.model_dump()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def last_step(self) -> int:
+        return len(self.spec.steps) - 1
+
+    def weight(self, step: int) -> int:
+        return self.spec.steps[step]
+
+    def weights(self, step: int) -> dict[str, int]:
+        weight = self.spec.steps[step]
+        return {self.stable: 100 - weight, self.candidate: weight}
+
+    def step_for(self, weight: int) -> int:
+        """The step a candidate weight stands at: the last step not above it (the first step
+        when it is below every step)."""
+        below = [i for i, step in enumerate(self.spec.steps) if step <= weight]
+        return below[-1] if below else 0
+
+
+def plan_of(loaded: LoadedConfig) -> Plan | None:
+    config = loaded.config
+    if config.rollout is None:
+        return None
+    return Plan(config.rollout, config.stable)

@@ -1,0 +1,58 @@
+"""Ask a Prometheus server, which scrapes every gateway and replica, with PromQL instant queries.
+
+The same series as the scrape source, summed over instances by Prometheus: how a deployment
+with many gateways is judged as one.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from rollout.sources.base import (
+    FALLBACKS,
+    LATENCY,
+    PROBABILITY,
+    REQUESTS,
+    UPSTREAM_ERRORS,
+    Sample,
+    Snapshot,
+    SourceError,
+    snapshot_from_samples,
+)
+
+__all__ = ["QUERIES", "PrometheusSource"]
+
+QUERIES = {
+    REQUESTS: f"sum by (version, reason, status) ({REQUESTS})",
+    FALLBACKS: f"sum by (from_version) ({FALLBACKS})",
+    UPSTREAM_ERRORS: f"sum by (version) ({UPSTREAM_ERRORS})",
+    LATENCY: f"sum by (version, le) ({LATENCY})",
+    PROBABILITY: f"sum by (version, shadow, le) ({PROBABILITY})",
+}
+
+
+class PrometheusSource:
+    def __init__(self, url: str, client: httpx.Client) -> None:
+        self.url = url.rstrip("/")
+        self.client = client
+
+    def describe(self) -> str:
+        return f"Prometheus at {self.url}"
+
+    def read(self) -> Snapshot:
+        samples: list[Sample] = []
+        for name, promql in QUERIES.items():
+            for series in self._query(promql):
+                samples.append(Sample(name, series["metric"], float(series["value"][1])))
+        return snapshot_from_samples(samples)
+
+    def _query(self, promql: str) -> list[dict]:
+        try:
+            response = self.client.get(f"{self.url}/api/v1/query", params={"query": promql})
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SourceError(f"{self.url}: {promql}: {exc}") from exc
+        if body.get("status") != "success":
+            raise SourceError(f"{self.url}: {promql}: {body.get('error', body)}")
+        return list(body["data"]["result"])

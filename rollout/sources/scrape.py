@@ -1,0 +1,72 @@
+"""Read /metrics of every gateway given and of every replica their /routing lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from rollout.sources.base import (
+    FALLBACKS,
+    LATENCY,
+    PROBABILITY,
+    REQUESTS,
+    UPSTREAM_ERRORS,
+    Sample,
+    Snapshot,
+    SourceError,
+    snapshot_from_samples,
+)
+
+__all__ = ["ScrapeSource", "parse_exposition"]
+
+WANTED = {REQUESTS, FALLBACKS, UPSTREAM_ERRORS, LATENCY, PROBABILITY}
+
+
+def parse_exposition(text: str) -> list[Sample]:
+    """The samples of the series a snapshot needs, from a Prometheus text exposition."""
+    return [
+        Sample(sample.name, dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in WANTED
+    ]
+
+
+class ScrapeSource:
+    def __init__(self, gateways: Sequence[str], client: httpx.Client) -> None:
+        self.gateways = [url.rstrip("/") for url in gateways]
+        self.client = client
+
+    def describe(self) -> str:
+        return f"scrape of {', '.join(self.gateways)} and their replicas"
+
+    def read(self) -> Snapshot:
+        samples: list[Sample] = []
+        replicas: set[str] = set()
+        for gateway in self.gateways:
+            routing = self._get(f"{gateway}/routing").json()
+            replicas.update(str(r["address"]) for r in routing.get("replicas", []))
+            samples += parse_exposition(self._get(f"{gateway}/metrics").text)
+        samples += self._replica_samples(sorted(replicas))
+        return snapshot_from_samples(samples)
+
+    def _replica_samples(self, replicas: Iterable[str]) -> list[Sample]:
+        samples: list[Sample] = []
+        for replica in replicas:
+            # A replica that is down has no probabilities to give; the gateways' counts, which
+            # decide errors and latency, do not depend on it.
+            try:
+                samples += parse_exposition(self._get(f"{replica}/metrics").text)
+            except SourceError:
+                continue
+        return samples
+
+    def _get(self, url: str) -> httpx.Response:
+        try:
+            response = self.client.get(url)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise SourceError(f"{url}: {exc}") from exc
+        return response

@@ -1,0 +1,388 @@
+"""The rollout controller as a real process, over a real gateway and stand-in replicas that fail,
+slow down or drift as told (tests/integration/rollout_replica.py), under paced client traffic.
+
+Each scenario records, for the report in the README: candidate requests before the decision,
+client failures and time to decision (printed; run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.config import load_config
+from model_server.schemas import EXAMPLE_CUSTOMER
+from rollout.actions import set_weights
+from rollout.judge import Status, judge
+from rollout.sources.prometheus import PrometheusSource
+from rollout.sources.scrape import ScrapeSource
+from tests.integration.fake_replicas import Proc
+from tests.integration.procs import free_port, gateway, wait_for
+from tests.integration.prometheus import PROMETHEUS, Prometheus
+
+PLAN = {
+    "candidate": "v2.4.0",
+    "steps": [20, 50, 100],
+    "interval": "2s",
+    "check_every": "500ms",
+    "min_requests": 100,
+    "failure_limit": 2,
+    # p99 over a hundred answers on a shared, busy two-core machine is mostly the machine's
+    # noise (tens of ms, alike for both versions): a tighter ratio and a wider tolerance than
+    # the defaults still tell 50 ms apart from it.
+    "thresholds": {"p99_ratio": 1.25, "p99_tolerance_ms": 25},
+}
+RATE = 100  # client requests a second
+DECISION_TIMEOUT_S = 60.0
+
+
+def routing_text(plan: dict[str, Any] | None) -> str:
+    text = (
+        "service: streamflow-churn\nstable: v2.3.1\nmode: canary\nversions:\n"
+        "  v2.3.1:\n    replicas: [http://stable-a:8000]\n"
+        "  v2.4.0:\n    replicas: [http://candidate-a:8000]\n"
+        "canary:\n  weights: {v2.3.1: 100, v2.4.0: 0}   # ramped by the rollout controller\n"
+    )
+    if plan is not None:
+        text += f"rollout: {json.dumps(plan)}\n"
+    return text
+
+
+def rollout_replica(name: str, version: str, *args: str) -> Proc:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.integration.rollout_replica", str(port), version, *args]
+    return Proc(name, argv, {}, port)
+
+
+@dataclass
+class Load:
+    """Paced client traffic from a few threads until stopped (bounded in time)."""
+
+    url: str
+    rate: float
+    threads: int = 4
+    max_seconds: float = 90.0
+    sent: int = 0
+    failed: int = 0
+    by_version: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Load:
+        for _ in range(self.threads):
+            worker = threading.Thread(target=self._run, daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def stop(self) -> Load:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(30)
+        return self
+
+    def _run(self) -> None:
+        gap = self.threads / self.rate
+        deadline = time.monotonic() + self.max_seconds
+        next_at = time.monotonic()
+        with httpx.Client(timeout=20.0) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    response = client.post(f"{self.url}/predict", json=EXAMPLE_CUSTOMER)
+                    ok, what = response.status_code == 200, str(response.status_code)
+                    version = response.headers.get("X-Model-Version", "?")
+                except httpx.HTTPError as exc:
+                    ok, what, version = False, type(exc).__name__, "?"
+                with self._lock:
+                    self.sent += 1
+                    if ok:
+                        self.by_version[version] += 1
+                    else:
+                        self.failed += 1
+                        self.errors[what] += 1
+                next_at += gap
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+@dataclass
+class Stack:
+    path: Path
+    log: Path
+    gateway_url: str
+    workdir: Path
+    procs: list[Any]
+
+    def controller(self, *extra: str) -> Proc:
+        argv = [sys.executable, "-m", "gateway", "rollout", "start", "--file", str(self.path)]
+        argv += ["--gateway", self.gateway_url, *extra]
+        proc = Proc(f"controller-{len(self.procs)}", argv, {}, 0).start(self.workdir)
+        self.procs.append(proc)
+        return proc
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def wait_for_entry(self, match: Callable[[dict[str, Any]], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(match(e) for e in self.entries()):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"no such log entry after {timeout}s: {self.entries()[-3:]}")
+
+
+@pytest.fixture
+def start_stack(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., Stack]]:
+    procs: list[Any] = []
+
+    def start(candidate_args: tuple[str, ...] = (), plan: dict[str, Any] | None = None) -> Stack:
+        replicas = {
+            "stable-a": rollout_replica("stable-a", "v2.3.1"),
+            "candidate-a": rollout_replica("candidate-a", "v2.4.0", *candidate_args),
+        }
+        for proc in replicas.values():
+            procs.append(proc.start(log_dir))
+        for proc in replicas.values():
+            wait_for(f"{proc.url}/health", timeout=15)
+        path = tmp_path / "routing.yaml"
+        path.write_text(routing_text(PLAN if plan is None else plan))
+        resolve = {f"{name}:8000": proc.address for name, proc in replicas.items()}
+        gw = gateway(path, resolve, reload_interval_s=0.2, health_interval_s=0.5).start(log_dir)
+        procs.append(gw)
+        wait_for(f"http://{gw.address}/ready", timeout=30)
+        return Stack(
+            path, tmp_path / "routing.rollout.jsonl", f"http://{gw.address}", log_dir, procs
+        )
+
+    yield start
+    for proc in reversed(procs):
+        proc.stop()
+
+
+@dataclass
+class Outcome:
+    code: int | None
+    seconds: float
+    load: Load
+    entries: list[dict[str, Any]]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.entries[-1]
+
+    def report(self, scenario: str) -> None:
+        candidate = sum(
+            e["samples"]["candidate"] for e in self.entries if e["action"] in ("advance",)
+        ) + self.last.get("samples", {}).get("candidate", 0)
+        print(
+            f"\n{scenario}: {self.last['action']} at {self.last['weight']}% after "
+            f"{self.seconds:.1f}s; candidate requests judged {candidate:.0f} "
+            f"(last step {self.last.get('samples', {}).get('candidate', 0):.0f}); "
+            f"client failures {self.load.failed} of {self.load.sent}"
+        )
+
+
+def run_to_decision(stack: Stack, rate: float = RATE, *extra: str) -> Outcome:
+    load = Load(stack.gateway_url, rate).start()
+    started = time.monotonic()
+    controller = stack.controller(*extra)
+    try:
+        assert controller.popen is not None
+        code = controller.popen.wait(DECISION_TIMEOUT_S)
+    finally:
+        seconds = time.monotonic() - started
+        load.stop()
+        controller.stop()
+    return Outcome(code, seconds, load, stack.entries())
+
+
+def test_a_good_candidate_is_promoted_with_no_client_failure(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack()
+    outcome = run_to_decision(stack)
+    outcome.report("good candidate")
+    assert outcome.code == 0, outcome.entries[-3:]
+    assert outcome.load.failed == 0, outcome.load.errors
+    config = load_config(stack.path).config
+    assert config.stable == "v2.4.0" and config.weights() == {"v2.3.1": 0, "v2.4.0": 100}
+    assert config.rollout is None
+    assert "# ramped by the rollout controller" in stack.path.read_text()
+    steps = [e["weight"] for e in outcome.entries if e["action"] in ("start", "advance")]
+    assert steps == [20, 50, 100]
+    assert all(e["verdict"] == "PASS" for e in outcome.entries if e["action"] == "advance")
+    assert outcome.load.by_version["v2.4.0"] > 0
+
+
+def test_a_candidate_failing_a_fifth_is_rolled_back_on_error_rate(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack(("--fail", "0.2"))
+    outcome = run_to_decision(stack)
+    outcome.report("20% failing candidate")
+    assert outcome.code == 1
+    assert outcome.load.failed == 0, outcome.load.errors  # every failure saved by fallback
+    last = outcome.last
+    assert last["action"] == "rollback" and last["weight"] == 20
+    assert "error_rate" in last["reason"]
+    failing = next(c for c in last["checks"] if c["name"] == "error_rate")
+    # Above the injected 20% when three failures in a row eject the replica for a while (its
+    # requests then all fall back, and count against it).
+    assert failing["status"] == "FAIL" and failing["value"] > 0.1
+    assert last["samples"]["candidate"] <= 300
+    config = load_config(stack.path).config
+    assert config.weights() == {"v2.3.1": 100, "v2.4.0": 0} and config.rollout is None
+
+
+def test_a_slower_candidate_is_rolled_back_on_latency(start_stack: Callable[..., Stack]) -> None:
+    stack = start_stack(("--delay-ms", "50"))
+    outcome = run_to_decision(stack)
+    outcome.report("50 ms slower candidate")
+    assert outcome.code == 1
+    assert outcome.load.failed == 0, outcome.load.errors
+    assert outcome.last["action"] == "rollback" and "latency_p99" in outcome.last["reason"]
+    assert outcome.last["weight"] == 20
+
+
+def test_drifting_predictions_are_rolled_back_on_psi_before_half(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack(("--shift",))
+    outcome = run_to_decision(stack)
+    outcome.report("drifting candidate")
+    assert outcome.code == 1
+    assert outcome.load.failed == 0
+    assert outcome.last["action"] == "rollback" and "psi" in outcome.last["reason"]
+    assert outcome.last["weight"] < 50
+    psi = next(c for c in outcome.last["checks"] if c["name"] == "psi")
+    assert psi["value"] > 0.2
+
+
+def test_low_traffic_waits_for_samples_and_never_steps_up(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack()
+    load = Load(stack.gateway_url, rate=5, threads=1).start()
+    controller = stack.controller()
+    try:
+        time.sleep(6)  # three times the step interval
+    finally:
+        load.stop()
+        controller.stop()
+    entries = stack.entries()
+    checks = [e for e in entries if e["action"] == "hold"]
+    assert len(checks) >= 5
+    assert {e["verdict"] for e in checks} == {"WAITING_FOR_SAMPLES"}
+    assert {e["action"] for e in entries} == {"start", "hold"}
+    print(f"\nlow traffic: {len(checks)} checks, all WAITING_FOR_SAMPLES at 20%, "
+          f"{checks[-1]['samples']['candidate']:.0f} candidate requests")  # fmt: skip
+    assert load_config(stack.path).config.weights()["v2.4.0"] == 20
+    assert load.failed == 0
+
+
+def test_killed_mid_rollout_it_resumes_at_the_same_step(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack()
+    load = Load(stack.gateway_url, RATE).start()
+    try:
+        first = stack.controller()
+        stack.wait_for_entry(lambda e: e["action"] == "advance", DECISION_TIMEOUT_S)
+        assert first.popen is not None
+        first.popen.send_signal(signal.SIGKILL)
+        first.popen.wait(10)
+        at_kill = load_config(stack.path).config.weights()["v2.4.0"]
+        assert at_kill == 50
+        again = stack.controller()
+        assert again.popen is not None
+        code = again.popen.wait(DECISION_TIMEOUT_S)
+    finally:
+        load.stop()
+    entries = stack.entries()
+    assert code == 0, entries[-3:]
+    restart = next(e for e in entries if e["action"] == "restart")
+    assert restart["step"] == 1 and restart["weight"] == 50
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [20, 50, 100]
+    assert load.failed == 0
+
+
+def test_a_hand_edit_pauses_the_rollout(start_stack: Callable[..., Stack]) -> None:
+    stack = start_stack()
+    load = Load(stack.gateway_url, RATE).start()
+    controller = stack.controller()
+    try:
+        stack.wait_for_entry(lambda e: e["action"] == "start", 30)
+        from gateway.cli import main
+
+        assert main(["set-weights", "v2.4.0=30", "--file", str(stack.path)]) == 0
+        stack.wait_for_entry(lambda e: e["action"] == "pause", 10)
+        time.sleep(3)  # longer than a step: a controller fighting the edit would have written
+        assert load_config(stack.path).config.weights()["v2.4.0"] == 30
+        pauses = [e for e in stack.entries() if e["action"] == "pause"]
+        assert len(pauses) == 1 and "changed outside the controller" in pauses[0]["reason"]
+        assert stack.entries()[-1]["action"] == "pause"  # nothing checked while paused
+    finally:
+        load.stop()
+        controller.stop()
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make tools)")
+def test_the_prometheus_source_gives_the_same_verdicts(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    stack = start_stack(("--fail", "0.2"))
+    routing = httpx.get(f"{stack.gateway_url}/routing").json()
+    targets = [stack.gateway_url.removeprefix("http://")]
+    targets += [r["address"].removeprefix("http://") for r in routing["replicas"]]
+    workdir = tmp_path / "prometheus"
+    workdir.mkdir()
+    with Prometheus(targets, workdir, interval_s=1) as prometheus, httpx.Client() as client:
+        scrape = ScrapeSource([stack.gateway_url], client)
+        promql = PrometheusSource(prometheus.url, client)
+        # The same traffic seen both ways, once Prometheus has scraped all of it.
+        set_weights(str(stack.path), {"v2.3.1": 50, "v2.4.0": 50})
+        time.sleep(1)  # the gateway follows the file
+        load = Load(stack.gateway_url, RATE).start()
+        time.sleep(6)
+        load.stop()
+        direct = scrape.read()
+        total = sum(c.requests for c in direct.versions.values())
+        prometheus.wait_until(
+            'sum(gateway_requests_total{reason!="fallback"}) + sum(gateway_fallbacks_total)',
+            total,
+        )
+        prometheus.wait_until(
+            'sum(model_churn_probability_count{shadow="false"})',
+            sum(sum(c.probability) for c in direct.versions.values()),
+        )
+        asked = promql.read()
+        assert asked == direct
+        spec = load_config(stack.path).config.rollout
+        assert spec is not None
+        verdicts = [
+            judge(s.of("v2.4.0"), s.of("v2.3.1"), spec.thresholds, spec.min_requests)
+            for s in (direct, asked)
+        ]
+        assert verdicts[0] == verdicts[1] and verdicts[0].status is Status.FAIL
+
+        # And a whole rollout judged on Prometheus alone.
+        set_weights(str(stack.path), {"v2.3.1": 100, "v2.4.0": 0})
+        outcome = run_to_decision(stack, RATE, "--prometheus", prometheus.url)
+    outcome.report("20% failing candidate, Prometheus source")
+    assert outcome.code == 1 and outcome.load.failed == 0
+    assert outcome.last["action"] == "rollback" and "error_rate" in outcome.last["reason"]

@@ -1,0 +1,53 @@
+"""``streamflow rollout`` status, pause, resume and abort on a file and its log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import load_config
+from tests.rollout.test_controller import ROUTING, controller, setup
+
+
+def test_status_renders_every_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, log, source, clock = setup(tmp_path)
+    controller(path, log, source, clock).run()
+    capsys.readouterr()
+    assert main(["rollout", "status", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "v2 against stable v1" in out
+    header = next(line for line in out.splitlines() if "verdict" in line)
+    assert header.split() == [
+        "time", "step", "weight", "cand", "req", "stable", "req", "errors", "p99", "ms", "psi",
+        "verdict", "action",
+    ]  # fmt: skip
+    assert "WAITING_FOR_SAMPLES" in out and "PASS" in out and "advance" in out
+    assert "10->50%" in out and "50->100%" in out
+    assert out.rstrip().endswith("v2 is now stable")
+
+
+def test_pause_resume_abort(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING.replace("v1: 100, v2: 0", "v1: 90, v2: 10"))
+    log = tmp_path / "routing.rollout.jsonl"
+    assert main(["rollout", "pause", "--file", str(path), "--reason", "lunch"]) == 0
+    assert main(["rollout", "resume", "--file", str(path)]) == 0
+    assert main(["rollout", "abort", "--file", str(path)]) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["action"] for e in lines] == ["pause", "resume", "abort"]
+    assert {e["by"] for e in lines} == {"operator"} and lines[0]["reason"] == "lunch"
+    config = load_config(path).config
+    assert config.weights() == {"v1": 100, "v2": 0} and config.rollout is None
+    capsys.readouterr()
+    assert main(["rollout", "abort", "--file", str(path)]) == 1
+    assert "has no rollout section" in capsys.readouterr().err
+
+
+def test_status_without_a_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    assert main(["rollout", "status", "--file", str(path)]) == 1
+    assert "no decision log" in capsys.readouterr().err

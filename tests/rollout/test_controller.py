@@ -1,0 +1,187 @@
+"""The loop with a fake source and clock over a real routing.yaml: steps, rollback, promotion,
+pause on a hand edit, and a restart that resumes the same step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config
+from rollout.controller import PROMOTED, ROLLED_BACK, Controller
+from rollout.log import OPERATOR, DecisionLog
+from rollout.sources.base import LATENCY_BOUNDS, Snapshot, SourceError, VersionCounts
+
+ROUTING = """\
+service: s
+stable: v1
+mode: canary
+versions:
+  v1: {replicas: [http://a:8000]}
+  v2: {replicas: [http://b:8000]}
+canary:
+  weights: {v1: 100, v2: 0}   # the operator's comment
+rollout:
+  candidate: v2
+  steps: [10, 50, 100]
+  interval: 3s
+  check_every: 1s
+  min_requests: 50
+  thresholds: {psi: null}
+"""
+
+
+class Traffic:
+    """A source whose counters grow each second by the file's weights, at ``rate`` req/s."""
+
+    def __init__(self, path: Path, rate: int = 200, candidate_error: float = 0.0) -> None:
+        self.path = path
+        self.rate = rate
+        self.candidate_error = candidate_error
+        self.totals: dict[str, list[float]] = {"v1": [0, 0], "v2": [0, 0]}
+        self.down = False
+
+    def tick(self) -> None:
+        weights = load_config(self.path).config.weights()
+        for version, weight in weights.items():
+            n = self.rate * weight / 100
+            self.totals[version][0] += n
+            if version == "v2":
+                self.totals[version][1] += n * self.candidate_error
+
+    def read(self) -> Snapshot:
+        if self.down:
+            raise SourceError("gateway down")
+        out = {}
+        for version, (n, errors) in self.totals.items():
+            latency = tuple(0.0 if b < 0.004 else n for b in LATENCY_BOUNDS) + (n,)
+            out[version] = VersionCounts(requests=n, errors=errors, latency=latency)
+        return Snapshot(out)
+
+    def describe(self) -> str:
+        return "fake"
+
+
+class Clock:
+    def __init__(self, traffic: Traffic) -> None:
+        self.now = 1_000_000.0
+        self.traffic = traffic
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.traffic.tick()
+
+
+def setup(tmp_path: Path, **traffic: float) -> tuple[Path, DecisionLog, Traffic, Clock]:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    source = Traffic(path, **traffic)  # type: ignore[arg-type]
+    return path, DecisionLog(tmp_path / "routing.rollout.jsonl"), source, Clock(source)
+
+
+def controller(path: Path, log: DecisionLog, source: Traffic, clock: Clock) -> Controller:
+    return Controller(path, log, source, clock=clock, sleep=clock.sleep, say=lambda _: None)
+
+
+def test_a_good_candidate_steps_up_and_is_promoted(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    assert controller(path, log, source, clock).run() == PROMOTED
+    config = load_config(path).config
+    assert config.stable == "v2" and config.weights() == {"v1": 0, "v2": 100}
+    assert config.rollout is None
+    assert "# the operator's comment" in path.read_text()
+    entries = log.read()
+    actions = [e["action"] for e in entries]
+    assert actions[0] == "start" and actions[-1] == "promote"
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [10, 50, 100]
+    # Never advanced on a WAITING check, nor before the interval.
+    for e in entries:
+        if e["action"] == "advance":
+            assert e["verdict"] == "PASS"
+    waits = [e for e in entries if e.get("verdict") == "WAITING_FOR_SAMPLES"]
+    assert waits and all(e["action"] == "hold" for e in waits)
+
+
+def test_a_failing_candidate_is_rolled_back_after_the_failure_limit(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path, candidate_error=0.2)
+    assert controller(path, log, source, clock).run() == ROLLED_BACK
+    config = load_config(path).config
+    assert config.stable == "v1" and config.weights() == {"v1": 100, "v2": 0}
+    assert config.rollout is None
+    entries = log.read()
+    fails = [e for e in entries if e.get("verdict") == "FAIL"]
+    assert [e["action"] for e in fails] == ["hold", "rollback"]
+    assert "error_rate" in entries[-1]["reason"]
+    assert entries[-1]["weight"] == 10  # stopped at the first step
+
+
+def test_a_hand_edit_pauses_and_resume_takes_the_file(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    path.write_text(path.read_text().replace("v1: 90, v2: 10", "v1: 70, v2: 30"))
+    assert ctl.check(state) is None
+    assert state.paused is not None and "changed outside the controller" in state.paused
+    assert log.read()[-1]["action"] == "pause"
+    for _ in range(10):  # paused: nothing written however long it waits
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    assert "v1: 70, v2: 30" in path.read_text()
+    log.append({"by": OPERATOR, "plan": ctl.plan.id, "action": "resume"})
+    assert ctl.check(state) is None
+    assert state.paused is None and state.step == 0  # 30 stands at the 10% step
+    assert load_config(path).config.weights() == {"v1": 90, "v2": 10}
+
+
+def test_killed_and_restarted_it_resumes_the_same_step(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    first = controller(path, log, source, clock)
+    state = first.begin()
+    while state.step < 1:
+        clock.sleep(1)
+        assert first.check(state) is None
+    clock.sleep(1)
+    first.check(state)
+    before = [e for e in log.read() if e["action"] != "hold"]
+    # A new process: only the file and the log survive.
+    again = controller(path, DecisionLog(log.path), source, clock)
+    resumed = again.begin()
+    assert resumed.step == 1 and resumed.step_started == state.step_started
+    assert resumed.step_baseline == state.step_baseline
+    assert load_config(path).config.weights() == {"v1": 50, "v2": 50}
+    after = [e for e in log.read() if e["action"] != "hold"]
+    assert [e["action"] for e in after[len(before) :]] == ["restart"]
+    assert again.run() == PROMOTED
+    advances = [e["weight"] for e in log.read() if e["action"] in ("start", "advance")]
+    assert advances == [10, 50, 100]  # none repeated, none skipped
+
+
+def test_unreadable_metrics_hold_and_say_so(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    source.down = True
+    clock.sleep(5)
+    assert ctl.check(state) is None
+    assert log.read()[-1]["reason"].startswith("metrics unavailable: gateway down")
+    assert load_config(path).config.weights() == {"v1": 90, "v2": 10}
+
+
+def test_operator_abort_stops_a_running_controller(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    log.append({"by": OPERATOR, "plan": ctl.plan.id, "action": "abort"})
+    assert ctl.check(state) == ROLLED_BACK
+
+
+def test_no_plan_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING.split("rollout:")[0])
+    from rollout.controller import RolloutError
+
+    with pytest.raises(RolloutError, match="no rollout section"):
+        Controller(path, DecisionLog(tmp_path / "log"), Traffic(path))

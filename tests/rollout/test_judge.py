@@ -1,0 +1,132 @@
+"""The judge on counts built by hand: each verdict and the statistics behind it."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import RolloutThresholds
+from rollout.judge import (
+    Status,
+    chi_square_critical,
+    judge,
+    quantile_from_buckets,
+    wilson_lower,
+)
+from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
+
+DEFAULTS = RolloutThresholds()
+EVEN = (10.0,) * 10  # ten probability bins, even
+
+
+def latency_at(seconds: float, n: float) -> tuple[float, ...]:
+    """n answers, every one taking ``seconds`` (cumulative buckets, +Inf last)."""
+    return tuple(n if bound >= seconds else 0.0 for bound in LATENCY_BOUNDS) + (n,)
+
+
+def counts(
+    n: float,
+    errors: float = 0,
+    saved: float = 0,
+    seconds: float = 0.004,
+    bins: tuple[float, ...] = EVEN,
+) -> VersionCounts:
+    scale = n / sum(bins)
+    return VersionCounts(
+        requests=n,
+        errors=errors,
+        saved_by_fallback=saved,
+        latency=latency_at(seconds, n - saved),
+        probability=tuple(b * scale for b in bins),
+    )
+
+
+def test_too_few_requests_waits_and_says_how_many() -> None:
+    verdict = judge(counts(299), counts(5000), DEFAULTS, 300)
+    assert verdict.status is Status.WAITING_FOR_SAMPLES
+    assert verdict.checks == ()
+    assert "candidate 299" in verdict.reason and "300 each" in verdict.reason
+    assert judge(counts(5000), counts(10), DEFAULTS, 300).status is Status.WAITING_FOR_SAMPLES
+
+
+def test_a_healthy_candidate_passes_every_check() -> None:
+    verdict = judge(counts(400, errors=1), counts(4000, errors=8), DEFAULTS, 300)
+    assert verdict.status is Status.PASS
+    assert [c.name for c in verdict.checks] == ["error_rate", "latency_p99", "psi"]
+    assert all(c.status is Status.PASS for c in verdict.checks)
+
+
+def test_errors_saved_by_fallback_fail_the_candidate() -> None:
+    # 20% failed, every one saved by fallback: no client saw it, the judge does.
+    verdict = judge(counts(100, errors=20, saved=20), counts(1000), DEFAULTS, 100)
+    assert verdict.status is Status.FAIL
+    (check,) = [c for c in verdict.checks if c.status is Status.FAIL]
+    assert check.name == "error_rate" and check.value == pytest.approx(0.2)
+    assert "20 saved by fallback" in verdict.reason and "worse than stable" in verdict.reason
+
+
+def test_one_early_error_above_the_ceiling_is_inconclusive_not_fail() -> None:
+    # 2/150 = 1.3% > 1% ceiling, but neither significantly worse than stable's 0.5%
+    # nor provably above the ceiling.
+    verdict = judge(counts(150, errors=2), counts(2000, errors=10), DEFAULTS, 100)
+    assert verdict.status is Status.INCONCLUSIVE
+    assert "not yet significantly" in verdict.reason
+
+
+def test_the_ceiling_fails_even_when_stable_is_as_bad() -> None:
+    verdict = judge(counts(2000, errors=200), counts(20000, errors=2000), DEFAULTS, 300)
+    assert verdict.status is Status.FAIL
+    assert "above the ceiling" in verdict.reason
+
+
+def test_latency_ratio_needs_the_tolerance_too() -> None:
+    slow = judge(counts(400, seconds=0.06), counts(4000, seconds=0.008), DEFAULTS, 300)
+    assert slow.status is Status.FAIL and "latency_p99" in slow.reason
+    # 2 ms against 4 ms is x2, but within bucket width and noise: not a failure.
+    jitter = judge(counts(400, seconds=0.004), counts(4000, seconds=0.002), DEFAULTS, 300)
+    assert jitter.status is Status.PASS
+
+
+def test_latency_ceiling() -> None:
+    both_slow = judge(counts(400, seconds=2.0), counts(4000, seconds=2.0), DEFAULTS, 300)
+    assert both_slow.status is Status.FAIL and "over 1000 ms" in both_slow.reason
+
+
+def test_p99_is_interpolated_within_its_bucket() -> None:
+    cumulative = [0, 0, 0, 10, 100] + [100] * 9  # 90 answers between 10 and 25 ms
+    assert quantile_from_buckets(0.99, cumulative) == pytest.approx(0.01 + 0.015 * 89 / 90)
+    assert quantile_from_buckets(0.5, [0.0] * 14) is None
+    assert quantile_from_buckets(0.99, [0.0] * 13 + [5.0]) == LATENCY_BOUNDS[-1]
+
+
+SHIFTED = (1, 1, 2, 3, 5, 8, 13, 20, 22, 25)
+
+
+def test_drifted_predictions_fail_on_psi() -> None:
+    verdict = judge(counts(400, bins=SHIFTED), counts(4000), DEFAULTS, 300)
+    assert verdict.status is Status.FAIL
+    (check,) = verdict.checks[2:]
+    assert check.name == "psi" and check.value is not None and check.value > 0.2
+
+
+def test_psi_over_the_line_on_few_samples_is_inconclusive() -> None:
+    mild = (7, 8, 9, 10, 10, 10, 11, 11, 12, 12)
+    few = judge(counts(30, bins=mild), counts(30), DEFAULTS, 30)
+    assert few.checks[2].value is not None and few.checks[2].value > 0.02
+    thresholds = RolloutThresholds(psi=0.02)
+    assert judge(counts(30, bins=mild), counts(30), thresholds, 30).status is Status.INCONCLUSIVE
+    many = judge(counts(20000, bins=mild), counts(20000), thresholds, 30)
+    assert many.status is Status.FAIL
+
+
+def test_no_probability_series_is_inconclusive_unless_psi_is_off() -> None:
+    none = VersionCounts(requests=400, latency=latency_at(0.004, 400))
+    verdict = judge(none, none, DEFAULTS, 300)
+    assert verdict.status is Status.INCONCLUSIVE and "thresholds.psi: null" in verdict.reason
+    assert judge(none, none, RolloutThresholds(psi=None), 300).status is Status.PASS
+
+
+def test_statistics_helpers_match_tables() -> None:
+    assert chi_square_critical(9, 0.01) == pytest.approx(21.67, rel=0.01)
+    assert chi_square_critical(1, 0.05) == pytest.approx(3.84, rel=0.05)
+    assert wilson_lower(0, 100, 2.326) == pytest.approx(0.0, abs=1e-12)
+    assert 0.12 < wilson_lower(20, 100, 2.326) < 0.2

@@ -1,0 +1,50 @@
+"""The rollout files the repository ships: routing.yaml's commented plan and the scrape config."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.config import load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_routing_yaml_example_plan_is_valid_and_the_defaults() -> None:
+    text = (ROOT / "routing.yaml").read_text()
+    example = text.split("# rollout:\n", 1)[1]
+    lines = [line.removeprefix("# ") for line in example.splitlines()]
+    loaded = parse_config(text + "rollout:\n" + "\n".join(lines) + "\n")
+    spec = loaded.config.rollout
+    assert spec is not None and spec.candidate == "v2.4.0"
+    defaults = type(spec)(candidate="v2.4.0", steps=(5, 25, 50, 100))
+    assert spec.thresholds == defaults.thresholds
+    assert (spec.min_requests, spec.failure_limit) == (
+        defaults.min_requests,
+        defaults.failure_limit,
+    )
+
+
+def test_scrape_config_covers_the_gateway_and_every_replica() -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {
+        t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
+    }
+    routing = load_config(ROOT / "routing.yaml").config
+    replicas = {
+        url.removeprefix("http://") for v in routing.versions.values() for url in v.replicas
+    }
+    assert targets == replicas | {"gateway:8080"}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_scrape_config_passes_promtool() -> None:
+    done = subprocess.run(
+        ["promtool", "check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

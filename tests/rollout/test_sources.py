@@ -1,0 +1,112 @@
+"""Series to counts: what an error, a request and a bin are, the same for every source."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from rollout.sources.base import Sample, Snapshot, SourceError, snapshot_from_samples
+from rollout.sources.prometheus import QUERIES, PrometheusSource
+from rollout.sources.scrape import ScrapeSource, parse_exposition
+
+GATEWAY_METRICS = """\
+# TYPE gateway_requests_total counter
+gateway_requests_total{version="v1",reason="weighted",status="200"} 90.0
+gateway_requests_total{version="v1",reason="weighted",status="503"} 2.0
+gateway_requests_total{version="v1",reason="fallback",status="200"} 7.0
+gateway_requests_total{version="v2",reason="weighted",status="200"} 10.0
+gateway_requests_total{version="v2",reason="weighted",status="422"} 1.0
+gateway_requests_total{version="v2",reason="weighted",status="502"} 1.0
+# TYPE gateway_fallbacks_total counter
+gateway_fallbacks_total{from_version="v2",to_version="v1",cause="status_500"} 7.0
+# TYPE gateway_upstream_errors_total counter
+gateway_upstream_errors_total{version="v2",replica="http://b:8000",cause="status_500"} 8.0
+# TYPE gateway_request_duration_seconds histogram
+gateway_request_duration_seconds_bucket{version="v2",le="0.001"} 0.0
+gateway_request_duration_seconds_bucket{version="v2",le="0.005"} 10.0
+gateway_request_duration_seconds_bucket{version="v2",le="+Inf"} 12.0
+gateway_request_duration_seconds_sum{version="v2"} 0.1
+gateway_request_duration_seconds_count{version="v2"} 12.0
+"""
+
+REPLICA_METRICS = """\
+# TYPE model_churn_probability histogram
+model_churn_probability_bucket{version="v2",shadow="false",le="0.1"} 3.0
+model_churn_probability_bucket{version="v2",shadow="false",le="0.2"} 5.0
+model_churn_probability_bucket{version="v2",shadow="false",le="1.0"} 11.0
+model_churn_probability_bucket{version="v2",shadow="false",le="+Inf"} 11.0
+model_churn_probability_bucket{version="v2",shadow="true",le="0.1"} 50.0
+model_churn_probability_bucket{version="v2",shadow="true",le="+Inf"} 50.0
+model_churn_probability_count{version="v2",shadow="false"} 11.0
+model_churn_probability_sum{version="v2",shadow="false"} 3.0
+"""
+
+
+def check_counts(snapshot: Snapshot) -> None:
+    v1, v2 = snapshot.of("v1"), snapshot.of("v2")
+    # Stable's own requests: the fallback answers were v2's requests.
+    assert (v1.requests, v1.errors) == (92, 2)
+    # v2: 12 answered (a 422 is not an error, a 502 is) + 7 it failed that stable saved.
+    assert (v2.requests, v2.errors, v2.saved_by_fallback, v2.failed_tries) == (19, 8, 7, 8)
+    assert v2.latency[0] == 0 and v2.latency[2] == 10 and v2.latency[-1] == 12
+    # Bins, not cumulative; shadow copies left out.
+    assert v2.probability == (3, 2, 0, 0, 0, 0, 0, 0, 0, 6)
+
+
+def test_exposition_to_counts() -> None:
+    check_counts(snapshot_from_samples(parse_exposition(GATEWAY_METRICS + REPLICA_METRICS)))
+
+
+def test_scrape_reads_gateways_and_the_replicas_they_list() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        if url == "http://gw/routing":
+            replicas = [{"address": "http://b-local:1"}, {"address": "http://down:2"}]
+            return httpx.Response(200, json={"replicas": replicas})
+        if url == "http://gw/metrics":
+            return httpx.Response(200, text=GATEWAY_METRICS)
+        if url == "http://b-local:1/metrics":
+            return httpx.Response(200, text=REPLICA_METRICS)
+        return httpx.Response(503)
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        check_counts(ScrapeSource(["http://gw/"], client).read())
+        with pytest.raises(SourceError, match="http://other/routing"):
+            ScrapeSource(["http://other"], client).read()
+
+
+def test_prometheus_source_sums_by_the_same_labels() -> None:
+    samples = parse_exposition(GATEWAY_METRICS + REPLICA_METRICS)
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        promql = request.url.params["query"]
+        asked.append(promql)
+        name = next(n for n, q in QUERIES.items() if q == promql)
+        result = [
+            {"metric": dict(s.labels), "value": [1.0, str(s.value)]}
+            for s in samples
+            if s.name == name
+        ]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        check_counts(PrometheusSource("http://prom:9090", client).read())
+    assert asked == list(QUERIES.values())
+
+
+def test_prometheus_errors_are_source_errors() -> None:
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(400, json={"status": "error", "error": "parse error"})
+    )
+    with httpx.Client(transport=transport) as client, pytest.raises(SourceError):
+        PrometheusSource("http://prom", client).read()
+
+
+def test_a_counter_that_went_down_is_a_restart() -> None:
+    before = snapshot_from_samples([Sample("gateway_requests_total", {"version": "v1"}, 50)])
+    after = snapshot_from_samples([Sample("gateway_requests_total", {"version": "v1"}, 8)])
+    more = snapshot_from_samples([Sample("gateway_requests_total", {"version": "v1"}, 80)])
+    assert after.minus(before).of("v1").requests == 8
+    assert more.minus(before).of("v1").requests == 30
+    assert Snapshot.from_json(more.to_json()) == more

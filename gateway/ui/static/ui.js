@@ -4,6 +4,7 @@
 
 const REFRESH_MS = 1000;
 const CHART_SPAN_S = 600;
+const MIN_CHART_SPAN_S = 60;
 const PALETTE = ["#1f5fa8", "#c0392b", "#2e7d32", "#7b3fa0", "#b26a00", "#00838f"];
 const DASHES = ["", "7 4", "2 3", "10 3 2 3", "4 4", "1 2"];
 // Health in words and a symbol, so a state never rests on its colour alone.
@@ -22,7 +23,7 @@ function el(tag, attrs, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value !== undefined && value !== null) node.setAttribute(key, value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     node.append(child instanceof Node ? child : String(child));
   }
@@ -30,7 +31,7 @@ function el(tag, attrs, ...children) {
 }
 
 function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
 }
 
 function num(value, digits = 1, suffix = "") {
@@ -143,15 +144,17 @@ function renderChart(stats) {
   const pad = { left: 44, right: 8, top: 8, bottom: 22 };
   const times = stats.series.times;
   const end = times.length ? times[times.length - 1] : stats.sampled_at || 0;
-  const start = end - CHART_SPAN_S;
+  // The axis grows with the data from one minute to ten, so a young gateway's line is visible.
+  const span = Math.min(CHART_SPAN_S, Math.max(MIN_CHART_SPAN_S, times.length ? end - times[0] : 0));
+  const start = end - span;
   const versions = stats.versions.map((row) => row.version);
   const top = niceMax(Math.max(0, ...versions.flatMap((v) => stats.series.rps[v] || [])));
-  const x = (t) => pad.left + ((t - start) / CHART_SPAN_S) * (width - pad.left - pad.right);
+  const x = (t) => pad.left + ((t - start) / span) * (width - pad.left - pad.right);
   const y = (v) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);
 
   const chart = svg("svg", {
     width, height, role: "img",
-    "aria-label": "requests per second per version over the last 10 minutes",
+    "aria-label": "requests per second per version over time",
   });
   for (const fraction of [0, 0.5, 1]) {
     const value = top * fraction;
@@ -160,8 +163,10 @@ function renderChart(stats) {
     chart.append(svg("text", { x: pad.left - 6, y: y(value) + 4, "text-anchor": "end" },
       Number.isInteger(value) ? value : value.toFixed(1)));
   }
-  for (const [label, t] of [["−10 min", start], ["−5 min", start + 300], ["now", end]]) {
-    const anchor = label === "now" ? "end" : label === "−10 min" ? "start" : "middle";
+  const ago = (seconds) => (seconds >= 120 ? `−${Math.round(seconds / 60)} min`
+    : `−${Math.round(seconds)} s`);
+  for (const [label, t, anchor] of [[ago(span), start, "start"],
+    [ago(span / 2), start + span / 2, "middle"], ["now", end, "end"]]) {
     chart.append(svg("text", { x: x(t), y: height - 6, "text-anchor": anchor }, label));
   }
   versions.forEach((version, index) => {
@@ -192,14 +197,14 @@ function renderReplicas(routing) {
     "tr",
     { "data-replica": replica.url, class: `state-${replica.state}` },
     el("td", {}, replica.version),
-    el("td", { class: "mono" }, replica.url),
-    el("td", { class: "mono" }, replica.address),
-    el("td", {}, replica.reported_version || "–"),
     el("td", { "data-field": "state" },
       el("span", { class: `badge ${replica.state}` }, HEALTH[replica.state] || replica.state)),
     el("td", { class: "num", "data-field": "inflight" }, replica.inflight),
+    el("td", { class: "mono" }, replica.url),
+    el("td", { class: "mono" }, replica.address),
+    el("td", {}, replica.reported_version || "–"),
     el("td", { class: "error-text" },
-      replica.last_error ? `${replica.last_error} (${replica.consecutive_failures} in a row)` : ""),
+      replica.last_error || ""),
   ));
   fill(document.querySelector("#replicas-table tbody"), rows);
 }
@@ -208,7 +213,8 @@ function renderReplicas(routing) {
 
 function renderShadow(report, routing) {
   const body = document.getElementById("shadow-body");
-  if (!report || !report.active) {
+  const mirroring = routing && routing.shadow ? routing.shadow.active : report && report.active;
+  if (!report || !report.active || !mirroring) {
     const note = routing && routing.shadow ? routing.shadow.note : "no shadow configured";
     fill(body, el("p", { class: "muted", "data-field": "shadow_state" }, `Shadowing is off: ${note}.`));
     return;
@@ -226,7 +232,7 @@ function renderPair(pair) {
   const psi = pair.psi;
   const delta = pair.abs_delta;
   const matrix = el("table", { class: "matrix" },
-    el("caption", {}, `rows: ${pair.primary} tier (client) × ${pair.shadow} tier (shadow)`),
+    el("caption", {}, `risk tiers: rows ${pair.primary} (client), columns ${pair.shadow} (shadow)`),
     el("thead", {}, el("tr", {}, el("th", {}, ""), TIERS.map((t) => el("th", { scope: "col" }, t)))),
     el("tbody", {}, TIERS.map((client) => el("tr", {},
       el("th", { scope: "row" }, client),

@@ -25,7 +25,8 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# promtool checks the /metrics format in the tests; installed from Debian when we can.
+# promtool checks the /metrics format in the tests, chromium runs the status page's browser
+# tests (Playwright drives it; no browser download); both installed from Debian when we can.
 tools:
 	@command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -33,6 +34,12 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool not found and cannot be installed here: its test will be skipped"; fi; }
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian package) for the status page's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null; \
+	  else echo "/usr/bin/chromium not found and cannot be installed here: the browser tests will be skipped"; fi; }
 
 artifacts: $(INSTALLED)
 	$(BIN)/python -m model_server.train --if-missing

@@ -20,6 +20,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -29,7 +30,7 @@ from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
 from gateway.metrics import ClientTally, GatewayMetrics
-from gateway.metrics_share import SharedCounters
+from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
@@ -40,6 +41,8 @@ from gateway.shadow.metrics import ShadowCollector
 from gateway.shadow.mirror import Mirror
 from gateway.shadow.report import build_report
 from gateway.state import GatewayState, Snapshot, shadow_note
+from gateway.stats import StatsSampler, read_rollout_log
+from gateway.ui import serve_ui
 from gateway.upstream import Upstream, open_upstream
 
 log = logging.getLogger("gateway")
@@ -134,6 +137,7 @@ def create_app(
         exposed = CollectorRegistry()
         exposed.register(shared)
         exposed.register(gauges)
+    stats = StatsSampler(functools.partial(request_counts, metrics, shared))
 
     @asynccontextmanager
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
@@ -176,6 +180,7 @@ def create_app(
         loops = [
             asyncio.create_task(checker.run(settings.health_interval_s)),
             asyncio.create_task(reloader.run(settings.reload_interval_s)),
+            asyncio.create_task(stats.run()),
         ]
         if shared is not None:
             shared.write()  # this worker is in the sum from the start
@@ -209,6 +214,7 @@ def create_app(
     app.client_limits = client_limits_for_process(settings)
     app.client_tally = metrics.clients
     serve_docs(app)
+    serve_ui(app)
     document_predictions(app)
     app.state.gateway = state
     app.state.metrics = metrics
@@ -243,6 +249,15 @@ def create_app(
             since, pairs = ledger.since, ledger.pairs
         return build_report(plan.spec if plan else None, since, pairs)
 
+    @app.get("/stats")
+    async def request_stats() -> dict[str, object]:
+        """Per version over the last minute: configured and served share, requests/s, error
+        rate, p50/p99, fallbacks; requests/s per second over ten minutes (the status page's
+        numbers, summed over workers under ``serve --workers N``)."""
+        document = stats.describe(state.snapshot.loaded.config.weights())
+        document["rollout_log"] = read_rollout_log(settings.routing_file)
+        return document
+
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
@@ -258,6 +273,12 @@ def create_app(
         return JSONResponse({"error": "internal_error", "detail": type(exc).__name__}, 500)
 
     return app
+
+
+def request_counts(metrics: GatewayMetrics, shared: SharedCounters | None) -> list[Metric]:
+    """The request and fallback counters /stats samples: this process's, or every worker's sum."""
+    own = [*metrics.answered.collect(), *metrics.fallbacks.collect()]
+    return own if shared is None else merge(own, shared.read_all())
 
 
 def log_shadow(state: GatewayState) -> None:

@@ -175,3 +175,49 @@ def test_every_scrape_reports_the_sum_over_the_workers(
     log = gw.log()
     assert "Traceback" not in log, log[-3000:]
     assert f"Child process [{killed}] died" in log
+
+
+def written(shared: Path, total: int) -> Callable[[], dict[int, float] | None]:
+    """A probe: every worker's count once the snapshot files add up to ``total``."""
+
+    def probe() -> dict[int, float] | None:
+        counts = worker_counts(shared)
+        return counts if sum(counts.values()) == total else None
+
+    return probe
+
+
+def stats_requests(url: str) -> float:
+    """Requests over the last minute by /stats, asked on a fresh connection (any worker)."""
+    with httpx.Client(timeout=5) as client:
+        rows = client.get(f"{url}/stats").json()["versions"]
+    return sum(row["requests"] or 0 for row in rows)
+
+
+def test_stats_reports_the_sum_over_the_workers(
+    fakes: dict[str, Proc], tmp_path: Path, proc_log_dir: Path
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing_yaml(VERSIONS, weights={"v2.3.1": 100, "v2.4.0": 0}))
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    gw = serve_two_workers(routing, fakes, tmpdir).start(proc_log_dir)
+    try:
+        wait_for(f"{gw.url}/ready", timeout=30)
+        shared = until(
+            lambda: next(iter(tmpdir.glob("gateway-metrics-*")), None), 30, "a metrics directory"
+        )
+        sent = 0
+        for _ in range(MAX_ROUNDS):
+            send(gw.url, 100)
+            sent += 100
+            counts = until(written(shared, sent), SNAPSHOT_WAIT_S, f"{sent} in the files")
+            if len(counts) == 2 and all(n > 0 for n in counts.values()):
+                break
+        assert len(counts) == 2 and all(counts.values()), f"one worker took it all: {counts}"
+        # Each worker samples the summed files once a second: after that, every answer agrees.
+        until(lambda: True if stats_requests(gw.url) == sent else None, 5, f"/stats at {sent}")
+        time.sleep(1.5)
+        assert [stats_requests(gw.url) for _ in range(6)] == [sent] * 6
+    finally:
+        gw.stop()

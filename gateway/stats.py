@@ -1,0 +1,229 @@
+"""GET /stats: the gateway's request counters turned into rates, shares and latencies.
+
+A background sampler reads the request counters once a second (the same families /metrics
+exposes: summed over every worker under ``serve --workers N``) into a ring of the last ten
+minutes. The numbers of the status page come from differences between two samples, as
+Prometheus's ``rate()`` and ``histogram_quantile()`` would compute them from two scrapes, so a
+scrape and the page agree. Memory is bounded: the ring has a fixed length, and every version in
+it is a configured one (or ``none``), the closed set the counters' labels already are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.metrics_core import Metric
+
+log = logging.getLogger("gateway")
+
+SAMPLE_INTERVAL_S = 1.0
+RING_SIZE = 600  # ten minutes of one sample a second
+WINDOW_S = 60.0  # the table's numbers cover the last minute
+UNROUTED = "none"  # the version label of an error before any version was chosen
+
+REQUESTS = "gateway_requests_total"
+DURATION_BUCKET = "gateway_request_duration_seconds_bucket"
+FALLBACKS = "gateway_fallbacks_total"
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    """One version's counters at one instant (monotonic totals, never rates)."""
+
+    requests: float = 0.0
+    errors: float = 0.0  # answers with a 5xx status
+    fallbacks: float = 0.0  # requests this version failed that stable served
+    buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), +Inf last
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # seconds since the epoch
+    versions: Mapping[str, VersionCounts]
+
+
+def read_counts(families: Iterable[Metric]) -> dict[str, VersionCounts]:
+    """Per version totals from the gateway's metric families (its own, or the summed ones)."""
+    requests: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    fallbacks: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in families:
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == REQUESTS:
+                version = labels.get("version", UNROUTED)
+                requests[version] = requests.get(version, 0.0) + sample.value
+                if labels.get("status", "").startswith("5"):
+                    errors[version] = errors.get(version, 0.0) + sample.value
+            elif sample.name == DURATION_BUCKET:
+                bound = float(labels.get("le", "+Inf"))
+                buckets.setdefault(labels.get("version", UNROUTED), []).append(
+                    (bound, sample.value)
+                )
+            elif sample.name == FALLBACKS:
+                version = labels.get("from_version", UNROUTED)
+                fallbacks[version] = fallbacks.get(version, 0.0) + sample.value
+    return {
+        version: VersionCounts(
+            requests=requests.get(version, 0.0),
+            errors=errors.get(version, 0.0),
+            fallbacks=fallbacks.get(version, 0.0),
+            buckets=tuple(sorted(buckets.get(version, []))),
+        )
+        for version in {*requests, *fallbacks, *buckets}
+    }
+
+
+def bucket_quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
+    """A quantile from cumulative (upper bound, count) buckets, +Inf last, by linear
+    interpolation inside the bucket, as Prometheus's histogram_quantile does."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    low_bound, low_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank and count > low_count:
+            if math.isinf(bound):
+                return low_bound  # in +Inf: the highest finite bound, as Prometheus
+            return low_bound + (bound - low_bound) * (rank - low_count) / (count - low_count)
+        low_bound, low_count = bound, count
+    return low_bound
+
+
+def _bucket_delta(
+    new: Sequence[tuple[float, float]], old: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    before = dict(old)
+    return [(bound, max(0.0, count - before.get(bound, 0.0))) for bound, count in new]
+
+
+class StatsSampler:
+    """The ring of samples and what GET /stats reports from it."""
+
+    def __init__(
+        self,
+        read: Callable[[], Iterable[Metric]],
+        *,
+        size: int = RING_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.read = read
+        self.clock = clock
+        self.ring: deque[Sample] = deque(maxlen=size)
+
+    def sample(self) -> None:
+        self.ring.append(Sample(self.clock(), read_counts(self.read())))
+
+    async def run(self, interval_s: float = SAMPLE_INTERVAL_S) -> None:
+        while True:
+            try:
+                self.sample()
+            except Exception:  # a bug here must not stop the page's numbers for good
+                log.exception("stats sample failed")
+            await asyncio.sleep(interval_s)
+
+    def describe(self, configured: Mapping[str, int], window_s: float = WINDOW_S) -> dict:
+        """Per version numbers over the last ``window_s`` and requests/s for the whole ring.
+
+        ``configured`` is the active config's percent per version, in the config's order."""
+        ring = list(self.ring)
+        latest = ring[-1] if ring else None
+        base = next((s for s in ring if latest and s.at >= latest.at - window_s), None)
+        span = latest.at - base.at if latest and base else 0.0
+        rows = [self._row(v, configured[v], latest, base, span) for v in configured]
+        # A version no longer configured still shows while it served in the window.
+        others = sorted({v for s in ring[-1:] for v in s.versions} - {UNROUTED, *configured})
+        rows += [
+            row
+            for row in (self._row(v, None, latest, base, span) for v in others)
+            if row["requests"]
+        ]
+        versions = [row["version"] for row in rows]
+        total = sum(row["requests"] or 0 for row in rows)
+        for row in rows:
+            row["served_percent"] = (
+                round(100.0 * row["requests"] / total, 2) if span > 0 and total > 0 else None
+            )
+        return {
+            "sampled_at": latest.at if latest else None,
+            "window_s": round(span, 3),
+            "sample_interval_s": SAMPLE_INTERVAL_S,
+            "versions": rows,
+            "series": self._series(ring, versions),
+        }
+
+    @staticmethod
+    def _row(
+        version: str,
+        configured: int | None,
+        latest: Sample | None,
+        base: Sample | None,
+        span: float,
+    ) -> dict:
+        row: dict = {
+            "version": version,
+            "configured_percent": configured,
+            "served_percent": None,
+            "requests": None,
+            "rps": None,
+            "errors": None,
+            "error_rate": None,
+            "fallbacks": None,
+            "p50_ms": None,
+            "p99_ms": None,
+        }
+        if latest is None or base is None or span <= 0:
+            return row
+        new = latest.versions.get(version, VersionCounts())
+        old = base.versions.get(version, VersionCounts())
+        requests = max(0.0, new.requests - old.requests)
+        errors = max(0.0, new.errors - old.errors)
+        buckets = _bucket_delta(new.buckets, old.buckets)
+        row.update(
+            requests=requests,
+            rps=round(requests / span, 3),
+            errors=errors,
+            error_rate=round(errors / requests, 6) if requests else None,
+            fallbacks=max(0.0, new.fallbacks - old.fallbacks),
+            p50_ms=_ms(bucket_quantile(buckets, 0.5)),
+            p99_ms=_ms(bucket_quantile(buckets, 0.99)),
+        )
+        return row
+
+    @staticmethod
+    def _series(ring: Sequence[Sample], versions: Sequence[str]) -> dict:
+        """Requests/s per version between each two consecutive samples."""
+        times: list[float] = []
+        rps: dict[str, list[float]] = {version: [] for version in versions}
+        for old, new in zip(ring, ring[1:], strict=False):
+            dt = new.at - old.at
+            if dt <= 0:
+                continue
+            times.append(round(new.at, 3))
+            for version in versions:
+                a = old.versions.get(version, VersionCounts()).requests
+                b = new.versions.get(version, VersionCounts()).requests
+                rps[version].append(round(max(0.0, b - a) / dt, 3))
+        return {"times": times, "rps": rps}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def read_rollout_log(routing_file: Path) -> list[dict] | None:
+    """The rollout controller's decision log (next to routing.yaml), for the status page.
+
+    The hook for the rollout controller: its log's format is that controller's to settle, so
+    until it is, there is nothing to read and the page says so. The page shows what this
+    returns in its rollout section (``renderRolloutLog`` in ui.js)."""
+    del routing_file
+    return None

@@ -1,0 +1,359 @@
+// The status page: reads GET /routing, /stats and /shadow every second and draws them.
+// Read-only by design: it sends GET requests and nothing else. No framework, no build step.
+"use strict";
+
+const REFRESH_MS = 1000;
+const CHART_SPAN_S = 600;
+const MIN_CHART_SPAN_S = 60;
+const PALETTE = ["#1f5fa8", "#c0392b", "#2e7d32", "#7b3fa0", "#b26a00", "#00838f"];
+const DASHES = ["", "7 4", "2 3", "10 3 2 3", "4 4", "1 2"];
+// Health in words and a symbol, so a state never rests on its colour alone.
+const HEALTH = {
+  healthy: "✔ healthy",
+  unhealthy: "✖ unhealthy",
+  ejected: "⏸ ejected",
+  version_mismatch: "≠ version mismatch",
+  unknown: "? unknown",
+};
+const TIERS = ["low", "medium", "high"];
+
+// el("td", {class: "num"}, "text", child, ...): a DOM node; text goes in as text, never HTML.
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== undefined && value !== null) node.setAttribute(key, value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
+}
+
+function num(value, digits = 1, suffix = "") {
+  if (value === null || value === undefined) return "–";
+  return `${Number(value).toFixed(digits)}${suffix}`;
+}
+
+function percent(value, digits = 1) {
+  return num(value, digits, " %");
+}
+
+function colourOf(index) {
+  return { stroke: PALETTE[index % PALETTE.length], dash: DASHES[index % DASHES.length] };
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { cache: "no-store" });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// --- routing --------------------------------------------------------------------------------
+
+function renderRouting(routing) {
+  document.getElementById("service").textContent = routing.service ? `· ${routing.service}` : "";
+  const facts = [["mode", routing.mode]];
+  if (routing.mode === "blue_green" && routing.blue_green) {
+    const bg = routing.blue_green;
+    const live = bg.live === "green" ? bg.green : bg.blue;
+    facts.push(["live colour", `${bg.live} = ${live}`]);
+    facts.push(["colours", `blue = ${bg.blue}, green = ${bg.green}`]);
+  } else {
+    const weights = Object.entries(routing.weights || {}).map(([v, w]) => `${v} ${w} %`);
+    facts.push(["weights", weights.join(" · ")]);
+  }
+  facts.push(["stable (fallback)", routing.stable]);
+  if (routing.sticky_header) facts.push(["sticky header", routing.sticky_header]);
+  if (routing.pinning) {
+    facts.push(["pinning", `${routing.pinning.header}: ${routing.pinning.allow.join(", ")}`]);
+  }
+  facts.push(["shadow", routing.shadow ? routing.shadow.note : "–"]);
+  facts.push(["revision", routing.revision]);
+  facts.push(["loaded at", routing.loaded_at]);
+  facts.push(["ready", routing.ready ? "yes" : "no: no healthy replica for the live route"]);
+  fill(
+    document.getElementById("routing-facts"),
+    facts.map(([name, value]) => [
+      el("dt", {}, name),
+      el("dd", { "data-field": name.replace(/\W+/g, "_") }, value),
+    ]),
+  );
+
+  const box = document.getElementById("reload-error");
+  const error = routing.last_reload_error;
+  box.hidden = !error;
+  if (error) {
+    fill(
+      box,
+      el("strong", {}, `✖ Reload failed at ${error.at}: the file on disk is NOT in effect; `
+        + `revision ${routing.revision} keeps serving.`),
+      el("ul", {}, error.messages.map((message) => el("li", {}, message))),
+    );
+  }
+}
+
+// --- versions -------------------------------------------------------------------------------
+
+function renderVersions(stats) {
+  const rows = stats.versions.map((row) => {
+    const errorRate = row.error_rate === null ? "–" : percent(100 * row.error_rate, 2);
+    return el(
+      "tr",
+      { "data-version": row.version },
+      el("th", { scope: "row" }, row.version),
+      el("td", { class: "num", "data-field": "configured_percent" },
+        row.configured_percent === null ? "not configured" : `${row.configured_percent} %`),
+      el("td", { class: "num", "data-field": "served_percent" }, percent(row.served_percent)),
+      el("td", { class: "num", "data-field": "rps" }, num(row.rps, 2)),
+      el("td", { class: "num", "data-field": "error_rate" }, errorRate),
+      el("td", { class: "num", "data-field": "p50_ms" }, num(row.p50_ms, 1, " ms")),
+      el("td", { class: "num", "data-field": "p99_ms" }, num(row.p99_ms, 1, " ms")),
+      el("td", { class: "num", "data-field": "fallbacks" }, num(row.fallbacks, 0)),
+    );
+  });
+  fill(document.querySelector("#versions-table tbody"), rows);
+  renderChart(stats);
+}
+
+function niceMax(value) {
+  if (!(value > 0)) return 1;
+  const step = 10 ** Math.floor(Math.log10(value));
+  for (const m of [1, 2, 5, 10]) if (m * step >= value) return m * step;
+  return 10 * step;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// A line per version, drawn in the container's real pixels so labels stay readable when narrow.
+function renderChart(stats) {
+  const box = document.getElementById("chart");
+  const width = Math.max(260, box.clientWidth);
+  const height = 180;
+  const pad = { left: 44, right: 8, top: 8, bottom: 22 };
+  const times = stats.series.times;
+  const end = times.length ? times[times.length - 1] : stats.sampled_at || 0;
+  // The axis grows with the data from one minute to ten, so a young gateway's line is visible.
+  const span = Math.min(CHART_SPAN_S, Math.max(MIN_CHART_SPAN_S, times.length ? end - times[0] : 0));
+  const start = end - span;
+  const versions = stats.versions.map((row) => row.version);
+  const top = niceMax(Math.max(0, ...versions.flatMap((v) => stats.series.rps[v] || [])));
+  const x = (t) => pad.left + ((t - start) / span) * (width - pad.left - pad.right);
+  const y = (v) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);
+
+  const chart = svg("svg", {
+    width, height, role: "img",
+    "aria-label": "requests per second per version over time",
+  });
+  for (const fraction of [0, 0.5, 1]) {
+    const value = top * fraction;
+    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(value), y2: y(value),
+      class: "grid" }));
+    chart.append(svg("text", { x: pad.left - 6, y: y(value) + 4, "text-anchor": "end" },
+      Number.isInteger(value) ? value : value.toFixed(1)));
+  }
+  const ago = (seconds) => (seconds >= 120 ? `−${Math.round(seconds / 60)} min`
+    : `−${Math.round(seconds)} s`);
+  for (const [label, t, anchor] of [[ago(span), start, "start"],
+    [ago(span / 2), start + span / 2, "middle"], ["now", end, "end"]]) {
+    chart.append(svg("text", { x: x(t), y: height - 6, "text-anchor": anchor }, label));
+  }
+  versions.forEach((version, index) => {
+    const values = stats.series.rps[version] || [];
+    if (!values.length) return;
+    const { stroke, dash } = colourOf(index);
+    const points = values.map((v, i) => `${x(times[i]).toFixed(1)},${y(v).toFixed(1)}`);
+    chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke,
+      "stroke-width": 2, "stroke-dasharray": dash, "data-version": version }));
+  });
+  fill(box, chart);
+
+  fill(document.getElementById("legend"), versions.map((version, index) => {
+    const { stroke, dash } = colourOf(index);
+    const sample = svg("svg", { width: 28, height: 10, "aria-hidden": "true" });
+    sample.append(svg("line", { x1: 0, x2: 28, y1: 5, y2: 5, stroke, "stroke-width": 2,
+      "stroke-dasharray": dash }));
+    const values = stats.series.rps[version] || [];
+    const now = values.length ? values[values.length - 1] : null;
+    return el("li", {}, sample, ` ${version}: ${num(now, 1)} req/s now`);
+  }));
+}
+
+// --- replicas -------------------------------------------------------------------------------
+
+function renderReplicas(routing) {
+  const rows = (routing.replicas || []).map((replica) => el(
+    "tr",
+    { "data-replica": replica.url, class: `state-${replica.state}` },
+    el("td", {}, replica.version),
+    el("td", { "data-field": "state" },
+      el("span", { class: `badge ${replica.state}` }, HEALTH[replica.state] || replica.state)),
+    el("td", { class: "num", "data-field": "inflight" }, replica.inflight),
+    el("td", { class: "mono" }, replica.url),
+    el("td", { class: "mono" }, replica.address),
+    el("td", {}, replica.reported_version || "–"),
+    el("td", { class: "error-text" },
+      replica.last_error || ""),
+  ));
+  fill(document.querySelector("#replicas-table tbody"), rows);
+}
+
+// --- shadow ---------------------------------------------------------------------------------
+
+function renderShadow(report, routing) {
+  const body = document.getElementById("shadow-body");
+  const mirroring = routing && routing.shadow ? routing.shadow.active : report && report.active;
+  if (!report || !report.active || !mirroring) {
+    const note = routing && routing.shadow ? routing.shadow.note : "no shadow configured";
+    fill(body, el("p", { class: "muted", "data-field": "shadow_state" }, `Shadowing is off: ${note}.`));
+    return;
+  }
+  const parts = [el("p", { "data-field": "shadow_state" },
+    `Mirroring ${report.shadow.percent} % to ${report.shadow.version}`
+    + (report.since ? ` since ${report.since}` : "") + "; its answers are compared, never returned.")];
+  if (!report.pairs.length) parts.push(el("p", { class: "muted" }, "Nothing compared yet."));
+  for (const pair of report.pairs) parts.push(renderPair(pair));
+  fill(body, parts);
+}
+
+function renderPair(pair) {
+  const agreement = pair.tier_agreement;
+  const psi = pair.psi;
+  const delta = pair.abs_delta;
+  const matrix = el("table", { class: "matrix" },
+    el("caption", {}, `risk tiers: rows ${pair.primary} (client), columns ${pair.shadow} (shadow)`),
+    el("thead", {}, el("tr", {}, el("th", {}, ""), TIERS.map((t) => el("th", { scope: "col" }, t)))),
+    el("tbody", {}, TIERS.map((client) => el("tr", {},
+      el("th", { scope: "row" }, client),
+      TIERS.map((theirs) => el("td", {
+        class: client === theirs ? "num agree" : "num",
+        "data-cell": `${client}-${theirs}`,
+      }, agreement.confusion[client][theirs]))))));
+  const disagreements = el("table", { class: "disagreements" },
+    el("caption", {}, "largest disagreements by |Δp|"),
+    el("thead", {}, el("tr", {}, ["request id", "row", pair.primary, pair.shadow, "|Δp|"]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, pair.largest_disagreements.map((d) => el("tr", {},
+      el("td", { class: "mono" }, d.request_id),
+      el("td", { class: "num" }, d.row),
+      el("td", {}, `${num(d.primary.probability, 3)} ${d.primary.tier}`),
+      el("td", {}, `${num(d.shadow.probability, 3)} ${d.shadow.tier}`),
+      el("td", { class: "num" }, num(d.abs_delta, 3))))));
+  return el("div", { class: "pair", "data-pair": `${pair.primary}-${pair.shadow}` },
+    el("h3", {}, `${pair.primary} (client) vs ${pair.shadow} (shadow)`),
+    el("dl", {},
+      el("dt", {}, "compared"),
+      el("dd", { "data-field": "compared" }, `${pair.compared} requests, ${pair.rows} rows `
+        + `(mirrored ${pair.mirrored}, dropped ${pair.dropped}, failed ${pair.failed})`),
+      el("dt", {}, "tier agreement"),
+      el("dd", { "data-field": "tier_agreement" }, percent(agreement.percent, 2)),
+      el("dt", {}, "PSI"),
+      el("dd", { "data-field": "psi" }, psi.value === null
+        ? "–" : `${num(psi.value, 4)} (${psi.reading})`),
+      el("dt", {}, "|Δp|"),
+      el("dd", { "data-field": "abs_delta" }, `mean ${num(delta.mean, 4)} · p50 ${num(delta.p50, 4)}`
+        + ` · p95 ${num(delta.p95, 4)} · max ${num(delta.max, 4)}`)),
+    el("div", { class: "side-by-side" }, matrix, disagreements));
+}
+
+// --- rollout --------------------------------------------------------------------------------
+
+function renderRolloutPlan(plan, routing) {
+  const box = document.getElementById("rollout-plan");
+  if (!plan) {
+    fill(box, el("p", { class: "muted", "data-field": "rollout_state" },
+      "No rollout plan in routing.yaml: weights change only through the CLI or an edit."));
+    return;
+  }
+  const weight = (routing.weights || {})[plan.candidate];
+  const steps = plan.steps || [];
+  const at = steps.indexOf(weight);
+  const next = steps.find((step) => step > (weight ?? -1));
+  const facts = [
+    ["candidate", `${plan.candidate} (${plan.strategy || "canary"})`],
+    ["steps", steps.map((s) => (s === weight ? `[${s} %]` : `${s} %`)).join(" → ")],
+    ["now", at >= 0 ? `step ${at + 1} of ${steps.length}: ${weight} %`
+      : `${weight ?? 0} % (not one of the steps)`],
+    ["next", next === undefined ? "promote: the candidate has every step behind it"
+      : `${next} % after ${plan.interval || "the interval"} if the checks pass`],
+  ];
+  if (plan.thresholds) {
+    facts.push(["thresholds", Object.entries(plan.thresholds).map(([k, v]) => `${k} ${v}`).join(" · ")]);
+  }
+  fill(box, el("dl", { "data-field": "rollout_state" },
+    facts.map(([name, value]) => [el("dt", {}, name), el("dd", {}, value)])));
+}
+
+// The rollout controller's decision log, from /stats "rollout_log" (null until it writes one).
+// Each entry is shown as it comes: time, verdict, and its numbers.
+function renderRolloutLog(entries) {
+  const box = document.getElementById("rollout-log");
+  if (!entries || !entries.length) {
+    fill(box, el("p", { class: "muted" }, "No rollout decisions logged."));
+    return;
+  }
+  fill(box, el("table", { class: "log" },
+    el("caption", {}, "last decisions, newest first"),
+    el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr", {},
+      el("td", { class: "mono" }, entry.at || ""),
+      el("td", {}, entry.verdict || entry.action || ""),
+      el("td", {}, entry.reason || JSON.stringify(entry)))))));
+}
+
+// --- the loop -------------------------------------------------------------------------------
+
+function section(id, render) {
+  try {
+    render();
+  } catch (error) {
+    fill(document.getElementById(id), el("p", { class: "error-text" }, `cannot show: ${error}`));
+  }
+}
+
+async function refresh() {
+  const [routing, stats, shadow] = await Promise.allSettled(
+    ["routing", "stats", "shadow"].map(getJSON),
+  );
+  const connection = document.getElementById("connection");
+  const failed = [routing, stats, shadow].filter((r) => r.status === "rejected");
+  if (failed.length) {
+    connection.className = "error-text";
+    connection.textContent = `✖ cannot read the gateway: ${failed[0].reason.message}`
+      + " (showing the last numbers it gave)";
+  } else {
+    connection.className = "muted";
+    connection.textContent = `✔ live, updated ${new Date().toLocaleTimeString()} (every second)`;
+  }
+  if (routing.status === "fulfilled") {
+    const r = routing.value;
+    section("routing-facts", () => renderRouting(r));
+    section("replicas-table", () => renderReplicas(r));
+    section("rollout-plan", () => renderRolloutPlan((r.config || {}).rollout, r));
+  }
+  if (stats.status === "fulfilled") {
+    section("versions-table", () => renderVersions(stats.value));
+    section("rollout-log", () => renderRolloutLog(stats.value.rollout_log));
+  }
+  if (shadow.status === "fulfilled") {
+    const r = routing.status === "fulfilled" ? routing.value : null;
+    section("shadow-body", () => renderShadow(shadow.value, r));
+  }
+}
+
+async function loop() {
+  await refresh();
+  setTimeout(loop, REFRESH_MS);
+}
+
+document.addEventListener("DOMContentLoaded", loop);

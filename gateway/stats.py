@@ -11,6 +11,7 @@ it is a configured one (or ``none``), the closed set the counters' labels alread
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -219,11 +220,34 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def read_rollout_log(routing_file: Path) -> list[dict] | None:
-    """The rollout controller's decision log (next to routing.yaml), for the status page.
+ROLLOUT_LOG_TAIL_BYTES = 256 * 1024  # the page shows the last few decisions; never the whole file
+ROLLOUT_LOG_ENTRIES = 10
+ROLLOUT_FIELDS = ("time", "by", "step", "weight", "from_weight", "verdict", "action", "reason")
 
-    The hook for the rollout controller: its log's format is that controller's to settle, so
-    until it is, there is nothing to read and the page says so. The page shows what this
-    returns in its rollout section (``renderRolloutLog`` in ui.js)."""
-    del routing_file
-    return None
+
+def read_rollout_log(routing_file: Path) -> list[dict] | None:
+    """The rollout controller's last decisions, for the status page; None when it has no log.
+
+    The controller (rollout/log.py) appends one JSON line per check to ``<stem>.rollout.jsonl``
+    next to routing.yaml. Only the file's tail is read, and only the fields the page shows are
+    kept, so a long rollout costs this endpoint nothing more."""
+    path = routing_file.with_name(f"{routing_file.stem}.rollout.jsonl")
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - ROLLOUT_LOG_TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return None
+    lines = data[: data.rfind(b"\n") + 1].splitlines()
+    if size > ROLLOUT_LOG_TAIL_BYTES:
+        lines = lines[1:]  # the first may be cut
+    entries = []
+    for raw in lines[-ROLLOUT_LOG_ENTRIES:]:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append({key: entry[key] for key in ROLLOUT_FIELDS if key in entry})
+    return entries

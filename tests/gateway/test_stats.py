@@ -214,3 +214,23 @@ def test_stats_and_ui_are_served(tmp_path: Path) -> None:
             assert f"ui/assets/{asset}" in page.text
             assert client.get(f"/ui/assets/{asset}").status_code == 200
         assert "/stats" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_rollout_log_gives_the_last_decisions_and_only_what_the_page_shows(tmp_path):
+    from gateway.stats import ROLLOUT_LOG_ENTRIES, read_rollout_log
+    from rollout.log import DecisionLog, default_log_path
+
+    routing = tmp_path / "routing.yaml"
+    assert read_rollout_log(routing) is None  # no rollout has run
+    log = DecisionLog(default_log_path(routing))  # where the controller writes it
+    for step in range(15):
+        log.append({"by": "controller", "step": step, "weight": 5, "verdict": "PASS",
+                    "action": "hold", "reason": f"check {step}",
+                    "baselines": {"huge": list(range(1000))}})  # fmt: skip
+    with open(default_log_path(routing), "ab") as handle:
+        handle.write(b'{"torn": ')  # a line still being written
+    entries = read_rollout_log(routing)
+    assert entries is not None and len(entries) == ROLLOUT_LOG_ENTRIES
+    assert [e["step"] for e in entries] == list(range(5, 15))
+    assert all("baselines" not in e and e["time"] for e in entries)
+    assert entries[-1]["reason"] == "check 14" and entries[-1]["verdict"] == "PASS"

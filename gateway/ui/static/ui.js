@@ -306,9 +306,10 @@ function renderRolloutLog(entries) {
   fill(box, el("table", { class: "log" },
     el("caption", {}, "last decisions, newest first"),
     el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr", {},
-      el("td", { class: "mono" }, entry.at || ""),
-      el("td", {}, entry.verdict || entry.action || ""),
-      el("td", {}, entry.reason || JSON.stringify(entry)))))));
+      el("td", { class: "mono" }, (entry.time || "").replace("T", " ").slice(0, 19)),
+      el("td", {}, entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
+      el("td", {}, [entry.verdict, entry.action].filter(Boolean).join(" → ")),
+      el("td", {}, entry.reason || ""))))));
 }
 
 // --- the loop -------------------------------------------------------------------------------

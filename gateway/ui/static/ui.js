@@ -179,6 +179,9 @@ function renderChart(stats) {
     const points = values.map((v, i) => `${x(times[i]).toFixed(1)},${y(v).toFixed(1)}`);
     chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke,
       "stroke-width": 2, "stroke-dasharray": dash, "data-version": version }));
+    // The newest point marked, so a line of one point (a gateway just started) still shows.
+    const last = values.length - 1;
+    chart.append(svg("circle", { cx: x(times[last]), cy: y(values[last]), r: 3, fill: stroke }));
   });
   fill(box, chart);
 

@@ -175,7 +175,7 @@ def test_counts_that_go_back_never_give_negative_rates() -> None:
     sampler = StatsSampler(list)
     # A worker's file vanished between the second and third sample: the sum dropped.
     for at, requests in [(0.0, 5.0), (1.0, 9.0), (2.0, 2.0), (3.0, 4.0)]:
-        sampler.ring.append(Sample(at, {"v2.3.1": VersionCounts(requests)}))
+        sampler.add(Sample(at, {"v2.3.1": VersionCounts(requests)}))
     document = sampler.describe(CONFIGURED)
     assert document["series"]["rps"]["v2.3.1"] == [4.0, 0.0, 2.0]
     assert rows(document)["v2.3.1"]["requests"] == 0  # 4 - 5 over the window: not -1

@@ -119,9 +119,30 @@ class StatsSampler:
         self.read = read
         self.clock = clock
         self.ring: deque[Sample] = deque(maxlen=size)
+        # Requests/s per version between each two consecutive samples, kept as the ring grows,
+        # so a GET /stats does not recompute ten minutes of differences on the event loop.
+        self.points: deque[tuple[float, dict[str, float]]] = deque(maxlen=max(1, size - 1))
+        self._cached: tuple[tuple[object, ...], dict] | None = None
 
     def sample(self) -> None:
-        self.ring.append(Sample(self.clock(), read_counts(self.read())))
+        self.add(Sample(self.clock(), read_counts(self.read())))
+
+    def add(self, sample: Sample) -> None:
+        previous = self.ring[-1] if self.ring else None
+        self.ring.append(sample)
+        if previous is not None and sample.at > previous.at:
+            dt = sample.at - previous.at
+            self.points.append(
+                (
+                    round(sample.at, 3),
+                    {
+                        version: round(
+                            max(0.0, counts.requests - _requests(previous, version)) / dt, 3
+                        )
+                        for version, counts in sample.versions.items()
+                    },
+                )
+            )
 
     async def run(self, interval_s: float = SAMPLE_INTERVAL_S) -> None:
         while True:
@@ -134,7 +155,16 @@ class StatsSampler:
     def describe(self, configured: Mapping[str, int], window_s: float = WINDOW_S) -> dict:
         """Per version numbers over the last ``window_s`` and requests/s for the whole ring.
 
-        ``configured`` is the active config's percent per version, in the config's order."""
+        ``configured`` is the active config's percent per version, in the config's order. The
+        document is computed once per sample and config (every open page asks every second)."""
+        key = (len(self.points), self.ring[-1].at if self.ring else None, *configured.items())
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        document = self._describe(configured, window_s)
+        self._cached = (key, document)
+        return document
+
+    def _describe(self, configured: Mapping[str, int], window_s: float) -> dict:
         ring = list(self.ring)
         latest = ring[-1] if ring else None
         base = next((s for s in ring if latest and s.at >= latest.at - window_s), None)
@@ -158,7 +188,10 @@ class StatsSampler:
             "window_s": round(span, 3),
             "sample_interval_s": SAMPLE_INTERVAL_S,
             "versions": rows,
-            "series": self._series(ring, versions),
+            "series": {
+                "times": [at for at, _ in self.points],
+                "rps": {v: [rps.get(v, 0.0) for _, rps in self.points] for v in versions},
+            },
         }
 
     @staticmethod
@@ -199,21 +232,10 @@ class StatsSampler:
         )
         return row
 
-    @staticmethod
-    def _series(ring: Sequence[Sample], versions: Sequence[str]) -> dict:
-        """Requests/s per version between each two consecutive samples."""
-        times: list[float] = []
-        rps: dict[str, list[float]] = {version: [] for version in versions}
-        for old, new in zip(ring, ring[1:], strict=False):
-            dt = new.at - old.at
-            if dt <= 0:
-                continue
-            times.append(round(new.at, 3))
-            for version in versions:
-                a = old.versions.get(version, VersionCounts()).requests
-                b = new.versions.get(version, VersionCounts()).requests
-                rps[version].append(round(max(0.0, b - a) / dt, 3))
-        return {"times": times, "rps": rps}
+
+def _requests(sample: Sample, version: str) -> float:
+    counts = sample.versions.get(version)
+    return counts.requests if counts is not None else 0.0
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -1,7 +1,9 @@
 """GET /ui: the status page, static files served by the gateway itself (no build step, no CDN).
 
 static/ holds the whole page: index.html, ui.js (it fetches /routing, /stats and /shadow every
-second and draws them), ui.css. The page only reads: nothing on it can change routing.
+second and draws them), ui.css. The page only reads: nothing on it can change routing. Its
+URLs are relative (``ui/assets/ui.js``, ``routing``), so it also works behind a proxy that serves
+the gateway under a path prefix.
 """
 
 from __future__ import annotations

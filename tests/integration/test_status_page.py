@@ -85,6 +85,8 @@ class StatusPage:
 
     def close(self) -> None:
         assert self.page.evaluate("window.sameDocument === true"), "the page reloaded"
+        # A part the page could not draw is reported there, not in the console.
+        assert self.text("#connection").startswith("✔ live"), self.text("#connection")
         self.context.close()
         assert self.errors == [], self.errors
 

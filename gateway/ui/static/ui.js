@@ -87,7 +87,10 @@ function renderRouting(routing) {
   const box = document.getElementById("reload-error");
   const error = routing.last_reload_error;
   box.hidden = !error;
-  if (error) {
+  // Redrawn only when it changes: the box is an alert, announced each time it is redrawn.
+  const key = JSON.stringify([error, routing.revision]);
+  if (error && box.dataset.key !== key) {
+    box.dataset.key = key;
     fill(
       box,
       el("strong", {}, `✖ Reload failed at ${error.at}: the file on disk is NOT in effect; `
@@ -176,6 +179,9 @@ function renderChart(stats) {
     const points = values.map((v, i) => `${x(times[i]).toFixed(1)},${y(v).toFixed(1)}`);
     chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke,
       "stroke-width": 2, "stroke-dasharray": dash, "data-version": version }));
+    // The newest point marked, so a line of one point (a gateway just started) still shows.
+    const last = values.length - 1;
+    chart.append(svg("circle", { cx: x(times[last]), cy: y(values[last]), r: 3, fill: stroke }));
   });
   fill(box, chart);
 
@@ -314,11 +320,13 @@ function renderRolloutLog(entries) {
 
 // --- the loop -------------------------------------------------------------------------------
 
-function section(id, render) {
+// One part that cannot be drawn (a gateway of another version sending another shape) must not
+// stop the others; what went wrong shows on the connection line.
+function section(name, render, problems) {
   try {
     render();
   } catch (error) {
-    fill(document.getElementById(id), el("p", { class: "error-text" }, `cannot show: ${error}`));
+    problems.push(`cannot show ${name}: ${error}`);
   }
 }
 
@@ -326,29 +334,30 @@ async function refresh() {
   const [routing, stats, shadow] = await Promise.allSettled(
     ["routing", "stats", "shadow"].map(getJSON),
   );
-  const connection = document.getElementById("connection");
-  const failed = [routing, stats, shadow].filter((r) => r.status === "rejected");
-  if (failed.length) {
-    connection.className = "error-text";
-    connection.textContent = `✖ cannot read the gateway: ${failed[0].reason.message}`
-      + " (showing the last numbers it gave)";
-  } else {
-    connection.className = "muted";
-    connection.textContent = `✔ live, updated ${new Date().toLocaleTimeString()} (every second)`;
-  }
+  const problems = [routing, stats, shadow]
+    .filter((r) => r.status === "rejected")
+    .map((r) => `cannot read the gateway: ${r.reason.message} (showing the last numbers it gave)`);
   if (routing.status === "fulfilled") {
     const r = routing.value;
-    section("routing-facts", () => renderRouting(r));
-    section("replicas-table", () => renderReplicas(r));
-    section("rollout-plan", () => renderRolloutPlan((r.config || {}).rollout, r));
+    section("the routing", () => renderRouting(r), problems);
+    section("the replicas", () => renderReplicas(r), problems);
+    section("the rollout plan", () => renderRolloutPlan((r.config || {}).rollout, r), problems);
   }
   if (stats.status === "fulfilled") {
-    section("versions-table", () => renderVersions(stats.value));
-    section("rollout-log", () => renderRolloutLog(stats.value.rollout_log));
+    section("the versions", () => renderVersions(stats.value), problems);
+    section("the rollout log", () => renderRolloutLog(stats.value.rollout_log), problems);
   }
   if (shadow.status === "fulfilled") {
     const r = routing.status === "fulfilled" ? routing.value : null;
-    section("shadow-body", () => renderShadow(shadow.value, r));
+    section("the shadow comparison", () => renderShadow(shadow.value, r), problems);
+  }
+  const connection = document.getElementById("connection");
+  if (problems.length) {
+    connection.className = "error-text";
+    connection.textContent = `✖ ${problems.join("; ")}`;
+  } else {
+    connection.className = "muted";
+    connection.textContent = `✔ live, updated ${new Date().toLocaleTimeString()} (every second)`;
   }
 }
 

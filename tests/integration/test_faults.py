@@ -160,7 +160,9 @@ def test_hung_replica_costs_at_most_one_timeout_then_is_ejected(
         path = tmp_path / "routing.yaml"
         path.write_text(routing_yaml(hosts, weights={"v2.3.1": 100, "v2.4.0": 0}))
         resolve = {**resolve_map(fresh_replicas), "hung:8000": hung.address}
-        gw = gateway(path, resolve, **FAST).start(log_dir)
+        # A cool-down longer than the run: on a busy machine 1,000 requests can outlast FAST's
+        # 2 s, and the hung replica (whose /health passes) would be let back in mid-run.
+        gw = gateway(path, resolve, **{**FAST, "eject_cooldown_s": 60.0}).start(log_dir)
         try:
             wait_for(f"http://{gw.address}/ready")
             url = f"http://{gw.address}"

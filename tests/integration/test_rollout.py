@@ -351,7 +351,7 @@ def test_the_prometheus_source_gives_the_same_verdicts(
     targets += [r["address"].removeprefix("http://") for r in routing["replicas"]]
     workdir = tmp_path / "prometheus"
     workdir.mkdir()
-    with Prometheus(targets, workdir, interval_s=1) as prometheus, httpx.Client() as client:
+    with Prometheus(targets, workdir, interval_ms=1000) as prometheus, httpx.Client() as client:
         scrape = ScrapeSource([stack.gateway_url], client)
         promql = PrometheusSource(prometheus.url, client)
         # The same traffic seen both ways, once Prometheus has scraped all of it.

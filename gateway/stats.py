@@ -22,6 +22,8 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
+from gateway.quantile import histogram_quantile
+
 log = logging.getLogger("gateway")
 
 SAMPLE_INTERVAL_S = 1.0
@@ -84,19 +86,9 @@ def read_counts(families: Iterable[Metric]) -> dict[str, VersionCounts]:
 
 
 def bucket_quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
-    """A quantile from cumulative (upper bound, count) buckets, +Inf last, by linear
-    interpolation inside the bucket, as Prometheus's histogram_quantile does."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    low_bound, low_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank and count > low_count:
-            if math.isinf(bound):
-                return low_bound  # in +Inf: the highest finite bound, as Prometheus
-            return low_bound + (bound - low_bound) * (rank - low_count) / (count - low_count)
-        low_bound, low_count = bound, count
-    return low_bound
+    """A quantile from cumulative (upper bound, count) buckets, +Inf last."""
+    finite = [bound for bound, _ in buckets if not math.isinf(bound)]
+    return histogram_quantile(q, finite, [count for _, count in buckets])
 
 
 def _bucket_delta(

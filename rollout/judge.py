@@ -29,6 +29,7 @@ from enum import StrEnum
 from statistics import NormalDist
 
 from gateway.config import RolloutThresholds
+from gateway.quantile import histogram_quantile
 from gateway.shadow.compare import psi as population_stability_index
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
 
@@ -163,19 +164,8 @@ def wilson_lower(successes: float, n: float, z: float) -> float:
 def quantile_from_buckets(
     q: float, cumulative: Sequence[float], bounds: Sequence[float] = LATENCY_BOUNDS
 ) -> float | None:
-    """The q-quantile of a cumulative histogram (last count is +Inf), interpolated linearly
-    within its bucket; the highest finite bound when it falls in +Inf. None with no samples."""
-    total = cumulative[-1]
-    if total <= 0:
-        return None
-    rank = q * total
-    below, lower = 0.0, 0.0
-    for bound, count in zip(bounds, cumulative, strict=False):
-        if count >= rank:
-            width = count - below
-            return lower + (bound - lower) * ((rank - below) / width if width > 0 else 1.0)
-        below, lower = count, bound
-    return bounds[-1]
+    """The q-quantile of a cumulative histogram (last count is +Inf); None with no samples."""
+    return histogram_quantile(q, bounds, cumulative)
 
 
 def p99(counts: VersionCounts) -> float | None:

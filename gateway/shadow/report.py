@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.quantile import histogram_quantile
 from gateway.shadow.compare import PROBABILITY_BOUNDS, TIERS, psi, psi_reading, quantile
 from gateway.shadow.tally import FAILURES, LATENCY_BOUNDS, PairTally
 
@@ -85,21 +87,8 @@ def describe_pair(primary: str, shadow: str, tally: PairTally) -> dict[str, Any]
 
 
 def bucket_quantile(counts: Sequence[int], q: float) -> float | None:
-    """A quantile from histogram counts per LATENCY_BOUNDS bucket (the last is +Inf), by linear
-    interpolation inside the bucket, as Prometheus's histogram_quantile does."""
-    total = sum(counts)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for i, count in enumerate(counts):
-        if seen + count >= rank and count:
-            if i == len(LATENCY_BOUNDS):
-                return LATENCY_BOUNDS[-1]  # in +Inf: the highest finite bound, as Prometheus
-            low = LATENCY_BOUNDS[i - 1] if i else 0.0
-            return low + (LATENCY_BOUNDS[i] - low) * (rank - seen) / count
-        seen += count
-    return LATENCY_BOUNDS[-1]
+    """A quantile from histogram counts per LATENCY_BOUNDS bucket (the last is +Inf)."""
+    return histogram_quantile(q, LATENCY_BOUNDS, list(itertools.accumulate(counts)))
 
 
 def _percent(part: int, whole: int) -> float | None:

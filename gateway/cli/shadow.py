@@ -11,10 +11,9 @@ from gateway.cli.base import Commands
 from gateway.cli.client import fetch_json
 from gateway.cli.status import DEFAULT_URL
 from gateway.cli.text import table, text
+from gateway.shadow.compare import TIERS
 
 __all__ = ["format_shadow", "register"]
-
-TIERS = ("low", "medium", "high")
 
 
 def register(commands: Commands) -> None:

@@ -23,9 +23,8 @@ from prometheus_client.registry import Collector
 
 from gateway.client_limits import PHASES
 from gateway.pool import ReplicaState
+from gateway.quantile import LATENCY_BUCKETS
 from gateway.state import GatewayState
-
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def _status_labels() -> dict[int, str]:

@@ -1,12 +1,16 @@
-"""Quantiles from histogram buckets, computed as Prometheus's ``histogram_quantile`` does.
+"""The gateway's latency buckets, and quantiles from bucket counts as Prometheus computes them.
 
-One implementation for every reader of bucket counts: the status page's /stats, the shadow
-report's latency, and the rollout controller's p99.
+One set of bounds for every latency histogram the gateway exports (client requests, both sides
+of a shadow comparison), and one ``histogram_quantile`` for every reader of bucket counts: the
+status page's /stats, the shadow report, and the rollout controller's p99. A module of its own
+with no imports from the gateway, so any of them can use it without an import cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def histogram_quantile(

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.quantile import LATENCY_BUCKETS
 from gateway.shadow.compare import PROBABILITY_BOUNDS, TIER_INDEX, TIERS, RowComparison
 
 # Why a mirror was not compared, or that it was. A closed set: these become metric labels.
@@ -35,7 +36,7 @@ SIDES = ("primary", "shadow")
 
 # |Δp| histogram bounds (probability units) and latency bounds (seconds, as the gateway's).
 DELTA_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BOUNDS = LATENCY_BUCKETS
 SAMPLE_SIZE = 5000  # |Δp| values kept for quantiles: exact up to this many rows, sampled beyond
 LARGEST = 5  # disagreements kept for an operator to replay
 

@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.quantile import LATENCY_BUCKETS
+from gateway.shadow.compare import PROBABILITY_BOUNDS as SHADOW_PROBABILITY_BOUNDS
+
 __all__ = [
     "LATENCY_BOUNDS",
     "PROBABILITY_BOUNDS",
@@ -24,10 +27,11 @@ __all__ = [
     "snapshot_from_samples",
 ]
 
-# The gateway's request-duration buckets and the model servers' probability buckets
-# (gateway/metrics.py, model_server/metrics.py); a bound a source does not see counts as empty.
-LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PROBABILITY_BOUNDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# The gateway's request-duration buckets and the model servers' probability buckets (the same
+# ten bins as the shadow report's; model_server/metrics.py keeps its own copy, as the model
+# server does not import the gateway); a bound a source does not see counts as empty.
+LATENCY_BOUNDS = LATENCY_BUCKETS
+PROBABILITY_BOUNDS = SHADOW_PROBABILITY_BOUNDS
 
 # The series a source must provide (names as exposed, with the _total / _bucket suffix).
 REQUESTS = "gateway_requests_total"  # {version, reason, status}

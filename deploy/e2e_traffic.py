@@ -3,11 +3,12 @@
     python deploy/e2e_traffic.py wait    --url URL [--timeout S]
     python deploy/e2e_traffic.py split   --url URL --requests N [--expect V=SHARE ...] [--sigmas K]
     python deploy/e2e_traffic.py revision --url URL [--changed-from REV] [--timeout S]
-    python deploy/e2e_traffic.py load    --url URL --seconds S --concurrency C --out FILE
+    python deploy/e2e_traffic.py load    --url URL --seconds S --concurrency C --out FILE [--varied]
     python deploy/e2e_traffic.py check-load FILE [--min-requests N] [--only V]
     python deploy/e2e_traffic.py pin     --url URL --version V
+    python deploy/e2e_traffic.py prometheus --url PROMETHEUS --gateway URL [--timeout S]
 
-Every loop is bounded by a count and a time limit; only the given URL (a 127.0.0.1 address) is
+Every loop is bounded by a count and a time limit; only the given URLs (127.0.0.1 addresses) are
 ever contacted. Each subcommand prints one summary line and exits non-zero when its check fails.
 """
 
@@ -25,10 +26,10 @@ from pathlib import Path
 import httpx
 
 # The chapter's full payload, as shipped for curl users.
-CUSTOMER = json.loads(
-    (Path(__file__).resolve().parents[1] / "examples" / "customer.json").read_text()
-)
+ROOT = Path(__file__).resolve().parents[1]
+CUSTOMER = json.loads((ROOT / "examples" / "customer.json").read_text())
 MAX_REQUESTS = 50_000
+SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 
 class CheckFailed(Exception):
@@ -117,8 +118,18 @@ def cmd_revision(args: argparse.Namespace) -> None:
     raise CheckFailed(f"still revision {args.changed_from} after {args.timeout} s")
 
 
-async def run_load(url: str, seconds: float, concurrency: int) -> dict:
+def varied_customers() -> list[dict]:
+    """The benchmark's seeded, varied customers: a judge of prediction drift (PSI) needs a spread
+    of probabilities, which one repeated payload does not give."""
+    sys.path.insert(0, str(ROOT))  # bench/ is a directory of the checkout, not an installed package
+    from bench.batch import make_customers
+
+    return make_customers(500)
+
+
+async def run_load(url: str, seconds: float, concurrency: int, varied: bool = False) -> dict:
     stop_at = time.monotonic() + seconds
+    customers = varied_customers() if varied else [CUSTOMER]
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     failures: list[str] = []
@@ -131,7 +142,7 @@ async def run_load(url: str, seconds: float, concurrency: int) -> dict:
             sent += 1
             t0 = time.perf_counter()
             try:
-                resp = await client.post("/predict", json=CUSTOMER)
+                resp = await client.post("/predict", json=customers[sent % len(customers)])
                 counts[served_version(resp)] += 1
                 reasons[resp.headers.get("x-route-reason", "?")] += 1
             except (httpx.HTTPError, CheckFailed, ValueError) as exc:
@@ -163,7 +174,9 @@ async def run_load(url: str, seconds: float, concurrency: int) -> dict:
 
 
 def cmd_load(args: argparse.Namespace) -> None:
-    result = asyncio.run(run_load(args.url, min(args.seconds, 300.0), args.concurrency))
+    result = asyncio.run(
+        run_load(args.url, min(args.seconds, 300.0), args.concurrency, args.varied)
+    )
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"load: {json.dumps({k: v for k, v in result.items() if k != 'failures'})}")
 
@@ -189,6 +202,79 @@ def cmd_pin(args: argparse.Namespace) -> None:
     if version != args.version or reason != "pinned":
         raise CheckFailed(f"pinned {args.version}, served {version} ({reason})")
     print(f"pinned {args.version}: served {version}, X-Route-Reason {reason}")
+
+
+def gateway_requests_total(client: httpx.Client, url: str) -> float:
+    """The gateway's own count of client requests, from its /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get(f"{url}/metrics").raise_for_status().text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "gateway_requests_total"
+    )
+
+
+def cmd_prometheus(args: argparse.Namespace) -> None:
+    """Every target of the scrape config up, and PromQL's sum of the gateway's requests equal to
+    what the gateway itself counts (the traffic has stopped, so the next scrape must agree)."""
+    import yaml
+
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    expected = {
+        (job["job_name"], target)
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    deadline = time.monotonic() + args.timeout
+    with httpx.Client(timeout=5.0) as client:
+
+        def query(promql: str) -> list[dict]:
+            body = client.get(f"{args.url}/api/v1/query", params={"query": promql}).json()
+            if body.get("status") != "success":
+                raise CheckFailed(f"{promql}: {body}")
+            return body["data"]["result"]
+
+        up: dict[tuple[str, str], str] = {}
+        while time.monotonic() < deadline:
+            targets = client.get(f"{args.url}/api/v1/targets").json()["data"]["activeTargets"]
+            up = {
+                (t["labels"]["job"], t["labels"]["instance"]): t["health"]
+                + (f" ({t['lastError']})" if t.get("lastError") else "")
+                for t in targets
+            }
+            if set(up) == expected and set(up.values()) == {"up"}:
+                break
+            time.sleep(1)
+        else:
+            raise CheckFailed(f"targets after {args.timeout} s: {up}, expected {sorted(expected)}")
+        print(f"all {len(up)} targets up: {', '.join(f'{j}/{i}' for j, i in sorted(up))}")
+
+        want = gateway_requests_total(client, args.gateway)
+        got: float | None = None
+        while time.monotonic() < deadline:
+            result = query("sum(gateway_requests_total)")
+            got = float(result[0]["value"][1]) if result else None
+            if got == want:
+                break
+            time.sleep(1)
+        else:
+            raise CheckFailed(f"sum(gateway_requests_total) = {got}, the gateway counts {want}")
+        by_version = {
+            r["metric"].get("version", "?"): float(r["value"][1])
+            for r in query("sum by (version) (gateway_requests_total)")
+        }
+        predictions = {
+            r["metric"].get("version", "?"): float(r["value"][1])
+            for r in query("sum by (version) (model_churn_probability_count)")
+        }
+        print(
+            f"sum(gateway_requests_total) = {got:.0f}, as the gateway counts; by version "
+            f"{by_version}; replicas' model_churn_probability_count by version {predictions}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--out", required=True)
+    p.add_argument("--varied", action="store_true", help="varied customers, not one payload")
     p.set_defaults(run=cmd_load)
 
     p = sub.add_parser("check-load")
@@ -230,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", required=True)
     p.add_argument("--version", required=True)
     p.set_defaults(run=cmd_pin)
+
+    p = sub.add_parser("prometheus")
+    p.add_argument("--url", required=True, help="the Prometheus server")
+    p.add_argument("--gateway", required=True, help="the gateway it scrapes")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(run=cmd_prometheus)
 
     args = parser.parse_args(argv)
     try:

@@ -33,7 +33,18 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUTING = ROOT / "routing.yaml"
 COMPOSE = ROOT / "docker-compose.yml"
 K8S = ROOT / "deploy" / "kubernetes"
-DOCKERFILES = {"model": ROOT / "Dockerfile.model", "gateway": ROOT / "Dockerfile.gateway"}
+DOCKERFILES = {
+    "model": ROOT / "Dockerfile.model",
+    "gateway": ROOT / "Dockerfile.gateway",
+    "prometheus": ROOT / "Dockerfile.prometheus",
+}
+# The application images; Dockerfile.prometheus packages Debian's Prometheus for the stack.
+APP_DOCKERFILES = ("gateway", "model")
+SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+# Compose services that are not model replicas, and the profile each needs (None: always up).
+GATEWAY = "gateway"
+PROMETHEUS = "prometheus"
+SUPPORT_SERVICES = {GATEWAY: None, PROMETHEUS: "monitoring"}
 LOCK = ROOT / "deploy" / "requirements-lock.txt"
 GATEWAY_REQUIREMENTS = ROOT / "deploy" / "requirements-gateway.txt"
 E2E = ROOT / "deploy" / "e2e-containers.sh"
@@ -87,12 +98,15 @@ def replica_versions() -> dict[str, str]:
 
 
 @cache
-def compose_config() -> dict[str, Any]:
-    """docker-compose.yml as compose itself resolves it (anchors, defaults, absolute paths)."""
+def compose_config(profile: str = "*") -> dict[str, Any]:
+    """docker-compose.yml as compose itself resolves it (anchors, defaults, absolute paths), with
+    the services of ``profile`` ("*": every profile, "": only those a plain `up` starts)."""
+    selected = ["--profile", profile] if profile else []
     done = run(
         tool("docker-compose"),
         "-f",
         str(COMPOSE),
+        *selected,
         "config",
         "--format",
         "json",
@@ -104,7 +118,7 @@ def compose_config() -> dict[str, Any]:
 
 def model_services() -> dict[str, dict[str, Any]]:
     services = compose_config()["services"]
-    return {name: svc for name, svc in services.items() if name != "gateway"}
+    return {name: svc for name, svc in services.items() if name not in SUPPORT_SERVICES}
 
 
 @cache
@@ -153,8 +167,13 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 # --- the real tools ------------------------------------------------------------------------------
 
 
-def test_docker_compose_config_is_valid() -> None:
-    done = run(tool("docker-compose"), "-f", str(COMPOSE), "config", "-q", env=clean_env())
+@pytest.mark.parametrize(
+    "profile", [[], ["--profile", "monitoring"]], ids=["default", "monitoring"]
+)
+def test_docker_compose_config_is_valid(profile: list[str]) -> None:
+    done = run(
+        tool("docker-compose"), "-f", str(COMPOSE), *profile, "config", "-q", env=clean_env()
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -253,7 +272,20 @@ def test_compose_gateway_published_on_loopback_only() -> None:
             assert port.get("host_ip") == "127.0.0.1", f"{name}: {port}"
     gateway_ports = compose_config()["services"]["gateway"]["ports"]
     assert [(p["published"], p["target"]) for p in gateway_ports] == [("8080", 8080)]
+    prometheus_ports = compose_config()["services"][PROMETHEUS]["ports"]
+    assert [(p["published"], p["target"]) for p in prometheus_ports] == [("9090", 9090)]
     assert all(not svc.get("ports") for svc in model_services().values())
+
+
+def test_compose_prometheus_port_can_be_moved() -> None:
+    env = clean_env() | {"STREAMFLOW_PROMETHEUS_PORT": "19090"}
+    done = run(
+        tool("docker-compose"), "-f", str(COMPOSE), "--profile", "monitoring", "config",
+        "--format", "json", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (port,) = json.loads(done.stdout)["services"][PROMETHEUS]["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "19090", 9090)
 
 
 def test_compose_gateway_waits_for_healthy_replicas() -> None:
@@ -262,7 +294,9 @@ def test_compose_gateway_waits_for_healthy_replicas() -> None:
     assert {d["condition"] for d in depends.values()} == {"service_healthy"}
     for name, svc in compose_config()["services"].items():
         check = svc.get("healthcheck", {}).get("test", [])
-        assert any("/health" in part for part in check), f"{name}: no /health healthcheck"
+        # Prometheus is healthy once it answers queries: its /-/ready, not /-/healthy.
+        path = "/-/ready" if name == PROMETHEUS else "/health"
+        assert any(path in part for part in check), f"{name}: no {path} healthcheck"
 
 
 def test_compose_bind_mount_sources_and_dockerfiles_exist() -> None:
@@ -298,6 +332,115 @@ def test_compose_routing_dir_can_be_overridden(tmp_path: Path) -> None:
     assert [v["source"] for v in volumes if v["type"] == "bind"] == [str(tmp_path)]
 
 
+# --- the monitoring profile: Prometheus ---------------------------------------------------------
+
+
+def test_every_compose_service_is_a_replica_or_a_known_support_service() -> None:
+    # model_services() is "everything else": a new kind of service must be named here first.
+    services = set(compose_config()["services"])
+    assert services == set(replica_versions()) | set(SUPPORT_SERVICES)
+    for name, svc in model_services().items():
+        assert svc["image"].split(":")[0].endswith("streamflow-model"), name
+
+
+def test_compose_support_services_run_only_under_their_profile() -> None:
+    services = compose_config()["services"]
+    for name, profile in SUPPORT_SERVICES.items():
+        assert services[name].get("profiles", []) == ([profile] if profile else []), name
+    for name in model_services():
+        assert not services[name].get("profiles"), f"{name}: a replica must always run"
+    # A plain `docker-compose up` is the stack without monitoring, as before the profile existed.
+    assert set(compose_config("")["services"]) == set(replica_versions()) | {GATEWAY}
+    assert set(compose_config("monitoring")["services"]) == set(services)
+
+
+def test_compose_prometheus_is_built_from_the_local_base_never_pulled() -> None:
+    svc = compose_config()["services"][PROMETHEUS]
+    build = svc["build"]
+    assert Path(build["dockerfile"]).name == "Dockerfile.prometheus"
+    assert build.get("network") == "host", "apt reaches Debian through the host's network"
+    assert svc["image"].split(":")[0] == "streamflow-prometheus"
+    froms = [
+        args for word, args in dockerfile_instructions(DOCKERFILES["prometheus"]) if word == "FROM"
+    ]
+    assert froms == ["python:3.11-slim"], "the one base image the engine has locally"
+    # The tag is the Prometheus version the Dockerfile installs.
+    assert image_tag(svc["image"]) == prometheus_deb_version().split("+")[0]
+
+
+def test_compose_prometheus_is_hardened_like_the_other_services() -> None:
+    svc = compose_config()["services"][PROMETHEUS]
+    assert svc["read_only"] is True
+    assert svc["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in svc["security_opt"]
+    # The only writable path is the TSDB volume, where the Dockerfile points --storage.tsdb.path.
+    (volume,) = svc["volumes"]
+    assert volume["type"] == "volume" and volume["target"] == "/prometheus"
+    assert volume["source"] in compose_config()["volumes"]
+    assert "--storage.tsdb.path=/prometheus" in prometheus_argv()
+    assert any(arg.startswith("--storage.tsdb.retention.size=") for arg in prometheus_argv())
+
+
+def prometheus_deb_version() -> str:
+    steps = dockerfile_instructions(DOCKERFILES["prometheus"])
+    (arg,) = [a for w, a in steps if w == "ARG" and a.startswith("PROMETHEUS_DEB_VERSION=")]
+    return arg.partition("=")[2]
+
+
+def prometheus_argv() -> list[str]:
+    steps = dockerfile_instructions(DOCKERFILES["prometheus"])
+    (entrypoint,) = [json.loads(a) for w, a in steps if w == "ENTRYPOINT"]
+    (cmd,) = [json.loads(a) for w, a in steps if w == "CMD"]
+    return entrypoint + cmd
+
+
+def test_prometheus_dockerfile_installs_debians_package_and_bakes_the_scrape_config() -> None:
+    steps = dockerfile_instructions(DOCKERFILES["prometheus"])
+    runs = " ".join(a for w, a in steps if w == "RUN")
+    assert "apt-get install -y --no-install-recommends" in runs
+    assert '"prometheus=${PROMETHEUS_DEB_VERSION}"' in runs, "pinned to the ARG's version"
+    assert "rm -rf /var/lib/apt/lists/*" in runs
+    config = [a for w, a in steps if w == "COPY"]
+    assert config == ["deploy/prometheus/prometheus.yml /etc/prometheus/prometheus.yml"]
+    assert SCRAPE_CONFIG.is_file()
+    assert "promtool check config /etc/prometheus/prometheus.yml" in runs, "checked at build"
+    argv = prometheus_argv()
+    assert argv[0] == "/usr/bin/prometheus"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in argv
+    assert "--web.listen-address=0.0.0.0:9090" in argv
+    assert not any("lifecycle" in arg or "admin-api" in arg for arg in argv), "no HTTP control"
+    final = [a for w, a in steps if w == "USER"]
+    assert final and final[-1].split(":")[0] == str(NON_ROOT_UID)
+    assert "chown 10001:10001 /prometheus" in runs, "the volume starts owned by the server's uid"
+
+
+def scrape_targets() -> dict[str, set[tuple[str, int]]]:
+    """job -> {(host, port)} of deploy/prometheus/prometheus.yml."""
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    jobs: dict[str, set[tuple[str, int]]] = {}
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                host, _, port = target.rpartition(":")
+                jobs.setdefault(job["job_name"], set()).add((host, int(port)))
+    return jobs
+
+
+def test_scrape_config_targets_are_the_compose_services_at_their_ports() -> None:
+    jobs = scrape_targets()
+    services = compose_config()["services"]
+    # The gateway is one target even when it runs several workers: its /metrics is their sum
+    # (gateway/metrics_share.py).
+    assert jobs["streamflow-gateway"] == {(GATEWAY, 8080)}
+    assert services[GATEWAY]["ports"][0]["target"] == 8080
+    replicas = {(host, port) for hosts in routing().values() for host, port in hosts}
+    assert jobs["streamflow-model"] == replicas
+    for host, port in jobs["streamflow-model"]:
+        assert str(port) in [str(p) for p in services[host].get("expose", [])], host
+    assert set(jobs) == {"streamflow-gateway", "streamflow-model"}
+
+
 # --- Dockerfiles and build context --------------------------------------------------------------
 
 
@@ -308,7 +451,8 @@ def test_dockerfile_discipline(name: str) -> None:
     assert not re.search(r"(?im)^#\s*syntax\s*=", text), "no # syntax= line: no registry here"
     steps = dockerfile_instructions(path)
     froms = [args for word, args in steps if word == "FROM"]
-    assert len(froms) >= 2, "multi-stage build expected"
+    if name in APP_DOCKERFILES:
+        assert len(froms) >= 2, "multi-stage build expected"
     stages: set[str] = set()
     for args in froms:
         base, *rest = args.split()
@@ -319,7 +463,8 @@ def test_dockerfile_discipline(name: str) -> None:
     users = [args for word, args in final if word == "USER"]
     assert users and users[-1].split(":")[0] == str(NON_ROOT_UID), "final stage must not be root"
     checks = [args for word, args in final if word == "HEALTHCHECK"]
-    assert checks and "/health" in checks[-1] and "urllib" in checks[-1]
+    path = "/health" if name in APP_DOCKERFILES else "/-/ready"
+    assert checks and path in checks[-1] and "urllib" in checks[-1]
     copies = " ".join(args for word, args in steps if word in ("COPY", "ADD"))
     assert "routing.yaml" not in copies, "routing.yaml is mounted, never baked in"
     assert not any(word == "ADD" for word, _ in steps)
@@ -594,3 +739,18 @@ def check_container(name: str, container: dict[str, Any]) -> None:
     assert ctx["readOnlyRootFilesystem"] is True, name
     assert ctx["capabilities"]["drop"] == ["ALL"], name
     assert image_tag(container["image"]) != "latest", name
+
+
+def test_kubernetes_pods_carry_scrape_annotations_for_their_metrics_port() -> None:
+    """A cluster's Prometheus finds every gateway and replica pod (not the Services, which would
+    answer from one pod of several) by the usual prometheus.io annotations."""
+    deployments = k8s("Deployment")
+    assert set(model_deployments()) | {"streamflow-gateway"} == set(deployments)
+    for name, deployment in deployments.items():
+        template = deployment["spec"]["template"]
+        annotations = template["metadata"].get("annotations", {})
+        (container,) = template["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations.get("prometheus.io/port") == str(ports["http"]), name
+        assert annotations.get("prometheus.io/path") == "/metrics", name

@@ -218,8 +218,9 @@ def gateway_requests_total(client: httpx.Client, url: str) -> float:
 
 
 def cmd_prometheus(args: argparse.Namespace) -> None:
-    """Every target of the scrape config up, and PromQL's sum of the gateway's requests equal to
-    what the gateway itself counts (the traffic has stopped, so the next scrape must agree)."""
+    """Every target of the scrape config up, and PromQL's sums of the gateway's requests and of the
+    replicas' predictions equal to what the gateway itself counts (the traffic has stopped, so
+    the next scrapes must agree)."""
     import yaml
 
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
@@ -253,27 +254,28 @@ def cmd_prometheus(args: argparse.Namespace) -> None:
             raise CheckFailed(f"targets after {args.timeout} s: {up}, expected {sorted(expected)}")
         print(f"all {len(up)} targets up: {', '.join(f'{j}/{i}' for j, i in sorted(up))}")
 
+        # The replicas are scraped at other moments than the gateway: wait for both, so that
+        # whatever reads Prometheus next (the rollout controller's baseline) sees all of it.
         want = gateway_requests_total(client, args.gateway)
-        got: float | None = None
+        sums = {"gateway_requests_total": None, "model_churn_probability_count": None}
         while time.monotonic() < deadline:
-            result = query("sum(gateway_requests_total)")
-            got = float(result[0]["value"][1]) if result else None
-            if got == want:
+            for name in sums:
+                result = query(f"sum({name})")
+                sums[name] = float(result[0]["value"][1]) if result else None
+            if set(sums.values()) == {want}:
                 break
             time.sleep(1)
         else:
-            raise CheckFailed(f"sum(gateway_requests_total) = {got}, the gateway counts {want}")
-        by_version = {
-            r["metric"].get("version", "?"): float(r["value"][1])
-            for r in query("sum by (version) (gateway_requests_total)")
-        }
-        predictions = {
-            r["metric"].get("version", "?"): float(r["value"][1])
-            for r in query("sum by (version) (model_churn_probability_count)")
-        }
+            raise CheckFailed(f"Prometheus sums {sums}; the gateway counts {want} requests")
+
+        def by_version(name: str) -> dict[str, float]:
+            result = query(f"sum by (version) ({name})")
+            return {r["metric"].get("version", "?"): float(r["value"][1]) for r in result}
+
         print(
-            f"sum(gateway_requests_total) = {got:.0f}, as the gateway counts; by version "
-            f"{by_version}; replicas' model_churn_probability_count by version {predictions}"
+            f"sum(gateway_requests_total) = {want:.0f}, as the gateway counts, by version "
+            f"{by_version('gateway_requests_total')}; the replicas' predictions the same: "
+            f"{by_version('model_churn_probability_count')}"
         )
 
 

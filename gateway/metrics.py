@@ -160,6 +160,7 @@ class ClientTally(Collector):
         self.refused = 0
         self.timeouts = dict.fromkeys(PHASES, 0)
         self.shed: dict[str, int] = {}  # version -> requests answered 503 at the in-flight cap
+        self.queued: Callable[[], int] = _none  # requests waiting for room now (a gauge)
 
     def count_shed(self, version: str) -> None:
         self.shed[version] = self.shed.get(version, 0) + 1
@@ -181,12 +182,17 @@ class ClientTally(Collector):
         yield timeouts
         shed = CounterMetricFamily(
             "gateway_shed_requests",
-            "Requests answered 503 at once because every replica was at its in-flight cap.",
+            "Requests answered 503 because every replica of their version stayed at its "
+            "in-flight cap for GATEWAY_QUEUE_TIMEOUT_S.",
             labels=["version"],
         )
         for version, count in sorted(self.shed.items()):
             shed.add_metric([version], count)
         yield shed
+
+
+def _none() -> int:
+    return 0
 
 
 def _bound(value: float) -> str:
@@ -204,6 +210,12 @@ class _StateCollector(Collector):
             "gateway_open_connections",
             "Client connections this gateway process holds open now.",
             value=self.clients.open,
+        )
+        yield GaugeMetricFamily(
+            "gateway_queued_requests",
+            "Requests waiting for room on a replica of their version now (every one at its "
+            "in-flight cap).",
+            value=self.clients.queued(),
         )
         state = self.state()
         if state is None:

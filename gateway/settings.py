@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     eject_after_failures: int = 3
     eject_cooldown_s: float = 5.0
     max_inflight_per_replica: int = 128
+    # How long a request may wait for room when every replica of its version is at the cap,
+    # before its 503 (gateway/admission.py); 0 sheds at once.
+    queue_timeout_s: float = Field(default=0.1, ge=0)
     max_body_bytes: int = 1024 * 1024
 
     # A replica's answer body over this is a 502 bad_upstream (its head is capped at 64 KiB).

@@ -158,6 +158,7 @@ class ClientTally(Collector):
     def __init__(self) -> None:
         self.open = 0  # client connections open now (a gauge: reported with the state's)
         self.refused = 0
+        self.heads_too_large = 0
         self.timeouts = dict.fromkeys(PHASES, 0)
         self.shed: dict[str, int] = {}  # version -> requests answered 503 at the in-flight cap
         self.queued: Callable[[], int] = _none  # requests waiting for room now (a gauge)
@@ -171,10 +172,17 @@ class ClientTally(Collector):
             "Client connections answered 503 and closed at once: over GATEWAY_MAX_CONNECTIONS.",
             value=self.refused,
         )
+        yield CounterMetricFamily(
+            "gateway_request_heads_too_large",
+            "Requests answered 431 and their connection closed: a head over "
+            "GATEWAY_MAX_HEAD_BYTES.",
+            value=self.heads_too_large,
+        )
         timeouts = CounterMetricFamily(
             "gateway_client_timeouts",
             "Client connections closed because a request did not arrive in time, by phase "
-            "(idle: a new connection sent nothing; head, body: answered 408).",
+            "(idle: a new connection sent nothing; head, body: answered 408; send: the client "
+            "did not read its answers, dropped).",
             labels=["phase"],
         )
         for phase, count in self.timeouts.items():

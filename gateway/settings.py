@@ -45,6 +45,10 @@ class GatewaySettings(BaseSettings):
     body_timeout_s: float = Field(default=10.0, gt=0)
     body_min_rate: float = Field(default=16384.0, gt=0)
     max_connections: int = Field(default=10_000, gt=0)
+    # A request head over max_head_bytes is a 431; a connection whose answers the client does
+    # not read is dropped when its write buffer has not drained for send_timeout_s.
+    max_head_bytes: int = Field(default=64 * 1024, gt=0)
+    send_timeout_s: float = Field(default=10.0, gt=0)
 
     # The forwarding client (see gateway/upstream/): native on the hot path, httpx where a test
     # needs MockTransport.

@@ -36,6 +36,7 @@ SLACK_S = 1.5  # how much later than its deadline a connection may be answered a
 HALF_OPEN = 2000  # connections that send half a request head and then nothing
 STALLED = 200  # connections that send a head and part of the body, then nothing
 CAP = 24  # GATEWAY_MAX_CONNECTIONS of the capped gateway
+MAX_HEAD = 16384  # GATEWAY_MAX_HEAD_BYTES
 CUSTOMER = b'{"tenure": 12, "monthly_charges": 70.5}'
 T = TypeVar("T")
 HALF_HEAD = b"POST /predict HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Le"
@@ -62,6 +63,8 @@ def start_gateway(name: str, routing: Path, fakes: dict[str, Proc], log_dir: Pat
         "GATEWAY_HEADER_TIMEOUT_S": str(TIMEOUT_S),
         "GATEWAY_BODY_TIMEOUT_S": str(TIMEOUT_S),
         "GATEWAY_BODY_MIN_RATE": str(MIN_RATE),
+        "GATEWAY_MAX_HEAD_BYTES": str(MAX_HEAD),
+        "GATEWAY_SEND_TIMEOUT_S": str(TIMEOUT_S),
         **env,
     }
     proc = Proc(name, argv, settings, port).start(log_dir)
@@ -448,3 +451,103 @@ def test_connections_over_the_cap_are_refused_and_those_under_it_served(
         for client in held:
             client.close()
         capped.stop()
+
+
+def read_until_closed(sock: socket.socket, timeout_s: float) -> bytes:
+    sock.settimeout(timeout_s)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def assert_head_too_large(data: bytes) -> None:
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), data[:200]
+    assert b"connection: close" in head.lower()
+    answer = json.loads(body)
+    assert answer["error"] == "request_head_too_large"
+    assert str(MAX_HEAD) in answer["detail"]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [b"POST /predict HTTP/1.1\r\n", b"GET /routing HTTP/1.1\r\n"],
+    ids=["short-cut", "asgi"],
+)
+def test_a_head_over_the_cap_is_431_and_closed(gw: Proc, start: bytes) -> None:
+    filler = b"X-Filler: " + b"f" * (MAX_HEAD + 100) + b"\r\n"
+    end = b"Host: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    client = Client(gw.address)
+    try:
+        client.sock.sendall(start + filler + end)  # whole, in one send
+        assert_head_too_large(read_until_closed(client.sock, 5))
+    finally:
+        client.close()
+    # Just under the cap passes, on both paths.
+    client = Client(gw.address)
+    try:
+        under = b"X-Filler: " + b"f" * (MAX_HEAD - 400) + b"\r\n"
+        status, _ = client.exchange(start + under + end)
+        assert status == 200
+    finally:
+        client.close()
+
+
+def test_a_head_that_never_ends_is_cut_at_the_cap(gw: Proc) -> None:
+    client = Client(gw.address)
+    sent = 0
+    try:
+        client.sock.sendall(b"POST /predict HTTP/1.1\r\nHost: gw\r\n")
+        try:
+            for i in range(200):  # 200 headers of 1 KiB: far past the cap, never finished
+                client.sock.sendall(b"X-H%d: %s\r\n" % (i, b"h" * 1024))
+                sent += 1024
+                time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert_head_too_large(read_until_closed(client.sock, 5))
+    finally:
+        client.close()
+    assert sent < 200 * 1024  # cut on the way, not after the whole head
+    assert metric(gw, "gateway_request_heads_too_large_total") >= 3
+
+
+def rss_bytes(proc: Proc) -> int:
+    assert proc.popen is not None
+    for line in Path(f"/proc/{proc.popen.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_never_reads_its_answers_is_not_buffered_and_is_dropped(gw: Proc) -> None:
+    # 64 pipelined requests for 1 MiB answers each, never read: without flow control the
+    # gateway would hold all 64 MiB for this one client.
+    answer_bytes = 1024 * 1024
+    request = predict()[: -len(CUSTOMER) - 2] + b"X-Answer-Bytes: %d\r\n\r\n%s" % (
+        answer_bytes,
+        CUSTOMER,
+    )
+    baseline_fds, baseline_rss = open_fds(gw), rss_bytes(gw)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = gw.address.split(":")
+    sock.connect((host, int(port)))
+    try:
+        sock.sendall(request * 64)
+        time.sleep(1.0 + TIMEOUT_S / 2)  # the gateway fills its buffers, then waits
+        grown = rss_bytes(gw) - baseline_rss
+        assert grown < 24 * answer_bytes, f"gateway grew by {grown / 2**20:.1f} MiB"
+        # Not read within the send timeout: dropped, answers unsent, the fd given back.
+        deadline = time.monotonic() + TIMEOUT_S + 5
+        while open_fds(gw) > baseline_fds and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open_fds(gw) <= baseline_fds
+        print(f"\nnever-reading client: gateway grew {grown / 2**20:.1f} MiB for 64 MiB asked")
+    finally:
+        sock.close()
+    assert metric(gw, 'gateway_client_timeouts_total{phase="send"}') >= 1

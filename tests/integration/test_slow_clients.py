@@ -532,6 +532,7 @@ def test_a_client_that_never_reads_its_answers_is_not_buffered_and_is_dropped(gw
         answer_bytes,
         CUSTOMER,
     )
+    timed_predictions(gw.address, threading.Event(), count=5)  # the replica connection exists
     baseline_fds, baseline_rss = open_fds(gw), rss_bytes(gw)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

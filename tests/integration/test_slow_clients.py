@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -30,9 +31,9 @@ from tests.integration.procs import free_port, routing_yaml, wait_for
 VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}
 TIMEOUT_S = 1.0  # GATEWAY_HEADER_TIMEOUT_S and GATEWAY_BODY_TIMEOUT_S of the gateways here
 MIN_RATE = 100.0  # GATEWAY_BODY_MIN_RATE: low enough that a trickle test stays short
-SLACK_S = 1.5  # how much later than its deadline a connection may be answered and closed: the
-# issue asks 1 s, met with 0.82-1.10 s when this module runs alone; in the whole suite on a busy
-# two-core machine, closing 2,200 connections at once ran to 1.19 s past the deadline
+SLACK_S = 1.0  # how much later than its deadline a connection may be answered and closed (the
+# issue's bound). Measured with two busy loops beside the suite on the two cores: at most 0.11 s
+# late for 2,200 at once, where a client that timed its closes from coroutines saw up to 1.19 s.
 HALF_OPEN = 2000  # connections that send half a request head and then nothing
 STALLED = 200  # connections that send a head and part of the body, then nothing
 CAP = 24  # GATEWAY_MAX_CONNECTIONS of the capped gateway
@@ -108,6 +109,10 @@ def open_fds(proc: Proc) -> int:
     return len(os.listdir(f"/proc/{proc.popen.pid}/fd"))
 
 
+def timeouts(proc: Proc, phase: str) -> float:
+    return metric(proc, f'gateway_client_timeouts_total{{phase="{phase}"}}')
+
+
 def metric(proc: Proc, name: str) -> float:
     for line in httpx.get(f"{proc.url}/metrics", timeout=5).text.splitlines():
         if line.startswith(name + " "):
@@ -165,6 +170,15 @@ def timed_predictions(address: str, stop: threading.Event, count: int | None = N
     finally:
         client.close()
     return results
+
+
+def normal_traffic(address: str, ready: Any, stop: Any, results: Any) -> None:
+    """In a process of its own, so the abusive clients of the test process (and its GIL) do not
+    delay it: 300 predictions on an idle gateway, then as many as fit until ``stop``."""
+    idle = timed_predictions(address, threading.Event(), count=300)
+    ready.set()
+    during = timed_predictions(address, stop)
+    results.put((idle, during))
 
 
 def p99(results: list) -> float:
@@ -268,28 +282,43 @@ def assert_timed_out(data: bytes, seconds: float, deadline_s: float) -> None:
 
 
 def test_half_open_heads_and_stalled_bodies_time_out_while_normal_requests_flow(gw: Proc) -> None:
-    stop = threading.Event()
-    timed_predictions(gw.address, stop, count=50)  # warm: the replica connection exists
-    idle = timed_predictions(gw.address, stop, count=300)
+    timed_predictions(gw.address, threading.Event(), count=50)  # the replica connection exists
     baseline_fds = open_fds(gw)
+    before = {phase: timeouts(gw, phase) for phase in ("idle", "head", "body")}
 
-    during: list = []
-    normal = threading.Thread(target=lambda: during.extend(timed_predictions(gw.address, stop)))
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
+    normal = spawn.Process(target=normal_traffic, args=(gw.address, ready, stop, out))
     normal.start()
     stalled_body = predict(b"x" * 100)[:-90]  # the head and 10 bytes of a 100-byte body
     requests = [HALF_HEAD] * HALF_OPEN + [stalled_body] * STALLED
-    started = time.monotonic()
     try:
+        assert ready.wait(60), "the normal client did not start"
+        started = time.monotonic()
         results = run_fast(abuse_all(gw.address, requests, hold_s=TIMEOUT_S + 5))
+        elapsed = time.monotonic() - started
     finally:
         stop.set()
-        normal.join(30)
-    elapsed = time.monotonic() - started
+        try:
+            idle, during = out.get(timeout=30)
+        finally:
+            normal.join(30)
+            if normal.is_alive():
+                normal.kill()
 
     late = [s for _, s in results if s > TIMEOUT_S + SLACK_S]
     assert not late, f"{len(late)} of {len(results)} held past the deadline: {sorted(late)[-5:]}"
+    # Closed with no answer: a connection whose bytes the gateway had not seen a whole head
+    # timeout after its accept, which it rightly takes for one that sent nothing. On a loaded
+    # machine this test's own client can be that late to write, now and then: each such close
+    # must be one the gateway counted as idle, and every other connection gets its 408.
+    silent = [seconds for data, seconds in results if data == b""]
     for data, seconds in results:
-        assert_timed_out(data, seconds, TIMEOUT_S)
+        if data:
+            assert_timed_out(data, seconds, TIMEOUT_S)
+    counted = {phase: timeouts(gw, phase) - before[phase] for phase in before}
+    assert counted["idle"] == len(silent), (counted, len(silent))
+    assert counted["head"] + counted["body"] == len(results) - len(silent), counted
     assert during and all(status == 200 for status, _ in during), {s for s, _ in during}
     # Generous: the abusive clients run on the same two cores as the gateway and this test.
     assert p99(during) <= max(5 * p99(idle), p99(idle) + 0.05), (p99(idle), p99(during))
@@ -298,10 +327,9 @@ def test_half_open_heads_and_stalled_bodies_time_out_while_normal_requests_flow(
     while open_fds(gw) > baseline_fds and time.monotonic() < deadline:
         time.sleep(0.1)
     assert open_fds(gw) <= baseline_fds, (baseline_fds, open_fds(gw))
-    assert metric(gw, 'gateway_client_timeouts_total{phase="head"}') >= HALF_OPEN
-    assert metric(gw, 'gateway_client_timeouts_total{phase="body"}') >= STALLED
     print(
-        f"\n{HALF_OPEN} half-open + {STALLED} stalled: all answered 408 in "
+        f"\n{HALF_OPEN} half-open + {STALLED} stalled: {len(results) - len(silent)} answered "
+        f"408, {len(silent)} closed as sent-nothing, in "
         f"{min(s for _, s in results):.2f} to {max(s for _, s in results):.2f} s "
         f"({elapsed:.1f} s in all); fds {baseline_fds} before, {open_fds(gw)} after; "
         f"p99 idle {p99(idle) * 1000:.2f} ms, during {p99(during) * 1000:.2f} ms "

@@ -16,7 +16,11 @@ cap is per replica and does not bound the connections and tasks of the process.
 Every connection, on either path, has one timer for its deadlines (gateway/client_limits.py):
 keep-alive between requests, the head timeout while a head arrives, the body timeouts while a
 body does. A request late on either gets a 408 and its connection is closed; a connection over
-the process's cap is answered 503 and closed before it is read.
+the process's cap is answered 503 and closed before it is read. A request head over the cap
+gets a 431 (counted per read while it arrives, and once whole when it came in a large read). A
+client that leaves its answers unread is read no further, and none of its pipelined requests is
+started, while the transport's write buffer is over its high-water mark; if it stays there for
+the send timeout the connection is aborted (a close would wait for the buffer to drain).
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline

@@ -104,8 +104,9 @@ class Run:
     measurements: list[Measurement] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     versus: dict[str, Any] | None = None
+    overload: dict[str, Any] | None = None
 
-    def wrk(self, url: str, connections: int, seconds: float) -> WrkResult:
+    def wrk(self, url: str, connections: int, seconds: float, timeout_s: float = 5.0) -> WrkResult:
         threads = 1 if connections == 1 else self.args.wrk_threads
         return run_wrk(
             self.tools.wrk,
@@ -114,6 +115,7 @@ class Run:
             connections=connections,
             duration_s=seconds,
             threads=threads,
+            timeout_s=timeout_s,
         )
 
     def drive(self, backend: str, targets: list[Target]) -> None:
@@ -157,20 +159,31 @@ class Run:
             raise StartError(f"{label}: answered {response.status_code}, missing {missing}")
 
     def start_gateway(
-        self, backend: str, workers: int, resolve: dict[str, str], routing: Path | None = None
+        self,
+        backend: str,
+        workers: int,
+        resolve: dict[str, str],
+        routing: Path | None = None,
+        env: dict[str, str] | None = None,
+        name: str = "",
     ) -> tuple[Proc, int]:
         port = free_port()
         argv = [
             sys.executable, "-m", "gateway", "serve",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         ]  # fmt: skip
-        env = {
+        settings = {
             **self.args.gateway_env,
+            **(env or {}),
             "GATEWAY_ROUTING_FILE": str(routing or self.routing),
             "GATEWAY_RESOLVE": json.dumps(resolve),
         }
-        name = f"gateway-{backend}-{workers}w" + ("-shadow" if routing else "")
-        proc = self.procs.start(name, argv, env)
+        name = (
+            f"gateway-{backend}-{workers}w"
+            + ("-shadow" if routing else "")
+            + (f"-{name}" if name else "")
+        )
+        proc = self.procs.start(name, argv, settings)
         proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
         return proc, port
 
@@ -208,6 +221,11 @@ class Run:
         self.drive(backend, targets)
         for gateway in gateways:
             self.procs.stop(gateway)
+        if backend == "real" and not self.args.no_overload:
+            from bench.overload import measure_overload
+
+            say("real backend: goodput at 1x and 4x the replicas' capacity")
+            self.overload = measure_overload(self, resolve)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -245,6 +263,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-rows", type=int, default=1000)
     parser.add_argument("--no-real", action="store_true", help="skip the real model replicas")
     parser.add_argument("--no-batch", action="store_true", help="skip the batch comparison")
+    parser.add_argument(
+        "--no-overload", action="store_true", help="skip goodput at 1x and 4x the capacity"
+    )
     parser.add_argument(
         "--no-versus", action="store_true", help="skip the side by side with MLServer"
     )
@@ -322,7 +343,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     doc = report.build(
-        args, machine, run.measurements, run.checks, batch, time.monotonic() - started
+        args,
+        machine,
+        run.measurements,
+        run.checks,
+        batch,
+        time.monotonic() - started,
+        overload=run.overload,
     )
     if run.versus is not None:
         from bench import versus

@@ -21,6 +21,8 @@ REAL_RATIO_BAR = 0.8
 SHADOW_TARGET = "gateway+shadow10"
 SHADOW_RATIO_BAR = 0.9
 BATCH_SPEEDUP_BAR = 5.0
+# Goodput (answers below 400 a second) at 4x the replicas' capacity over goodput at 1x.
+OVERLOAD_GOODPUT_BAR = 0.9
 
 
 def describe_machine(tools: Tools) -> dict[str, Any]:
@@ -84,6 +86,7 @@ class Bar:
     threshold: float
     higher_is_better: bool
     detail: str
+    unit: str | None = None  # None: "x" for a ratio, " ms" for a latency
 
     @property
     def passed(self) -> bool | None:
@@ -101,6 +104,7 @@ class Bar:
             "higher_is_better": self.higher_is_better,
             "passed": self.passed,
             "detail": self.detail,
+            "unit": self.unit,
         }
 
 
@@ -182,6 +186,31 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
                     "shadow on vs off, same run",
                 )
             )
+    overload = doc.get("overload")
+    if overload:
+        from bench.overload import goodput_ratio
+
+        bars.append(
+            Bar(
+                f"real replicas, 4x capacity: goodput >= {OVERLOAD_GOODPUT_BAR}x goodput at 1x",
+                goodput_ratio(overload),
+                OVERLOAD_GOODPUT_BAR,
+                True,
+                "same run",
+            )
+        )
+        timeouts = sum(row["timeouts"] for row in overload["rows"])
+        limit = overload["client_timeout_s"]
+        bars.append(
+            Bar(
+                f"real replicas, 1x and 4x: no client waits over {limit:g} s",
+                timeouts,
+                0,
+                False,
+                "",
+                unit=" requests timed out",
+            )
+        )
     batch = doc.get("batch")
     if batch:
         http = batch["speedup_http"]
@@ -204,6 +233,7 @@ def build(
     checks: list[dict[str, Any]],
     batch: Any,
     elapsed_s: float,
+    overload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     order = {"trivial": 0, "real": 1, "direct": 0, "nginx": 1, "gateway": 2, SHADOW_TARGET: 3}
     rows = sorted(
@@ -233,6 +263,7 @@ def build(
         "measurements": rows,
         "checks": checks,
         "batch": batch.as_dict() if batch is not None else None,
+        "overload": overload,
         "elapsed_s": round(elapsed_s, 1),
     }
     real_direct = _find(rows, "real", "direct", 1)
@@ -320,11 +351,19 @@ def render(doc: dict[str, Any]) -> str:
             f"  probabilities {agree}; same top-3 reasons on "
             f"{batch['top_reason_agreement']:.1%} of rows (the rest are exact ties in order)"
         )
+    if doc.get("overload"):
+        from bench.overload import render as render_overload
+
+        out.append(render_overload(doc["overload"]))
     out += ["", "Bars:"]
     for bar in doc["bars"]:
         verdict = {True: "PASS", False: "FAIL", None: "n/a "}[bar["passed"]]
-        measured = _fmt(bar["measured"], ".3f" if not bar["higher_is_better"] else ".2f")
-        unit = " ms" if not bar["higher_is_better"] else "x"
+        unit = bar.get("unit")
+        if unit is None:
+            unit = " ms" if not bar["higher_is_better"] else "x"
+            measured = _fmt(bar["measured"], ".3f" if not bar["higher_is_better"] else ".2f")
+        else:
+            measured = _fmt(bar["measured"], "g")
         extra = f" ({bar['detail']})" if bar["detail"] else ""
         out.append(f"  {verdict}  {bar['name']}: {measured}{unit}{extra}")
     out.append(f"\nAll bars met: {'yes' if doc['all_bars_met'] else 'NO'}")

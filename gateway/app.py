@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from apidocs import serve_docs
+from gateway.admission import Admission
 from gateway.client_limits import ClientLimits, client_limits_for_process
 from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
@@ -138,6 +139,8 @@ def create_app(
         exposed.register(shared)
         exposed.register(gauges)
     stats = StatsSampler(functools.partial(request_counts, metrics, shared))
+    admission = Admission(settings.queue_timeout_s)
+    metrics.clients.queued = admission.queued
 
     @asynccontextmanager
     async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
@@ -176,6 +179,7 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             request_budget_s=settings.request_budget_s,
             mirror=mirror,
+            admission=admission,
         )
         loops = [
             asyncio.create_task(checker.run(settings.health_interval_s)),

@@ -12,6 +12,12 @@ connection; this module holds the numbers and the rules that turn them into due 
   at most the body limit (a chunked body, whose length is unknown, counts as the limit).
 - Past either, a client gets a 408 ``request_timeout`` and the connection is closed; nothing of
   the request has been forwarded, since only whole requests are.
+- A request head over ``max_head_bytes`` gets a 431 ``request_head_too_large`` and the
+  connection is closed: the parser buffers a head until it is whole, so the cap bounds that.
+- A client that sends requests but does not read the answers fills the connection's write
+  buffer; past the transport's high-water mark the gateway stops reading that connection until
+  the buffer drains, so it holds at most that buffer and one answer. If it does not drain within
+  ``send_timeout_s`` the connection is dropped, its buffer with it.
 - Over ``max_connections`` open client connections, a new one is answered 503 at once and closed,
   before anything of it is read, so the clients already connected and the replica connections
   keep their file descriptors.
@@ -34,7 +40,8 @@ log = logging.getLogger("gateway")
 IDLE = "idle"  # a new connection that sent no byte in time
 HEAD = "head"
 BODY = "body"
-PHASES = (IDLE, HEAD, BODY)
+SEND = "send"  # the client did not read its answers: dropped, no answer
+PHASES = (IDLE, HEAD, BODY, SEND)
 
 # File descriptors kept out of the connection cap for everything else a process opens: replica
 # connections (up to the in-flight cap per replica), the listening socket, logs, metrics files.
@@ -50,6 +57,8 @@ class ClientLimits:
     body_min_rate: float = 16384.0  # bytes a second, over the whole body
     max_connections: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    max_head_bytes: int = 64 * 1024
+    send_timeout_s: float = 10.0
 
     def body_due(self, head_done: float, length: int | None) -> float:
         """When a body whose head arrived at ``head_done`` must have arrived whole (``None``:
@@ -66,6 +75,8 @@ def client_limits_for_process(settings: GatewaySettings) -> ClientLimits:
         body_min_rate=settings.body_min_rate,
         max_connections=connection_cap(settings.max_connections, raise_fd_limit()),
         max_body_bytes=settings.max_body_bytes,
+        max_head_bytes=settings.max_head_bytes,
+        send_timeout_s=settings.send_timeout_s,
     )
 
 

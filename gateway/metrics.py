@@ -158,8 +158,10 @@ class ClientTally(Collector):
     def __init__(self) -> None:
         self.open = 0  # client connections open now (a gauge: reported with the state's)
         self.refused = 0
+        self.heads_too_large = 0
         self.timeouts = dict.fromkeys(PHASES, 0)
         self.shed: dict[str, int] = {}  # version -> requests answered 503 at the in-flight cap
+        self.queued: Callable[[], int] = _none  # requests waiting for room now (a gauge)
 
     def count_shed(self, version: str) -> None:
         self.shed[version] = self.shed.get(version, 0) + 1
@@ -170,10 +172,17 @@ class ClientTally(Collector):
             "Client connections answered 503 and closed at once: over GATEWAY_MAX_CONNECTIONS.",
             value=self.refused,
         )
+        yield CounterMetricFamily(
+            "gateway_request_heads_too_large",
+            "Requests answered 431 and their connection closed: a head over "
+            "GATEWAY_MAX_HEAD_BYTES.",
+            value=self.heads_too_large,
+        )
         timeouts = CounterMetricFamily(
             "gateway_client_timeouts",
             "Client connections closed because a request did not arrive in time, by phase "
-            "(idle: a new connection sent nothing; head, body: answered 408).",
+            "(idle: a new connection sent nothing; head, body: answered 408; send: the client "
+            "did not read its answers, dropped).",
             labels=["phase"],
         )
         for phase, count in self.timeouts.items():
@@ -181,12 +190,17 @@ class ClientTally(Collector):
         yield timeouts
         shed = CounterMetricFamily(
             "gateway_shed_requests",
-            "Requests answered 503 at once because every replica was at its in-flight cap.",
+            "Requests answered 503 because every replica of their version stayed at its "
+            "in-flight cap for GATEWAY_QUEUE_TIMEOUT_S.",
             labels=["version"],
         )
         for version, count in sorted(self.shed.items()):
             shed.add_metric([version], count)
         yield shed
+
+
+def _none() -> int:
+    return 0
 
 
 def _bound(value: float) -> str:
@@ -204,6 +218,12 @@ class _StateCollector(Collector):
             "gateway_open_connections",
             "Client connections this gateway process holds open now.",
             value=self.clients.open,
+        )
+        yield GaugeMetricFamily(
+            "gateway_queued_requests",
+            "Requests waiting for room on a replica of their version now (every one at its "
+            "in-flight cap).",
+            value=self.clients.queued(),
         )
         state = self.state()
         if state is None:

@@ -13,6 +13,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
+from gateway.admission import Admission
 from gateway.client_limits import RETRY_AFTER_S
 from gateway.errors import (
     BadPin,
@@ -102,8 +103,10 @@ class Proxy:
         max_body_bytes: int,
         request_budget_s: float,
         mirror: Mirror | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.state = state
+        self.admission = admission if admission is not None else Admission(0.0)
         self.mirror = mirror
         self.upstream = upstream
         self.metrics = metrics
@@ -206,7 +209,10 @@ class Proxy:
             )
         except PinRejected as exc:
             raise BadPin(str(exc), version=exc.asked) from None
-        deadline = time.monotonic() + self.request_budget_s
+        now = time.monotonic()  # the event loop's clock too
+        deadline = now + self.request_budget_s
+        # One wait for room per request, shared by the chosen version and a fallback to stable.
+        wait_until = min(deadline, now + self.admission.wait_s)
         stable = snap.table.stable
 
         if decision.fallback_from is not None:
@@ -215,7 +221,7 @@ class Proxy:
             self.metrics.fallbacks.labels(decision.fallback_from, stable, cause).inc()
         failures: list[UpstreamFailure] = []
         served = await self._try_version(
-            snap, decision.version, path, body, headers, deadline, failures
+            snap, decision.version, path, body, headers, deadline, wait_until, failures
         )
         if served is not None:
             replica, resp = served
@@ -230,7 +236,7 @@ class Proxy:
         self.metrics.fallbacks.labels(decision.version, stable, cause).inc()
         stable_failures: list[UpstreamFailure] = []
         served = await self._try_version(
-            snap, stable, path, body, headers, deadline, stable_failures
+            snap, stable, path, body, headers, deadline, wait_until, stable_failures
         )
         if served is None:
             raise self._exhausted(
@@ -247,21 +253,33 @@ class Proxy:
         body: bytes,
         headers: Headers,
         deadline: float,
+        wait_until: float,
         failures: list[UpstreamFailure],
     ) -> tuple[Replica, Message] | None:
-        """Each healthy replica of ``version`` at most once, until one answers below 500."""
+        """Each healthy replica of ``version`` at most once, until one answers below 500. When
+        every healthy one is at its in-flight cap, the first try waits for room until
+        ``wait_until`` (gateway/admission.py)."""
         pool = snap.pool
         tried: list[Replica] = []
-        while (replica := pool.choose(version, tried)) is not None:
+        while True:
+            replica = pool.choose(version, tried)
+            if replica is not None:
+                replica.inflight += 1
+            elif tried or not pool.has_healthy(version):
+                return None
+            else:
+                replica = await self.admission.wait(version, wait_until)
+                if replica is None:
+                    return None  # shed: _exhausted names the cap
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self.admission.release(replica)
                 failures.append(UpstreamFailure("timeout", "request time budget spent"))
                 return None
             tried.append(replica)
             resp = await self._try_replica(snap, replica, path, body, headers, remaining, failures)
             if resp is not None:
                 return replica, resp
-        return None
 
     async def _try_replica(
         self,
@@ -273,9 +291,8 @@ class Proxy:
         remaining: float,
         failures: list[UpstreamFailure],
     ) -> Message | None:
-        """One try on one replica within ``remaining`` seconds: its answer below 500, or None
-        with the failure recorded."""
-        replica.inflight += 1
+        """One try on one replica, its in-flight count already holding it, within ``remaining``
+        seconds: its answer below 500, or None with the failure recorded."""
         try:
             resp = await self.upstream.post(replica.address + path, body, headers, remaining)
         except UpstreamFailure as failure:
@@ -283,7 +300,7 @@ class Proxy:
             failures.append(failure)
             return None
         finally:
-            replica.inflight -= 1
+            self.admission.release(replica)
         if resp.status >= 500 or resp.status < 100:
             # Predictions are idempotent, so a 5xx is retried elsewhere; a 4xx is the client's
             # answer and passes through unchanged. A status below 100 is no HTTP answer at all.

@@ -16,7 +16,11 @@ cap is per replica and does not bound the connections and tasks of the process.
 Every connection, on either path, has one timer for its deadlines (gateway/client_limits.py):
 keep-alive between requests, the head timeout while a head arrives, the body timeouts while a
 body does. A request late on either gets a 408 and its connection is closed; a connection over
-the process's cap is answered 503 and closed before it is read.
+the process's cap is answered 503 and closed before it is read. A request head over the cap
+gets a 431 (counted per read while it arrives, and once whole when it came in a large read). A
+client that leaves its answers unread is read no further, and none of its pipelined requests is
+started, while the transport's write buffer is over its high-water mark; if it stays there for
+the send timeout the connection is aborted (a close would wait for the buffer to drain).
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
 The subclass uses internals of uvicorn's protocol (the request cycle's attributes, the pipeline
@@ -32,10 +36,11 @@ import logging
 import time
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gateway.app import GatewayApp
-from gateway.client_limits import BODY, HEAD, IDLE, ClientLimits, error_answer
+from gateway.client_limits import BODY, HEAD, IDLE, SEND, ClientLimits, error_answer
 from gateway.metrics import ClientTally
 from gateway.proxy import Proxy
 from gateway.wire import Message, head_lines
@@ -69,6 +74,14 @@ NEVER = float("inf")
 
 # id(server_state.default_headers) -> (that list, its bytes); shared by the process's connections.
 _default_heads: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+# (default head, limits, phase) -> the whole 408 answer. Connections that arrived together time
+# out together (a slowloris flood: thousands in one loop turn), and each then costs one write
+# and one close instead of formatting and JSON-encoding the same answer again.
+_timeout_answers: dict[tuple[bytes, ClientLimits, str], bytes] = {}
+
+
+class _HeadTooLarge(Exception):
+    """Raised from the parser's callback to stop it."""
 
 
 class _Exchange:
@@ -125,6 +138,10 @@ class GatewayProtocol(HttpToolsProtocol):
         self.last_read = 0.0  # loop time of the last read from the client
         self.body_length: int | None = 0  # declared; None when chunked
         self.counted = False  # counted in the open connections (not a refused one)
+        self.head_bytes = 0  # of the head arriving, counted per read while it is incomplete
+        self.check_head = False  # count the head's size when it is complete (see data_received)
+        self.head_refused = False
+        self.send_stalled = 0.0  # loop time the write buffer went over its high-water mark
 
     # --- httptools callbacks ---
 
@@ -144,6 +161,41 @@ class GatewayProtocol(HttpToolsProtocol):
         self.since = self.last_read = now = self.loop.time()
         self._arm(now + self.limits.header_timeout_s)
 
+    def data_received(self, data: bytes) -> None:
+        began = self.phase
+        limit = self.limits.max_head_bytes
+        # A head that arrives whole in one read of at most the limit is within it: only a
+        # larger read, or a head continued from an earlier read, has its size counted when it
+        # is complete (on_headers_complete).
+        self.check_head = began == _HEAD or len(data) > limit
+        # uvicorn's data_received, with the head cap: on_headers_complete stops the parser
+        # with an exception (which httptools wraps in a parser error) for a head over it.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.head_refused:
+                self._head_too_large()
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self.phase != _HEAD:  # the head is whole (or none began): the common case
+            return
+        # A head still incomplete after this read: httptools keeps its pieces until it is
+        # whole, so its size is capped here, counted per read (a head that began in this read
+        # counts the read whole: at most the end of an earlier pipelined request more).
+        size = self.head_bytes + len(data) if began == _HEAD else len(data)
+        self.head_bytes = size
+        if size > limit and not self.transport.is_closing():
+            self._head_too_large()
+
     def on_message_begin(self) -> None:
         # The ASGI scope is built in on_headers_complete, and only for requests that need one.
         self.url = b""
@@ -157,6 +209,9 @@ class GatewayProtocol(HttpToolsProtocol):
             self._arm(due)
 
     def on_headers_complete(self) -> None:
+        if self.check_head and head_size(self.url, self.headers) > self.limits.max_head_bytes:
+            self.head_refused = True
+            raise _HeadTooLarge  # stops the parser; data_received answers
         self.phase = _BODY
         self.since = last_read = self.last_read
         due = last_read + self.limits.body_timeout_s  # the earliest a body can be due
@@ -220,7 +275,7 @@ class GatewayProtocol(HttpToolsProtocol):
     # --- deadlines ---
 
     def _unset_keepalive_if_required(self) -> None:
-        # uvicorn calls this on every read (and on connection lost): the time is noted once per
+        # Called on every read (and by uvicorn on connection lost): the time is noted once per
         # read, for whichever deadline the bytes read move.
         self.last_read = self.loop.time()
 
@@ -229,6 +284,8 @@ class GatewayProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
+        if self.flow.write_paused:
+            return  # the client is not taking its answers: resume_writing goes on from here
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
@@ -261,10 +318,54 @@ class GatewayProtocol(HttpToolsProtocol):
             return min(stalled, limits.body_due(self.since, self.body_length))
         return NEVER  # _BUSY: the replica's timeouts bound it; re-armed when a phase begins
 
+    # --- a client that does not read its answers ---
+
+    def pause_writing(self) -> None:
+        # The transport's write buffer is over its high-water mark: read no more requests from
+        # this client until it has taken its answers, and drop it if it never does.
+        super().pause_writing()
+        self.flow.pause_reading()
+        self.send_stalled = now = self.loop.time()
+        due = now + self.limits.send_timeout_s
+        if due < self.timer_at:
+            self._arm(due)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.send_stalled = 0.0
+        if self.transport.is_closing():
+            return
+        if self.phase != _BUSY:  # the server held this client up: its clocks start again
+            self.since = self.last_read = self.loop.time()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            # What on_response_complete left while writing was paused: reading, the next
+            # pipelined request (already read), or the keep-alive wait.
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            elif self.phase == _BUSY:
+                self._become_idle()
+
     def _deadline_due(self) -> None:
         self.deadline_timer = None
         self.timer_at = NEVER
-        if self.transport.is_closing():
+        transport = self.transport
+        if self.send_stalled:
+            # Whatever phase the connection is in, nothing moves until the client reads.
+            due = self.send_stalled + self.limits.send_timeout_s
+            if self.loop.time() < due:
+                self._arm(due)
+                return
+            self.tally.timeouts[SEND] += 1
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.disconnected = True
+                cycle.message_event.set()
+            transport.abort()  # close() would wait for the buffer to drain: forever
+            return
+        if transport.is_closing():
             return
         due = self._due()
         if due == NEVER:
@@ -283,7 +384,6 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def _time_out(self) -> None:
         phase, transport, cycle = self.phase, self.transport, self.cycle
-        limits = self.limits
         if phase == _IDLE:
             transport.close()
             return
@@ -296,8 +396,7 @@ class GatewayProtocol(HttpToolsProtocol):
             self.tally.timeouts[HEAD] += 1
             # Not when an earlier request is still being answered: its answer comes first.
             if cycle is None or cycle.response_complete:
-                detail = f"the request head did not arrive within {limits.header_timeout_s:g} s"
-                answer = self._timeout_answer(detail)
+                answer = self._timeout_answer(HEAD)
         else:
             self.tally.timeouts[BODY] += 1
             answered = cycle is None or (
@@ -305,11 +404,7 @@ class GatewayProtocol(HttpToolsProtocol):
             )
             waiting = bool(self.pipeline) or (type(cycle) is _Exchange and not cycle.started)
             if not answered and not waiting:
-                detail = (
-                    f"the request body stalled: no byte for {limits.body_timeout_s:g} s, or "
-                    f"slower than {limits.body_min_rate:g} bytes a second overall"
-                )
-                answer = self._timeout_answer(detail)
+                answer = self._timeout_answer(BODY)
             # Whatever runs for this request sees a client gone: nothing more is written.
             if cycle is not None:
                 cycle.disconnected = True
@@ -318,8 +413,42 @@ class GatewayProtocol(HttpToolsProtocol):
             transport.write(answer)
         transport.close()
 
-    def _timeout_answer(self, detail: str) -> bytes:
-        return error_answer(STATUS_LINE[408], self._default_head(), "request_timeout", detail)
+    def _head_too_large(self) -> None:
+        self.tally.heads_too_large += 1
+        cycle = self.cycle
+        # Not when an earlier request is still being answered: its answer would come after.
+        if cycle is None or cycle.response_complete:
+            detail = f"the request head exceeds {self.limits.max_head_bytes} bytes"
+            self.transport.write(
+                error_answer(
+                    STATUS_LINE[431],
+                    self._default_head(),
+                    "request_head_too_large",
+                    detail,
+                )
+            )
+        elif cycle is not None:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+    def _timeout_answer(self, phase: str) -> bytes:
+        head, limits = self._default_head(), self.limits
+        key = (head, limits, phase)
+        answer = _timeout_answers.get(key)
+        if answer is None:
+            if phase == HEAD:
+                detail = f"the request head did not arrive within {limits.header_timeout_s:g} s"
+            else:
+                detail = (
+                    f"the request body stalled: no byte for {limits.body_timeout_s:g} s, or "
+                    f"slower than {limits.body_min_rate:g} bytes a second overall"
+                )
+            if len(_timeout_answers) > 8:  # the date in the default head moves every second
+                _timeout_answers.clear()
+            answer = error_answer(STATUS_LINE[408], head, "request_timeout", detail)
+            _timeout_answers[key] = answer
+        return answer
 
     def _refusal(self) -> bytes:
         detail = f"the gateway holds its limit of {self.limits.max_connections} connections"
@@ -413,6 +542,12 @@ class GatewayProtocol(HttpToolsProtocol):
         if not exchange.keep_alive:
             transport.close()
         self.on_response_complete()  # counts it; then the next pipelined request or keep-alive
+
+
+def head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """A parsed request head's size on the wire, near enough (the request line's method and
+    version, and each header's separators, counted at their usual length)."""
+    return len(url) + 16 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def body_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     eject_after_failures: int = 3
     eject_cooldown_s: float = 5.0
     max_inflight_per_replica: int = 128
+    # How long a request may wait for room when every replica of its version is at the cap,
+    # before its 503 (gateway/admission.py); 0 sheds at once.
+    queue_timeout_s: float = Field(default=0.1, ge=0)
     max_body_bytes: int = 1024 * 1024
 
     # A replica's answer body over this is a 502 bad_upstream (its head is capped at 64 KiB).
@@ -42,6 +45,10 @@ class GatewaySettings(BaseSettings):
     body_timeout_s: float = Field(default=10.0, gt=0)
     body_min_rate: float = Field(default=16384.0, gt=0)
     max_connections: int = Field(default=10_000, gt=0)
+    # A request head over max_head_bytes is a 431; a connection whose answers the client does
+    # not read is dropped when its write buffer has not drained for send_timeout_s.
+    max_head_bytes: int = Field(default=64 * 1024, gt=0)
+    send_timeout_s: float = Field(default=10.0, gt=0)
 
     # The forwarding client (see gateway/upstream/): native on the hot path, httpx where a test
     # needs MockTransport.

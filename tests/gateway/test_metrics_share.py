@@ -269,6 +269,7 @@ def test_snapshot_holds_counts_only(tmp_path: Path) -> None:
         "gateway_requests",
         "gateway_request_duration_seconds",
         "gateway_connections_refused",
+        "gateway_request_heads_too_large",
         "gateway_client_timeouts",
         "gateway_shed_requests",
         "gateway_upstream_errors",

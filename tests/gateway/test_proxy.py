@@ -292,7 +292,7 @@ def test_client_gone_before_body_gets_no_answer_and_forwards_nothing(
     assert sum(fakes.calls.values()) == 0
 
 
-def test_a_request_shed_at_the_in_flight_cap_is_a_quick_503_with_retry_after(
+def test_a_request_shed_at_the_in_flight_cap_is_a_503_with_retry_after(
     tmp_path: Path, fakes: FakeReplicas
 ) -> None:
     with start(tmp_path, fakes) as client:
@@ -302,7 +302,7 @@ def test_a_request_shed_at_the_in_flight_cap_is_a_quick_503_with_retry_after(
         replica.inflight = 0
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
-        assert fakes.calls["10.0.0.3:1"] == 0  # shed before any try, not queued
+        assert fakes.calls["10.0.0.3:1"] == 0  # shed after its wait for room, never tried
         metrics = client.get("/metrics").text
         assert 'gateway_shed_requests_total{version="v2.4.0"} 1.0' in metrics
 

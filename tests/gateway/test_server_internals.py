@@ -20,6 +20,9 @@ from gateway.server import GatewayProtocol, _Exchange
 
 # Methods of HttpToolsProtocol that GatewayProtocol overrides or calls through super().
 OVERRIDDEN = (
+    "data_received",
+    "pause_writing",
+    "resume_writing",
     "on_message_begin",
     "on_headers_complete",
     "on_body",
@@ -30,6 +33,9 @@ OVERRIDDEN = (
     "connection_made",
     "connection_lost",
     "handle_websocket_upgrade",
+    "send_400_response",
+    "_should_upgrade",
+    "_unsupported_upgrade_warning",
 )
 # Attributes GatewayProtocol reads or writes on itself, set by uvicorn's __init__ or on a request.
 PROTOCOL_ATTRIBUTES = (
@@ -49,10 +55,11 @@ PROTOCOL_ATTRIBUTES = (
     "headers",
     "expect_100_continue",
     "cycle",
+    "logger",
 )
 PER_REQUEST_ATTRIBUTES = ("url",)  # set by on_message_begin
 SERVER_STATE_ATTRIBUTES = ("default_headers", "total_requests")
-FLOW_METHODS = ("pause_reading", "resume_reading", "read_paused")
+FLOW_METHODS = ("pause_reading", "resume_reading", "read_paused", "write_paused")
 # What a client timeout reads or sets on an ASGI request cycle (gateway/server.py _time_out).
 CYCLE_ATTRIBUTES = ("response_started", "response_complete", "disconnected", "message_event")
 PARSER_METHODS = ("get_method", "should_upgrade", "get_http_version", "should_keep_alive")

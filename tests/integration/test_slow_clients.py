@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+import uvloop
 
 from tests.integration.fake_replicas import Proc, running_fakes
 from tests.integration.procs import free_port, routing_yaml, wait_for
@@ -28,13 +31,15 @@ from tests.integration.procs import free_port, routing_yaml, wait_for
 VERSIONS = {"v2.3.1": ["fake-a"], "v2.4.0": ["fake-b"]}
 TIMEOUT_S = 1.0  # GATEWAY_HEADER_TIMEOUT_S and GATEWAY_BODY_TIMEOUT_S of the gateways here
 MIN_RATE = 100.0  # GATEWAY_BODY_MIN_RATE: low enough that a trickle test stays short
-SLACK_S = 1.5  # how much later than its deadline a connection may be answered and closed: the
-# issue asks 1 s, met with 0.82-1.10 s when this module runs alone; in the whole suite on a busy
-# two-core machine, closing 2,200 connections at once ran to 1.19 s past the deadline
+SLACK_S = 1.0  # how much later than its deadline a connection may be answered and closed (the
+# issue's bound). Measured with two busy loops beside the suite on the two cores: at most 0.11 s
+# late for 2,200 at once, where a client that timed its closes from coroutines saw up to 1.19 s.
 HALF_OPEN = 2000  # connections that send half a request head and then nothing
 STALLED = 200  # connections that send a head and part of the body, then nothing
 CAP = 24  # GATEWAY_MAX_CONNECTIONS of the capped gateway
+MAX_HEAD = 16384  # GATEWAY_MAX_HEAD_BYTES
 CUSTOMER = b'{"tenure": 12, "monthly_charges": 70.5}'
+T = TypeVar("T")
 HALF_HEAD = b"POST /predict HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Le"
 
 
@@ -59,6 +64,8 @@ def start_gateway(name: str, routing: Path, fakes: dict[str, Proc], log_dir: Pat
         "GATEWAY_HEADER_TIMEOUT_S": str(TIMEOUT_S),
         "GATEWAY_BODY_TIMEOUT_S": str(TIMEOUT_S),
         "GATEWAY_BODY_MIN_RATE": str(MIN_RATE),
+        "GATEWAY_MAX_HEAD_BYTES": str(MAX_HEAD),
+        "GATEWAY_SEND_TIMEOUT_S": str(TIMEOUT_S),
         **env,
     }
     proc = Proc(name, argv, settings, port).start(log_dir)
@@ -100,6 +107,10 @@ def gw(fakes: dict[str, Proc], routing_file: Path, log_dir: Path) -> Iterator[Pr
 def open_fds(proc: Proc) -> int:
     assert proc.popen is not None
     return len(os.listdir(f"/proc/{proc.popen.pid}/fd"))
+
+
+def timeouts(proc: Proc, phase: str) -> float:
+    return metric(proc, f'gateway_client_timeouts_total{{phase="{phase}"}}')
 
 
 def metric(proc: Proc, name: str) -> float:
@@ -161,6 +172,15 @@ def timed_predictions(address: str, stop: threading.Event, count: int | None = N
     return results
 
 
+def normal_traffic(address: str, ready: Any, stop: Any, results: Any) -> None:
+    """In a process of its own, so the abusive clients of the test process (and its GIL) do not
+    delay it: 300 predictions on an idle gateway, then as many as fit until ``stop``."""
+    idle = timed_predictions(address, threading.Event(), count=300)
+    ready.set()
+    during = timed_predictions(address, stop)
+    results.put((idle, during))
+
+
 def p99(results: list) -> float:
     return statistics.quantiles([seconds for _, seconds in results], n=100)[98]
 
@@ -188,28 +208,66 @@ async def abuse(address: str, first: bytes, *, hold_s: float) -> tuple[bytes, fl
         writer.close()
 
 
+class Abuser(asyncio.Protocol):
+    """Sends ``first`` on connect and nothing more; notes when the gateway first answered or
+    closed, at the moment the event arrives (a callback, not a coroutine that resumes later:
+    with 2,200 of them on a busy machine, resuming alone ran to a second)."""
+
+    def __init__(self, first: bytes, done: asyncio.Future[tuple[bytes, float]]) -> None:
+        self.first = first
+        self.done = done
+        self.loop = done.get_loop()
+        self.data = b""
+        self.sent = 0.0
+        self.reached = 0.0  # loop time of the first byte or the close, whichever came first
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.first)  # type: ignore[attr-defined] - uvloop's, not asyncio's class
+        self.sent = self.loop.time()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.reached:
+            self.reached = self.loop.time()
+        self.data += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.reached:
+            self.reached = self.loop.time()
+        if not self.done.done():
+            self.done.set_result((self.data, self.reached - self.sent))
+
+
 async def abuse_all(address: str, requests: list[bytes], hold_s: float) -> list:
+    """Each request on its own connection: (all the gateway sent, seconds from the send until
+    its first answer byte or its close), or (b"", inf) if it still held on after ``hold_s``."""
+    loop = asyncio.get_running_loop()
+    host, port = address.split(":")
     gate = asyncio.Semaphore(256)  # connect in waves: the listen backlog is finite
+    transports: list[asyncio.BaseTransport] = []
 
-    async def one(first: bytes) -> tuple[bytes, float]:
+    async def connect(first: bytes) -> asyncio.Future[tuple[bytes, float]]:
+        done: asyncio.Future[tuple[bytes, float]] = loop.create_future()
         async with gate:
-            # Connected and sent under the gate, then waited on outside it.
-            host, port = address.split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(first)
-            await writer.drain()
-            sent = time.monotonic()
-        try:
-            data = await asyncio.wait_for(reader.read(), hold_s)
-            return data, time.monotonic() - sent
-        except TimeoutError:
-            return b"", float("inf")
-        except ConnectionResetError:
-            return b"", time.monotonic() - sent
-        finally:
-            writer.close()
+            transport, _ = await loop.create_connection(
+                lambda: Abuser(first, done), host, int(port)
+            )
+        transports.append(transport)
+        return done
 
-    return await asyncio.gather(*(one(first) for first in requests))
+    futures = await asyncio.gather(*(connect(first) for first in requests))
+    try:
+        await asyncio.wait(futures, timeout=hold_s)
+    finally:
+        for transport in transports:
+            transport.close()
+    return [f.result() if f.done() else (b"", float("inf")) for f in futures]
+
+
+def run_fast(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop (as the gateway does): the abusive clients' own loop must not be what
+    makes a close look late."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def assert_timed_out(data: bytes, seconds: float, deadline_s: float) -> None:
@@ -224,28 +282,43 @@ def assert_timed_out(data: bytes, seconds: float, deadline_s: float) -> None:
 
 
 def test_half_open_heads_and_stalled_bodies_time_out_while_normal_requests_flow(gw: Proc) -> None:
-    stop = threading.Event()
-    timed_predictions(gw.address, stop, count=50)  # warm: the replica connection exists
-    idle = timed_predictions(gw.address, stop, count=300)
+    timed_predictions(gw.address, threading.Event(), count=50)  # the replica connection exists
     baseline_fds = open_fds(gw)
+    before = {phase: timeouts(gw, phase) for phase in ("idle", "head", "body")}
 
-    during: list = []
-    normal = threading.Thread(target=lambda: during.extend(timed_predictions(gw.address, stop)))
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
+    normal = spawn.Process(target=normal_traffic, args=(gw.address, ready, stop, out))
     normal.start()
     stalled_body = predict(b"x" * 100)[:-90]  # the head and 10 bytes of a 100-byte body
     requests = [HALF_HEAD] * HALF_OPEN + [stalled_body] * STALLED
-    started = time.monotonic()
     try:
-        results = asyncio.run(abuse_all(gw.address, requests, hold_s=TIMEOUT_S + 5))
+        assert ready.wait(60), "the normal client did not start"
+        started = time.monotonic()
+        results = run_fast(abuse_all(gw.address, requests, hold_s=TIMEOUT_S + 5))
+        elapsed = time.monotonic() - started
     finally:
         stop.set()
-        normal.join(30)
-    elapsed = time.monotonic() - started
+        try:
+            idle, during = out.get(timeout=30)
+        finally:
+            normal.join(30)
+            if normal.is_alive():
+                normal.kill()
 
     late = [s for _, s in results if s > TIMEOUT_S + SLACK_S]
     assert not late, f"{len(late)} of {len(results)} held past the deadline: {sorted(late)[-5:]}"
+    # Closed with no answer: a connection whose bytes the gateway had not seen a whole head
+    # timeout after its accept, which it rightly takes for one that sent nothing. On a loaded
+    # machine this test's own client can be that late to write, now and then: each such close
+    # must be one the gateway counted as idle, and every other connection gets its 408.
+    silent = [seconds for data, seconds in results if data == b""]
     for data, seconds in results:
-        assert_timed_out(data, seconds, TIMEOUT_S)
+        if data:
+            assert_timed_out(data, seconds, TIMEOUT_S)
+    counted = {phase: timeouts(gw, phase) - before[phase] for phase in before}
+    assert counted["idle"] == len(silent), (counted, len(silent))
+    assert counted["head"] + counted["body"] == len(results) - len(silent), counted
     assert during and all(status == 200 for status, _ in during), {s for s, _ in during}
     # Generous: the abusive clients run on the same two cores as the gateway and this test.
     assert p99(during) <= max(5 * p99(idle), p99(idle) + 0.05), (p99(idle), p99(during))
@@ -254,10 +327,9 @@ def test_half_open_heads_and_stalled_bodies_time_out_while_normal_requests_flow(
     while open_fds(gw) > baseline_fds and time.monotonic() < deadline:
         time.sleep(0.1)
     assert open_fds(gw) <= baseline_fds, (baseline_fds, open_fds(gw))
-    assert metric(gw, 'gateway_client_timeouts_total{phase="head"}') >= HALF_OPEN
-    assert metric(gw, 'gateway_client_timeouts_total{phase="body"}') >= STALLED
     print(
-        f"\n{HALF_OPEN} half-open + {STALLED} stalled: all answered 408 in "
+        f"\n{HALF_OPEN} half-open + {STALLED} stalled: {len(results) - len(silent)} answered "
+        f"408, {len(silent)} closed as sent-nothing, in "
         f"{min(s for _, s in results):.2f} to {max(s for _, s in results):.2f} s "
         f"({elapsed:.1f} s in all); fds {baseline_fds} before, {open_fds(gw)} after; "
         f"p99 idle {p99(idle) * 1000:.2f} ms, during {p99(during) * 1000:.2f} ms "
@@ -383,7 +455,7 @@ def test_connections_over_the_cap_are_refused_and_those_under_it_served(
 
         extra = [b""] * 20
         started = time.monotonic()
-        results = asyncio.run(abuse_all(capped.address, extra, hold_s=5))
+        results = run_fast(abuse_all(capped.address, extra, hold_s=5))
         for data, seconds in results:
             head, _, body = data.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 503 "), data[:200]
@@ -407,3 +479,104 @@ def test_connections_over_the_cap_are_refused_and_those_under_it_served(
         for client in held:
             client.close()
         capped.stop()
+
+
+def read_until_closed(sock: socket.socket, timeout_s: float) -> bytes:
+    sock.settimeout(timeout_s)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def assert_head_too_large(data: bytes) -> None:
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), data[:200]
+    assert b"connection: close" in head.lower()
+    answer = json.loads(body)
+    assert answer["error"] == "request_head_too_large"
+    assert str(MAX_HEAD) in answer["detail"]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [b"POST /predict HTTP/1.1\r\n", b"GET /routing HTTP/1.1\r\n"],
+    ids=["short-cut", "asgi"],
+)
+def test_a_head_over_the_cap_is_431_and_closed(gw: Proc, start: bytes) -> None:
+    filler = b"X-Filler: " + b"f" * (MAX_HEAD + 100) + b"\r\n"
+    end = b"Host: gw\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    client = Client(gw.address)
+    try:
+        client.sock.sendall(start + filler + end)  # whole, in one send
+        assert_head_too_large(read_until_closed(client.sock, 5))
+    finally:
+        client.close()
+    # Just under the cap passes, on both paths.
+    client = Client(gw.address)
+    try:
+        under = b"X-Filler: " + b"f" * (MAX_HEAD - 400) + b"\r\n"
+        status, _ = client.exchange(start + under + end)
+        assert status == 200
+    finally:
+        client.close()
+
+
+def test_a_head_that_never_ends_is_cut_at_the_cap(gw: Proc) -> None:
+    client = Client(gw.address)
+    sent = 0
+    try:
+        client.sock.sendall(b"POST /predict HTTP/1.1\r\nHost: gw\r\n")
+        try:
+            for i in range(200):  # 200 headers of 1 KiB: far past the cap, never finished
+                client.sock.sendall(b"X-H%d: %s\r\n" % (i, b"h" * 1024))
+                sent += 1024
+                time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert_head_too_large(read_until_closed(client.sock, 5))
+    finally:
+        client.close()
+    assert sent < 200 * 1024  # cut on the way, not after the whole head
+    assert metric(gw, "gateway_request_heads_too_large_total") >= 3
+
+
+def rss_bytes(proc: Proc) -> int:
+    assert proc.popen is not None
+    for line in Path(f"/proc/{proc.popen.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_never_reads_its_answers_is_not_buffered_and_is_dropped(gw: Proc) -> None:
+    # 64 pipelined requests for 1 MiB answers each, never read: without flow control the
+    # gateway would hold all 64 MiB for this one client.
+    answer_bytes = 1024 * 1024
+    request = predict()[: -len(CUSTOMER) - 2] + b"X-Answer-Bytes: %d\r\n\r\n%s" % (
+        answer_bytes,
+        CUSTOMER,
+    )
+    timed_predictions(gw.address, threading.Event(), count=5)  # the replica connection exists
+    baseline_fds, baseline_rss = open_fds(gw), rss_bytes(gw)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = gw.address.split(":")
+    sock.connect((host, int(port)))
+    try:
+        sock.sendall(request * 64)
+        time.sleep(1.0 + TIMEOUT_S / 2)  # the gateway fills its buffers, then waits
+        grown = rss_bytes(gw) - baseline_rss
+        assert grown < 24 * answer_bytes, f"gateway grew by {grown / 2**20:.1f} MiB"
+        # Not read within the send timeout: dropped, answers unsent, the fd given back.
+        deadline = time.monotonic() + TIMEOUT_S + 5
+        while open_fds(gw) > baseline_fds and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open_fds(gw) <= baseline_fds
+        print(f"\nnever-reading client: gateway grew {grown / 2**20:.1f} MiB for 64 MiB asked")
+    finally:
+        sock.close()
+    assert metric(gw, 'gateway_client_timeouts_total{phase="send"}') >= 1

@@ -6,9 +6,11 @@ any moment and started again resumes the same step with the same baselines. The 
 notices an edit it did not make (the file's revision is not the one it wrote) and pauses
 rather than fight the operator; ``streamflow rollout resume`` takes the file as it then is.
 
-Windows: the candidate is judged on its counts since its current step began; stable on its
-counts since the rollout began, so the last step (candidate at 100%, stable serving nothing)
-still has a reference.
+Windows: both sides are judged on the same window, their counts since the current step began,
+whenever stable serves traffic in it, so both saw the same machine, load and customers. Where
+stable serves nothing (the candidate at 100%), stable's reference is its counts over the last
+window in which it did serve (the previous step's), kept in the log's baselines so a restarted
+controller judges against the same reference; every verdict names its reference window.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from rollout import actions
 from rollout.judge import Status, Verdict, judge
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
-from rollout.sources.base import Snapshot, Source, SourceError
+from rollout.sources.base import Snapshot, Source, SourceError, VersionCounts
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
 
@@ -43,7 +45,10 @@ class State:
     step: int
     step_started: float  # wall-clock seconds: must survive a restart
     step_baseline: Snapshot
-    rollout_baseline: Snapshot
+    # Stable's counts over the last window it served in, and which window that was: the
+    # reference where stable serves nothing in the current one.
+    reference: VersionCounts | None
+    reference_window: str | None
     revision: str  # of the routing.yaml the controller last wrote or adopted
     failures: int = 0
     paused: str | None = None
@@ -89,17 +94,19 @@ class Controller:
             return self._resume(history)
         snapshot = self._read_until_available()
         loaded = self._write(self.plan.weights(0))
-        state = State(0, self.clock(), snapshot, snapshot, loaded.revision)
+        state = State(0, self.clock(), snapshot, None, None, loaded.revision)
         self._record(state, "start", None, f"rollout of {self.plan.candidate} begins", True)
         return state
 
     def _resume(self, history: list[dict[str, Any]]) -> State:
         started = next(e for e in reversed(history) if "baselines" in e)
+        reference = started["baselines"].get("reference")
         state = State(
             step=int(started["step"]),
             step_started=float(started["step_started"]),
             step_baseline=Snapshot.from_json(started["baselines"]["step"]),
-            rollout_baseline=Snapshot.from_json(started["baselines"]["rollout"]),
+            reference=VersionCounts.from_json(reference["counts"]) if reference else None,
+            reference_window=str(reference["window"]) if reference else None,
             revision=str(next(e["revision"] for e in reversed(history) if "revision" in e)),
             failures=int(next((e["failures"] for e in reversed(history) if "failures" in e), 0)),
         )
@@ -144,16 +151,29 @@ class Controller:
         except SourceError as exc:
             self._record(state, "hold", None, f"metrics unavailable: {exc}")
             return None
-        candidate = now_counts.of(self.plan.candidate).minus(
-            state.step_baseline.of(self.plan.candidate)
-        )
-        stable = now_counts.of(self.plan.stable).minus(state.rollout_baseline.of(self.plan.stable))
+        window = now_counts.minus(state.step_baseline)
+        stable, reference = self._stable_reference(state, window)
         spec = self.plan.spec
-        verdict = judge(candidate, stable, spec.thresholds, spec.min_requests)
-        return self._act(state, verdict, now_counts)
+        verdict = judge(window.of(self.plan.candidate), stable, spec.thresholds, spec.min_requests)
+        return self._act(state, verdict, now_counts, reference)
 
-    def _act(self, state: State, verdict: Verdict, counts: Snapshot) -> int | None:
+    def _stable_reference(self, state: State, window: Snapshot) -> tuple[VersionCounts, str]:
+        """Stable's counts to judge the candidate against, and the window they are of."""
+        if self.plan.weight(state.step) < 100:
+            return window.of(self.plan.stable), f"the same window, {self._window_name(state.step)}"
+        if state.reference is None:
+            # Only a plan whose first step is 100 has no earlier window: stable's counts then
+            # stay at nothing, and the verdict waits for samples (plan.py rejects no such plan,
+            # but the controller must not invent a reference).
+            return VersionCounts(), "none (stable served in no earlier window)"
+        return state.reference, str(state.reference_window)
+
+    def _window_name(self, step: int) -> str:
+        return f"step {step} ({self.plan.weight(step)}%)"
+
+    def _act(self, state: State, verdict: Verdict, counts: Snapshot, reference: str) -> int | None:
         spec = self.plan.spec
+        verdict = verdict.against(reference)
         if verdict.status is Status.FAIL:
             state.failures += 1
             if state.failures >= spec.failure_limit:
@@ -177,6 +197,10 @@ class Controller:
             self._record(state, "promote", verdict, f"{self.plan.candidate} is now stable")
             return PROMOTED
         passed = self.plan.weight(state.step)
+        if passed < 100:
+            stable_served = counts.minus(state.step_baseline).of(self.plan.stable)
+            state.reference = stable_served
+            state.reference_window = self._window_name(state.step)
         state.step += 1
         state.revision = self._write(self.plan.weights(state.step)).revision
         state.step_started = self.clock()
@@ -253,10 +277,12 @@ class Controller:
         if verdict is not None:
             entry.update(verdict.to_json())
         if baselines:
-            entry["baselines"] = {
-                "step": state.step_baseline.to_json(),
-                "rollout": state.rollout_baseline.to_json(),
-            }
+            entry["baselines"] = {"step": state.step_baseline.to_json()}
+            if state.reference is not None:
+                entry["baselines"]["reference"] = {
+                    "window": state.reference_window,
+                    "counts": state.reference.to_json(),
+                }
         self.log.append(entry, at=self.clock())
         verdict_text = verdict.status.value if verdict else "-"
         self.say(f"step {state.step} ({entry['weight']}%) {verdict_text} -> {action}: {reason}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from statistics import NormalDist
 
@@ -78,14 +78,21 @@ class Verdict:
     reason: str
     candidate_requests: float
     stable_requests: float
+    reference: str | None = None  # the window stable's counts are of, when the caller says
+
+    def against(self, reference: str) -> Verdict:
+        return replace(self, reference=reference)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "verdict": self.status.value,
             "judged": self.reason,
             "samples": {"candidate": self.candidate_requests, "stable": self.stable_requests},
             "checks": [check.to_json() for check in self.checks],
         }
+        if self.reference is not None:
+            out["stable_window"] = self.reference
+        return out
 
 
 def judge(

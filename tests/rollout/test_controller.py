@@ -3,6 +3,7 @@ pause on a hand edit, and a restart that resumes the same step."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -38,14 +39,17 @@ class Traffic:
         self.path = path
         self.rate = rate
         self.candidate_error = candidate_error
-        self.totals: dict[str, list[float]] = {"v1": [0, 0], "v2": [0, 0]}
+        # Per version: requests, errors, answers in the slow tail.
+        self.totals: dict[str, list[float]] = {"v1": [0, 0, 0], "v2": [0, 0, 0]}
         self.down = False
+        self.tail = 0.0  # share of answers, of either version, taking 40 ms (a loaded machine)
 
     def tick(self) -> None:
         weights = load_config(self.path).config.weights()
         for version, weight in weights.items():
             n = self.rate * weight / 100
             self.totals[version][0] += n
+            self.totals[version][2] += n * self.tail
             if version == "v2":
                 self.totals[version][1] += n * self.candidate_error
 
@@ -53,8 +57,10 @@ class Traffic:
         if self.down:
             raise SourceError("gateway down")
         out = {}
-        for version, (n, errors) in self.totals.items():
-            latency = tuple(0.0 if b < 0.004 else n for b in LATENCY_BOUNDS) + (n,)
+        for version, (n, errors, slow) in self.totals.items():
+            latency = tuple(
+                0.0 if b < 0.004 else n - slow if b < 0.04 else n for b in LATENCY_BOUNDS
+            ) + (n,)
             out[version] = VersionCounts(requests=n, errors=errors, latency=latency)
         return Snapshot(out)
 
@@ -185,3 +191,52 @@ def test_no_plan_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(RolloutError, match="no rollout section"):
         Controller(path, DecisionLog(tmp_path / "log"), Traffic(path))
+
+
+def test_both_sides_are_judged_on_the_step_s_window(tmp_path: Path) -> None:
+    """The machine gets busier at the 50% step: a tail of 3% slow answers, for both versions
+    alike. Judged on the same window the candidate is no slower; against stable's whole
+    rollout (mostly answered before the load came) its p99 would look ten times worse."""
+    path, log, source, clock = setup(tmp_path)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    while state.step < 1:
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    source.tail = 0.03
+    assert ctl.run() == PROMOTED
+    entries = log.read()
+    at_half = [e for e in entries if e["weight"] == 50 and e["action"] == "hold"]
+    assert at_half and all(e["verdict"] in ("PASS", "WAITING_FOR_SAMPLES") for e in at_half)
+    for e in at_half:
+        assert e["stable_window"] == "the same window, step 1 (50%)"
+        # Stable's samples are its own in the step (100 a second at 50%), not the rollout's.
+        seconds = round(datetime.fromisoformat(e["time"]).timestamp() - e["step_started"])
+        assert e["samples"]["stable"] == 100 * seconds
+
+
+def test_at_100_percent_stable_s_reference_is_the_previous_step(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    first = controller(path, log, source, clock)
+    state = first.begin()
+    while state.step < 2:
+        clock.sleep(1)
+        assert first.check(state) is None
+    advance = log.read()[-1]
+    assert advance["action"] == "advance" and advance["weight"] == 100
+    reference = advance["baselines"]["reference"]
+    assert reference["window"] == "step 1 (50%)"
+    # Stable served half of 200 a second for the step's seconds at 50%.
+    served = reference["counts"]["requests"]
+    assert served > 0 and served % 100 == 0
+    clock.sleep(1)
+    assert first.check(state) is None
+    hold = log.read()[-1]
+    assert hold["stable_window"] == "step 1 (50%)" and hold["samples"]["stable"] == served
+    # A restarted controller judges against the same reference.
+    again = controller(path, DecisionLog(log.path), source, clock)
+    resumed = again.begin()
+    assert resumed.reference == state.reference and resumed.reference_window == "step 1 (50%)"
+    assert again.run() == PROMOTED
+    promote = log.read()[-1]
+    assert promote["action"] == "promote" and promote["samples"]["stable"] == served

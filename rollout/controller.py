@@ -52,6 +52,7 @@ class State:
     revision: str  # of the routing.yaml the controller last wrote or adopted
     failures: int = 0
     paused: str | None = None
+    note: str | None = None  # said (with the baselines) in the next entry: a rebased window
 
 
 class Controller:
@@ -151,6 +152,12 @@ class Controller:
         except SourceError as exc:
             self._record(state, "hold", None, f"metrics unavailable: {exc}")
             return None
+        restarted = now_counts.restarted_since(state.step_baseline)
+        if restarted:
+            # Kept in the log with this check's entry, so a restarted controller counts the
+            # same window.
+            state.step_baseline = state.step_baseline.rebased(now_counts)
+            state.note = f"counters of {', '.join(restarted)} restarted: counted from 0"
         window = now_counts.minus(state.step_baseline)
         stable, reference = self._stable_reference(state, window)
         spec = self.plan.spec
@@ -259,6 +266,9 @@ class Controller:
         baselines: bool = False,
         passed: int | None = None,
     ) -> None:
+        if state.note is not None:
+            reason = f"{reason} ({state.note})"
+            baselines, state.note = True, None
         entry: dict[str, Any] = {
             "by": CONTROLLER,
             "plan": self.plan.id,

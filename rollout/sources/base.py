@@ -65,19 +65,48 @@ class VersionCounts:
     latency: tuple[float, ...] = (0.0,) * (len(LATENCY_BOUNDS) + 1)  # cumulative, last is +Inf
     probability: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)  # per bin, not cumulative
 
-    def minus(self, earlier: VersionCounts) -> VersionCounts:
-        # A counter that went down means a process restarted; the newer reading is then all
-        # that is known since (Prometheus's increase() makes the same call).
-        def sub(a: float, b: float) -> float:
-            return a - b if a >= b else a
+    def went_down_since(self, earlier: VersionCounts) -> bool:
+        """A counter lower than before: the process that keeps them restarted from 0."""
+        return any(a < b for a, b in zip(self._fields(), earlier._fields(), strict=True))
 
+    def minus(self, earlier: VersionCounts) -> VersionCounts:
+        # One process keeps all of these counters: when any went down it restarted, and what
+        # it holds now is all that is known of the window (Prometheus's increase() makes the
+        # same call per series). Judged field by field, a restart would mix halves of two
+        # lives into one histogram.
+        if self.went_down_since(earlier):
+            return self
         return VersionCounts(
-            requests=sub(self.requests, earlier.requests),
-            errors=sub(self.errors, earlier.errors),
-            saved_by_fallback=sub(self.saved_by_fallback, earlier.saved_by_fallback),
-            failed_tries=sub(self.failed_tries, earlier.failed_tries),
-            latency=tuple(map(sub, self.latency, earlier.latency)),
-            probability=tuple(map(sub, self.probability, earlier.probability)),
+            requests=self.requests - earlier.requests,
+            errors=self.errors - earlier.errors,
+            saved_by_fallback=self.saved_by_fallback - earlier.saved_by_fallback,
+            failed_tries=self.failed_tries - earlier.failed_tries,
+            latency=tuple(a - b for a, b in zip(self.latency, earlier.latency, strict=True)),
+            probability=tuple(
+                a - b for a, b in zip(self.probability, earlier.probability, strict=True)
+            ),
+        )
+
+    def plus(self, other: VersionCounts) -> VersionCounts:
+        return VersionCounts(
+            requests=self.requests + other.requests,
+            errors=self.errors + other.errors,
+            saved_by_fallback=self.saved_by_fallback + other.saved_by_fallback,
+            failed_tries=self.failed_tries + other.failed_tries,
+            latency=tuple(a + b for a, b in zip(self.latency, other.latency, strict=True)),
+            probability=tuple(
+                a + b for a, b in zip(self.probability, other.probability, strict=True)
+            ),
+        )
+
+    def _fields(self) -> tuple[float, ...]:
+        return (
+            self.requests,
+            self.errors,
+            self.saved_by_fallback,
+            self.failed_tries,
+            *self.latency,
+            *self.probability,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -104,19 +133,94 @@ class VersionCounts:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """Counts per version, summed over every process read, and kept per process (the
+    ``instance``: a gateway or replica address) too, so that one process restarting is told
+    apart from the others, as Prometheus tells its series apart."""
+
     versions: Mapping[str, VersionCounts] = field(default_factory=dict)
+    # instance -> version -> counts; None when the source knows no instances (one, unnamed).
+    instances: Mapping[str, Mapping[str, VersionCounts]] | None = None
+
+    @classmethod
+    def of_instances(cls, instances: Mapping[str, Mapping[str, VersionCounts]]) -> Snapshot:
+        total: dict[str, VersionCounts] = {}
+        for counts in instances.values():
+            for version, c in counts.items():
+                total[version] = total[version].plus(c) if version in total else c
+        return cls(total, {i: dict(c) for i, c in instances.items()})
+
+    @property
+    def parts(self) -> Mapping[str, Mapping[str, VersionCounts]]:
+        return self.instances if self.instances is not None else {"": self.versions}
 
     def of(self, version: str) -> VersionCounts:
         return self.versions.get(version, VersionCounts())
 
     def minus(self, earlier: Snapshot) -> Snapshot:
-        return Snapshot({v: c.minus(earlier.of(v)) for v, c in self.versions.items()})
+        """What happened since ``earlier``, instance by instance; an instance that restarted
+        counts from 0, one that is gone adds nothing."""
+        before = earlier.parts
+        return Snapshot.of_instances(
+            {
+                instance: {
+                    v: c.minus(before.get(instance, {}).get(v, VersionCounts()))
+                    for v, c in counts.items()
+                }
+                for instance, counts in self.parts.items()
+            }
+        )
+
+    def restarted_since(self, earlier: Snapshot) -> list[str]:
+        """The instances (``instance/version``) whose counters went down since ``earlier``."""
+        before = earlier.parts
+        return sorted(
+            f"{instance}/{v}" if instance else v
+            for instance, counts in self.parts.items()
+            for v, c in counts.items()
+            if c.went_down_since(before.get(instance, {}).get(v, VersionCounts()))
+        )
+
+    def rebased(self, now: Snapshot) -> Snapshot:
+        """This baseline with every instance that restarted since put back to 0: its counters
+        began again, so what they hold from now on is all new. Subtracting two readings,
+        unlike increase() over every scrape, would otherwise see the restarted counter climb
+        past the old baseline and take only the part above it."""
+        restarted = {
+            (instance, v)
+            for instance, counts in now.parts.items()
+            for v, c in counts.items()
+            if c.went_down_since(self.parts.get(instance, {}).get(v, VersionCounts()))
+        }
+        if not restarted:
+            return self
+        kept = {
+            instance: {v: c for v, c in counts.items() if (instance, v) not in restarted}
+            for instance, counts in self.parts.items()
+        }
+        if self.instances is None:
+            return Snapshot(kept[""])
+        return Snapshot.of_instances(kept)
 
     def to_json(self) -> dict[str, object]:
-        return {version: counts.to_json() for version, counts in sorted(self.versions.items())}
+        if self.instances is None:
+            return {version: counts.to_json() for version, counts in sorted(self.versions.items())}
+        return {
+            "instances": {
+                instance: {v: c.to_json() for v, c in sorted(counts.items())}
+                for instance, counts in sorted(self.instances.items())
+            }
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Mapping[str, object]]) -> Snapshot:
+        if "instances" in data:
+            instances = data["instances"]
+            return cls.of_instances(
+                {
+                    str(i): {str(v): VersionCounts.from_json(c) for v, c in counts.items()}  # type: ignore[union-attr]
+                    for i, counts in instances.items()
+                }
+            )
         return cls({v: VersionCounts.from_json(c) for v, c in data.items()})
 
 
@@ -153,7 +257,18 @@ def _filled(known: Mapping[int, float], size: int) -> list[float]:
 
 
 def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
-    """Counts per version from the gateway and model-server series (summed over sources)."""
+    """Counts per version from the gateway and model-server series, kept per ``instance``
+    label (the process that exposed them) and summed."""
+    by_instance: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_instance.setdefault(sample.labels.get("instance", ""), []).append(sample)
+    return Snapshot.of_instances(
+        {instance: _counts_of(group) for instance, group in sorted(by_instance.items())}
+    )
+
+
+def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
+    """Counts per version from one process's series."""
     served: dict[str, float] = {}
     errors: dict[str, float] = {}
     saved: dict[str, float] = {}
@@ -205,4 +320,4 @@ def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
             latency=tuple(lat),
             probability=tuple(bins),
         )
-    return Snapshot(snapshot)
+    return snapshot

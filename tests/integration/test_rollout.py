@@ -386,3 +386,34 @@ def test_the_prometheus_source_gives_the_same_verdicts(
     outcome.report("20% failing candidate, Prometheus source")
     assert outcome.code == 1 and outcome.load.failed == 0
     assert outcome.last["action"] == "rollback" and "error_rate" in outcome.last["reason"]
+
+
+def test_a_gateway_restarted_mid_step_is_counted_from_zero(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack()
+    gw = next(p for p in stack.procs if p.name == "gateway")
+    load = Load(stack.gateway_url, RATE).start()
+    started = time.monotonic()
+    try:
+        controller = stack.controller()
+        stack.wait_for_entry(lambda e: e["action"] == "advance", DECISION_TIMEOUT_S)
+        gw.stop()
+        gw.start(stack.workdir)
+        wait_for(f"{stack.gateway_url}/ready", timeout=30)
+        assert controller.popen is not None
+        code = controller.popen.wait(DECISION_TIMEOUT_S)
+    finally:
+        seconds = time.monotonic() - started
+        load.stop()
+    entries = stack.entries()
+    Outcome(code, seconds, load, entries).report("gateway restarted at 50%")
+    assert code == 0, entries[-3:]
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [20, 50, 100]
+    restarted = [e for e in entries if "restarted: counted from 0" in e["reason"]]
+    assert restarted and restarted[0]["weight"] == 50
+    # No window ever held fewer than nothing, nor more than was sent.
+    for e in entries:
+        for side in e.get("samples", {}).values():
+            assert 0 <= side <= load.sent
+    assert load_config(stack.path).config.stable == "v2.4.0"

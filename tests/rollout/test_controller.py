@@ -240,3 +240,29 @@ def test_at_100_percent_stable_s_reference_is_the_previous_step(tmp_path: Path) 
     assert again.run() == PROMOTED
     promote = log.read()[-1]
     assert promote["action"] == "promote" and promote["samples"]["stable"] == served
+
+
+def test_a_gateway_restarted_mid_step_restarts_the_window_not_the_rollout(
+    tmp_path: Path,
+) -> None:
+    path, log, source, clock = setup(tmp_path)
+    source.totals = {"v1": [1000, 0, 0], "v2": [150, 0, 0]}  # served before the rollout
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    while state.step < 1:
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    source.totals = {v: [0.0, 0.0, 0.0] for v in source.totals}  # the gateway restarted
+    assert ctl.run() == PROMOTED
+    entries = log.read()
+    rebase = next(
+        e for e in entries if "counters of v1, v2 restarted: counted from 0" in e["reason"]
+    )
+    assert rebase["step"] == 1 and "baselines" in rebase
+    step1 = [e for e in entries if e["step"] == 1 and e["action"] == "hold"]
+    after = step1[step1.index(rebase) :]
+    seen = [e["samples"]["candidate"] for e in after]
+    # Counted from 0 after the restart, and still growing once the new counters pass the
+    # old baseline (a stale baseline would have cut them back to what lies above it).
+    assert seen == sorted(seen) and seen[-1] >= 200
+    assert all(v >= 0 for e in entries for v in e.get("samples", {}).values())

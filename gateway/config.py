@@ -41,6 +41,7 @@ __all__ = [
     "RolloutSpec",
     "RolloutThresholds",
     "RoutingConfig",
+    "ShadowBakeSpec",
     "ShadowSpec",
     "VersionSpec",
     "load_config",
@@ -149,6 +150,17 @@ class RolloutThresholds(_Frozen):
     psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2
 
 
+class ShadowBakeSpec(_Frozen):
+    """Before any customer is served: the candidate shadows ``percent`` of predictions for
+    ``duration``, judged on the gateway's shadow comparison (README, "Progressive rollout")."""
+
+    percent: Annotated[StrictInt | StrictFloat, Field(gt=0, le=100)]
+    duration: Duration
+    min_comparisons: Annotated[StrictInt, Field(ge=1)] = 300  # compared rows before a verdict
+    min_tier_agreement: Share = 0.9  # share of rows whose risk tier both versions agree on
+    psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2  # shadow vs client
+
+
 class RolloutSpec(_Frozen):
     """The progressive rollout controller's plan (the `streamflow rollout` commands); the
     gateway only validates it."""
@@ -160,6 +172,7 @@ class RolloutSpec(_Frozen):
     min_requests: Annotated[StrictInt, Field(ge=1)] = 300  # per step, before any verdict
     failure_limit: Annotated[StrictInt, Field(ge=1)] = 2  # failed checks in a row: roll back
     thresholds: RolloutThresholds = RolloutThresholds()
+    shadow_bake: ShadowBakeSpec | None = None
 
     @field_validator("steps")
     @classmethod
@@ -297,6 +310,11 @@ def _cross_field_problems(cfg: RoutingConfig) -> list[tuple[Loc, str]]:
             problems.append((("rollout",), "a rollout steps canary weights: needs mode: canary"))
         if cfg.rollout.check_every > cfg.rollout.interval:
             problems.append((("rollout", "check_every"), "must not be longer than interval"))
+        bake = cfg.rollout.shadow_bake
+        if bake is not None and cfg.rollout.check_every > bake.duration:
+            problems.append(
+                (("rollout", "shadow_bake", "duration"), "must not be shorter than check_every")
+            )
 
     return problems
 

@@ -22,9 +22,20 @@ from rollout.plan import Plan
 __all__ = ["promote", "roll_back", "set_weights"]
 
 
-def set_weights(path: str, weights: Mapping[str, int]) -> LoadedConfig:
+def set_weights(
+    path: str, weights: Mapping[str, int], shadow: tuple[str, float] | None = None
+) -> LoadedConfig:
+    """The weights, and with ``shadow`` (version, percent) the shadow section, in one write."""
     doc = read_document(path)
     change = _write_weights(doc, path, weights)
+    if shadow is not None:
+        section = child_map(doc.data, "shadow", path, create=True)
+        version, percent = shadow
+        if str(section.get("version")) != version:
+            section["version"] = version
+        if section.get("percent") != percent:
+            section["percent"] = percent
+        change += f", shadow {version} at {percent:g}%"
     return save_document(path, doc.render(), change)
 
 

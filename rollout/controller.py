@@ -24,7 +24,7 @@ from typing import Any
 from gateway.cli.base import CommandError
 from gateway.config import ConfigError, LoadedConfig, load_config
 from rollout import actions
-from rollout.judge import Status, Verdict, judge
+from rollout.judge import Status, Verdict, judge, judge_shadow
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
 from rollout.sources.base import Snapshot, Source, SourceError, VersionCounts
@@ -94,9 +94,13 @@ class Controller:
         if history and history[-1].get("action") not in TERMINAL:
             return self._resume(history)
         snapshot = self._read_until_available()
-        loaded = self._write(self.plan.weights(0))
-        state = State(0, self.clock(), snapshot, None, None, loaded.revision)
-        self._record(state, "start", None, f"rollout of {self.plan.candidate} begins", True)
+        first = self.plan.first_step
+        loaded = self._write_step(first)
+        state = State(first, self.clock(), snapshot, None, None, loaded.revision)
+        why = f"rollout of {self.plan.candidate} begins"
+        if first < 0:
+            why += f" with a shadow bake at {self.plan.shadow_percent(first):g}%"
+        self._record(state, "start", None, why, True)
         return state
 
     def _resume(self, history: list[dict[str, Any]]) -> State:
@@ -159,8 +163,14 @@ class Controller:
             state.step_baseline = state.step_baseline.rebased(now_counts)
             state.note = f"counters of {', '.join(restarted)} restarted: counted from 0"
         window = now_counts.minus(state.step_baseline)
-        stable, reference = self._stable_reference(state, window)
         spec = self.plan.spec
+        if state.step < 0:
+            assert spec.shadow_bake is not None
+            verdict = judge_shadow(
+                window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
+            )
+            return self._act(state, verdict, now_counts, "none (clients served by stable only)")
+        stable, reference = self._stable_reference(state, window)
         verdict = judge(window.of(self.plan.candidate), stable, spec.thresholds, spec.min_requests)
         return self._act(state, verdict, now_counts, reference)
 
@@ -176,6 +186,8 @@ class Controller:
         return state.reference, str(state.reference_window)
 
     def _window_name(self, step: int) -> str:
+        if step < 0:
+            return "shadow bake"
         return f"step {step} ({self.plan.weight(step)}%)"
 
     def _act(self, state: State, verdict: Verdict, counts: Snapshot, reference: str) -> int | None:
@@ -193,10 +205,13 @@ class Controller:
             return None
         state.failures = 0
         waited = self.clock() - state.step_started
-        if verdict.status is not Status.PASS or waited < spec.interval:
+        interval = (
+            spec.shadow_bake.duration if spec.shadow_bake and state.step < 0 else spec.interval
+        )
+        if verdict.status is not Status.PASS or waited < interval:
             why = verdict.reason
             if verdict.status is Status.PASS:
-                why += f"; {waited:.0f}s of the step's {spec.interval:g}s"
+                why += f"; {waited:.0f}s of the step's {interval:g}s"
             self._record(state, "hold", verdict, why)
             return None
         if state.step == self.plan.last_step:
@@ -208,11 +223,14 @@ class Controller:
             stable_served = counts.minus(state.step_baseline).of(self.plan.stable)
             state.reference = stable_served
             state.reference_window = self._window_name(state.step)
+        what = f"{passed}%" if state.step >= 0 else "the shadow bake"
         state.step += 1
-        state.revision = self._write(self.plan.weights(state.step)).revision
+        state.revision = self._write_step(state.step).revision
         state.step_started = self.clock()
         state.step_baseline = counts
-        why = f"passed {passed}% for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        why = f"passed {what} for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        if state.step == 0 and self.plan.first_step < 0:
+            why += ", shadow off"
         self._record(state, "advance", verdict, why, True, passed=passed)
         return None
 
@@ -221,9 +239,13 @@ class Controller:
         afresh (new baseline, no failures carried)."""
         loaded = self._load()
         weight = loaded.config.weights().get(self.plan.candidate, 0)
+        shadow = loaded.config.shadow
+        baking = shadow is not None and shadow.version == self.plan.candidate and shadow.percent
         state.step = self.plan.step_for(weight)
-        if weight != self.plan.weight(state.step):
-            loaded = self._write(self.plan.weights(state.step))
+        if weight == 0 and baking and self.plan.first_step < 0:
+            state.step = -1  # still shadowing, no customer served: the bake
+        if weight != self.plan.weight(state.step) or (state.step < 0) != bool(baking):
+            loaded = self._write_step(state.step)
         state.revision = loaded.revision
         state.step_started = self.clock()
         state.step_baseline = self._read_until_available()
@@ -243,9 +265,11 @@ class Controller:
         except ConfigError as exc:
             raise RolloutError("; ".join(exc.messages)) from None
 
-    def _write(self, weights: dict[str, int]) -> LoadedConfig:
+    def _write_step(self, step: int) -> LoadedConfig:
+        percent = self.plan.shadow_percent(step)
+        shadow = None if percent is None else (self.plan.candidate, percent)
         try:
-            return actions.set_weights(self.path, weights)
+            return actions.set_weights(self.path, self.plan.weights(step), shadow)
         except CommandError as exc:
             raise RolloutError(" ".join(exc.lines)) from None
 
@@ -276,6 +300,7 @@ class Controller:
             "stable": self.plan.stable,
             "step": state.step,
             "weight": self.plan.weight(state.step),
+            "phase": "shadow_bake" if state.step < 0 else "step",
             "step_started": state.step_started,
             "revision": state.revision,
             "failures": state.failures,

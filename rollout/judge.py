@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from statistics import NormalDist
 
-from gateway.config import RolloutThresholds
+from gateway.config import RolloutThresholds, ShadowBakeSpec
 from gateway.quantile import histogram_quantile
 from gateway.shadow.compare import psi as population_stability_index
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
@@ -40,6 +40,7 @@ __all__ = [
     "chi_square_critical",
     "chi_square_homogeneity",
     "judge",
+    "judge_shadow",
     "p99",
     "quantile_from_buckets",
     "wilson_lower",
@@ -256,3 +257,83 @@ def _drift(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_request
         detail += f"{critical:.1f})"
         return Check("psi", Status.INCONCLUSIVE, value, t.psi, detail)
     return Check("psi", Status.PASS, value, t.psi, said)
+
+
+def judge_shadow(candidate: VersionCounts, bake: ShadowBakeSpec, significance: float) -> Verdict:
+    """The shadow bake: the candidate's answers to mirrored requests against the answers the
+    clients got, row by row (the gateway's shadow comparison).
+
+    - tier agreement: the share of compared rows whose risk tier both gave; failed when even
+      its one-sided Wilson upper bound at ``significance`` is below ``min_tier_agreement``,
+      inconclusive when it is below but not provably;
+    - PSI of the shadow's probability bins against the clients': as the live drift check
+      (over ``psi`` and a chi-square test of homogeneity at ``significance``). The two sides
+      are the same customers, so the test, made for independent samples, is conservative:
+      paired answers differ less by chance than two groups of customers do.
+    """
+    tiers = candidate.shadow_tiers
+    compared = sum(tiers)
+    if compared < bake.min_comparisons:
+        return Verdict(
+            Status.WAITING_FOR_SAMPLES,
+            (),
+            f"{compared:.0f} shadow comparisons; {bake.min_comparisons} before any verdict",
+            compared,
+            compared,
+        )
+    side = int(math.isqrt(len(tiers)))
+    agreed = sum(tiers[i * side + i] for i in range(side))
+    share = agreed / compared
+    upper = 1 - wilson_lower(compared - agreed, compared, _z(significance))
+    said = f"tiers agree on {share:.1%} of {compared:.0f} compared rows (upper bound {upper:.1%})"
+    floor = bake.min_tier_agreement
+    if upper < floor:
+        agreement = Check("tier_agreement", Status.FAIL, share, floor, f"{said}: below {floor:.0%}")
+    elif share < floor:
+        detail = f"{said}: below {floor:.0%}, not provably yet"
+        agreement = Check("tier_agreement", Status.INCONCLUSIVE, share, floor, detail)
+    else:
+        agreement = Check("tier_agreement", Status.PASS, share, floor, said)
+    checks = [agreement]
+    if bake.psi is not None:
+        checks.append(
+            _psi_check(
+                "shadow_psi",
+                candidate.shadow_bins,
+                candidate.shadow_client_bins,
+                bake.psi,
+                significance,
+                "shadow / client answers",
+            )
+        )
+    return _verdict(checks, compared, compared)
+
+
+def _verdict(checks: Sequence[Check], nc: float, ns: float) -> Verdict:
+    for status in (Status.FAIL, Status.WAITING_FOR_SAMPLES, Status.INCONCLUSIVE):
+        named = [c for c in checks if c.status is status]
+        if named:
+            return Verdict(status, tuple(checks), "; ".join(_say(c) for c in named), nc, ns)
+    return Verdict(Status.PASS, tuple(checks), "every check passed", nc, ns)
+
+
+def _psi_check(
+    name: str,
+    candidate: Sequence[float],
+    stable: Sequence[float],
+    threshold: float,
+    significance: float,
+    what: str,
+) -> Check:
+    nc, ns = sum(candidate), sum(stable)
+    value = population_stability_index(stable, candidate) or 0.0
+    statistic, used = chi_square_homogeneity(candidate, stable)
+    critical = chi_square_critical(used - 1, significance)
+    said = f"PSI {value:.3f} over {nc:.0f} / {ns:.0f} {what}"
+    if value > threshold and statistic > critical:
+        return Check(name, Status.FAIL, value, threshold, f"{said}: over {threshold}")
+    if value > threshold:
+        detail = f"{said}: over {threshold}, not significantly yet (chi-square {statistic:.1f} "
+        detail += f"<= {critical:.1f})"
+        return Check(name, Status.INCONCLUSIVE, value, threshold, detail)
+    return Check(name, Status.PASS, value, threshold, said)

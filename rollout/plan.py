@@ -32,12 +32,24 @@ class Plan:
     def last_step(self) -> int:
         return len(self.spec.steps) - 1
 
+    @property
+    def first_step(self) -> int:
+        """-1 is the shadow bake, when the plan has one: before step 0, no customer served."""
+        return -1 if self.spec.shadow_bake is not None else 0
+
     def weight(self, step: int) -> int:
-        return self.spec.steps[step]
+        return self.spec.steps[step] if step >= 0 else 0
 
     def weights(self, step: int) -> dict[str, int]:
-        weight = self.spec.steps[step]
+        weight = self.weight(step)
         return {self.stable: 100 - weight, self.candidate: weight}
+
+    def shadow_percent(self, step: int) -> float | None:
+        """The candidate's shadow share at ``step``: the bake's, 0 after it, None without one."""
+        bake = self.spec.shadow_bake
+        if bake is None:
+            return None
+        return bake.percent if step < 0 else 0
 
     def step_for(self, weight: int) -> int:
         """The step a candidate weight stands at: the last step not above it (the first step

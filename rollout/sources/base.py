@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from gateway.quantile import LATENCY_BUCKETS
 from gateway.shadow.compare import PROBABILITY_BOUNDS as SHADOW_PROBABILITY_BOUNDS
+from gateway.shadow.compare import TIER_INDEX, TIERS
+from gateway.shadow.metrics import BIN_LABELS
 
 __all__ = [
     "LATENCY_BOUNDS",
@@ -39,6 +41,12 @@ FALLBACKS = "gateway_fallbacks_total"  # {from_version, to_version, cause}
 UPSTREAM_ERRORS = "gateway_upstream_errors_total"  # {version, replica, cause}
 LATENCY = "gateway_request_duration_seconds_bucket"  # {version, le}
 PROBABILITY = "model_churn_probability_bucket"  # {version, shadow, le}
+# The gateway's shadow comparison (gateway/shadow/metrics.py), counted for the shadow version.
+SHADOW_ROWS = "gateway_shadow_rows_total"  # {primary, shadow, primary_tier, shadow_tier}
+SHADOW_BINS = "gateway_shadow_probability_rows_total"  # {primary, shadow, side, bin}
+
+
+BIN_INDEX = {label: i for i, label in enumerate(BIN_LABELS)}
 
 
 class SourceError(Exception):
@@ -64,6 +72,11 @@ class VersionCounts:
     failed_tries: float = 0.0  # every failed try against its replicas (information only)
     latency: tuple[float, ...] = (0.0,) * (len(LATENCY_BOUNDS) + 1)  # cumulative, last is +Inf
     probability: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)  # per bin, not cumulative
+    # As the shadow of another version: compared rows by (client's tier, its tier), row-major,
+    # and by probability bin on either side.
+    shadow_tiers: tuple[float, ...] = (0.0,) * (len(TIERS) * len(TIERS))
+    shadow_bins: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
+    shadow_client_bins: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
 
     def went_down_since(self, earlier: VersionCounts) -> bool:
         """A counter lower than before: the process that keeps them restarted from 0."""
@@ -76,59 +89,56 @@ class VersionCounts:
         # lives into one histogram.
         if self.went_down_since(earlier):
             return self
-        return VersionCounts(
-            requests=self.requests - earlier.requests,
-            errors=self.errors - earlier.errors,
-            saved_by_fallback=self.saved_by_fallback - earlier.saved_by_fallback,
-            failed_tries=self.failed_tries - earlier.failed_tries,
-            latency=tuple(a - b for a, b in zip(self.latency, earlier.latency, strict=True)),
-            probability=tuple(
-                a - b for a, b in zip(self.probability, earlier.probability, strict=True)
-            ),
+        return self._from_fields(
+            a - b for a, b in zip(self._fields(), earlier._fields(), strict=True)
         )
 
     def plus(self, other: VersionCounts) -> VersionCounts:
-        return VersionCounts(
-            requests=self.requests + other.requests,
-            errors=self.errors + other.errors,
-            saved_by_fallback=self.saved_by_fallback + other.saved_by_fallback,
-            failed_tries=self.failed_tries + other.failed_tries,
-            latency=tuple(a + b for a, b in zip(self.latency, other.latency, strict=True)),
-            probability=tuple(
-                a + b for a, b in zip(self.probability, other.probability, strict=True)
-            ),
+        return self._from_fields(
+            a + b for a, b in zip(self._fields(), other._fields(), strict=True)
         )
 
+    @classmethod
+    def _from_fields(cls, values: Iterable[float]) -> VersionCounts:
+        flat = list(values)
+        out: dict[str, object] = {}
+        for name in _FIELDS:
+            size = len(getattr(_EMPTY, name)) if name in _TUPLES else 1
+            taken, flat = flat[:size], flat[size:]
+            out[name] = tuple(taken) if name in _TUPLES else taken[0]
+        return cls(**out)  # type: ignore[arg-type]
+
     def _fields(self) -> tuple[float, ...]:
-        return (
-            self.requests,
-            self.errors,
-            self.saved_by_fallback,
-            self.failed_tries,
-            *self.latency,
-            *self.probability,
-        )
+        out: list[float] = []
+        for name in _FIELDS:
+            value = getattr(self, name)
+            out += value if name in _TUPLES else [value]
+        return tuple(out)
 
     def to_json(self) -> dict[str, object]:
         return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "saved_by_fallback": self.saved_by_fallback,
-            "failed_tries": self.failed_tries,
-            "latency": list(self.latency),
-            "probability": list(self.probability),
+            name: list(getattr(self, name)) if name in _TUPLES else getattr(self, name)
+            for name in _FIELDS
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> VersionCounts:
-        return cls(
-            requests=float(data["requests"]),  # type: ignore[arg-type]
-            errors=float(data["errors"]),  # type: ignore[arg-type]
-            saved_by_fallback=float(data["saved_by_fallback"]),  # type: ignore[arg-type]
-            failed_tries=float(data["failed_tries"]),  # type: ignore[arg-type]
-            latency=tuple(float(x) for x in data["latency"]),  # type: ignore[attr-defined]
-            probability=tuple(float(x) for x in data["probability"]),  # type: ignore[attr-defined]
-        )
+        # A field an older log did not write is empty.
+        out: dict[str, object] = {}
+        for name in _FIELDS:
+            if name in data:
+                value = data[name]
+                out[name] = (
+                    tuple(float(x) for x in value)  # type: ignore[attr-defined]
+                    if name in _TUPLES
+                    else float(value)  # type: ignore[arg-type]
+                )
+        return cls(**out)  # type: ignore[arg-type]
+
+
+_FIELDS = tuple(f.name for f in fields(VersionCounts))
+_EMPTY = VersionCounts()
+_TUPLES = {name for name in _FIELDS if isinstance(getattr(_EMPTY, name), tuple)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +285,8 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
     tries: dict[str, float] = {}
     latency: dict[str, dict[int, float]] = {}
     cumulative_probability: dict[str, dict[int, float]] = {}
+    shadow_tiers: dict[str, list[float]] = {}
+    shadow_bins: dict[str, dict[str, list[float]]] = {}
 
     def add(table: dict[str, float], version: str, value: float) -> None:
         table[version] = table.get(version, 0.0) + value
@@ -306,7 +318,22 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
                 row = cumulative_probability.setdefault(labels.get("version", "none"), {})
                 row[i] = row.get(i, 0.0) + sample.value
 
+        elif sample.name == SHADOW_ROWS:
+            i = TIER_INDEX.get(labels.get("primary_tier", ""))
+            j = TIER_INDEX.get(labels.get("shadow_tier", ""))
+            if i is not None and j is not None:
+                row = shadow_tiers.setdefault(labels.get("shadow", "none"), [0.0] * len(TIERS) ** 2)
+                row[i * len(TIERS) + j] += sample.value
+        elif sample.name == SHADOW_BINS and labels.get("bin") in BIN_INDEX:
+            side = labels.get("side")
+            if side in ("primary", "shadow"):
+                sides = shadow_bins.setdefault(labels.get("shadow", "none"), {})
+                row = sides.setdefault(side, [0.0] * len(PROBABILITY_BOUNDS))
+                row[BIN_INDEX[labels["bin"]]] += sample.value
+
     versions = set(served) | set(saved) | set(latency) | set(cumulative_probability)
+    versions |= set(shadow_tiers) | set(shadow_bins)
+    no_bins = [0.0] * len(PROBABILITY_BOUNDS)
     snapshot: dict[str, VersionCounts] = {}
     for version in versions:
         cumulative = _filled(cumulative_probability.get(version, {}), len(PROBABILITY_BOUNDS))
@@ -319,5 +346,8 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
             failed_tries=tries.get(version, 0.0),
             latency=tuple(lat),
             probability=tuple(bins),
+            shadow_tiers=tuple(shadow_tiers.get(version, [0.0] * len(TIERS) ** 2)),
+            shadow_bins=tuple(shadow_bins.get(version, {}).get("shadow", no_bins)),
+            shadow_client_bins=tuple(shadow_bins.get(version, {}).get("primary", no_bins)),
         )
     return snapshot

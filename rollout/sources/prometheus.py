@@ -14,6 +14,8 @@ from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
     REQUESTS,
+    SHADOW_BINS,
+    SHADOW_ROWS,
     UPSTREAM_ERRORS,
     Sample,
     Snapshot,
@@ -30,6 +32,8 @@ QUERIES = {
     UPSTREAM_ERRORS: f"sum by (instance, version) ({UPSTREAM_ERRORS})",
     LATENCY: f"sum by (instance, version, le) ({LATENCY})",
     PROBABILITY: f"sum by (instance, version, shadow, le) ({PROBABILITY})",
+    SHADOW_ROWS: f"sum by (instance, shadow, primary_tier, shadow_tier) ({SHADOW_ROWS})",
+    SHADOW_BINS: f"sum by (instance, shadow, side, bin) ({SHADOW_BINS})",
 }
 
 

@@ -13,6 +13,8 @@ from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
     REQUESTS,
+    SHADOW_BINS,
+    SHADOW_ROWS,
     UPSTREAM_ERRORS,
     Sample,
     Snapshot,
@@ -22,7 +24,7 @@ from rollout.sources.base import (
 
 __all__ = ["ScrapeSource", "instance_of", "parse_exposition"]
 
-WANTED = {REQUESTS, FALLBACKS, UPSTREAM_ERRORS, LATENCY, PROBABILITY}
+WANTED = {REQUESTS, FALLBACKS, UPSTREAM_ERRORS, LATENCY, PROBABILITY, SHADOW_ROWS, SHADOW_BINS}
 
 
 def parse_exposition(text: str, instance: str | None = None) -> list[Sample]:

@@ -3,6 +3,7 @@ pause on a hand edit, and a restart that resumes the same step."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -43,9 +44,16 @@ class Traffic:
         self.totals: dict[str, list[float]] = {"v1": [0, 0, 0], "v2": [0, 0, 0]}
         self.down = False
         self.tail = 0.0  # share of answers, of either version, taking 40 ms (a loaded machine)
+        self.agreement = 1.0  # share of shadow rows whose tier matches the client's
+        self.compared = 0.0  # shadow rows compared
+        self.weights_seen: list[dict[str, int]] = []
 
     def tick(self) -> None:
-        weights = load_config(self.path).config.weights()
+        config = load_config(self.path).config
+        weights = config.weights()
+        self.weights_seen.append(weights)
+        if config.shadow is not None and config.shadow.version == "v2":
+            self.compared += self.rate * config.shadow.percent / 100
         for version, weight in weights.items():
             n = self.rate * weight / 100
             self.totals[version][0] += n
@@ -62,6 +70,15 @@ class Traffic:
                 0.0 if b < 0.004 else n - slow if b < 0.04 else n for b in LATENCY_BOUNDS
             ) + (n,)
             out[version] = VersionCounts(requests=n, errors=errors, latency=latency)
+        agreed = self.compared * self.agreement
+        bins = (self.compared / 10,) * 10
+        out["v2"] = replace(
+            out["v2"],
+            # client low / shadow low, and client low / shadow high for the rest
+            shadow_tiers=(agreed, 0, self.compared - agreed, 0, 0, 0, 0, 0, 0),
+            shadow_bins=bins,
+            shadow_client_bins=bins,
+        )
         return Snapshot(out)
 
     def describe(self) -> str:
@@ -266,3 +283,62 @@ def test_a_gateway_restarted_mid_step_restarts_the_window_not_the_rollout(
     # old baseline (a stale baseline would have cut them back to what lies above it).
     assert seen == sorted(seen) and seen[-1] >= 200
     assert all(v >= 0 for e in entries for v in e.get("samples", {}).values())
+
+
+BAKE = "  shadow_bake: {percent: 50, duration: 3s, min_comparisons: 200}\n"
+
+
+def test_a_shadow_bake_comes_first_and_serves_no_customer(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    config = load_config(path).config
+    assert state.step == -1 and config.weights() == {"v1": 100, "v2": 0}
+    assert config.shadow is not None and (config.shadow.version, config.shadow.percent) == (
+        "v2",
+        50,
+    )
+    assert ctl.run() == PROMOTED
+    entries = log.read()
+    bake = [e for e in entries if e["phase"] == "shadow_bake"]
+    assert bake[0]["action"] == "start" and "shadow bake at 50%" in bake[0]["reason"]
+    # Below min_comparisons it waits (100 compared a second), then passes on its checks.
+    holds = [e for e in bake if e["action"] == "hold"]
+    assert holds[0]["verdict"] == "WAITING_FOR_SAMPLES"
+    assert holds[-1]["verdict"] == "PASS"
+    names = {c["name"] for e in bake for c in e.get("checks", [])}
+    assert names == {"tier_agreement", "shadow_psi"}
+    first_step = next(e for e in entries if e["action"] == "advance")
+    assert first_step["step"] == 0 and first_step["weight"] == 10
+    assert first_step["verdict"] == "PASS" and "shadow off" in first_step["reason"]
+    # No customer reached the candidate before the bake passed.
+    baking = source.weights_seen[: len(holds)]
+    assert all(w["v2"] == 0 for w in baking)
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [0, 10, 50, 100]
+    config = load_config(path).config
+    assert config.shadow is not None and config.shadow.percent == 0
+
+
+def test_a_candidate_that_disagrees_in_the_bake_is_rolled_back_unserved(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    source.agreement = 0.6
+    assert controller(path, log, source, clock).run() == ROLLED_BACK
+    entries = log.read()
+    assert entries[-1]["action"] == "rollback" and entries[-1]["phase"] == "shadow_bake"
+    assert "tier_agreement" in entries[-1]["reason"]
+    assert all(w["v2"] == 0 for w in source.weights_seen)
+    config = load_config(path).config
+    assert config.shadow is not None and config.shadow.percent == 0 and config.rollout is None
+
+
+def test_killed_in_the_bake_it_resumes_the_bake(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    first = controller(path, log, source, clock)
+    state = first.begin()
+    clock.sleep(1)
+    first.check(state)
+    again = controller(path, DecisionLog(log.path), source, clock).begin()
+    assert again.step == -1 and again.step_baseline == state.step_baseline

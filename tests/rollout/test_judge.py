@@ -130,3 +130,29 @@ def test_statistics_helpers_match_tables() -> None:
     assert chi_square_critical(1, 0.05) == pytest.approx(3.84, rel=0.05)
     assert wilson_lower(0, 100, 2.326) == pytest.approx(0.0, abs=1e-12)
     assert 0.12 < wilson_lower(20, 100, 2.326) < 0.2
+
+
+def shadow(compared: float, agreed: float, shifted: bool = False) -> VersionCounts:
+    client = (compared / 10,) * 10
+    theirs = tuple(compared * w for w in (0.02,) * 5 + (0.18,) * 5) if shifted else client
+    return VersionCounts(
+        shadow_tiers=(agreed, compared - agreed, 0, 0, 0, 0, 0, 0, 0),
+        shadow_bins=theirs,
+        shadow_client_bins=client,
+    )
+
+
+def test_the_shadow_bake_waits_then_judges_agreement_and_psi() -> None:
+    from gateway.config import ShadowBakeSpec
+    from rollout.judge import judge_shadow
+
+    bake = ShadowBakeSpec(percent=10, duration="1m", min_comparisons=300)
+    assert judge_shadow(shadow(299, 299), bake, 0.01).status is Status.WAITING_FOR_SAMPLES
+    assert judge_shadow(shadow(1000, 980), bake, 0.01).status is Status.PASS
+    low = judge_shadow(shadow(1000, 800), bake, 0.01)
+    assert low.status is Status.FAIL and "tier_agreement" in low.reason
+    # 88% of 300 is under 90%, but not provably: hold, say so.
+    close = judge_shadow(shadow(300, 264), bake, 0.01)
+    assert close.status is Status.INCONCLUSIVE and "not provably" in close.reason
+    drift = judge_shadow(shadow(1000, 1000, shifted=True), bake, 0.01)
+    assert drift.status is Status.FAIL and "shadow_psi" in drift.reason

@@ -90,3 +90,20 @@ def test_the_plan_id_follows_the_section() -> None:
     other = plan_of(parse_config(BASE + "rollout: {candidate: v2, steps: [10, 100]}\n"))
     assert one is not None and same is not None and other is not None
     assert one.id == same.id != other.id
+
+
+def test_a_shadow_bake_is_validated_by_the_gateway() -> None:
+    text = (
+        "service: s\nstable: v1\nmode: canary\nversions:\n  v1: {replicas: [http://a:1]}\n"
+        "  v2: {replicas: [http://b:1]}\ncanary: {weights: {v1: 100}}\n"
+        "rollout: {candidate: v2, steps: [100], check_every: 10s,\n"
+        "          shadow_bake: {percent: %s, duration: %s}}\n"
+    )
+    spec = parse_config(text % (25, "1m")).config.rollout
+    assert spec is not None and spec.shadow_bake is not None
+    assert (spec.shadow_bake.percent, spec.shadow_bake.duration) == (25, 60.0)
+    assert (spec.shadow_bake.min_comparisons, spec.shadow_bake.min_tier_agreement) == (300, 0.9)
+    with pytest.raises(ConfigError, match="rollout.shadow_bake.percent"):
+        parse_config(text % (0, "1m"))
+    with pytest.raises(ConfigError, match="rollout.shadow_bake.duration: must not be shorter"):
+        parse_config(text % (25, "5s"))

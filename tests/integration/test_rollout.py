@@ -73,6 +73,7 @@ class Load:
     rate: float
     threads: int = 4
     max_seconds: float = 90.0
+    vary: bool = False  # a different customer each request (tenure 1..72), not one example
     sent: int = 0
     failed: int = 0
     by_version: Counter[str] = field(default_factory=Counter)
@@ -99,9 +100,12 @@ class Load:
         deadline = time.monotonic() + self.max_seconds
         next_at = time.monotonic()
         with httpx.Client(timeout=20.0) as client:
+            n = 0
             while not self._stop.is_set() and time.monotonic() < deadline:
+                n += 1
+                customer = {**EXAMPLE_CUSTOMER, "tenure": n % 72 + 1} if self.vary else None
                 try:
-                    response = client.post(f"{self.url}/predict", json=EXAMPLE_CUSTOMER)
+                    response = client.post(f"{self.url}/predict", json=customer or EXAMPLE_CUSTOMER)
                     ok, what = response.status_code == 200, str(response.status_code)
                     version = response.headers.get("X-Model-Version", "?")
                 except httpx.HTTPError as exc:
@@ -150,9 +154,13 @@ class Stack:
 def start_stack(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., Stack]]:
     procs: list[Any] = []
 
-    def start(candidate_args: tuple[str, ...] = (), plan: dict[str, Any] | None = None) -> Stack:
+    def start(
+        candidate_args: tuple[str, ...] = (),
+        plan: dict[str, Any] | None = None,
+        stable_args: tuple[str, ...] = (),
+    ) -> Stack:
         replicas = {
-            "stable-a": rollout_replica("stable-a", "v2.3.1"),
+            "stable-a": rollout_replica("stable-a", "v2.3.1", *stable_args),
             "candidate-a": rollout_replica("candidate-a", "v2.4.0", *candidate_args),
         }
         for proc in replicas.values():
@@ -197,8 +205,8 @@ class Outcome:
         )
 
 
-def run_to_decision(stack: Stack, rate: float = RATE, *extra: str) -> Outcome:
-    load = Load(stack.gateway_url, rate).start()
+def run_to_decision(stack: Stack, rate: float = RATE, *extra: str, vary: bool = False) -> Outcome:
+    load = Load(stack.gateway_url, rate, vary=vary).start()
     started = time.monotonic()
     controller = stack.controller(*extra)
     try:
@@ -417,3 +425,39 @@ def test_a_gateway_restarted_mid_step_is_counted_from_zero(
         for side in e.get("samples", {}).values():
             assert 0 <= side <= load.sent
     assert load_config(stack.path).config.stable == "v2.4.0"
+
+
+BAKED = {**PLAN, "shadow_bake": {"percent": 100, "duration": "2s", "min_comparisons": 100}}
+
+
+def test_a_shadow_bake_passes_before_any_customer_is_served(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack(("--seeded",), plan=BAKED, stable_args=("--seeded",))
+    outcome = run_to_decision(stack, vary=True)
+    outcome.report("shadow bake, good candidate")
+    assert outcome.code == 0, outcome.entries[-3:]
+    assert outcome.load.failed == 0, outcome.load.errors
+    bake = [e for e in outcome.entries if e["phase"] == "shadow_bake" and e["action"] == "hold"]
+    assert bake and bake[-1]["verdict"] == "PASS"
+    agreement = next(c for c in bake[-1]["checks"] if c["name"] == "tier_agreement")
+    assert agreement["value"] == 1.0 and bake[-1]["samples"]["candidate"] >= 100
+    steps = [e["weight"] for e in outcome.entries if e["action"] in ("start", "advance")]
+    assert steps == [0, 20, 50, 100]
+    config = load_config(stack.path).config
+    assert config.stable == "v2.4.0" and config.shadow is not None and config.shadow.percent == 0
+
+
+def test_a_drifting_candidate_fails_the_shadow_bake_unseen_by_clients(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack(("--seeded", "--shift"), plan=BAKED, stable_args=("--seeded",))
+    outcome = run_to_decision(stack, vary=True)
+    outcome.report("shadow bake, drifting candidate")
+    assert outcome.code == 1
+    assert outcome.last["action"] == "rollback" and outcome.last["phase"] == "shadow_bake"
+    assert "tier_agreement" in outcome.last["reason"] or "shadow_psi" in outcome.last["reason"]
+    assert outcome.load.failed == 0 and outcome.load.by_version["v2.4.0"] == 0
+    config = load_config(stack.path).config
+    assert config.weights()["v2.4.0"] == 0 and config.rollout is None
+    assert config.shadow is not None and config.shadow.percent == 0

@@ -176,3 +176,39 @@ def test_scrape_and_prometheus_name_instances_alike() -> None:
     assert instance_of("http://127.0.0.1:8080") == "127.0.0.1:8080"
     assert instance_of("http://gw") == "gw:80"
     assert all("by (instance," in promql for promql in QUERIES.values())
+
+
+SHADOW_METRICS = """\
+# TYPE gateway_shadow_rows counter
+gateway_shadow_rows_total{primary="v1",shadow="v2",primary_tier="low",shadow_tier="low"} 40.0
+gateway_shadow_rows_total{primary="v1",shadow="v2",primary_tier="low",shadow_tier="high"} 5.0
+gateway_shadow_rows_total{primary="v1",shadow="v2",primary_tier="high",shadow_tier="high"} 3.0
+# TYPE gateway_shadow_probability_rows counter
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="primary",bin="0.0-0.1"} 45.0
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="primary",bin="0.9-1.0"} 3.0
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="shadow",bin="0.0-0.1"} 40.0
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="shadow",bin="0.9-1.0"} 8.0
+"""
+
+
+def test_both_sources_read_the_shadow_comparison_for_the_shadow_version() -> None:
+    samples = parse_exposition(SHADOW_METRICS, "gw:80")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        name = next(n for n, q in QUERIES.items() if q == request.url.params["query"])
+        result = [
+            {"metric": dict(s.labels), "value": [1.0, str(s.value)]}
+            for s in samples
+            if s.name == name
+        ]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        asked = PrometheusSource("http://prom:9090", client).read()
+    scraped = snapshot_from_samples(samples)
+    assert asked == scraped
+    v2 = scraped.of("v2")
+    assert v2.shadow_tiers == (40, 0, 5, 0, 0, 0, 0, 0, 3)  # client tier x shadow tier
+    assert v2.shadow_client_bins == (45, 0, 0, 0, 0, 0, 0, 0, 0, 3)
+    assert v2.shadow_bins == (40, 0, 0, 0, 0, 0, 0, 0, 0, 8)
+    assert scraped.of("v1").shadow_tiers == (0,) * 9

@@ -148,6 +148,9 @@ class RolloutThresholds(_Frozen):
     p99_tolerance_ms: Annotated[StrictInt | StrictFloat, Field(ge=0)] = 10
     p99_max_ms: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 1000
     psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2
+    # Largest share of customers the candidate may put in another risk tier than stable does
+    # (total variation distance of the two tier mixes).
+    tier_shift: Share | None = 0.1
 
 
 class ShadowBakeSpec(_Frozen):

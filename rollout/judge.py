@@ -13,7 +13,12 @@ Three checks, each with its statistics written down so a verdict can be argued w
 - prediction drift: PSI of the candidate's churn-probability bins against stable's, failed above
   ``psi`` only when the two samples also differ significantly by Pearson's chi-square test of
   homogeneity at ``significance``: PSI on small samples is biased upward (by about (bins-1)/n)
-  and would fail a good candidate on noise.
+  and would fail a good candidate on noise;
+- tier mix: the share of customers in each risk tier (low < 0.3 <= medium < 0.6 <= high), read
+  from the same bins (0.3 and 0.6 are bin bounds; a probability exactly on one counts a tier
+  low), failed when the total variation distance of the two mixes (the share of customers who
+  would have to change tier to make them equal) is above ``tier_shift`` and the chi-square
+  test on the three tiers finds them different at ``significance``.
 
 The verdict: WAITING_FOR_SAMPLES while either side has fewer than ``min_requests``; FAIL when
 any check fails; else INCONCLUSIVE when a check has enough data but no clear answer (it looks
@@ -43,6 +48,7 @@ __all__ = [
     "judge_shadow",
     "p99",
     "quantile_from_buckets",
+    "tier_mix",
     "wilson_lower",
 ]
 
@@ -56,7 +62,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    name: str  # error_rate | latency_p99 | psi
+    name: str  # error_rate | latency_p99 | psi | tier_mix | tier_agreement | shadow_psi
     status: Status
     value: float | None  # the candidate's number (rate, seconds, PSI)
     threshold: float | None
@@ -117,11 +123,9 @@ def judge(
         checks.append(_latency(candidate, stable, thresholds, min_requests))
     if thresholds.psi is not None:
         checks.append(_drift(candidate, stable, thresholds, min_requests))
-    for status in (Status.FAIL, Status.WAITING_FOR_SAMPLES, Status.INCONCLUSIVE):
-        named = [c for c in checks if c.status is status]
-        if named:
-            return Verdict(status, tuple(checks), "; ".join(_say(c) for c in named), nc, ns)
-    return Verdict(Status.PASS, tuple(checks), "every check passed", nc, ns)
+    if thresholds.tier_shift is not None:
+        checks.append(_tier_mix(candidate, stable, thresholds, min_requests))
+    return _verdict(checks, nc, ns)
 
 
 def _say(check: Check) -> str:
@@ -337,3 +341,53 @@ def _psi_check(
         detail += f"<= {critical:.1f})"
         return Check(name, Status.INCONCLUSIVE, value, threshold, detail)
     return Check(name, Status.PASS, value, threshold, said)
+
+
+# The probability bins of each risk tier: low < 0.3 <= medium < 0.6 <= high.
+TIER_BINS = ((0, 1, 2), (3, 4, 5), (6, 7, 8, 9))
+
+
+def tier_mix(bins: Sequence[float]) -> tuple[float, ...]:
+    """Customers per risk tier, from the ten probability bins."""
+    return tuple(sum(bins[i] for i in tier) for tier in TIER_BINS)
+
+
+def _tier_mix(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requests: int) -> Check:
+    assert t.tier_shift is not None
+    mc, ms = tier_mix(c.probability), tier_mix(s.probability)
+    nc, ns = sum(mc), sum(ms)
+    if nc == 0 and ns == 0:
+        return Check(
+            "tier_mix",
+            Status.INCONCLUSIVE,
+            None,
+            t.tier_shift,
+            "no model_churn_probability series from the replicas (set thresholds.tier_shift: "
+            "null to judge without the tier mix)",
+        )
+    if nc < min_requests or ns < min_requests:
+        return Check(
+            "tier_mix",
+            Status.WAITING_FOR_SAMPLES,
+            None,
+            t.tier_shift,
+            f"{nc:.0f} candidate and {ns:.0f} stable tiers counted; {min_requests} each needed",
+        )
+    shift = 0.5 * sum(abs(a / nc - b / ns) for a, b in zip(mc, ms, strict=True))
+    statistic, used = chi_square_homogeneity(mc, ms)
+    critical = chi_square_critical(used - 1, t.significance)
+    shares = (
+        "/".join(f"{a / nc:.0%}" for a in mc)
+        + " vs stable "
+        + "/".join(f"{b / ns:.0%}" for b in ms)
+    )
+    said = f"low/medium/high {shares}: {shift:.1%} of customers in another tier"
+    if shift > t.tier_shift and statistic > critical:
+        return Check(
+            "tier_mix", Status.FAIL, shift, t.tier_shift, f"{said}, over {t.tier_shift:.0%}"
+        )
+    if shift > t.tier_shift:
+        detail = f"{said}, over {t.tier_shift:.0%}, not significantly yet (chi-square "
+        detail += f"{statistic:.1f} <= {critical:.1f})"
+        return Check("tier_mix", Status.INCONCLUSIVE, shift, t.tier_shift, detail)
+    return Check("tier_mix", Status.PASS, shift, t.tier_shift, said)

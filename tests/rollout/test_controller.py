@@ -29,7 +29,7 @@ rollout:
   interval: 3s
   check_every: 1s
   min_requests: 50
-  thresholds: {psi: null}
+  thresholds: {psi: null, tier_shift: null}
 """
 
 

@@ -51,7 +51,7 @@ def test_too_few_requests_waits_and_says_how_many() -> None:
 def test_a_healthy_candidate_passes_every_check() -> None:
     verdict = judge(counts(400, errors=1), counts(4000, errors=8), DEFAULTS, 300)
     assert verdict.status is Status.PASS
-    assert [c.name for c in verdict.checks] == ["error_rate", "latency_p99", "psi"]
+    assert [c.name for c in verdict.checks] == ["error_rate", "latency_p99", "psi", "tier_mix"]
     assert all(c.status is Status.PASS for c in verdict.checks)
 
 
@@ -104,7 +104,7 @@ SHIFTED = (1, 1, 2, 3, 5, 8, 13, 20, 22, 25)
 def test_drifted_predictions_fail_on_psi() -> None:
     verdict = judge(counts(400, bins=SHIFTED), counts(4000), DEFAULTS, 300)
     assert verdict.status is Status.FAIL
-    (check,) = verdict.checks[2:]
+    check = verdict.checks[2]
     assert check.name == "psi" and check.value is not None and check.value > 0.2
 
 
@@ -122,7 +122,10 @@ def test_no_probability_series_is_inconclusive_unless_psi_is_off() -> None:
     none = VersionCounts(requests=400, latency=latency_at(0.004, 400))
     verdict = judge(none, none, DEFAULTS, 300)
     assert verdict.status is Status.INCONCLUSIVE and "thresholds.psi: null" in verdict.reason
-    assert judge(none, none, RolloutThresholds(psi=None), 300).status is Status.PASS
+    off = RolloutThresholds(psi=None, tier_shift=None)
+    assert judge(none, none, off, 300).status is Status.PASS
+    tiers = judge(none, none, RolloutThresholds(psi=None), 300)
+    assert tiers.status is Status.INCONCLUSIVE and "thresholds.tier_shift: null" in tiers.reason
 
 
 def test_statistics_helpers_match_tables() -> None:
@@ -156,3 +159,27 @@ def test_the_shadow_bake_waits_then_judges_agreement_and_psi() -> None:
     assert close.status is Status.INCONCLUSIVE and "not provably" in close.reason
     drift = judge_shadow(shadow(1000, 1000, shifted=True), bake, 0.01)
     assert drift.status is Status.FAIL and "shadow_psi" in drift.reason
+
+
+def test_the_tier_mix_fails_on_customers_moved_across_a_tier_bound() -> None:
+    from rollout.judge import tier_mix
+
+    assert tier_mix(EVEN) == (30, 30, 40)
+    # The same low share, some medium customers pushed over 0.6, into the next bin: 8% of
+    # customers in another tier is under the line.
+    moved = (10, 10, 10, 10, 10, 2, 18, 10, 10, 10)
+    plain = DEFAULTS.model_copy(update={"psi": None})
+    stable, candidate = counts(2000), counts(2000, bins=moved)
+    verdict = judge(candidate, stable, plain, 300)
+    check = next(c for c in verdict.checks if c.name == "tier_mix")
+    assert verdict.status is Status.PASS
+    assert check.value == pytest.approx(0.08)
+    moved_more = (10, 10, 5, 10, 10, 0, 25, 10, 10, 10)
+    verdict = judge(counts(2000, bins=moved_more), stable, plain, 300)
+    assert verdict.status is Status.FAIL and "tier_mix" in verdict.reason
+    # The same shift on few customers is not yet proof.
+    small = judge(counts(40, bins=moved_more), counts(40), plain, 30)
+    assert small.status is Status.INCONCLUSIVE and "not significantly" in small.reason
+    # Off when asked.
+    off = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None})
+    assert judge(counts(2000, bins=moved_more), stable, off, 300).status is Status.PASS

@@ -169,7 +169,10 @@ class RolloutSpec(_Frozen):
     gateway only validates it."""
 
     candidate: str
-    steps: tuple[StrictInt, ...]
+    # canary: the candidate's weight steps up; blue_green: the live colour flips to it once,
+    # ``interval`` is then the baking period.
+    strategy: Literal["canary", "blue_green"] = "canary"
+    steps: tuple[StrictInt, ...] | None = None  # canary only
     interval: Duration = 60.0  # time at each step before it may advance
     check_every: Duration = 10.0
     min_requests: Annotated[StrictInt, Field(ge=1)] = 300  # per step, before any verdict
@@ -179,7 +182,9 @@ class RolloutSpec(_Frozen):
 
     @field_validator("steps")
     @classmethod
-    def _check_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+    def _check_steps(cls, steps: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if steps is None:
+            return None
         if not steps:
             raise ValueError("at least one step is required, and the last must be 100")
         if any(not 1 <= step <= 100 for step in steps):
@@ -309,8 +314,37 @@ def _cross_field_problems(cfg: RoutingConfig) -> list[tuple[Loc, str]]:
             problems.append(
                 (("rollout", "candidate"), "is the stable version; nothing to roll out")
             )
-        if cfg.mode != "canary":
-            problems.append((("rollout",), "a rollout steps canary weights: needs mode: canary"))
+        rollout = cfg.rollout
+        if rollout.strategy == "canary":
+            if cfg.mode != "canary":
+                problems.append(
+                    (("rollout",), "a canary rollout steps canary weights: needs mode: canary")
+                )
+            if rollout.steps is None:
+                problems.append((("rollout", "steps"), "required for strategy canary"))
+        else:
+            if cfg.mode != "blue_green":
+                problems.append(
+                    (
+                        ("rollout",),
+                        "a blue/green rollout flips the live colour: needs mode: blue_green",
+                    )
+                )
+            if rollout.steps is not None:
+                problems.append(
+                    (
+                        ("rollout", "steps"),
+                        "a blue/green rollout has one step, the flip: leave it out",
+                    )
+                )
+            bg = cfg.blue_green
+            if bg is not None and {bg.blue, bg.green} != {cfg.stable, rollout.candidate}:
+                problems.append(
+                    (
+                        ("rollout", "candidate"),
+                        "a blue/green rollout needs stable and the candidate as blue and green",
+                    )
+                )
         if cfg.rollout.check_every > cfg.rollout.interval:
             problems.append((("rollout", "check_every"), "must not be longer than interval"))
         bake = cfg.rollout.shadow_bake

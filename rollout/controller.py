@@ -24,7 +24,7 @@ from typing import Any
 from gateway.cli.base import CommandError
 from gateway.config import ConfigError, LoadedConfig, load_config
 from rollout import actions
-from rollout.judge import Status, Verdict, judge, judge_shadow
+from rollout.judge import Status, Verdict, judge, judge_reference, judge_shadow
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
 from rollout.sources.base import Snapshot, Source, SourceError, VersionCounts
@@ -98,8 +98,10 @@ class Controller:
         loaded = self._write_step(first)
         state = State(first, self.clock(), snapshot, None, None, loaded.revision)
         why = f"rollout of {self.plan.candidate} begins"
-        if first < 0:
+        if first < 0 and self.plan.spec.shadow_bake is not None:
             why += f" with a shadow bake at {self.plan.shadow_percent(first):g}%"
+        elif first < 0:
+            why += f" with a reference window of {self.plan.stable} alone"
         self._record(state, "start", None, why, True)
         return state
 
@@ -165,10 +167,12 @@ class Controller:
         window = now_counts.minus(state.step_baseline)
         spec = self.plan.spec
         if state.step < 0:
-            assert spec.shadow_bake is not None
-            verdict = judge_shadow(
-                window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
-            )
+            if spec.shadow_bake is not None:
+                verdict = judge_shadow(
+                    window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
+                )
+            else:
+                verdict = judge_reference(window.of(self.plan.stable), spec.min_requests)
             return self._act(state, verdict, now_counts, "none (clients served by stable only)")
         stable, reference = self._stable_reference(state, window)
         verdict = judge(window.of(self.plan.candidate), stable, spec.thresholds, spec.min_requests)
@@ -187,7 +191,7 @@ class Controller:
 
     def _window_name(self, step: int) -> str:
         if step < 0:
-            return "shadow bake"
+            return self.plan.before_first.replace("_", " ")
         return f"step {step} ({self.plan.weight(step)}%)"
 
     def _act(self, state: State, verdict: Verdict, counts: Snapshot, reference: str) -> int | None:
@@ -223,13 +227,13 @@ class Controller:
             stable_served = counts.minus(state.step_baseline).of(self.plan.stable)
             state.reference = stable_served
             state.reference_window = self._window_name(state.step)
-        what = f"{passed}%" if state.step >= 0 else "the shadow bake"
+        what = f"{passed}%" if state.step >= 0 else f"the {self._window_name(state.step)}"
         state.step += 1
         state.revision = self._write_step(state.step).revision
         state.step_started = self.clock()
         state.step_baseline = counts
         why = f"passed {what} for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
-        if state.step == 0 and self.plan.first_step < 0:
+        if state.step == 0 and self.plan.spec.shadow_bake is not None:
             why += ", shadow off"
         self._record(state, "advance", verdict, why, True, passed=passed)
         return None
@@ -242,9 +246,11 @@ class Controller:
         shadow = loaded.config.shadow
         baking = shadow is not None and shadow.version == self.plan.candidate and shadow.percent
         state.step = self.plan.step_for(weight)
-        if weight == 0 and baking and self.plan.first_step < 0:
-            state.step = -1  # still shadowing, no customer served: the bake
-        if weight != self.plan.weight(state.step) or (state.step < 0) != bool(baking):
+        no_bake = self.plan.spec.shadow_bake is None
+        if weight == 0 and self.plan.first_step < 0 and (baking or no_bake):
+            state.step = -1  # no customer served yet: the bake or the reference window
+        bake_on = state.step < 0 and self.plan.spec.shadow_bake is not None
+        if weight != self.plan.weight(state.step) or bake_on != bool(baking):
             loaded = self._write_step(state.step)
         state.revision = loaded.revision
         state.step_started = self.clock()
@@ -266,10 +272,8 @@ class Controller:
             raise RolloutError("; ".join(exc.messages)) from None
 
     def _write_step(self, step: int) -> LoadedConfig:
-        percent = self.plan.shadow_percent(step)
-        shadow = None if percent is None else (self.plan.candidate, percent)
         try:
-            return actions.set_weights(self.path, self.plan.weights(step), shadow)
+            return actions.set_step(self.path, self.plan, step)
         except CommandError as exc:
             raise RolloutError(" ".join(exc.lines)) from None
 
@@ -300,7 +304,7 @@ class Controller:
             "stable": self.plan.stable,
             "step": state.step,
             "weight": self.plan.weight(state.step),
-            "phase": "shadow_bake" if state.step < 0 else "step",
+            "phase": self.plan.before_first if state.step < 0 else "step",
             "step_started": state.step_started,
             "revision": state.revision,
             "failures": state.failures,

@@ -45,6 +45,7 @@ __all__ = [
     "chi_square_critical",
     "chi_square_homogeneity",
     "judge",
+    "judge_reference",
     "judge_shadow",
     "p99",
     "quantile_from_buckets",
@@ -391,3 +392,13 @@ def _tier_mix(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requ
         detail += f"{statistic:.1f} <= {critical:.1f})"
         return Check("tier_mix", Status.INCONCLUSIVE, shift, t.tier_shift, detail)
     return Check("tier_mix", Status.PASS, shift, t.tier_shift, said)
+
+
+def judge_reference(stable: VersionCounts, min_requests: int) -> Verdict:
+    """A window of stable alone, to judge a candidate against where stable will then serve
+    nothing (a blue/green flip): it needs only enough of stable's answers."""
+    ns = stable.requests
+    if ns < min_requests:
+        reason = f"stable {ns:.0f} requests; {min_requests} for a reference before the flip"
+        return Verdict(Status.WAITING_FOR_SAMPLES, (), reason, 0, ns)
+    return Verdict(Status.PASS, (), f"stable's reference: {ns:.0f} requests", 0, ns)

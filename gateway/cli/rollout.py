@@ -173,6 +173,9 @@ def _number(value: object, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     return fmt.format(float(value) * scale) if isinstance(value, int | float) else "-"
 
 
+_PHASES = {"shadow_bake": "bake", "reference": "ref"}  # before step 0: no customer served
+
+
 def _weight(entry: Mapping[str, Any]) -> str:
     if "weight" not in entry:
         return "-"
@@ -206,7 +209,7 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         rows.append(
             (
                 stamp,
-                "bake" if e.get("phase") == "shadow_bake" else str(e.get("step", "-")),
+                _PHASES.get(str(e.get("phase")), str(e.get("step", "-"))),
                 _weight(e),
                 _number(samples.get("candidate"), fmt="{:.0f}"),
                 _number(samples.get("stable"), fmt="{:.0f}"),

@@ -461,3 +461,56 @@ def test_a_drifting_candidate_fails_the_shadow_bake_unseen_by_clients(
     config = load_config(stack.path).config
     assert config.weights()["v2.4.0"] == 0 and config.rollout is None
     assert config.shadow is not None and config.shadow.percent == 0
+
+
+BLUE_GREEN_PLAN = {k: v for k, v in PLAN.items() if k != "steps"} | {"strategy": "blue_green"}
+
+
+def blue_green_text(plan: dict[str, Any]) -> str:
+    return (
+        "service: streamflow-churn\nstable: v2.3.1\nmode: blue_green\nversions:\n"
+        "  v2.3.1:\n    replicas: [http://stable-a:8000]\n"
+        "  v2.4.0:\n    replicas: [http://candidate-a:8000]\n"
+        "blue_green: {blue: v2.3.1, green: v2.4.0, live: blue}   # flipped by the controller\n"
+        f"rollout: {json.dumps(plan)}\n"
+    )
+
+
+def start_blue_green(start_stack: Callable[..., Stack], *candidate_args: str) -> Stack:
+    stack = start_stack(candidate_args)
+    stack.path.write_text(blue_green_text(BLUE_GREEN_PLAN))
+    revision = load_config(stack.path).revision
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{stack.gateway_url}/routing").json().get("revision") != revision:
+        assert time.monotonic() < deadline, "the gateway did not load the blue/green file"
+        time.sleep(0.1)
+    return stack
+
+
+def test_blue_green_flips_bakes_and_promotes(start_stack: Callable[..., Stack]) -> None:
+    stack = start_blue_green(start_stack)
+    outcome = run_to_decision(stack)
+    outcome.report("blue/green, good candidate")
+    assert outcome.code == 0, outcome.entries[-3:]
+    assert outcome.load.failed == 0, outcome.load.errors
+    phases = [e["phase"] for e in outcome.entries if e["action"] in ("start", "advance")]
+    assert phases == ["reference", "step"]
+    assert outcome.last["action"] == "promote" and outcome.last["stable_window"] == "reference"
+    config = load_config(stack.path).config
+    assert config.stable == "v2.4.0" and config.blue_green is not None
+    assert config.blue_green.live == "green" and config.rollout is None
+    assert "# flipped by the controller" in stack.path.read_text()
+
+
+def test_blue_green_flips_back_when_the_candidate_is_slower(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_blue_green(start_stack, "--delay-ms", "50")
+    outcome = run_to_decision(stack)
+    outcome.report("blue/green, 50 ms slower candidate")
+    assert outcome.code == 1
+    assert outcome.load.failed == 0, outcome.load.errors
+    assert outcome.last["action"] == "rollback" and "latency_p99" in outcome.last["reason"]
+    config = load_config(stack.path).config
+    assert config.blue_green is not None and config.blue_green.live == "blue"
+    assert config.stable == "v2.3.1"

@@ -342,3 +342,72 @@ def test_killed_in_the_bake_it_resumes_the_bake(tmp_path: Path) -> None:
     first.check(state)
     again = controller(path, DecisionLog(log.path), source, clock).begin()
     assert again.step == -1 and again.step_baseline == state.step_baseline
+
+
+BLUE_GREEN = """\
+service: s
+stable: v1
+mode: blue_green
+versions:
+  v1: {replicas: [http://a:8000]}
+  v2: {replicas: [http://b:8000]}
+blue_green: {blue: v1, green: v2, live: blue}   # the operator's comment
+rollout:
+  candidate: v2
+  strategy: blue_green
+  interval: 3s
+  check_every: 1s
+  min_requests: 50
+  thresholds: {psi: null, tier_shift: null}
+"""
+
+
+def test_blue_green_takes_a_reference_flips_bakes_and_promotes(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(BLUE_GREEN)
+    assert controller(path, log, source, clock).run() == PROMOTED
+    entries = log.read()
+    assert [e["phase"] for e in entries if e["action"] in ("start", "advance")] == [
+        "reference",
+        "step",
+    ]
+    reference = next(e for e in entries if e["action"] == "advance")
+    assert reference["weight"] == 100 and reference["baselines"]["reference"]["window"] == (
+        "reference"
+    )
+    baked = [e for e in entries if e["phase"] == "step" and e["action"] in ("hold", "promote")]
+    assert baked and all(e["stable_window"] == "reference" for e in baked)
+    assert entries[-1]["action"] == "promote"
+    config = load_config(path).config
+    assert config.stable == "v2" and config.blue_green is not None
+    assert config.blue_green.live == "green" and config.rollout is None
+    assert "# the operator's comment" in path.read_text()
+    # Stable alone until the flip, the candidate alone after it.
+    assert source.weights_seen[0] == {"v1": 100, "v2": 0}
+    assert source.weights_seen[-1] == {"v1": 0, "v2": 100}
+
+
+def test_blue_green_flips_back_on_a_breach_in_the_baking_period(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path, candidate_error=0.2)
+    path.write_text(BLUE_GREEN)
+    assert controller(path, log, source, clock).run() == ROLLED_BACK
+    last = log.read()[-1]
+    assert last["action"] == "rollback" and "error_rate" in last["reason"]
+    assert last["weight"] == 100 and last["stable_window"] == "reference"
+    config = load_config(path).config
+    assert config.blue_green is not None and config.blue_green.live == "blue"
+    assert config.stable == "v1" and config.rollout is None
+
+
+def test_blue_green_with_a_shadow_bake_bakes_in_the_shadow_first(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(BLUE_GREEN + BAKE)
+    assert controller(path, log, source, clock).run() == PROMOTED
+    entries = log.read()
+    phases = [e["phase"] for e in entries if e["action"] in ("start", "advance")]
+    assert phases == ["shadow_bake", "step"]
+    flip = next(e for e in entries if e["action"] == "advance")
+    assert flip["baselines"]["reference"]["window"] == "shadow bake"
+    config = load_config(path).config
+    assert config.shadow is not None and config.shadow.percent == 0
+    assert config.blue_green is not None and config.blue_green.live == "green"

@@ -17,8 +17,13 @@ Three checks, each with its statistics written down so a verdict can be argued w
 - tier mix: the share of customers in each risk tier (low < 0.3 <= medium < 0.6 <= high), read
   from the same bins (0.3 and 0.6 are bin bounds; a probability exactly on one counts a tier
   low), failed when the total variation distance of the two mixes (the share of customers who
-  would have to change tier to make them equal) is above ``tier_shift`` and the chi-square
-  test on the three tiers finds them different at ``significance``.
+  would have to change tier to make them equal; with three tiers, the largest change in one
+  tier's share) is provably above ``tier_shift`` (its lower confidence bound at
+  ``significance``, Bonferroni over the tiers, is) and the chi-square test on the three tiers
+  finds them different at ``significance``. A point estimate over the line is not enough:
+  consecutive checks judge growing, overlapping windows, so ``failure_limit`` does not make
+  two chance excursions independent, and on a few hundred customers a side chance alone moves
+  a tier's share by several points.
 
 The verdict: WAITING_FOR_SAMPLES while either side has fewer than ``min_requests``; FAIL when
 any check fails; else INCONCLUSIVE when a check has enough data but no clear answer (it looks
@@ -374,7 +379,14 @@ def _tier_mix(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requ
             t.tier_shift,
             f"{nc:.0f} candidate and {ns:.0f} stable tiers counted; {min_requests} each needed",
         )
-    shift = 0.5 * sum(abs(a / nc - b / ns) for a, b in zip(mc, ms, strict=True))
+    # With three tiers every set of tiers is one tier or the other two, so the total variation
+    # distance is the largest single tier's change in share.
+    changes = [(a / nc - b / ns, a / nc, b / ns) for a, b in zip(mc, ms, strict=True)]
+    shift = max(abs(d) for d, _, _ in changes)
+    z = _z(t.significance / len(changes))  # one-sided, Bonferroni over the tiers
+    lower = max(
+        abs(d) - z * math.sqrt(pc * (1 - pc) / nc + ps * (1 - ps) / ns) for d, pc, ps in changes
+    )
     statistic, used = chi_square_homogeneity(mc, ms)
     critical = chi_square_critical(used - 1, t.significance)
     shares = (
@@ -383,13 +395,13 @@ def _tier_mix(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requ
         + "/".join(f"{b / ns:.0%}" for b in ms)
     )
     said = f"low/medium/high {shares}: {shift:.1%} of customers in another tier"
-    if shift > t.tier_shift and statistic > critical:
+    said += f" (lower bound {max(lower, 0.0):.1%})"
+    if lower > t.tier_shift and statistic > critical:
         return Check(
             "tier_mix", Status.FAIL, shift, t.tier_shift, f"{said}, over {t.tier_shift:.0%}"
         )
     if shift > t.tier_shift:
-        detail = f"{said}, over {t.tier_shift:.0%}, not significantly yet (chi-square "
-        detail += f"{statistic:.1f} <= {critical:.1f})"
+        detail = f"{said}, over {t.tier_shift:.0%}, not provably yet"
         return Check("tier_mix", Status.INCONCLUSIVE, shift, t.tier_shift, detail)
     return Check("tier_mix", Status.PASS, shift, t.tier_shift, said)
 

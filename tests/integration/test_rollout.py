@@ -514,3 +514,20 @@ def test_blue_green_flips_back_when_the_candidate_is_slower(
     config = load_config(stack.path).config
     assert config.blue_green is not None and config.blue_green.live == "blue"
     assert config.stable == "v2.3.1"
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make tools)")
+def test_the_shadow_bake_is_judged_through_prometheus_too(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    stack = start_stack(("--seeded", "--shift"), plan=BAKED, stable_args=("--seeded",))
+    targets = [stack.gateway_url.removeprefix("http://")]
+    workdir = tmp_path / "prometheus"
+    workdir.mkdir()
+    with Prometheus(targets, workdir, interval_ms=500) as prometheus:
+        outcome = run_to_decision(stack, RATE, "--prometheus", prometheus.url, vary=True)
+    outcome.report("shadow bake, drifting candidate, Prometheus source")
+    assert outcome.code == 1, outcome.entries[-3:]
+    assert outcome.last["action"] == "rollback" and outcome.last["phase"] == "shadow_bake"
+    assert outcome.last["samples"]["candidate"] >= 100  # compared rows came through PromQL
+    assert outcome.load.failed == 0 and outcome.load.by_version["v2.4.0"] == 0

@@ -177,9 +177,14 @@ def test_the_tier_mix_fails_on_customers_moved_across_a_tier_bound() -> None:
     moved_more = (10, 10, 5, 10, 10, 0, 25, 10, 10, 10)
     verdict = judge(counts(2000, bins=moved_more), stable, plain, 300)
     assert verdict.status is Status.FAIL and "tier_mix" in verdict.reason
-    # The same shift on few customers is not yet proof.
+    # 22 points more low customers on 100 a side: a real difference (chi-square), but not
+    # provably more than 10 points; a point estimate over the line would fail it.
+    wider = (21, 16, 15, 8, 8, 8, 6, 6, 6, 6)  # 52/24/24 against 30/30/40
+    verdict = judge(counts(100, bins=wider), counts(100), plain, 100)
+    assert verdict.status is Status.INCONCLUSIVE and "not provably" in verdict.reason
+    # The same shift on few customers is not yet proof either.
     small = judge(counts(40, bins=moved_more), counts(40), plain, 30)
-    assert small.status is Status.INCONCLUSIVE and "not significantly" in small.reason
+    assert small.status is Status.INCONCLUSIVE and "not provably" in small.reason
     # Off when asked.
     off = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None})
     assert judge(counts(2000, bins=moved_more), stable, off, 300).status is Status.PASS

@@ -167,13 +167,20 @@ class Controller:
         window = now_counts.minus(state.step_baseline)
         spec = self.plan.spec
         if state.step < 0:
-            if spec.shadow_bake is not None:
-                verdict = judge_shadow(
-                    window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
-                )
-            else:
-                verdict = judge_reference(window.of(self.plan.stable), spec.min_requests)
-            return self._act(state, verdict, now_counts, "none (clients served by stable only)")
+            reference_check = judge_reference(window.of(self.plan.stable), spec.min_requests)
+            if spec.shadow_bake is None:
+                return self._act(state, reference_check, now_counts, "stable alone")
+            verdict = judge_shadow(
+                window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
+            )
+            if (
+                verdict.status is Status.PASS
+                and self.plan.weight(0) == 100
+                and reference_check.status is not Status.PASS
+            ):
+                # The bake is then stable's reference for the flip: it needs enough of it.
+                verdict = reference_check
+            return self._act(state, verdict, now_counts, "the clients' answers, same requests")
         stable, reference = self._stable_reference(state, window)
         verdict = judge(window.of(self.plan.candidate), stable, spec.thresholds, spec.min_requests)
         return self._act(state, verdict, now_counts, reference)
@@ -183,9 +190,9 @@ class Controller:
         if self.plan.weight(state.step) < 100:
             return window.of(self.plan.stable), f"the same window, {self._window_name(state.step)}"
         if state.reference is None:
-            # Only a plan whose first step is 100 has no earlier window: stable's counts then
-            # stay at nothing, and the verdict waits for samples (plan.py rejects no such plan,
-            # but the controller must not invent a reference).
+            # Every plan serves stable in some window before a 100% step (a reference window
+            # comes first when nothing else does); a log from before references were kept has
+            # none, and the controller must not invent one: the verdict waits.
             return VersionCounts(), "none (stable served in no earlier window)"
         return state.reference, str(state.reference_window)
 

@@ -411,3 +411,27 @@ def test_blue_green_with_a_shadow_bake_bakes_in_the_shadow_first(tmp_path: Path)
     config = load_config(path).config
     assert config.shadow is not None and config.shadow.percent == 0
     assert config.blue_green is not None and config.blue_green.live == "green"
+
+
+def test_a_bake_before_a_flip_lasts_until_stable_has_a_reference(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    bake = "  shadow_bake: {percent: 100, duration: 3s, min_comparisons: 20}\n"
+    path.write_text(BLUE_GREEN.replace("min_requests: 50", "min_requests: 1000") + bake)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    outcome = None
+    for _ in range(60):  # bounded: a reference too small to judge against would wait forever
+        clock.sleep(1)
+        outcome = ctl.check(state)
+        if outcome is not None:
+            break
+    assert outcome == PROMOTED
+    entries = log.read()
+    waits = [
+        e
+        for e in entries
+        if e["phase"] == "shadow_bake" and e.get("verdict") == "WAITING_FOR_SAMPLES"
+    ]
+    assert any("for a reference before the flip" in e["reason"] for e in waits)
+    flip = next(e for e in entries if e["action"] == "advance")
+    assert flip["baselines"]["reference"]["counts"]["requests"] >= 1000

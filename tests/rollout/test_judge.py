@@ -188,3 +188,32 @@ def test_the_tier_mix_fails_on_customers_moved_across_a_tier_bound() -> None:
     # Off when asked.
     off = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None})
     assert judge(counts(2000, bins=moved_more), stable, off, 300).status is Status.PASS
+
+
+def test_a_p99_resting_on_two_answers_in_a_wide_bucket_is_not_proof() -> None:
+    def answers(n: float, slow: float) -> VersionCounts:
+        """n answers at 20 ms but ``slow`` of them between 50 and 100 ms."""
+        latency = tuple(
+            0.0 if b < 0.025 else n - slow if b < 0.1 else n for b in LATENCY_BOUNDS
+        ) + (n,)
+        return VersionCounts(requests=n, latency=latency)
+
+    plain = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None, "p99_ratio": 1.25,
+                                        "p99_tolerance_ms": 25})  # fmt: skip
+    # Three of 170 against one of 180: the candidate's p99 in the 50-100 ms bucket, stable's
+    # under 50 ms, as a busy machine gives two equal versions in two windows.
+    verdict = judge(answers(170, 3), answers(180, 1), plain, 100)
+    check = next(c for c in verdict.checks if c.name == "latency_p99")
+    assert check.value is not None and check.value > 0.05
+    assert verdict.status is Status.INCONCLUSIVE and "not provably" in verdict.reason
+    # A tail of a fifth of the answers is.
+    assert judge(answers(170, 34), answers(180, 1), plain, 100).status is Status.FAIL
+
+
+def test_answers_within_interpolates_as_the_quantile_does() -> None:
+    from rollout.judge import answers_within
+
+    cumulative = [0, 0, 0, 10, 100] + [100] * 9  # 90 answers between 10 and 25 ms
+    assert answers_within(cumulative, 0.01) == 10
+    assert answers_within(cumulative, 0.0175) == pytest.approx(55)
+    assert answers_within(cumulative, 20.0) == 100

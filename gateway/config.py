@@ -41,6 +41,7 @@ __all__ = [
     "RolloutSpec",
     "RolloutThresholds",
     "RoutingConfig",
+    "ShadowBakeSpec",
     "ShadowSpec",
     "VersionSpec",
     "load_config",
@@ -147,6 +148,20 @@ class RolloutThresholds(_Frozen):
     p99_tolerance_ms: Annotated[StrictInt | StrictFloat, Field(ge=0)] = 10
     p99_max_ms: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 1000
     psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2
+    # Largest share of customers the candidate may put in another risk tier than stable does
+    # (total variation distance of the two tier mixes).
+    tier_shift: Share | None = 0.1
+
+
+class ShadowBakeSpec(_Frozen):
+    """Before any customer is served: the candidate shadows ``percent`` of predictions for
+    ``duration``, judged on the gateway's shadow comparison (README, "Progressive rollout")."""
+
+    percent: Annotated[StrictInt | StrictFloat, Field(gt=0, le=100)]
+    duration: Duration
+    min_comparisons: Annotated[StrictInt, Field(ge=1)] = 300  # compared rows before a verdict
+    min_tier_agreement: Share = 0.9  # share of rows whose risk tier both versions agree on
+    psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2  # shadow vs client
 
 
 class RolloutSpec(_Frozen):
@@ -154,16 +169,22 @@ class RolloutSpec(_Frozen):
     gateway only validates it."""
 
     candidate: str
-    steps: tuple[StrictInt, ...]
+    # canary: the candidate's weight steps up; blue_green: the live colour flips to it once,
+    # ``interval`` is then the baking period.
+    strategy: Literal["canary", "blue_green"] = "canary"
+    steps: tuple[StrictInt, ...] | None = None  # canary only
     interval: Duration = 60.0  # time at each step before it may advance
     check_every: Duration = 10.0
     min_requests: Annotated[StrictInt, Field(ge=1)] = 300  # per step, before any verdict
     failure_limit: Annotated[StrictInt, Field(ge=1)] = 2  # failed checks in a row: roll back
     thresholds: RolloutThresholds = RolloutThresholds()
+    shadow_bake: ShadowBakeSpec | None = None
 
     @field_validator("steps")
     @classmethod
-    def _check_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+    def _check_steps(cls, steps: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if steps is None:
+            return None
         if not steps:
             raise ValueError("at least one step is required, and the last must be 100")
         if any(not 1 <= step <= 100 for step in steps):
@@ -293,10 +314,44 @@ def _cross_field_problems(cfg: RoutingConfig) -> list[tuple[Loc, str]]:
             problems.append(
                 (("rollout", "candidate"), "is the stable version; nothing to roll out")
             )
-        if cfg.mode != "canary":
-            problems.append((("rollout",), "a rollout steps canary weights: needs mode: canary"))
+        rollout = cfg.rollout
+        if rollout.strategy == "canary":
+            if cfg.mode != "canary":
+                problems.append(
+                    (("rollout",), "a canary rollout steps canary weights: needs mode: canary")
+                )
+            if rollout.steps is None:
+                problems.append((("rollout", "steps"), "required for strategy canary"))
+        else:
+            if cfg.mode != "blue_green":
+                problems.append(
+                    (
+                        ("rollout",),
+                        "a blue/green rollout flips the live colour: needs mode: blue_green",
+                    )
+                )
+            if rollout.steps is not None:
+                problems.append(
+                    (
+                        ("rollout", "steps"),
+                        "a blue/green rollout has one step, the flip: leave it out",
+                    )
+                )
+            bg = cfg.blue_green
+            if bg is not None and {bg.blue, bg.green} != {cfg.stable, rollout.candidate}:
+                problems.append(
+                    (
+                        ("rollout", "candidate"),
+                        "a blue/green rollout needs stable and the candidate as blue and green",
+                    )
+                )
         if cfg.rollout.check_every > cfg.rollout.interval:
             problems.append((("rollout", "check_every"), "must not be longer than interval"))
+        bake = cfg.rollout.shadow_bake
+        if bake is not None and cfg.rollout.check_every > bake.duration:
+            problems.append(
+                (("rollout", "shadow_bake", "duration"), "must not be shorter than check_every")
+            )
 
     return problems
 

@@ -1,4 +1,5 @@
-"""What the controller does to routing.yaml: set a step's weights, roll back, promote.
+"""What the controller does to routing.yaml: set a step (canary weights, or the blue/green live
+colour, and the candidate's shadow during a bake), roll back, promote.
 
 Every edit goes through the CLI's comment-keeping editor (gateway/cli/document.py): validated
 as the gateway validates, written atomically, the operator's comments and layout kept. Rolling
@@ -19,19 +20,52 @@ from gateway.cli.weights import plan_weights
 from gateway.config import LoadedConfig
 from rollout.plan import Plan
 
-__all__ = ["promote", "roll_back", "set_weights"]
+__all__ = ["promote", "roll_back", "set_step", "set_weights"]
 
 
-def set_weights(path: str, weights: Mapping[str, int]) -> LoadedConfig:
+def set_weights(
+    path: str, weights: Mapping[str, int], shadow: tuple[str, float] | None = None
+) -> LoadedConfig:
+    """The weights, and with ``shadow`` (version, percent) the shadow section, in one write."""
     doc = read_document(path)
     change = _write_weights(doc, path, weights)
+    if shadow is not None:
+        section = child_map(doc.data, "shadow", path, create=True)
+        version, percent = shadow
+        if str(section.get("version")) != version:
+            section["version"] = version
+        if section.get("percent") != percent:
+            section["percent"] = percent
+        change += f", shadow {version} at {percent:g}%"
+    return save_document(path, doc.render(), change)
+
+
+def set_step(path: str, plan: Plan, step: int) -> LoadedConfig:
+    """Routing as the plan has it at ``step``, in one write."""
+    doc = read_document(path)
+    if plan.blue_green:
+        change = _write_live(doc, path, plan.candidate if plan.weight(step) else plan.stable)
+    else:
+        change = _write_weights(doc, path, plan.weights(step))
+    percent = plan.shadow_percent(step)
+    if percent is not None:
+        section = child_map(doc.data, "shadow", path, create=True)
+        if str(section.get("version")) != plan.candidate:
+            section["version"] = plan.candidate
+        if section.get("percent") != percent:
+            section["percent"] = percent
+        change += f", shadow {plan.candidate} at {percent:g}%"
     return save_document(path, doc.render(), change)
 
 
 def roll_back(path: str, plan: Plan) -> LoadedConfig:
-    """Candidate to 0, stable to 100, the candidate's shadow off, the rollout section gone."""
+    """Candidate to 0 (or the live colour back to stable's), the candidate's shadow off, the
+    rollout section gone."""
     doc = read_document(path)
-    change = _write_weights(doc, path, {plan.stable: 100, plan.candidate: 0})
+    if plan.blue_green:
+        change = _write_live(doc, path, plan.stable)
+    else:
+        change = _write_weights(doc, path, {plan.stable: 100, plan.candidate: 0})
     shadow = doc.data.get("shadow")
     if isinstance(shadow, CommentedMap) and str(shadow.get("version")) == plan.candidate:
         shadow["percent"] = 0
@@ -40,9 +74,13 @@ def roll_back(path: str, plan: Plan) -> LoadedConfig:
 
 
 def promote(path: str, plan: Plan) -> LoadedConfig:
-    """The candidate becomes stable at 100; the old stable stays listed at 0."""
+    """The candidate becomes stable at 100 (or live); the old stable stays listed at 0 (or as
+    the other colour)."""
     doc = read_document(path)
-    change = _write_weights(doc, path, {plan.candidate: 100})
+    if plan.blue_green:
+        change = _write_live(doc, path, plan.candidate)
+    else:
+        change = _write_weights(doc, path, {plan.candidate: 100})
     doc.data["stable"] = plan.candidate
     doc.data.pop("rollout", None)
     return save_document(path, doc.render(), f"stable {plan.candidate}, {change}")
@@ -61,3 +99,11 @@ def _write_weights(doc: Document, path: str, given: Mapping[str, int]) -> str:
         if old.get(name) != weight:  # untouched entries keep their form
             weights[keys.get(name, name)] = weight
     return f"canary.weights {format_weights(new)}"
+
+
+def _write_live(doc: Document, path: str, version: str) -> str:
+    section = child_map(doc.data, "blue_green", path, create=False)
+    colour = "blue" if str(section.get("blue")) == version else "green"
+    if section.get("live") != colour:
+        section["live"] = colour
+    return f"blue_green.live {colour} ({version})"

@@ -6,9 +6,11 @@ any moment and started again resumes the same step with the same baselines. The 
 notices an edit it did not make (the file's revision is not the one it wrote) and pauses
 rather than fight the operator; ``streamflow rollout resume`` takes the file as it then is.
 
-Windows: the candidate is judged on its counts since its current step began; stable on its
-counts since the rollout began, so the last step (candidate at 100%, stable serving nothing)
-still has a reference.
+Windows: both sides are judged on the same window, their counts since the current step began,
+whenever stable serves traffic in it, so both saw the same machine, load and customers. Where
+stable serves nothing (the candidate at 100%), stable's reference is its counts over the last
+window in which it did serve (the previous step's), kept in the log's baselines so a restarted
+controller judges against the same reference; every verdict names its reference window.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from typing import Any
 from gateway.cli.base import CommandError
 from gateway.config import ConfigError, LoadedConfig, load_config
 from rollout import actions
-from rollout.judge import Status, Verdict, judge
+from rollout.judge import Status, Verdict, judge, judge_reference, judge_shadow
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
-from rollout.sources.base import Snapshot, Source, SourceError
+from rollout.sources.base import Snapshot, Source, SourceError, VersionCounts
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
 
@@ -43,10 +45,14 @@ class State:
     step: int
     step_started: float  # wall-clock seconds: must survive a restart
     step_baseline: Snapshot
-    rollout_baseline: Snapshot
+    # Stable's counts over the last window it served in, and which window that was: the
+    # reference where stable serves nothing in the current one.
+    reference: VersionCounts | None
+    reference_window: str | None
     revision: str  # of the routing.yaml the controller last wrote or adopted
     failures: int = 0
     paused: str | None = None
+    note: str | None = None  # said (with the baselines) in the next entry: a rebased window
 
 
 class Controller:
@@ -88,18 +94,26 @@ class Controller:
         if history and history[-1].get("action") not in TERMINAL:
             return self._resume(history)
         snapshot = self._read_until_available()
-        loaded = self._write(self.plan.weights(0))
-        state = State(0, self.clock(), snapshot, snapshot, loaded.revision)
-        self._record(state, "start", None, f"rollout of {self.plan.candidate} begins", True)
+        first = self.plan.first_step
+        loaded = self._write_step(first)
+        state = State(first, self.clock(), snapshot, None, None, loaded.revision)
+        why = f"rollout of {self.plan.candidate} begins"
+        if first < 0 and self.plan.spec.shadow_bake is not None:
+            why += f" with a shadow bake at {self.plan.shadow_percent(first):g}%"
+        elif first < 0:
+            why += f" with a reference window of {self.plan.stable} alone"
+        self._record(state, "start", None, why, True)
         return state
 
     def _resume(self, history: list[dict[str, Any]]) -> State:
         started = next(e for e in reversed(history) if "baselines" in e)
+        reference = started["baselines"].get("reference")
         state = State(
             step=int(started["step"]),
             step_started=float(started["step_started"]),
             step_baseline=Snapshot.from_json(started["baselines"]["step"]),
-            rollout_baseline=Snapshot.from_json(started["baselines"]["rollout"]),
+            reference=VersionCounts.from_json(reference["counts"]) if reference else None,
+            reference_window=str(reference["window"]) if reference else None,
             revision=str(next(e["revision"] for e in reversed(history) if "revision" in e)),
             failures=int(next((e["failures"] for e in reversed(history) if "failures" in e), 0)),
         )
@@ -144,16 +158,52 @@ class Controller:
         except SourceError as exc:
             self._record(state, "hold", None, f"metrics unavailable: {exc}")
             return None
-        candidate = now_counts.of(self.plan.candidate).minus(
-            state.step_baseline.of(self.plan.candidate)
-        )
-        stable = now_counts.of(self.plan.stable).minus(state.rollout_baseline.of(self.plan.stable))
+        restarted = now_counts.restarted_since(state.step_baseline)
+        if restarted:
+            # Kept in the log with this check's entry, so a restarted controller counts the
+            # same window.
+            state.step_baseline = state.step_baseline.rebased(now_counts)
+            state.note = f"counters of {', '.join(restarted)} restarted: counted from 0"
+        window = now_counts.minus(state.step_baseline)
         spec = self.plan.spec
-        verdict = judge(candidate, stable, spec.thresholds, spec.min_requests)
-        return self._act(state, verdict, now_counts)
+        if state.step < 0:
+            reference_check = judge_reference(window.of(self.plan.stable), spec.min_requests)
+            if spec.shadow_bake is None:
+                return self._act(state, reference_check, now_counts, "stable alone")
+            verdict = judge_shadow(
+                window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
+            )
+            if (
+                verdict.status is Status.PASS
+                and self.plan.weight(0) == 100
+                and reference_check.status is not Status.PASS
+            ):
+                # The bake is then stable's reference for the flip: it needs enough of it.
+                verdict = reference_check
+            return self._act(state, verdict, now_counts, "the clients' answers, same requests")
+        stable, reference = self._stable_reference(state, window)
+        verdict = judge(window.of(self.plan.candidate), stable, spec.thresholds, spec.min_requests)
+        return self._act(state, verdict, now_counts, reference)
 
-    def _act(self, state: State, verdict: Verdict, counts: Snapshot) -> int | None:
+    def _stable_reference(self, state: State, window: Snapshot) -> tuple[VersionCounts, str]:
+        """Stable's counts to judge the candidate against, and the window they are of."""
+        if self.plan.weight(state.step) < 100:
+            return window.of(self.plan.stable), f"the same window, {self._window_name(state.step)}"
+        if state.reference is None:
+            # Every plan serves stable in some window before a 100% step (a reference window
+            # comes first when nothing else does); a log from before references were kept has
+            # none, and the controller must not invent one: the verdict waits.
+            return VersionCounts(), "none (stable served in no earlier window)"
+        return state.reference, str(state.reference_window)
+
+    def _window_name(self, step: int) -> str:
+        if step < 0:
+            return self.plan.before_first.replace("_", " ")
+        return f"step {step} ({self.plan.weight(step)}%)"
+
+    def _act(self, state: State, verdict: Verdict, counts: Snapshot, reference: str) -> int | None:
         spec = self.plan.spec
+        verdict = verdict.against(reference)
         if verdict.status is Status.FAIL:
             state.failures += 1
             if state.failures >= spec.failure_limit:
@@ -166,10 +216,13 @@ class Controller:
             return None
         state.failures = 0
         waited = self.clock() - state.step_started
-        if verdict.status is not Status.PASS or waited < spec.interval:
+        interval = (
+            spec.shadow_bake.duration if spec.shadow_bake and state.step < 0 else spec.interval
+        )
+        if verdict.status is not Status.PASS or waited < interval:
             why = verdict.reason
             if verdict.status is Status.PASS:
-                why += f"; {waited:.0f}s of the step's {spec.interval:g}s"
+                why += f"; {waited:.0f}s of the step's {interval:g}s"
             self._record(state, "hold", verdict, why)
             return None
         if state.step == self.plan.last_step:
@@ -177,11 +230,18 @@ class Controller:
             self._record(state, "promote", verdict, f"{self.plan.candidate} is now stable")
             return PROMOTED
         passed = self.plan.weight(state.step)
+        if passed < 100:
+            stable_served = counts.minus(state.step_baseline).of(self.plan.stable)
+            state.reference = stable_served
+            state.reference_window = self._window_name(state.step)
+        what = f"{passed}%" if state.step >= 0 else f"the {self._window_name(state.step)}"
         state.step += 1
-        state.revision = self._write(self.plan.weights(state.step)).revision
+        state.revision = self._write_step(state.step).revision
         state.step_started = self.clock()
         state.step_baseline = counts
-        why = f"passed {passed}% for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        why = f"passed {what} for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        if state.step == 0 and self.plan.spec.shadow_bake is not None:
+            why += ", shadow off"
         self._record(state, "advance", verdict, why, True, passed=passed)
         return None
 
@@ -190,9 +250,15 @@ class Controller:
         afresh (new baseline, no failures carried)."""
         loaded = self._load()
         weight = loaded.config.weights().get(self.plan.candidate, 0)
+        shadow = loaded.config.shadow
+        baking = shadow is not None and shadow.version == self.plan.candidate and shadow.percent
         state.step = self.plan.step_for(weight)
-        if weight != self.plan.weight(state.step):
-            loaded = self._write(self.plan.weights(state.step))
+        no_bake = self.plan.spec.shadow_bake is None
+        if weight == 0 and self.plan.first_step < 0 and (baking or no_bake):
+            state.step = -1  # no customer served yet: the bake or the reference window
+        bake_on = state.step < 0 and self.plan.spec.shadow_bake is not None
+        if weight != self.plan.weight(state.step) or bake_on != bool(baking):
+            loaded = self._write_step(state.step)
         state.revision = loaded.revision
         state.step_started = self.clock()
         state.step_baseline = self._read_until_available()
@@ -212,9 +278,9 @@ class Controller:
         except ConfigError as exc:
             raise RolloutError("; ".join(exc.messages)) from None
 
-    def _write(self, weights: dict[str, int]) -> LoadedConfig:
+    def _write_step(self, step: int) -> LoadedConfig:
         try:
-            return actions.set_weights(self.path, weights)
+            return actions.set_step(self.path, self.plan, step)
         except CommandError as exc:
             raise RolloutError(" ".join(exc.lines)) from None
 
@@ -235,6 +301,9 @@ class Controller:
         baselines: bool = False,
         passed: int | None = None,
     ) -> None:
+        if state.note is not None:
+            reason = f"{reason} ({state.note})"
+            baselines, state.note = True, None
         entry: dict[str, Any] = {
             "by": CONTROLLER,
             "plan": self.plan.id,
@@ -242,6 +311,7 @@ class Controller:
             "stable": self.plan.stable,
             "step": state.step,
             "weight": self.plan.weight(state.step),
+            "phase": self.plan.before_first if state.step < 0 else "step",
             "step_started": state.step_started,
             "revision": state.revision,
             "failures": state.failures,
@@ -253,10 +323,12 @@ class Controller:
         if verdict is not None:
             entry.update(verdict.to_json())
         if baselines:
-            entry["baselines"] = {
-                "step": state.step_baseline.to_json(),
-                "rollout": state.rollout_baseline.to_json(),
-            }
+            entry["baselines"] = {"step": state.step_baseline.to_json()}
+            if state.reference is not None:
+                entry["baselines"]["reference"] = {
+                    "window": state.reference_window,
+                    "counts": state.reference.to_json(),
+                }
         self.log.append(entry, at=self.clock())
         verdict_text = verdict.status.value if verdict else "-"
         self.say(f"step {state.step} ({entry['weight']}%) {verdict_text} -> {action}: {reason}")

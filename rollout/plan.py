@@ -29,20 +29,50 @@ class Plan:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
+    def blue_green(self) -> bool:
+        return self.spec.strategy == "blue_green"
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """The candidate's share at each step; a blue/green flip is one step to 100."""
+        return self.spec.steps if self.spec.steps is not None else (100,)
+
+    @property
     def last_step(self) -> int:
-        return len(self.spec.steps) - 1
+        return len(self.steps) - 1
+
+    @property
+    def first_step(self) -> int:
+        """-1 is a phase before step 0, with no customer served: the shadow bake when the plan
+        has one, else, when step 0 leaves stable nothing to serve (a blue/green flip), a
+        window of stable alone, the reference the candidate is then judged against."""
+        if self.spec.shadow_bake is not None or self.steps[0] == 100:
+            return -1
+        return 0
+
+    @property
+    def before_first(self) -> str:
+        """What step -1 is: ``shadow_bake`` or ``reference``."""
+        return "shadow_bake" if self.spec.shadow_bake is not None else "reference"
 
     def weight(self, step: int) -> int:
-        return self.spec.steps[step]
+        return self.steps[step] if step >= 0 else 0
 
     def weights(self, step: int) -> dict[str, int]:
-        weight = self.spec.steps[step]
+        weight = self.weight(step)
         return {self.stable: 100 - weight, self.candidate: weight}
+
+    def shadow_percent(self, step: int) -> float | None:
+        """The candidate's shadow share at ``step``: the bake's, 0 after it, None without one."""
+        bake = self.spec.shadow_bake
+        if bake is None:
+            return None
+        return bake.percent if step < 0 else 0
 
     def step_for(self, weight: int) -> int:
         """The step a candidate weight stands at: the last step not above it (the first step
         when it is below every step)."""
-        below = [i for i, step in enumerate(self.spec.steps) if step <= weight]
+        below = [i for i, step in enumerate(self.steps) if step <= weight]
         return below[-1] if below else 0
 
 

@@ -173,9 +173,14 @@ def _number(value: object, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     return fmt.format(float(value) * scale) if isinstance(value, int | float) else "-"
 
 
+_PHASES = {"shadow_bake": "bake", "reference": "ref"}  # before step 0: no customer served
+
+
 def _weight(entry: Mapping[str, Any]) -> str:
     if "weight" not in entry:
         return "-"
+    if entry.get("phase") == "shadow_bake":
+        return "shadow"
     if "from_weight" in entry:  # an advance: its numbers are those of the step that passed
         return f"{entry['from_weight']}->{entry['weight']}%"
     return f"{entry['weight']}%"
@@ -191,23 +196,27 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         f"{first.get('stable', '?')} ({len(mine)} entries)"
     ]
     rows = [("time", "step", "weight", "cand req", "stable req", "errors", "p99 ms", "psi",
-             "verdict", "action")]  # fmt: skip
+             "tiers", "verdict", "action")]  # fmt: skip
     for e in mine:
         samples = e.get("samples", {})
-        err, lat, psi = _check(e, "error_rate"), _check(e, "latency_p99"), _check(e, "psi")
+        err, lat = _check(e, "error_rate"), _check(e, "latency_p99")
+        psi = _check(e, "psi") or _check(e, "shadow_psi")
+        # The bake's tier agreement, or the live tier mix's shift.
+        tiers = _check(e, "tier_agreement") or _check(e, "tier_mix")
         stamp = str(e.get("time", ""))
         with contextlib.suppress(ValueError):
             stamp = datetime.fromisoformat(stamp).strftime("%H:%M:%S")
         rows.append(
             (
                 stamp,
-                str(e.get("step", "-")),
+                _PHASES.get(str(e.get("phase")), str(e.get("step", "-"))),
                 _weight(e),
                 _number(samples.get("candidate"), fmt="{:.0f}"),
                 _number(samples.get("stable"), fmt="{:.0f}"),
                 _number(err.get("value"), 100, "{:.2f}%"),
                 _number(lat.get("value"), 1000, "{:.1f}"),
                 _number(psi.get("value")),
+                _number(tiers.get("value"), 100, "{:.1f}%"),
                 str(e.get("verdict", "-")),
                 f"{e.get('action', '-')}" + (" (operator)" if e.get("by") == "operator" else ""),
             )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from gateway.quantile import LATENCY_BUCKETS
 from gateway.shadow.compare import PROBABILITY_BOUNDS as SHADOW_PROBABILITY_BOUNDS
+from gateway.shadow.compare import TIER_INDEX, TIERS
+from gateway.shadow.metrics import BIN_LABELS
 
 __all__ = [
     "LATENCY_BOUNDS",
@@ -39,6 +41,12 @@ FALLBACKS = "gateway_fallbacks_total"  # {from_version, to_version, cause}
 UPSTREAM_ERRORS = "gateway_upstream_errors_total"  # {version, replica, cause}
 LATENCY = "gateway_request_duration_seconds_bucket"  # {version, le}
 PROBABILITY = "model_churn_probability_bucket"  # {version, shadow, le}
+# The gateway's shadow comparison (gateway/shadow/metrics.py), counted for the shadow version.
+SHADOW_ROWS = "gateway_shadow_rows_total"  # {primary, shadow, primary_tier, shadow_tier}
+SHADOW_BINS = "gateway_shadow_probability_rows_total"  # {primary, shadow, side, bin}
+
+
+BIN_INDEX = {label: i for i, label in enumerate(BIN_LABELS)}
 
 
 class SourceError(Exception):
@@ -64,59 +72,165 @@ class VersionCounts:
     failed_tries: float = 0.0  # every failed try against its replicas (information only)
     latency: tuple[float, ...] = (0.0,) * (len(LATENCY_BOUNDS) + 1)  # cumulative, last is +Inf
     probability: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)  # per bin, not cumulative
+    # As the shadow of another version: compared rows by (client's tier, its tier), row-major,
+    # and by probability bin on either side.
+    shadow_tiers: tuple[float, ...] = (0.0,) * (len(TIERS) * len(TIERS))
+    shadow_bins: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
+    shadow_client_bins: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
+
+    def went_down_since(self, earlier: VersionCounts) -> bool:
+        """A counter lower than before: the process that keeps them restarted from 0."""
+        return any(a < b for a, b in zip(self._fields(), earlier._fields(), strict=True))
 
     def minus(self, earlier: VersionCounts) -> VersionCounts:
-        # A counter that went down means a process restarted; the newer reading is then all
-        # that is known since (Prometheus's increase() makes the same call).
-        def sub(a: float, b: float) -> float:
-            return a - b if a >= b else a
-
-        return VersionCounts(
-            requests=sub(self.requests, earlier.requests),
-            errors=sub(self.errors, earlier.errors),
-            saved_by_fallback=sub(self.saved_by_fallback, earlier.saved_by_fallback),
-            failed_tries=sub(self.failed_tries, earlier.failed_tries),
-            latency=tuple(map(sub, self.latency, earlier.latency)),
-            probability=tuple(map(sub, self.probability, earlier.probability)),
+        # One process keeps all of these counters: when any went down it restarted, and what
+        # it holds now is all that is known of the window (Prometheus's increase() makes the
+        # same call per series). Judged field by field, a restart would mix halves of two
+        # lives into one histogram.
+        if self.went_down_since(earlier):
+            return self
+        return self._from_fields(
+            a - b for a, b in zip(self._fields(), earlier._fields(), strict=True)
         )
+
+    def plus(self, other: VersionCounts) -> VersionCounts:
+        return self._from_fields(
+            a + b for a, b in zip(self._fields(), other._fields(), strict=True)
+        )
+
+    @classmethod
+    def _from_fields(cls, values: Iterable[float]) -> VersionCounts:
+        flat = list(values)
+        out: dict[str, object] = {}
+        for name in _FIELDS:
+            size = len(getattr(_EMPTY, name)) if name in _TUPLES else 1
+            taken, flat = flat[:size], flat[size:]
+            out[name] = tuple(taken) if name in _TUPLES else taken[0]
+        return cls(**out)  # type: ignore[arg-type]
+
+    def _fields(self) -> tuple[float, ...]:
+        out: list[float] = []
+        for name in _FIELDS:
+            value = getattr(self, name)
+            out += value if name in _TUPLES else [value]
+        return tuple(out)
 
     def to_json(self) -> dict[str, object]:
         return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "saved_by_fallback": self.saved_by_fallback,
-            "failed_tries": self.failed_tries,
-            "latency": list(self.latency),
-            "probability": list(self.probability),
+            name: list(getattr(self, name)) if name in _TUPLES else getattr(self, name)
+            for name in _FIELDS
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> VersionCounts:
-        return cls(
-            requests=float(data["requests"]),  # type: ignore[arg-type]
-            errors=float(data["errors"]),  # type: ignore[arg-type]
-            saved_by_fallback=float(data["saved_by_fallback"]),  # type: ignore[arg-type]
-            failed_tries=float(data["failed_tries"]),  # type: ignore[arg-type]
-            latency=tuple(float(x) for x in data["latency"]),  # type: ignore[attr-defined]
-            probability=tuple(float(x) for x in data["probability"]),  # type: ignore[attr-defined]
-        )
+        # A field an older log did not write is empty.
+        out: dict[str, object] = {}
+        for name in _FIELDS:
+            if name in data:
+                value = data[name]
+                out[name] = (
+                    tuple(float(x) for x in value)  # type: ignore[attr-defined]
+                    if name in _TUPLES
+                    else float(value)  # type: ignore[arg-type]
+                )
+        return cls(**out)  # type: ignore[arg-type]
+
+
+_FIELDS = tuple(f.name for f in fields(VersionCounts))
+_EMPTY = VersionCounts()
+_TUPLES = {name for name in _FIELDS if isinstance(getattr(_EMPTY, name), tuple)}
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """Counts per version, summed over every process read, and kept per process (the
+    ``instance``: a gateway or replica address) too, so that one process restarting is told
+    apart from the others, as Prometheus tells its series apart."""
+
     versions: Mapping[str, VersionCounts] = field(default_factory=dict)
+    # instance -> version -> counts; None when the source knows no instances (one, unnamed).
+    instances: Mapping[str, Mapping[str, VersionCounts]] | None = None
+
+    @classmethod
+    def of_instances(cls, instances: Mapping[str, Mapping[str, VersionCounts]]) -> Snapshot:
+        total: dict[str, VersionCounts] = {}
+        for counts in instances.values():
+            for version, c in counts.items():
+                total[version] = total[version].plus(c) if version in total else c
+        return cls(total, {i: dict(c) for i, c in instances.items()})
+
+    @property
+    def parts(self) -> Mapping[str, Mapping[str, VersionCounts]]:
+        return self.instances if self.instances is not None else {"": self.versions}
 
     def of(self, version: str) -> VersionCounts:
         return self.versions.get(version, VersionCounts())
 
     def minus(self, earlier: Snapshot) -> Snapshot:
-        return Snapshot({v: c.minus(earlier.of(v)) for v, c in self.versions.items()})
+        """What happened since ``earlier``, instance by instance; an instance that restarted
+        counts from 0, one that is gone adds nothing."""
+        before = earlier.parts
+        return Snapshot.of_instances(
+            {
+                instance: {
+                    v: c.minus(before.get(instance, {}).get(v, VersionCounts()))
+                    for v, c in counts.items()
+                }
+                for instance, counts in self.parts.items()
+            }
+        )
+
+    def restarted_since(self, earlier: Snapshot) -> list[str]:
+        """The instances (``instance/version``) whose counters went down since ``earlier``."""
+        before = earlier.parts
+        return sorted(
+            f"{instance}/{v}" if instance else v
+            for instance, counts in self.parts.items()
+            for v, c in counts.items()
+            if c.went_down_since(before.get(instance, {}).get(v, VersionCounts()))
+        )
+
+    def rebased(self, now: Snapshot) -> Snapshot:
+        """This baseline with every instance that restarted since put back to 0: its counters
+        began again, so what they hold from now on is all new. Subtracting two readings,
+        unlike increase() over every scrape, would otherwise see the restarted counter climb
+        past the old baseline and take only the part above it."""
+        restarted = {
+            (instance, v)
+            for instance, counts in now.parts.items()
+            for v, c in counts.items()
+            if c.went_down_since(self.parts.get(instance, {}).get(v, VersionCounts()))
+        }
+        if not restarted:
+            return self
+        kept = {
+            instance: {v: c for v, c in counts.items() if (instance, v) not in restarted}
+            for instance, counts in self.parts.items()
+        }
+        if self.instances is None:
+            return Snapshot(kept[""])
+        return Snapshot.of_instances(kept)
 
     def to_json(self) -> dict[str, object]:
-        return {version: counts.to_json() for version, counts in sorted(self.versions.items())}
+        if self.instances is None:
+            return {version: counts.to_json() for version, counts in sorted(self.versions.items())}
+        return {
+            "instances": {
+                instance: {v: c.to_json() for v, c in sorted(counts.items())}
+                for instance, counts in sorted(self.instances.items())
+            }
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Mapping[str, object]]) -> Snapshot:
+        if "instances" in data:
+            instances = data["instances"]
+            return cls.of_instances(
+                {
+                    str(i): {str(v): VersionCounts.from_json(c) for v, c in counts.items()}  # type: ignore[union-attr]
+                    for i, counts in instances.items()
+                }
+            )
         return cls({v: VersionCounts.from_json(c) for v, c in data.items()})
 
 
@@ -153,13 +267,26 @@ def _filled(known: Mapping[int, float], size: int) -> list[float]:
 
 
 def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
-    """Counts per version from the gateway and model-server series (summed over sources)."""
+    """Counts per version from the gateway and model-server series, kept per ``instance``
+    label (the process that exposed them) and summed."""
+    by_instance: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_instance.setdefault(sample.labels.get("instance", ""), []).append(sample)
+    return Snapshot.of_instances(
+        {instance: _counts_of(group) for instance, group in sorted(by_instance.items())}
+    )
+
+
+def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
+    """Counts per version from one process's series."""
     served: dict[str, float] = {}
     errors: dict[str, float] = {}
     saved: dict[str, float] = {}
     tries: dict[str, float] = {}
     latency: dict[str, dict[int, float]] = {}
     cumulative_probability: dict[str, dict[int, float]] = {}
+    shadow_tiers: dict[str, list[float]] = {}
+    shadow_bins: dict[str, dict[str, list[float]]] = {}
 
     def add(table: dict[str, float], version: str, value: float) -> None:
         table[version] = table.get(version, 0.0) + value
@@ -191,7 +318,22 @@ def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
                 row = cumulative_probability.setdefault(labels.get("version", "none"), {})
                 row[i] = row.get(i, 0.0) + sample.value
 
+        elif sample.name == SHADOW_ROWS:
+            i = TIER_INDEX.get(labels.get("primary_tier", ""))
+            j = TIER_INDEX.get(labels.get("shadow_tier", ""))
+            if i is not None and j is not None:
+                row = shadow_tiers.setdefault(labels.get("shadow", "none"), [0.0] * len(TIERS) ** 2)
+                row[i * len(TIERS) + j] += sample.value
+        elif sample.name == SHADOW_BINS and labels.get("bin") in BIN_INDEX:
+            side = labels.get("side")
+            if side in ("primary", "shadow"):
+                sides = shadow_bins.setdefault(labels.get("shadow", "none"), {})
+                row = sides.setdefault(side, [0.0] * len(PROBABILITY_BOUNDS))
+                row[BIN_INDEX[labels["bin"]]] += sample.value
+
     versions = set(served) | set(saved) | set(latency) | set(cumulative_probability)
+    versions |= set(shadow_tiers) | set(shadow_bins)
+    no_bins = [0.0] * len(PROBABILITY_BOUNDS)
     snapshot: dict[str, VersionCounts] = {}
     for version in versions:
         cumulative = _filled(cumulative_probability.get(version, {}), len(PROBABILITY_BOUNDS))
@@ -204,5 +346,8 @@ def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
             failed_tries=tries.get(version, 0.0),
             latency=tuple(lat),
             probability=tuple(bins),
+            shadow_tiers=tuple(shadow_tiers.get(version, [0.0] * len(TIERS) ** 2)),
+            shadow_bins=tuple(shadow_bins.get(version, {}).get("shadow", no_bins)),
+            shadow_client_bins=tuple(shadow_bins.get(version, {}).get("primary", no_bins)),
         )
-    return Snapshot(snapshot)
+    return snapshot

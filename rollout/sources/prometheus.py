@@ -1,7 +1,8 @@
 """Ask a Prometheus server, which scrapes every gateway and replica, with PromQL instant queries.
 
-The same series as the scrape source, summed over instances by Prometheus: how a deployment
-with many gateways is judged as one.
+The same series as the scrape source, per instance (the controller sums them, and tells a
+restarted process by its own counters going down): how a deployment with many gateways is
+judged as one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
     REQUESTS,
+    SHADOW_BINS,
+    SHADOW_ROWS,
     UPSTREAM_ERRORS,
     Sample,
     Snapshot,
@@ -22,12 +25,15 @@ from rollout.sources.base import (
 
 __all__ = ["QUERIES", "PrometheusSource"]
 
+# Kept per instance: a process that restarted is told apart from the others (base.py).
 QUERIES = {
-    REQUESTS: f"sum by (version, reason, status) ({REQUESTS})",
-    FALLBACKS: f"sum by (from_version) ({FALLBACKS})",
-    UPSTREAM_ERRORS: f"sum by (version) ({UPSTREAM_ERRORS})",
-    LATENCY: f"sum by (version, le) ({LATENCY})",
-    PROBABILITY: f"sum by (version, shadow, le) ({PROBABILITY})",
+    REQUESTS: f"sum by (instance, version, reason, status) ({REQUESTS})",
+    FALLBACKS: f"sum by (instance, from_version) ({FALLBACKS})",
+    UPSTREAM_ERRORS: f"sum by (instance, version) ({UPSTREAM_ERRORS})",
+    LATENCY: f"sum by (instance, version, le) ({LATENCY})",
+    PROBABILITY: f"sum by (instance, version, shadow, le) ({PROBABILITY})",
+    SHADOW_ROWS: f"sum by (instance, shadow, primary_tier, shadow_tier) ({SHADOW_ROWS})",
+    SHADOW_BINS: f"sum by (instance, shadow, side, bin) ({SHADOW_BINS})",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +13,8 @@ from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
     REQUESTS,
+    SHADOW_BINS,
+    SHADOW_ROWS,
     UPSTREAM_ERRORS,
     Sample,
     Snapshot,
@@ -19,19 +22,28 @@ from rollout.sources.base import (
     snapshot_from_samples,
 )
 
-__all__ = ["ScrapeSource", "parse_exposition"]
+__all__ = ["ScrapeSource", "instance_of", "parse_exposition"]
 
-WANTED = {REQUESTS, FALLBACKS, UPSTREAM_ERRORS, LATENCY, PROBABILITY}
+WANTED = {REQUESTS, FALLBACKS, UPSTREAM_ERRORS, LATENCY, PROBABILITY, SHADOW_ROWS, SHADOW_BINS}
 
 
-def parse_exposition(text: str) -> list[Sample]:
-    """The samples of the series a snapshot needs, from a Prometheus text exposition."""
+def parse_exposition(text: str, instance: str | None = None) -> list[Sample]:
+    """The samples of the series a snapshot needs, from a Prometheus text exposition; with
+    ``instance``, labelled with it as Prometheus labels what it scrapes."""
+    extra = {} if instance is None else {"instance": instance}
     return [
-        Sample(sample.name, dict(sample.labels), sample.value)
+        Sample(sample.name, {**sample.labels, **extra}, sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name in WANTED
     ]
+
+
+def instance_of(url: str) -> str:
+    """host:port, as Prometheus names a target in its ``instance`` label."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
 
 
 class ScrapeSource:
@@ -48,7 +60,7 @@ class ScrapeSource:
         for gateway in self.gateways:
             routing = self._get(f"{gateway}/routing").json()
             replicas.update(str(r["address"]) for r in routing.get("replicas", []))
-            samples += parse_exposition(self._get(f"{gateway}/metrics").text)
+            samples += parse_exposition(self._get(f"{gateway}/metrics").text, instance_of(gateway))
         samples += self._replica_samples(sorted(replicas))
         return snapshot_from_samples(samples)
 
@@ -58,7 +70,8 @@ class ScrapeSource:
             # A replica that is down has no probabilities to give; the gateways' counts, which
             # decide errors and latency, do not depend on it.
             try:
-                samples += parse_exposition(self._get(f"{replica}/metrics").text)
+                text = self._get(f"{replica}/metrics").text
+                samples += parse_exposition(text, instance_of(replica))
             except SourceError:
                 continue
         return samples

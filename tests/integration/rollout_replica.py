@@ -6,11 +6,14 @@ exports model_churn_probability on the model server's buckets (started in well u
 
 ``--fail 0.2`` answers 500 to a random fifth of predictions; ``--delay-ms 50`` answers 50 ms
 later; probabilities are Beta(2, 5) draws, Beta(5, 2) with ``--shift`` (drifted predictions).
+With ``--seeded`` the draw is seeded by the request body, so two replicas give the same customer
+the same answer (as two equal models would), which a shadow comparison can tell.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import threading
@@ -23,7 +26,10 @@ from model_server.metrics import PROBABILITY_BUCKETS
 
 
 class Replica:
-    def __init__(self, version: str, fail: float, delay_s: float, shift: bool, seed: int) -> None:
+    def __init__(
+        self, version: str, fail: float, delay_s: float, shift: bool, seed: int, seeded: bool
+    ) -> None:
+        self.seeded = seeded
         self.version = version
         self.fail = fail
         self.delay_s = delay_s
@@ -39,10 +45,11 @@ class Replica:
             registry=self.registry,
         )
 
-    def predict(self) -> tuple[int, dict[str, object]]:
+    def predict(self, body: bytes) -> tuple[int, dict[str, object]]:
         with self.lock:
             failed = self.random.random() < self.fail
-            probability = self.random.betavariate(*self.shape)
+            draw = random.Random(hashlib.sha256(body).digest()) if self.seeded else self.random
+            probability = draw.betavariate(*self.shape)
         if failed:
             return 500, {"detail": "injected failure"}
         self.probability.labels(self.version, "false").observe(probability)
@@ -67,10 +74,10 @@ def handler(replica: Replica) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"detail": "not found"})
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if replica.delay_s:
                 time.sleep(replica.delay_s)
-            self._send(*replica.predict())
+            self._send(*replica.predict(body))
 
         def _send(self, status: int, payload: dict[str, object]) -> None:
             self._send_bytes(status, json.dumps(payload).encode(), "application/json")
@@ -93,8 +100,11 @@ def main() -> None:
     parser.add_argument("--fail", type=float, default=0.0)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--shift", action="store_true")
+    parser.add_argument("--seeded", action="store_true")
     args = parser.parse_args()
-    replica = Replica(args.version, args.fail, args.delay_ms / 1000, args.shift, args.port)
+    replica = Replica(
+        args.version, args.fail, args.delay_ms / 1000, args.shift, args.port, args.seeded
+    )
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(replica))
     server.daemon_threads = True
     server.serve_forever()

@@ -73,6 +73,7 @@ class Load:
     rate: float
     threads: int = 4
     max_seconds: float = 90.0
+    vary: bool = False  # a different customer each request (tenure 1..72), not one example
     sent: int = 0
     failed: int = 0
     by_version: Counter[str] = field(default_factory=Counter)
@@ -99,9 +100,12 @@ class Load:
         deadline = time.monotonic() + self.max_seconds
         next_at = time.monotonic()
         with httpx.Client(timeout=20.0) as client:
+            n = 0
             while not self._stop.is_set() and time.monotonic() < deadline:
+                n += 1
+                customer = {**EXAMPLE_CUSTOMER, "tenure": n % 72 + 1} if self.vary else None
                 try:
-                    response = client.post(f"{self.url}/predict", json=EXAMPLE_CUSTOMER)
+                    response = client.post(f"{self.url}/predict", json=customer or EXAMPLE_CUSTOMER)
                     ok, what = response.status_code == 200, str(response.status_code)
                     version = response.headers.get("X-Model-Version", "?")
                 except httpx.HTTPError as exc:
@@ -150,9 +154,13 @@ class Stack:
 def start_stack(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., Stack]]:
     procs: list[Any] = []
 
-    def start(candidate_args: tuple[str, ...] = (), plan: dict[str, Any] | None = None) -> Stack:
+    def start(
+        candidate_args: tuple[str, ...] = (),
+        plan: dict[str, Any] | None = None,
+        stable_args: tuple[str, ...] = (),
+    ) -> Stack:
         replicas = {
-            "stable-a": rollout_replica("stable-a", "v2.3.1"),
+            "stable-a": rollout_replica("stable-a", "v2.3.1", *stable_args),
             "candidate-a": rollout_replica("candidate-a", "v2.4.0", *candidate_args),
         }
         for proc in replicas.values():
@@ -197,8 +205,8 @@ class Outcome:
         )
 
 
-def run_to_decision(stack: Stack, rate: float = RATE, *extra: str) -> Outcome:
-    load = Load(stack.gateway_url, rate).start()
+def run_to_decision(stack: Stack, rate: float = RATE, *extra: str, vary: bool = False) -> Outcome:
+    load = Load(stack.gateway_url, rate, vary=vary).start()
     started = time.monotonic()
     controller = stack.controller(*extra)
     try:
@@ -386,3 +394,140 @@ def test_the_prometheus_source_gives_the_same_verdicts(
     outcome.report("20% failing candidate, Prometheus source")
     assert outcome.code == 1 and outcome.load.failed == 0
     assert outcome.last["action"] == "rollback" and "error_rate" in outcome.last["reason"]
+
+
+def test_a_gateway_restarted_mid_step_is_counted_from_zero(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack()
+    gw = next(p for p in stack.procs if p.name == "gateway")
+    load = Load(stack.gateway_url, RATE).start()
+    started = time.monotonic()
+    try:
+        controller = stack.controller()
+        stack.wait_for_entry(lambda e: e["action"] == "advance", DECISION_TIMEOUT_S)
+        gw.stop()
+        gw.start(stack.workdir)
+        wait_for(f"{stack.gateway_url}/ready", timeout=30)
+        assert controller.popen is not None
+        code = controller.popen.wait(DECISION_TIMEOUT_S)
+    finally:
+        seconds = time.monotonic() - started
+        load.stop()
+    entries = stack.entries()
+    Outcome(code, seconds, load, entries).report("gateway restarted at 50%")
+    assert code == 0, entries[-3:]
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [20, 50, 100]
+    restarted = [e for e in entries if "restarted: counted from 0" in e["reason"]]
+    assert restarted and restarted[0]["weight"] == 50
+    # No window ever held fewer than nothing, nor more than was sent.
+    for e in entries:
+        for side in e.get("samples", {}).values():
+            assert 0 <= side <= load.sent
+    assert load_config(stack.path).config.stable == "v2.4.0"
+
+
+BAKED = {**PLAN, "shadow_bake": {"percent": 100, "duration": "2s", "min_comparisons": 100}}
+
+
+def test_a_shadow_bake_passes_before_any_customer_is_served(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack(("--seeded",), plan=BAKED, stable_args=("--seeded",))
+    outcome = run_to_decision(stack, vary=True)
+    outcome.report("shadow bake, good candidate")
+    assert outcome.code == 0, outcome.entries[-3:]
+    assert outcome.load.failed == 0, outcome.load.errors
+    bake = [e for e in outcome.entries if e["phase"] == "shadow_bake" and e["action"] == "hold"]
+    assert bake and bake[-1]["verdict"] == "PASS"
+    agreement = next(c for c in bake[-1]["checks"] if c["name"] == "tier_agreement")
+    assert agreement["value"] == 1.0 and bake[-1]["samples"]["candidate"] >= 100
+    steps = [e["weight"] for e in outcome.entries if e["action"] in ("start", "advance")]
+    assert steps == [0, 20, 50, 100]
+    config = load_config(stack.path).config
+    assert config.stable == "v2.4.0" and config.shadow is not None and config.shadow.percent == 0
+
+
+def test_a_drifting_candidate_fails_the_shadow_bake_unseen_by_clients(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_stack(("--seeded", "--shift"), plan=BAKED, stable_args=("--seeded",))
+    outcome = run_to_decision(stack, vary=True)
+    outcome.report("shadow bake, drifting candidate")
+    assert outcome.code == 1
+    assert outcome.last["action"] == "rollback" and outcome.last["phase"] == "shadow_bake"
+    assert "tier_agreement" in outcome.last["reason"] or "shadow_psi" in outcome.last["reason"]
+    assert outcome.load.failed == 0 and outcome.load.by_version["v2.4.0"] == 0
+    config = load_config(stack.path).config
+    assert config.weights()["v2.4.0"] == 0 and config.rollout is None
+    assert config.shadow is not None and config.shadow.percent == 0
+
+
+BLUE_GREEN_PLAN = {k: v for k, v in PLAN.items() if k != "steps"} | {"strategy": "blue_green"}
+
+
+def blue_green_text(plan: dict[str, Any]) -> str:
+    return (
+        "service: streamflow-churn\nstable: v2.3.1\nmode: blue_green\nversions:\n"
+        "  v2.3.1:\n    replicas: [http://stable-a:8000]\n"
+        "  v2.4.0:\n    replicas: [http://candidate-a:8000]\n"
+        "blue_green: {blue: v2.3.1, green: v2.4.0, live: blue}   # flipped by the controller\n"
+        f"rollout: {json.dumps(plan)}\n"
+    )
+
+
+def start_blue_green(start_stack: Callable[..., Stack], *candidate_args: str) -> Stack:
+    stack = start_stack(candidate_args)
+    stack.path.write_text(blue_green_text(BLUE_GREEN_PLAN))
+    revision = load_config(stack.path).revision
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{stack.gateway_url}/routing").json().get("revision") != revision:
+        assert time.monotonic() < deadline, "the gateway did not load the blue/green file"
+        time.sleep(0.1)
+    return stack
+
+
+def test_blue_green_flips_bakes_and_promotes(start_stack: Callable[..., Stack]) -> None:
+    stack = start_blue_green(start_stack)
+    outcome = run_to_decision(stack)
+    outcome.report("blue/green, good candidate")
+    assert outcome.code == 0, outcome.entries[-3:]
+    assert outcome.load.failed == 0, outcome.load.errors
+    phases = [e["phase"] for e in outcome.entries if e["action"] in ("start", "advance")]
+    assert phases == ["reference", "step"]
+    assert outcome.last["action"] == "promote" and outcome.last["stable_window"] == "reference"
+    config = load_config(stack.path).config
+    assert config.stable == "v2.4.0" and config.blue_green is not None
+    assert config.blue_green.live == "green" and config.rollout is None
+    assert "# flipped by the controller" in stack.path.read_text()
+
+
+def test_blue_green_flips_back_when_the_candidate_is_slower(
+    start_stack: Callable[..., Stack],
+) -> None:
+    stack = start_blue_green(start_stack, "--delay-ms", "50")
+    outcome = run_to_decision(stack)
+    outcome.report("blue/green, 50 ms slower candidate")
+    assert outcome.code == 1
+    assert outcome.load.failed == 0, outcome.load.errors
+    assert outcome.last["action"] == "rollback" and "latency_p99" in outcome.last["reason"]
+    config = load_config(stack.path).config
+    assert config.blue_green is not None and config.blue_green.live == "blue"
+    assert config.stable == "v2.3.1"
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make tools)")
+def test_the_shadow_bake_is_judged_through_prometheus_too(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    stack = start_stack(("--seeded", "--shift"), plan=BAKED, stable_args=("--seeded",))
+    targets = [stack.gateway_url.removeprefix("http://")]
+    workdir = tmp_path / "prometheus"
+    workdir.mkdir()
+    with Prometheus(targets, workdir, interval_ms=500) as prometheus:
+        outcome = run_to_decision(stack, RATE, "--prometheus", prometheus.url, vary=True)
+    outcome.report("shadow bake, drifting candidate, Prometheus source")
+    assert outcome.code == 1, outcome.entries[-3:]
+    assert outcome.last["action"] == "rollback" and outcome.last["phase"] == "shadow_bake"
+    assert outcome.last["samples"]["candidate"] >= 100  # compared rows came through PromQL
+    assert outcome.load.failed == 0 and outcome.load.by_version["v2.4.0"] == 0

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import load_config
-from tests.rollout.test_controller import ROUTING, controller, setup
+from tests.rollout.test_controller import BAKE, ROUTING, controller, setup
 
 
 def test_status_renders_every_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,7 +22,7 @@ def test_status_renders_every_check(tmp_path: Path, capsys: pytest.CaptureFixtur
     header = next(line for line in out.splitlines() if "verdict" in line)
     assert header.split() == [
         "time", "step", "weight", "cand", "req", "stable", "req", "errors", "p99", "ms", "psi",
-        "verdict", "action",
+        "tiers", "verdict", "action",
     ]  # fmt: skip
     assert "WAITING_FOR_SAMPLES" in out and "PASS" in out and "advance" in out
     assert "10->50%" in out and "50->100%" in out
@@ -51,3 +51,15 @@ def test_status_without_a_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     path.write_text(ROUTING)
     assert main(["rollout", "status", "--file", str(path)]) == 1
     assert "no decision log" in capsys.readouterr().err
+
+
+def test_status_shows_the_shadow_bake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    controller(path, log, source, clock).run()
+    capsys.readouterr()
+    assert main(["rollout", "status", "--file", str(path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    bake = [r for r in rows if r[1:3] == ["bake", "shadow"]]
+    assert bake and bake[-1][-3:] == ["100.0%", "PASS", "hold"]  # every tier agreed
+    assert any(r[1:3] == ["0", "0->10%"] and r[-1] == "advance" for r in rows)

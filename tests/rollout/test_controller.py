@@ -3,6 +3,8 @@ pause on a hand edit, and a restart that resumes the same step."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ rollout:
   interval: 3s
   check_every: 1s
   min_requests: 50
-  thresholds: {psi: null}
+  thresholds: {psi: null, tier_shift: null}
 """
 
 
@@ -38,14 +40,24 @@ class Traffic:
         self.path = path
         self.rate = rate
         self.candidate_error = candidate_error
-        self.totals: dict[str, list[float]] = {"v1": [0, 0], "v2": [0, 0]}
+        # Per version: requests, errors, answers in the slow tail.
+        self.totals: dict[str, list[float]] = {"v1": [0, 0, 0], "v2": [0, 0, 0]}
         self.down = False
+        self.tail = 0.0  # share of answers, of either version, taking 40 ms (a loaded machine)
+        self.agreement = 1.0  # share of shadow rows whose tier matches the client's
+        self.compared = 0.0  # shadow rows compared
+        self.weights_seen: list[dict[str, int]] = []
 
     def tick(self) -> None:
-        weights = load_config(self.path).config.weights()
+        config = load_config(self.path).config
+        weights = config.weights()
+        self.weights_seen.append(weights)
+        if config.shadow is not None and config.shadow.version == "v2":
+            self.compared += self.rate * config.shadow.percent / 100
         for version, weight in weights.items():
             n = self.rate * weight / 100
             self.totals[version][0] += n
+            self.totals[version][2] += n * self.tail
             if version == "v2":
                 self.totals[version][1] += n * self.candidate_error
 
@@ -53,9 +65,20 @@ class Traffic:
         if self.down:
             raise SourceError("gateway down")
         out = {}
-        for version, (n, errors) in self.totals.items():
-            latency = tuple(0.0 if b < 0.004 else n for b in LATENCY_BOUNDS) + (n,)
+        for version, (n, errors, slow) in self.totals.items():
+            latency = tuple(
+                0.0 if b < 0.004 else n - slow if b < 0.04 else n for b in LATENCY_BOUNDS
+            ) + (n,)
             out[version] = VersionCounts(requests=n, errors=errors, latency=latency)
+        agreed = self.compared * self.agreement
+        bins = (self.compared / 10,) * 10
+        out["v2"] = replace(
+            out["v2"],
+            # client low / shadow low, and client low / shadow high for the rest
+            shadow_tiers=(agreed, 0, self.compared - agreed, 0, 0, 0, 0, 0, 0),
+            shadow_bins=bins,
+            shadow_client_bins=bins,
+        )
         return Snapshot(out)
 
     def describe(self) -> str:
@@ -185,3 +208,230 @@ def test_no_plan_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(RolloutError, match="no rollout section"):
         Controller(path, DecisionLog(tmp_path / "log"), Traffic(path))
+
+
+def test_both_sides_are_judged_on_the_step_s_window(tmp_path: Path) -> None:
+    """The machine gets busier at the 50% step: a tail of 3% slow answers, for both versions
+    alike. Judged on the same window the candidate is no slower; against stable's whole
+    rollout (mostly answered before the load came) its p99 would look ten times worse."""
+    path, log, source, clock = setup(tmp_path)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    while state.step < 1:
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    source.tail = 0.03
+    assert ctl.run() == PROMOTED
+    entries = log.read()
+    at_half = [e for e in entries if e["weight"] == 50 and e["action"] == "hold"]
+    assert at_half and all(e["verdict"] in ("PASS", "WAITING_FOR_SAMPLES") for e in at_half)
+    for e in at_half:
+        assert e["stable_window"] == "the same window, step 1 (50%)"
+        # Stable's samples are its own in the step (100 a second at 50%), not the rollout's.
+        seconds = round(datetime.fromisoformat(e["time"]).timestamp() - e["step_started"])
+        assert e["samples"]["stable"] == 100 * seconds
+
+
+def test_at_100_percent_stable_s_reference_is_the_previous_step(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    first = controller(path, log, source, clock)
+    state = first.begin()
+    while state.step < 2:
+        clock.sleep(1)
+        assert first.check(state) is None
+    advance = log.read()[-1]
+    assert advance["action"] == "advance" and advance["weight"] == 100
+    reference = advance["baselines"]["reference"]
+    assert reference["window"] == "step 1 (50%)"
+    # Stable served half of 200 a second for the step's seconds at 50%.
+    served = reference["counts"]["requests"]
+    assert served > 0 and served % 100 == 0
+    clock.sleep(1)
+    assert first.check(state) is None
+    hold = log.read()[-1]
+    assert hold["stable_window"] == "step 1 (50%)" and hold["samples"]["stable"] == served
+    # A restarted controller judges against the same reference.
+    again = controller(path, DecisionLog(log.path), source, clock)
+    resumed = again.begin()
+    assert resumed.reference == state.reference and resumed.reference_window == "step 1 (50%)"
+    assert again.run() == PROMOTED
+    promote = log.read()[-1]
+    assert promote["action"] == "promote" and promote["samples"]["stable"] == served
+
+
+def test_a_gateway_restarted_mid_step_restarts_the_window_not_the_rollout(
+    tmp_path: Path,
+) -> None:
+    path, log, source, clock = setup(tmp_path)
+    source.totals = {"v1": [1000, 0, 0], "v2": [150, 0, 0]}  # served before the rollout
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    while state.step < 1:
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    source.totals = {v: [0.0, 0.0, 0.0] for v in source.totals}  # the gateway restarted
+    assert ctl.run() == PROMOTED
+    entries = log.read()
+    rebase = next(
+        e for e in entries if "counters of v1, v2 restarted: counted from 0" in e["reason"]
+    )
+    assert rebase["step"] == 1 and "baselines" in rebase
+    step1 = [e for e in entries if e["step"] == 1 and e["action"] == "hold"]
+    after = step1[step1.index(rebase) :]
+    seen = [e["samples"]["candidate"] for e in after]
+    # Counted from 0 after the restart, and still growing once the new counters pass the
+    # old baseline (a stale baseline would have cut them back to what lies above it).
+    assert seen == sorted(seen) and seen[-1] >= 200
+    assert all(v >= 0 for e in entries for v in e.get("samples", {}).values())
+
+
+BAKE = "  shadow_bake: {percent: 50, duration: 3s, min_comparisons: 200}\n"
+
+
+def test_a_shadow_bake_comes_first_and_serves_no_customer(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    config = load_config(path).config
+    assert state.step == -1 and config.weights() == {"v1": 100, "v2": 0}
+    assert config.shadow is not None and (config.shadow.version, config.shadow.percent) == (
+        "v2",
+        50,
+    )
+    assert ctl.run() == PROMOTED
+    entries = log.read()
+    bake = [e for e in entries if e["phase"] == "shadow_bake"]
+    assert bake[0]["action"] == "start" and "shadow bake at 50%" in bake[0]["reason"]
+    # Below min_comparisons it waits (100 compared a second), then passes on its checks.
+    holds = [e for e in bake if e["action"] == "hold"]
+    assert holds[0]["verdict"] == "WAITING_FOR_SAMPLES"
+    assert holds[-1]["verdict"] == "PASS"
+    names = {c["name"] for e in bake for c in e.get("checks", [])}
+    assert names == {"tier_agreement", "shadow_psi"}
+    first_step = next(e for e in entries if e["action"] == "advance")
+    assert first_step["step"] == 0 and first_step["weight"] == 10
+    assert first_step["verdict"] == "PASS" and "shadow off" in first_step["reason"]
+    # No customer reached the candidate before the bake passed.
+    baking = source.weights_seen[: len(holds)]
+    assert all(w["v2"] == 0 for w in baking)
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [0, 10, 50, 100]
+    config = load_config(path).config
+    assert config.shadow is not None and config.shadow.percent == 0
+
+
+def test_a_candidate_that_disagrees_in_the_bake_is_rolled_back_unserved(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    source.agreement = 0.6
+    assert controller(path, log, source, clock).run() == ROLLED_BACK
+    entries = log.read()
+    assert entries[-1]["action"] == "rollback" and entries[-1]["phase"] == "shadow_bake"
+    assert "tier_agreement" in entries[-1]["reason"]
+    assert all(w["v2"] == 0 for w in source.weights_seen)
+    config = load_config(path).config
+    assert config.shadow is not None and config.shadow.percent == 0 and config.rollout is None
+
+
+def test_killed_in_the_bake_it_resumes_the_bake(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(ROUTING + BAKE)
+    first = controller(path, log, source, clock)
+    state = first.begin()
+    clock.sleep(1)
+    first.check(state)
+    again = controller(path, DecisionLog(log.path), source, clock).begin()
+    assert again.step == -1 and again.step_baseline == state.step_baseline
+
+
+BLUE_GREEN = """\
+service: s
+stable: v1
+mode: blue_green
+versions:
+  v1: {replicas: [http://a:8000]}
+  v2: {replicas: [http://b:8000]}
+blue_green: {blue: v1, green: v2, live: blue}   # the operator's comment
+rollout:
+  candidate: v2
+  strategy: blue_green
+  interval: 3s
+  check_every: 1s
+  min_requests: 50
+  thresholds: {psi: null, tier_shift: null}
+"""
+
+
+def test_blue_green_takes_a_reference_flips_bakes_and_promotes(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(BLUE_GREEN)
+    assert controller(path, log, source, clock).run() == PROMOTED
+    entries = log.read()
+    assert [e["phase"] for e in entries if e["action"] in ("start", "advance")] == [
+        "reference",
+        "step",
+    ]
+    reference = next(e for e in entries if e["action"] == "advance")
+    assert reference["weight"] == 100 and reference["baselines"]["reference"]["window"] == (
+        "reference"
+    )
+    baked = [e for e in entries if e["phase"] == "step" and e["action"] in ("hold", "promote")]
+    assert baked and all(e["stable_window"] == "reference" for e in baked)
+    assert entries[-1]["action"] == "promote"
+    config = load_config(path).config
+    assert config.stable == "v2" and config.blue_green is not None
+    assert config.blue_green.live == "green" and config.rollout is None
+    assert "# the operator's comment" in path.read_text()
+    # Stable alone until the flip, the candidate alone after it.
+    assert source.weights_seen[0] == {"v1": 100, "v2": 0}
+    assert source.weights_seen[-1] == {"v1": 0, "v2": 100}
+
+
+def test_blue_green_flips_back_on_a_breach_in_the_baking_period(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path, candidate_error=0.2)
+    path.write_text(BLUE_GREEN)
+    assert controller(path, log, source, clock).run() == ROLLED_BACK
+    last = log.read()[-1]
+    assert last["action"] == "rollback" and "error_rate" in last["reason"]
+    assert last["weight"] == 100 and last["stable_window"] == "reference"
+    config = load_config(path).config
+    assert config.blue_green is not None and config.blue_green.live == "blue"
+    assert config.stable == "v1" and config.rollout is None
+
+
+def test_blue_green_with_a_shadow_bake_bakes_in_the_shadow_first(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    path.write_text(BLUE_GREEN + BAKE)
+    assert controller(path, log, source, clock).run() == PROMOTED
+    entries = log.read()
+    phases = [e["phase"] for e in entries if e["action"] in ("start", "advance")]
+    assert phases == ["shadow_bake", "step"]
+    flip = next(e for e in entries if e["action"] == "advance")
+    assert flip["baselines"]["reference"]["window"] == "shadow bake"
+    config = load_config(path).config
+    assert config.shadow is not None and config.shadow.percent == 0
+    assert config.blue_green is not None and config.blue_green.live == "green"
+
+
+def test_a_bake_before_a_flip_lasts_until_stable_has_a_reference(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path)
+    bake = "  shadow_bake: {percent: 100, duration: 3s, min_comparisons: 20}\n"
+    path.write_text(BLUE_GREEN.replace("min_requests: 50", "min_requests: 1000") + bake)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    outcome = None
+    for _ in range(60):  # bounded: a reference too small to judge against would wait forever
+        clock.sleep(1)
+        outcome = ctl.check(state)
+        if outcome is not None:
+            break
+    assert outcome == PROMOTED
+    entries = log.read()
+    waits = [
+        e
+        for e in entries
+        if e["phase"] == "shadow_bake" and e.get("verdict") == "WAITING_FOR_SAMPLES"
+    ]
+    assert any("for a reference before the flip" in e["reason"] for e in waits)
+    flip = next(e for e in entries if e["action"] == "advance")
+    assert flip["baselines"]["reference"]["counts"]["requests"] >= 1000

@@ -51,7 +51,7 @@ def test_too_few_requests_waits_and_says_how_many() -> None:
 def test_a_healthy_candidate_passes_every_check() -> None:
     verdict = judge(counts(400, errors=1), counts(4000, errors=8), DEFAULTS, 300)
     assert verdict.status is Status.PASS
-    assert [c.name for c in verdict.checks] == ["error_rate", "latency_p99", "psi"]
+    assert [c.name for c in verdict.checks] == ["error_rate", "latency_p99", "psi", "tier_mix"]
     assert all(c.status is Status.PASS for c in verdict.checks)
 
 
@@ -104,7 +104,7 @@ SHIFTED = (1, 1, 2, 3, 5, 8, 13, 20, 22, 25)
 def test_drifted_predictions_fail_on_psi() -> None:
     verdict = judge(counts(400, bins=SHIFTED), counts(4000), DEFAULTS, 300)
     assert verdict.status is Status.FAIL
-    (check,) = verdict.checks[2:]
+    check = verdict.checks[2]
     assert check.name == "psi" and check.value is not None and check.value > 0.2
 
 
@@ -122,7 +122,10 @@ def test_no_probability_series_is_inconclusive_unless_psi_is_off() -> None:
     none = VersionCounts(requests=400, latency=latency_at(0.004, 400))
     verdict = judge(none, none, DEFAULTS, 300)
     assert verdict.status is Status.INCONCLUSIVE and "thresholds.psi: null" in verdict.reason
-    assert judge(none, none, RolloutThresholds(psi=None), 300).status is Status.PASS
+    off = RolloutThresholds(psi=None, tier_shift=None)
+    assert judge(none, none, off, 300).status is Status.PASS
+    tiers = judge(none, none, RolloutThresholds(psi=None), 300)
+    assert tiers.status is Status.INCONCLUSIVE and "thresholds.tier_shift: null" in tiers.reason
 
 
 def test_statistics_helpers_match_tables() -> None:
@@ -130,3 +133,87 @@ def test_statistics_helpers_match_tables() -> None:
     assert chi_square_critical(1, 0.05) == pytest.approx(3.84, rel=0.05)
     assert wilson_lower(0, 100, 2.326) == pytest.approx(0.0, abs=1e-12)
     assert 0.12 < wilson_lower(20, 100, 2.326) < 0.2
+
+
+def shadow(compared: float, agreed: float, shifted: bool = False) -> VersionCounts:
+    client = (compared / 10,) * 10
+    theirs = tuple(compared * w for w in (0.02,) * 5 + (0.18,) * 5) if shifted else client
+    return VersionCounts(
+        shadow_tiers=(agreed, compared - agreed, 0, 0, 0, 0, 0, 0, 0),
+        shadow_bins=theirs,
+        shadow_client_bins=client,
+    )
+
+
+def test_the_shadow_bake_waits_then_judges_agreement_and_psi() -> None:
+    from gateway.config import ShadowBakeSpec
+    from rollout.judge import judge_shadow
+
+    bake = ShadowBakeSpec(percent=10, duration="1m", min_comparisons=300)
+    assert judge_shadow(shadow(299, 299), bake, 0.01).status is Status.WAITING_FOR_SAMPLES
+    assert judge_shadow(shadow(1000, 980), bake, 0.01).status is Status.PASS
+    low = judge_shadow(shadow(1000, 800), bake, 0.01)
+    assert low.status is Status.FAIL and "tier_agreement" in low.reason
+    # 88% of 300 is under 90%, but not provably: hold, say so.
+    close = judge_shadow(shadow(300, 264), bake, 0.01)
+    assert close.status is Status.INCONCLUSIVE and "not provably" in close.reason
+    drift = judge_shadow(shadow(1000, 1000, shifted=True), bake, 0.01)
+    assert drift.status is Status.FAIL and "shadow_psi" in drift.reason
+
+
+def test_the_tier_mix_fails_on_customers_moved_across_a_tier_bound() -> None:
+    from rollout.judge import tier_mix
+
+    assert tier_mix(EVEN) == (30, 30, 40)
+    # The same low share, some medium customers pushed over 0.6, into the next bin: 8% of
+    # customers in another tier is under the line.
+    moved = (10, 10, 10, 10, 10, 2, 18, 10, 10, 10)
+    plain = DEFAULTS.model_copy(update={"psi": None})
+    stable, candidate = counts(2000), counts(2000, bins=moved)
+    verdict = judge(candidate, stable, plain, 300)
+    check = next(c for c in verdict.checks if c.name == "tier_mix")
+    assert verdict.status is Status.PASS
+    assert check.value == pytest.approx(0.08)
+    moved_more = (10, 10, 5, 10, 10, 0, 25, 10, 10, 10)
+    verdict = judge(counts(2000, bins=moved_more), stable, plain, 300)
+    assert verdict.status is Status.FAIL and "tier_mix" in verdict.reason
+    # 22 points more low customers on 100 a side: a real difference (chi-square), but not
+    # provably more than 10 points; a point estimate over the line would fail it.
+    wider = (21, 16, 15, 8, 8, 8, 6, 6, 6, 6)  # 52/24/24 against 30/30/40
+    verdict = judge(counts(100, bins=wider), counts(100), plain, 100)
+    assert verdict.status is Status.INCONCLUSIVE and "not provably" in verdict.reason
+    # The same shift on few customers is not yet proof either.
+    small = judge(counts(40, bins=moved_more), counts(40), plain, 30)
+    assert small.status is Status.INCONCLUSIVE and "not provably" in small.reason
+    # Off when asked.
+    off = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None})
+    assert judge(counts(2000, bins=moved_more), stable, off, 300).status is Status.PASS
+
+
+def test_a_p99_resting_on_two_answers_in_a_wide_bucket_is_not_proof() -> None:
+    def answers(n: float, slow: float) -> VersionCounts:
+        """n answers at 20 ms but ``slow`` of them between 50 and 100 ms."""
+        latency = tuple(
+            0.0 if b < 0.025 else n - slow if b < 0.1 else n for b in LATENCY_BOUNDS
+        ) + (n,)
+        return VersionCounts(requests=n, latency=latency)
+
+    plain = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None, "p99_ratio": 1.25,
+                                        "p99_tolerance_ms": 25})  # fmt: skip
+    # Three of 170 against one of 180: the candidate's p99 in the 50-100 ms bucket, stable's
+    # under 50 ms, as a busy machine gives two equal versions in two windows.
+    verdict = judge(answers(170, 3), answers(180, 1), plain, 100)
+    check = next(c for c in verdict.checks if c.name == "latency_p99")
+    assert check.value is not None and check.value > 0.05
+    assert verdict.status is Status.INCONCLUSIVE and "not provably" in verdict.reason
+    # A tail of a fifth of the answers is.
+    assert judge(answers(170, 34), answers(180, 1), plain, 100).status is Status.FAIL
+
+
+def test_answers_within_interpolates_as_the_quantile_does() -> None:
+    from rollout.judge import answers_within
+
+    cumulative = [0, 0, 0, 10, 100] + [100] * 9  # 90 answers between 10 and 25 ms
+    assert answers_within(cumulative, 0.01) == 10
+    assert answers_within(cumulative, 0.0175) == pytest.approx(55)
+    assert answers_within(cumulative, 20.0) == 100

@@ -90,3 +90,59 @@ def test_the_plan_id_follows_the_section() -> None:
     other = plan_of(parse_config(BASE + "rollout: {candidate: v2, steps: [10, 100]}\n"))
     assert one is not None and same is not None and other is not None
     assert one.id == same.id != other.id
+
+
+def test_a_shadow_bake_is_validated_by_the_gateway() -> None:
+    text = (
+        "service: s\nstable: v1\nmode: canary\nversions:\n  v1: {replicas: [http://a:1]}\n"
+        "  v2: {replicas: [http://b:1]}\ncanary: {weights: {v1: 100}}\n"
+        "rollout: {candidate: v2, steps: [100], check_every: 10s,\n"
+        "          shadow_bake: {percent: %s, duration: %s}}\n"
+    )
+    spec = parse_config(text % (25, "1m")).config.rollout
+    assert spec is not None and spec.shadow_bake is not None
+    assert (spec.shadow_bake.percent, spec.shadow_bake.duration) == (25, 60.0)
+    assert (spec.shadow_bake.min_comparisons, spec.shadow_bake.min_tier_agreement) == (300, 0.9)
+    with pytest.raises(ConfigError, match="rollout.shadow_bake.percent"):
+        parse_config(text % (0, "1m"))
+    with pytest.raises(ConfigError, match="rollout.shadow_bake.duration: must not be shorter"):
+        parse_config(text % (25, "5s"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("mode: blue_green", None),
+        ("mode: canary", "rollout: a blue/green rollout flips the live colour"),
+        ("steps: [50, 100]", "rollout.steps: a blue/green rollout has one step"),
+        ("green: v3", "rollout.candidate: a blue/green rollout needs stable and the candidate"),
+    ],
+)
+def test_a_blue_green_plan_is_validated(change: str, message: str | None) -> None:
+    text = (
+        "service: s\nstable: v1\nmode: blue_green\nversions:\n  v1: {replicas: [http://a:1]}\n"
+        "  v2: {replicas: [http://b:1]}\n  v3: {replicas: [http://c:1]}\n"
+        "canary: {weights: {v1: 100}}\nblue_green:\n  blue: v1\n  green: v2\n  live: blue\n"
+        "rollout:\n  candidate: v2\n  strategy: blue_green\n"
+    )
+    if change.startswith("mode"):
+        text = text.replace("mode: blue_green", change)
+    elif change.startswith("steps"):
+        text += f"  {change}\n"
+    else:
+        text = text.replace("green: v2", change)
+    if message is None:
+        spec = parse_config(text).config.rollout
+        assert spec is not None and spec.strategy == "blue_green" and spec.steps is None
+        return
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+def test_a_canary_plan_needs_steps() -> None:
+    text = (
+        "service: s\nstable: v1\nmode: canary\nversions:\n  v1: {replicas: [http://a:1]}\n"
+        "  v2: {replicas: [http://b:1]}\ncanary: {weights: {v1: 100}}\nrollout: {candidate: v2}\n"
+    )
+    with pytest.raises(ConfigError, match="rollout.steps: required for strategy canary"):
+        parse_config(text)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from rollout.sources.base import Sample, Snapshot, SourceError, snapshot_from_samples
+from rollout.sources.base import (
+    LATENCY_BOUNDS,
+    Sample,
+    Snapshot,
+    SourceError,
+    VersionCounts,
+    snapshot_from_samples,
+)
 from rollout.sources.prometheus import QUERIES, PrometheusSource
 from rollout.sources.scrape import ScrapeSource, parse_exposition
 
@@ -118,3 +125,90 @@ def test_the_model_servers_probability_bins_are_the_ones_the_judge_reads() -> No
 
     # The model server keeps its own copy (it does not import the gateway): the two must agree.
     assert tuple(PROBABILITY_BUCKETS) == tuple(PROBABILITY_BOUNDS)
+
+
+def requests_of(**per_instance: float) -> Snapshot:
+    return snapshot_from_samples(
+        [
+            Sample("gateway_requests_total", {"version": "v1", "instance": i}, n)
+            for i, n in per_instance.items()
+        ]
+    )
+
+
+def test_one_gateway_restarting_is_told_apart_from_the_others() -> None:
+    before = requests_of(a=1000, b=1000)
+    # b restarted and has served 50 since; a served 100 more. The sums (2000 -> 1150) alone
+    # would read as one restart of everything (1150), or, had a served 1000 more, as 50.
+    assert requests_of(a=1100, b=50).minus(before).of("v1").requests == 150
+    assert requests_of(a=2000, b=50).minus(before).of("v1").requests == 1050
+    # A gateway that is gone adds nothing, one that is new counts whole.
+    assert requests_of(a=1100, c=7).minus(before).of("v1").requests == 107
+    assert requests_of(a=1100, b=50).restarted_since(before) == ["b/v1"]
+
+
+def test_a_restart_takes_the_whole_histogram_of_the_new_life() -> None:
+    def counts(n: float, fast: float) -> Snapshot:
+        latency = tuple(fast if b <= 0.005 else n for b in LATENCY_BOUNDS) + (n,)
+        return Snapshot({"v1": VersionCounts(requests=n, latency=latency)})
+
+    # Restarted: 400 answers, 390 fast. Its fast bucket grew past the old one (10 -> 390), the
+    # others went down: judged bucket by bucket that would be 380 fast of 400, not 390.
+    delta = counts(400, 390).minus(counts(1000, 10)).of("v1")
+    assert delta.requests == 400 and delta.latency[2] == 390 and delta.latency[-1] == 400
+    assert all(x >= 0 for x in delta.latency)
+
+
+def test_a_rebased_window_keeps_counting_after_the_counter_passes_the_old_baseline() -> None:
+    baseline = requests_of(a=1000, b=1000)
+    restarted = requests_of(a=1100, b=50)
+    rebased = baseline.rebased(restarted)
+    assert rebased.rebased(restarted) == rebased  # nothing restarted since the rebase
+    later = requests_of(a=1200, b=1500)  # b has now served more than it had before
+    assert later.minus(rebased).of("v1").requests == 200 + 1500
+    assert later.minus(baseline).of("v1").requests == 200 + 500  # what a stale baseline says
+    assert Snapshot.from_json(rebased.to_json()) == rebased
+
+
+def test_scrape_and_prometheus_name_instances_alike() -> None:
+    from rollout.sources.scrape import instance_of
+
+    assert instance_of("http://127.0.0.1:8080") == "127.0.0.1:8080"
+    assert instance_of("http://gw") == "gw:80"
+    assert all("by (instance," in promql for promql in QUERIES.values())
+
+
+SHADOW_METRICS = """\
+# TYPE gateway_shadow_rows counter
+gateway_shadow_rows_total{primary="v1",shadow="v2",primary_tier="low",shadow_tier="low"} 40.0
+gateway_shadow_rows_total{primary="v1",shadow="v2",primary_tier="low",shadow_tier="high"} 5.0
+gateway_shadow_rows_total{primary="v1",shadow="v2",primary_tier="high",shadow_tier="high"} 3.0
+# TYPE gateway_shadow_probability_rows counter
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="primary",bin="0.0-0.1"} 45.0
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="primary",bin="0.9-1.0"} 3.0
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="shadow",bin="0.0-0.1"} 40.0
+gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="shadow",bin="0.9-1.0"} 8.0
+"""
+
+
+def test_both_sources_read_the_shadow_comparison_for_the_shadow_version() -> None:
+    samples = parse_exposition(SHADOW_METRICS, "gw:80")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        name = next(n for n, q in QUERIES.items() if q == request.url.params["query"])
+        result = [
+            {"metric": dict(s.labels), "value": [1.0, str(s.value)]}
+            for s in samples
+            if s.name == name
+        ]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        asked = PrometheusSource("http://prom:9090", client).read()
+    scraped = snapshot_from_samples(samples)
+    assert asked == scraped
+    v2 = scraped.of("v2")
+    assert v2.shadow_tiers == (40, 0, 5, 0, 0, 0, 0, 0, 3)  # client tier x shadow tier
+    assert v2.shadow_client_bins == (45, 0, 0, 0, 0, 0, 0, 0, 0, 3)
+    assert v2.shadow_bins == (40, 0, 0, 0, 0, 0, 0, 0, 0, 8)
+    assert scraped.of("v1").shadow_tiers == (0,) * 9

@@ -283,7 +283,7 @@ function renderRolloutPlan(plan, routing) {
     return;
   }
   const weight = (routing.weights || {})[plan.candidate];
-  const steps = plan.steps || [];
+  const steps = plan.steps || [100];  // a blue/green flip is one step, to 100 %
   const at = steps.indexOf(weight);
   const next = steps.find((step) => step > (weight ?? -1));
   const facts = [
@@ -294,6 +294,10 @@ function renderRolloutPlan(plan, routing) {
     ["next", next === undefined ? "promote: the candidate has every step behind it"
       : `${next} % after ${plan.interval || "the interval"} if the checks pass`],
   ];
+  if (plan.shadow_bake) {
+    facts.splice(1, 0, ["shadow bake", `${plan.shadow_bake.percent} % of predictions for `
+      + `${plan.shadow_bake.duration} s before any customer is served`]);
+  }
   if (plan.thresholds) {
     facts.push(["thresholds", Object.entries(plan.thresholds).map(([k, v]) => `${k} ${v}`).join(" · ")]);
   }
@@ -313,7 +317,9 @@ function renderRolloutLog(entries) {
     el("caption", {}, "last decisions, newest first"),
     el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr", {},
       el("td", { class: "mono" }, (entry.time || "").replace("T", " ").slice(0, 19)),
-      el("td", {}, entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
+      el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
+        : entry.phase === "reference" ? "reference window"
+        : entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
       el("td", {}, [entry.verdict, entry.action].filter(Boolean).join(" → ")),
       el("td", {}, entry.reason || ""))))));
 }

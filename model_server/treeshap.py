@@ -7,9 +7,15 @@ Method: in path-dependent TreeSHAP (Lundberg et al. 2018, Algorithm 2) a leaf's 
 row depends on the row only through which of the leaf path's unique features the row agrees with
 (the path's "one fractions"); the "zero fractions" are products of cover ratios fixed by the tree.
 So for every leaf and every agreement pattern the EXTEND/UNWIND path sums are computed once, when
-the explainer is built, and explaining a row becomes: evaluate each split once, build each leaf's
-agreement bitmask, and add the table entries. Rows are explained in parallel with the GIL released;
-small batches use a serial kernel so single-row latency carries no thread fan-out cost.
+the explainer is built. A leaf's agreement pattern is in turn fixed by the outcomes of the splits
+on its path, so the leaves of a whole subtree (a "group": up to MAX_GROUP_BITS splits counting
+its ancestors; the whole tree at depth 3, each half at depth 4) share one table with a row per
+pattern of the group's split outcomes, holding the sum of its leaves' contributions by feature.
+Explaining a row is then, per group: evaluate its splits, read one table row, add it. This cost
+1,000 rows 8 ms on v2.3.1, against 30 ms for the per-leaf tables it replaced (400 ms against
+2.1 s on v2.4.0). Batches are explained column-wise (``_shap_columns``), a few rows one at a
+time (``_shap_serial``), both in one thread: a parallel kernel measured no faster on two shared
+cores, and a replica is sized as one process on one core.
 
 Matching shap's numerics: inputs are rounded to float32 first (as sklearn and shap both do for
 these trees), node cover is ``weighted_n_node_samples``, leaf values are scaled by the learning
@@ -26,18 +32,20 @@ the kernels compile in-process on first use, as without a cache (see ``warm``).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
-from numba import prange
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier
 
-# Below this many rows the serial kernel is used: thread fan-out costs more than it saves.
-PARALLEL_MIN_ROWS = 64
+# From this many rows on, a batch is explained column-wise (``_shap_columns``), in blocks of
+# COLUMN_BLOCK rows (its columns, values and patterns stay in the first-level caches). Measured
+# on v2.3.1 (minimum of 3,000 calls, row-wise against column-wise): 1 row 14 against 19 µs,
+# 4 rows 44 against 33 µs, 1,000 rows 9.7 against 3.4 ms.
+COLUMNS_MIN_ROWS = 4
+COLUMN_BLOCK = 256
 # A leaf with k unique path features needs 2**k * k table entries (8 bytes each); models whose
 # worst case exceeds this are left to shap.
 MAX_TABLE_ENTRIES = 4_000_000
@@ -148,15 +156,16 @@ def _build_tables(leaf, step, slot, group, n_entries, n_group_entries, n_pattern
     return group_table, pattern_leaf
 
 
-@numba.njit(inline="always")
-def _explain_rows(X, phi, raw, start, stop, model):
-    """Add the SHAP values of rows start..stop over all trees into ``phi``, their leaves to ``raw``.
+@_cached_njit(nogil=True)
+def _shap_serial(X, model, base):
+    """(log-odds, SHAP values) of a few rows, one row at a time.
 
     Per group the row's split outcomes form the pattern that indexes the group's table: one
     look-up per group, its features' values added. Trees are the outer loop so one tree's
-    tables stay in cache across rows. The pattern also names the leaf the row reaches (in the
-    one group of the tree that holds it), so the same pass evaluates the trees: ``raw`` gets the
-    reached leaves' values added in tree order, the arithmetic of sklearn's ``_raw_predict``.
+    tables stay in cache across rows. The pattern also gives the value of the leaf the row
+    reaches (0.0 in the tree's other groups: adding it changes no float), so the same pass
+    evaluates the trees: ``raw`` gets the reached leaves' values added in tree order, the
+    arithmetic of sklearn's ``_raw_predict``.
     """
     (
         tree_group_start,
@@ -169,52 +178,83 @@ def _explain_rows(X, phi, raw, start, stop, model):
         group_table_start,
         group_table,
         group_pattern_start,
-        pattern_leaf,
-        leaf_value,
+        pattern_value,
     ) = model
+    phi = np.zeros(X.shape, dtype=np.float64)
+    raw = np.full(X.shape[0], base, dtype=np.float64)
     for t in range(tree_group_start.shape[0] - 1):
-        for r in range(start, stop):
+        for r in range(X.shape[0]):
             x = X[r]
             for g in range(tree_group_start[t], tree_group_start[t + 1]):
                 first_bit = group_bit_start[g]
                 pattern = 0
                 for b in range(first_bit, group_bit_start[g + 1]):
                     value = x[bit_feature[b]]
-                    if np.isnan(value):
-                        went_left = bit_default_left[b]
-                    else:
-                        went_left = value <= bit_threshold[b]
+                    went_left = (value <= bit_threshold[b]) | (
+                        np.isnan(value) & bit_default_left[b]
+                    )
                     pattern |= np.int64(went_left) << (b - first_bit)
                 features = group_feature_start[g]
                 width = group_feature_start[g + 1] - features
                 row = group_table_start[g] + pattern * width
                 for j in range(width):
                     phi[r, group_feature[features + j]] += group_table[row + j]
-                reached = pattern_leaf[group_pattern_start[g] + pattern]
-                if reached >= 0:
-                    raw[r] += leaf_value[reached]
+                raw[r] += pattern_value[group_pattern_start[g] + pattern]
+    return raw, phi
 
 
 @_cached_njit(nogil=True)
-def _shap_serial(X, model, base):
-    phi = np.zeros(X.shape, dtype=np.float64)
-    raw = np.full(X.shape[0], base, dtype=np.float64)
-    _explain_rows(X, phi, raw, 0, X.shape[0], model)
-    return raw, phi
+def _shap_columns(X, model, base):
+    """The same values as ``_shap_serial`` (the same additions in the same order), for a batch.
 
-
-@_cached_njit(nogil=True, parallel=True)
-def _shap_parallel(X, model, base, n_threads):
-    # n_threads comes from the caller: numba.get_num_threads() inside the kernel is a call through
-    # a ctypes pointer, which numba refuses to cache to disk.
-    n_rows = X.shape[0]
-    phi = np.zeros(X.shape, dtype=np.float64)
+    Here each step runs down a block of rows at once: the rows' outcomes of one split (a
+    compare over a column, which the compiler vectorises), then each of the group's features'
+    look-ups for every row. For one row the transposes cost more than they save.
+    """
+    (
+        tree_group_start,
+        group_bit_start,
+        bit_feature,
+        bit_threshold,
+        bit_default_left,
+        group_feature_start,
+        group_feature,
+        group_table_start,
+        group_table,
+        group_pattern_start,
+        pattern_value,
+    ) = model
+    n_rows, n_features = X.shape
+    columns = np.ascontiguousarray(X.T)
+    phi = np.zeros((n_features, n_rows), dtype=np.float64)
     raw = np.full(n_rows, base, dtype=np.float64)
-    n_blocks = max(1, min(n_rows, 4 * n_threads))
-    block = (n_rows + n_blocks - 1) // n_blocks
-    for b in prange(n_blocks):
-        _explain_rows(X, phi, raw, b * block, min(n_rows, (b + 1) * block), model)
-    return raw, phi
+    pattern = np.empty(COLUMN_BLOCK, dtype=np.int64)
+    for first in range(0, n_rows, COLUMN_BLOCK):
+        size = min(n_rows - first, COLUMN_BLOCK)
+        for t in range(tree_group_start.shape[0] - 1):
+            for g in range(tree_group_start[t], tree_group_start[t + 1]):
+                first_bit = group_bit_start[g]
+                pattern[:size] = 0
+                for b in range(first_bit, group_bit_start[g + 1]):
+                    column = columns[bit_feature[b]]
+                    threshold = bit_threshold[b]
+                    default_left = bit_default_left[b]
+                    shift = b - first_bit
+                    for i in range(size):
+                        value = column[first + i]
+                        went_left = (value <= threshold) | (np.isnan(value) & default_left)
+                        pattern[i] |= np.int64(went_left) << shift
+                features = group_feature_start[g]
+                width = group_feature_start[g + 1] - features
+                table = group_table_start[g]
+                for j in range(width):
+                    out = phi[group_feature[features + j]]
+                    for i in range(size):
+                        out[first + i] += group_table[table + pattern[i] * width + j]
+                values = group_pattern_start[g]
+                for i in range(size):
+                    raw[first + i] += pattern_value[values + pattern[i]]
+    return raw, np.ascontiguousarray(phi.T)
 
 
 Path = list[tuple[int, bool]]
@@ -414,10 +454,9 @@ class GradientBoostingTreeShap:
         self.group_table_start = ints(group_table_start)
         self.group_table = group_table
         self.group_pattern_start = ints(group_pattern_start)
-        self.pattern_leaf = pattern_leaf
-        # The workqueue threading layer (used where no OpenMP/TBB runtime exists) must not be
-        # entered from two threads at once; one parallel kernel already uses every core anyway.
-        self._parallel_lock = threading.Lock()
+        # The reached leaf's value under each pattern, 0.0 where the pattern leaves the group.
+        reached = np.maximum(pattern_leaf, 0)
+        self.pattern_value = np.where(pattern_leaf >= 0, self.leaf_value[reached], 0.0)
         # Built once: the kernels' argument, typed by numba's dispatcher on every call.
         self._model = self._arrays()
         self.init_raw = constant_init_raw(model)
@@ -434,8 +473,7 @@ class GradientBoostingTreeShap:
             self.group_table_start,
             self.group_table,
             self.group_pattern_start,
-            self.pattern_leaf,
-            self.leaf_value,
+            self.pattern_value,
         )
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -451,10 +489,9 @@ class GradientBoostingTreeShap:
             raise ValueError(f"expected a matrix with {self.n_features} columns")
         # The trees split float32 inputs; round exactly as sklearn and shap both do.
         matrix = np.ascontiguousarray(matrix.astype(np.float32).astype(np.float64))
-        if matrix.shape[0] < PARALLEL_MIN_ROWS:
+        if matrix.shape[0] < COLUMNS_MIN_ROWS:
             return _shap_serial(matrix, self._model, self.init_raw)
-        with self._parallel_lock:
-            return _shap_parallel(matrix, self._model, self.init_raw, numba.get_num_threads())
+        return _shap_columns(matrix, self._model, self.init_raw)
 
     def shap_values(self, X: np.ndarray) -> np.ndarray:
         """SHAP values of shape (n_rows, n_features), equal to shap.TreeExplainer's."""
@@ -464,5 +501,4 @@ class GradientBoostingTreeShap:
         """Compile (or load from the cache) both kernels now instead of on a request."""
         row = np.zeros((1, self.n_features), dtype=np.float64)
         _shap_serial(row, self._model, self.init_raw)
-        with self._parallel_lock:
-            _shap_parallel(row, self._model, self.init_raw, numba.get_num_threads())
+        _shap_columns(row, self._model, self.init_raw)

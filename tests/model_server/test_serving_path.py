@@ -73,7 +73,7 @@ def test_compiled_probability_equals_predict_proba(
     probabilities, _ = predictor.score(rows)
     reference = model.predict_proba(rows)[:, 1]
     assert np.max(np.abs(probabilities - reference)) <= TOLERANCE
-    # One row at a time (the serial kernel) gives the same as the batch (the parallel one).
+    # One row at a time (the serial kernel) gives the same as the batch (the column-wise one).
     for i in range(0, len(rows), 997):
         single, _ = predictor.score(rows[i : i + 1])
         assert abs(single[0] - reference[i]) <= TOLERANCE

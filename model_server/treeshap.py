@@ -21,7 +21,7 @@ Matching shap's numerics: inputs are rounded to float32 first (as sklearn and sh
 these trees), node cover is ``weighted_n_node_samples``, leaf values are scaled by the learning
 rate and a missing value follows the node's default (missing-value) child.
 
-Compiling the three kernels takes about 15 s, so the machine code is cached on disk (``cache=True``)
+Compiling the three kernels takes about 8 s, so the machine code is cached on disk (``cache=True``)
 and a later process on the same machine loads it in well under a second. numba picks the directory:
 ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside this file, else the user's cache dir (the
 first one it can write). A cache entry is used only when this file's content hash and the CPU

@@ -69,15 +69,20 @@ def _columns() -> tuple[Column, ...]:
     return tuple(columns)
 
 
+def _row_count_bounds() -> tuple[int, int | None]:
+    low, high = 0, None
+    for item in BatchPredictionRequest.model_fields["customers"].metadata:
+        if isinstance(item, annotated_types.MinLen):
+            low = item.min_length
+        elif isinstance(item, annotated_types.MaxLen):
+            high = item.max_length
+        else:
+            raise TypeError(f"customers: constraint {item!r} is not one plain rows check")
+    return low, high
+
+
 COLUMNS = _columns()
-_MIN_ROWS, _MAX_ROWS = 1, None
-for _item in BatchPredictionRequest.model_fields["customers"].metadata:
-    if isinstance(_item, annotated_types.MinLen):
-        _MIN_ROWS = _item.min_length
-    elif isinstance(_item, annotated_types.MaxLen):
-        _MAX_ROWS = _item.max_length
-    else:
-        raise TypeError(f"customers: constraint {_item!r} is not one plain rows check")
+_MIN_ROWS, _MAX_ROWS = _row_count_bounds()
 _row_values = operator.itemgetter(*FEATURE_ORDER)
 
 

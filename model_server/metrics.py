@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    # Arrays come in from the predictor; numpy is not imported here, so processes that only
+    # need the buckets (the rollout tests' stand-in replicas) stay as light as before.
+    import numpy as np
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
@@ -68,7 +74,7 @@ class ModelMetrics:
         shadow: bool = False,
     ) -> None:
         """A batch's answers as arrays: served probabilities, tier indexes into tier_names."""
-        counts = np.bincount(tiers, minlength=len(tier_names)).tolist()
+        counts = [int((tiers == i).sum()) for i in range(len(tier_names))]
         by_name = {name: count for name, count in zip(tier_names, counts, strict=True) if count}
         self._observe("batch", by_name, len(probabilities), seconds, shadow)
         self.probability.observe_many(shadow, probabilities)
@@ -104,9 +110,13 @@ class ProbabilityHistogram:
         self._add(shadow, counts, float(sum(probabilities)))
 
     def observe_many(self, shadow: bool, probabilities: np.ndarray) -> None:
-        # side="left": a value equal to a bound falls in that bucket (le), as in prometheus_client.
-        index = np.searchsorted(PROBABILITY_BUCKETS, probabilities, side="left")
-        counts = np.bincount(index, minlength=len(PROBABILITY_BUCKETS) + 1).tolist()
+        ordered = probabilities.copy()
+        ordered.sort()
+        # side="right": a value equal to a bound counts in that bucket (le), as in
+        # prometheus_client; differences of the cumulative counts give each bucket's own.
+        at_most = [int(ordered.searchsorted(bound, side="right")) for bound in PROBABILITY_BUCKETS]
+        at_most.append(len(ordered))
+        counts = [at_most[0]] + [high - low for low, high in itertools.pairwise(at_most)]
         self._add(shadow, counts, float(probabilities.sum()))
 
     def _add(self, shadow: bool, counts: list[int], total: float) -> None:
@@ -127,7 +137,7 @@ class ProbabilityHistogram:
             snapshot = {label: (list(c), self._sums[label]) for label, c in self._counts.items()}
         bounds = [*(floatToGoString(b) for b in PROBABILITY_BUCKETS), "+Inf"]
         for label, (counts, total) in snapshot.items():
-            cumulative = np.cumsum(counts).tolist()
+            cumulative = list(itertools.accumulate(counts))
             family.add_metric(
                 [self.version, label], list(zip(bounds, cumulative, strict=True)), total
             )

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    # Arrays come in from the predictor; numpy is not imported here, so processes that only
+    # need the buckets (the rollout tests' stand-in replicas) stay as light as before.
+    import numpy as np
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
@@ -33,13 +46,8 @@ class ModelMetrics:
             registry=registry,
         )
         # Labelled with the version so Prometheus can sum it across replicas without a join.
-        self.probability = Histogram(
-            "model_churn_probability",
-            "Churn probabilities predicted, by version and whether a shadow copy asked.",
-            ["version", "shadow"],
-            buckets=PROBABILITY_BUCKETS,
-            registry=registry,
-        )
+        self.probability = ProbabilityHistogram(version)
+        registry.register(self.probability)
         self.version = version
         self.info = Gauge(
             "model_info", "The model version this replica serves.", ["version"], registry=registry
@@ -49,14 +57,88 @@ class ModelMetrics:
     def observe(
         self, endpoint: str, results: list[dict], seconds: float, *, shadow: bool = False
     ) -> None:
-        self.latency.labels(endpoint).observe(seconds)
+        """One request's answers, as the dicts sent."""
         tiers: dict[str, int] = {}
         for result in results:
             tiers[result["risk_tier"]] = tiers.get(result["risk_tier"], 0) + 1
+        self._observe(endpoint, tiers, len(results), seconds, shadow)
+        self.probability.observe(shadow, [result["churn_probability"] for result in results])
+
+    def observe_batch(
+        self,
+        probabilities: np.ndarray,
+        tiers: np.ndarray,
+        tier_names: Sequence[str],
+        seconds: float,
+        *,
+        shadow: bool = False,
+    ) -> None:
+        """A batch's answers as arrays: served probabilities, tier indexes into tier_names."""
+        counts = [int((tiers == i).sum()) for i in range(len(tier_names))]
+        by_name = {name: count for name, count in zip(tier_names, counts, strict=True) if count}
+        self._observe("batch", by_name, len(probabilities), seconds, shadow)
+        self.probability.observe_many(shadow, probabilities)
+
+    def _observe(
+        self, endpoint: str, tiers: dict[str, int], rows: int, seconds: float, shadow: bool
+    ) -> None:
+        self.latency.labels(endpoint).observe(seconds)
         for tier, count in tiers.items():
             self.predictions.labels(endpoint, tier, "true" if shadow else "false").inc(count)
-        probability = self.probability.labels(self.version, "true" if shadow else "false")
-        for result in results:
-            probability.observe(result["churn_probability"])
         if endpoint == "batch":
-            self.batch_size.observe(len(results))
+            self.batch_size.observe(rows)
+
+
+class ProbabilityHistogram:
+    """``model_churn_probability{version, shadow}``: a histogram that takes a batch in one call.
+
+    prometheus_client's Histogram takes one value per call, each through a lock: 1,000 calls
+    cost a 1,000-row batch about 2.5 ms, more than its encoding. Exported as the same family
+    (buckets, count, sum) from counts kept here.
+    """
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self._lock = threading.Lock()
+        self._counts: dict[str, list[int]] = {}  # per shadow label, one count a bucket, +Inf last
+        self._sums: dict[str, float] = {}
+
+    def observe(self, shadow: bool, probabilities: Sequence[float]) -> None:
+        counts = [0] * (len(PROBABILITY_BUCKETS) + 1)
+        for probability in probabilities:
+            counts[bisect.bisect_left(PROBABILITY_BUCKETS, probability)] += 1
+        self._add(shadow, counts, float(sum(probabilities)))
+
+    def observe_many(self, shadow: bool, probabilities: np.ndarray) -> None:
+        ordered = probabilities.copy()
+        ordered.sort()
+        # side="right": a value equal to a bound counts in that bucket (le), as in
+        # prometheus_client; differences of the cumulative counts give each bucket's own.
+        at_most = [int(ordered.searchsorted(bound, side="right")) for bound in PROBABILITY_BUCKETS]
+        at_most.append(len(ordered))
+        counts = [at_most[0]] + [high - low for low, high in itertools.pairwise(at_most)]
+        self._add(shadow, counts, float(probabilities.sum()))
+
+    def _add(self, shadow: bool, counts: list[int], total: float) -> None:
+        label = "true" if shadow else "false"
+        with self._lock:
+            mine = self._counts.setdefault(label, [0] * (len(PROBABILITY_BUCKETS) + 1))
+            for i, count in enumerate(counts):
+                mine[i] += count
+            self._sums[label] = self._sums.get(label, 0.0) + total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "model_churn_probability",
+            "Churn probabilities predicted, by version and whether a shadow copy asked.",
+            labels=["version", "shadow"],
+        )
+        with self._lock:
+            snapshot = {label: (list(c), self._sums[label]) for label, c in self._counts.items()}
+        bounds = [*(floatToGoString(b) for b in PROBABILITY_BUCKETS), "+Inf"]
+        for label, (counts, total) in snapshot.items():
+            cumulative = list(itertools.accumulate(counts))
+            family.add_metric(
+                [self.version, label], list(zip(bounds, cumulative, strict=True)), total
+            )
+        yield family

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from scipy.special import expit
 
 from model_server.features import FEATURE_ORDER, encode_rows
@@ -26,6 +27,15 @@ PROBE_TOLERANCE = 1e-12
 PROBE_ROWS = 512
 
 log = logging.getLogger("model_server")
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """A batch's predictions as the JSON array the endpoint sends, and what the metrics count."""
+
+    predictions_json: bytes
+    probabilities: np.ndarray  # as served: rounded to 4 places
+    tiers: np.ndarray  # index into RISK_TIERS, one per row
 
 
 @dataclass(frozen=True)
@@ -113,47 +123,46 @@ class Predictor:
         probabilities, contributions = self.score(matrix)
         if len(matrix) == 1:
             return [self._one_result(matrix[0], float(probabilities[0]), contributions[0])]
+        return orjson.loads(self._batch_json(matrix, probabilities, contributions)[0])
+
+    def predict_batch(self, matrix: np.ndarray) -> BatchAnswer:
+        """Encoded rows in, the ``predictions`` array of the answer out, as JSON bytes."""
+        probabilities, contributions = self.score(matrix)
+        return BatchAnswer(*self._batch_json(matrix, probabilities, contributions))
+
+    def _batch_json(
+        self, matrix: np.ndarray, probabilities: np.ndarray, contributions: np.ndarray
+    ) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """The rows' answers as orjson writes the list of their dicts, byte for byte.
+
+        Building 1,000 answer dicts (4,000 with the reasons) and serialising them cost about as
+        much as scoring the batch. Here every number is computed as whole arrays, written by one
+        ``orjson.dumps`` of a flat list (so each is spelt as orjson spells it in a dict), and
+        the rows are filled into one template by a single ``%``.
+        """
+        n_rows = len(matrix)
         # Stable sort so ties resolve in feature order, identically for batch and single calls.
         top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
-        rows = np.arange(len(matrix))[:, None]
+        rows = np.arange(n_rows)[:, None]
         top_contributions = contributions[rows, top]
-        # Everything per row is computed as whole arrays first: a 1,000-row batch then costs
-        # one Python loop that only assembles dicts.
-        features = np.asarray(FEATURE_ORDER, dtype=object)[top].tolist()
-        values = matrix[rows, top].tolist()
-        rounded = np.round(top_contributions, 4).tolist()
-        rising = (top_contributions > 0).tolist()
-        tiers = np.asarray(RISK_TIERS, dtype=object)[
-            np.searchsorted(np.asarray(TIER_EDGES), probabilities, side="right")
-        ].tolist()
-        version = self.version
-        return [
-            {
-                "churn_probability": probability,
-                "risk_tier": tier,
-                "top_reasons": [
-                    {
-                        "feature": feature,
-                        "value": value,
-                        "shap_contribution": contribution,
-                        "direction": "increases_risk" if up else "decreases_risk",
-                    }
-                    for feature, value, contribution, up in zip(
-                        row_features, row_values, row_rounded, row_rising, strict=True
-                    )
-                ],
-                "model_version": version,
-            }
-            for probability, tier, row_features, row_values, row_rounded, row_rising in zip(
-                np.round(probabilities, 4).tolist(),
-                tiers,
-                features,
-                values,
-                rounded,
-                rising,
-                strict=True,
-            )
-        ]
+        rounded = np.round(probabilities, 4)
+        tiers = np.searchsorted(np.asarray(TIER_EDGES), probabilities, side="right")
+        numbers = np.empty((n_rows, 1 + 2 * TOP_REASONS), dtype=np.float64)
+        numbers[:, 0] = rounded
+        numbers[:, 1::2] = matrix[rows, top]
+        numbers[:, 2::2] = np.round(top_contributions, 4)
+        spelt = np.asarray(orjson.dumps(numbers.ravel().tolist())[1:-1].split(b","), dtype=object)
+        spelt = spelt.reshape(numbers.shape)
+        cells = np.empty((n_rows, 2 + 4 * TOP_REASONS), dtype=object)
+        cells[:, 0] = spelt[:, 0]
+        cells[:, 1] = _TIERS_JSON[tiers]
+        cells[:, 2::4] = _FEATURES_JSON[top]
+        cells[:, 3::4] = spelt[:, 1::2]
+        cells[:, 4::4] = spelt[:, 2::2]
+        cells[:, 5::4] = _DIRECTIONS_JSON[(top_contributions > 0).astype(np.intp)]
+        template = _row_template(self.version)
+        body = (b"[" + b",".join([template] * n_rows) + b"]") % tuple(cells.ravel().tolist())
+        return body, rounded, tiers
 
     def _one_result(
         self, row: np.ndarray, probability: float, contributions: np.ndarray
@@ -199,6 +208,27 @@ class Predictor:
         if values.ndim == 3:
             values = values[:, :, 1]
         return probabilities, np.asarray(values)
+
+
+_TIERS_JSON = np.asarray([orjson.dumps(tier) for tier in RISK_TIERS], dtype=object)
+_FEATURES_JSON = np.asarray([orjson.dumps(name) for name in FEATURE_ORDER], dtype=object)
+_DIRECTIONS_JSON = np.asarray(
+    [orjson.dumps("decreases_risk"), orjson.dumps("increases_risk")], dtype=object
+)
+
+
+def _row_template(version: str) -> bytes:
+    """One answer with %s for its values, keys in the order of the single-row dict."""
+    reason = b'{"feature":%s,"value":%s,"shap_contribution":%s,"direction":%s}'
+    reasons = b",".join([reason] * TOP_REASONS)
+    served_by = orjson.dumps(version).replace(b"%", b"%%")
+    return (
+        b'{"churn_probability":%s,"risk_tier":%s,"top_reasons":['
+        + reasons
+        + b'],"model_version":'
+        + served_by
+        + b"}"
+    )
 
 
 def _round4(value: float) -> float:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.procs import REPO_ROOT, replica, wait_for
 
-KERNELS = {"treeshap._build_tables", "treeshap._shap_serial", "treeshap._shap_parallel"}
+KERNELS = {"treeshap._build_tables", "treeshap._shap_serial", "treeshap._shap_columns"}
 
 # In a fresh process: build the explainer as a replica does, report each kernel's cache stats.
 CACHE_STATS = """
@@ -26,7 +26,7 @@ from model_server import treeshap
 artifact = load_artifact(Path(sys.argv[1]), "v2.3.1")
 treeshap.GradientBoostingTreeShap(artifact.model).warm()
 kernels = {"_build_tables": treeshap._build_tables, "_shap_serial": treeshap._shap_serial,
-           "_shap_parallel": treeshap._shap_parallel}
+           "_shap_columns": treeshap._shap_columns}
 print(json.dumps({name: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
                   for name, k in kernels.items()}))
 """
@@ -71,7 +71,7 @@ def test_a_second_process_loads_every_kernel_from_the_cache(
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     # [hits, misses] per kernel: loaded, not compiled.
-    assert stats == {"_build_tables": [1, 0], "_shap_serial": [1, 0], "_shap_parallel": [1, 0]}
+    assert stats == {"_build_tables": [1, 0], "_shap_serial": [1, 0], "_shap_columns": [1, 0]}
 
 
 def test_a_seeded_replica_copies_the_baked_cache_and_loads_from_it(

@@ -17,6 +17,7 @@ from model_server.app import create_app
 from model_server.fast_path import PredictFastPath
 from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
 from model_server.settings import ModelSettings
+from tests.model_server.test_api import customers
 
 BODY = json.dumps(EXAMPLE_CUSTOMER).encode()
 
@@ -99,8 +100,11 @@ def test_a_body_in_chunks_reaches_the_endpoint() -> None:
         seen.append(customer)
         return Response(b"fast")
 
+    async def batch_endpoint(matrix: object, request: Request) -> Response:
+        raise AssertionError("a /predict body reached the batch endpoint")
+
     inner = Recorder()
-    app = PredictFastPath(inner, endpoint)
+    app = PredictFastPath(inner, endpoint, batch_endpoint)
     sent = call(app, [BODY[:10], BODY[10:]], b"application/json")
     assert seen == [ChurnPredictionRequest(**EXAMPLE_CUSTOMER)]
     assert sent[-1]["body"] == b"fast"
@@ -113,3 +117,49 @@ def test_a_body_in_chunks_reaches_the_endpoint() -> None:
     call(app, [BODY], b"text/plain")
     assert inner.bodies == [bad, BODY]
     assert len(seen) == 1
+
+
+def batch_body(rows: list[dict]) -> bytes:
+    return json.dumps({"customers": rows}).encode()
+
+
+def without_time(content: bytes) -> dict:
+    document = json.loads(content)
+    assert document.pop("processing_time_ms") >= 0
+    return document
+
+
+def test_fast_and_routed_batches_are_the_same(client: TestClient) -> None:
+    body = batch_body(customers(25))
+    fast = client.post("/predict/batch", content=body, headers={"content-type": "application/json"})
+    routed = client.post(
+        "/predict/batch", content=body, headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert fast.status_code == routed.status_code == 200
+    assert without_time(fast.content) == without_time(routed.content)
+    assert fast.json()["batch_size"] == 25
+    for name in ("content-type", "x-model-version"):
+        assert fast.headers[name] == routed.headers[name]
+    # A cell pydantic coerces ("14" for an int) gets the route's coerced answer.
+    coerced = customers(3)
+    coerced[1]["tenure"] = str(coerced[1]["tenure"])
+    answer = client.post("/predict/batch", content=batch_body(coerced), headers=JSON)
+    plain = client.post("/predict/batch", content=batch_body(customers(3)), headers=JSON)
+    assert without_time(answer.content) == without_time(plain.content)
+
+
+JSON = {"content-type": "application/json"}
+
+
+def test_invalid_batches_get_fastapis_errors(client: TestClient) -> None:
+    rows = customers(5)
+    rows[3]["contract_type"] = "monthly"
+    bad = client.post("/predict/batch", content=batch_body(rows), headers=JSON)
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "customers", 3, "contract_type"]
+    too_many = client.post("/predict/batch", content=batch_body(customers(1001)), headers=JSON)
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["type"] == "too_long"
+    broken = client.post("/predict/batch", content=b'{"customers": [', headers=JSON)
+    assert broken.status_code == 422
+    assert broken.json()["detail"][0]["type"] == "json_invalid"

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 from model_server.app import create_app
 from model_server.features import CATEGORICAL_MAPS, encode_rows
-from model_server.predictor import Predictor
+from model_server.predictor import RISK_TIERS, Predictor
 from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
 from model_server.settings import ModelSettings
 from model_server.train import generate_dataset, sha256_file
@@ -72,7 +73,7 @@ def test_compiled_probability_equals_predict_proba(
     probabilities, _ = predictor.score(rows)
     reference = model.predict_proba(rows)[:, 1]
     assert np.max(np.abs(probabilities - reference)) <= TOLERANCE
-    # One row at a time (the serial kernel) gives the same as the batch (the parallel one).
+    # One row at a time (the serial kernel) gives the same as the batch (the column-wise one).
     for i in range(0, len(rows), 997):
         single, _ = predictor.score(rows[i : i + 1])
         assert abs(single[0] - reference[i]) <= TOLERANCE
@@ -134,3 +135,25 @@ def test_metadata_names_the_serving_path(tmp_path: Path, artifacts_dir: Path) ->
     settings = ModelSettings(version="v2.3.1", path=artifacts_dir / "v2.3.1" / "model.joblib")
     with TestClient(create_app(settings)) as client:
         assert client.get("/metadata").json()["serving_path"] == "compiled"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_batch_json_is_the_single_answers_as_orjson_writes_them(
+    version: str, artifacts_dir: Path
+) -> None:
+    predictor = Predictor(joblib.load(artifacts_dir / version / "model.joblib"), version)
+    customers = extreme_customers()[::5]
+    answer = predictor.predict_batch(encode_rows(customers))
+    singles = [predictor.predict([c])[0] for c in customers]
+    # Byte for byte: the batch's spelling of every number, key and string is orjson's.
+    assert answer.predictions_json == orjson.dumps(singles)
+    assert answer.probabilities.tolist() == [s["churn_probability"] for s in singles]
+    assert [RISK_TIERS[t] for t in answer.tiers] == [s["risk_tier"] for s in singles]
+
+
+def test_a_version_with_a_percent_sign_is_written_as_is() -> None:
+    X, y = generate_dataset(rows=400, seed=9)
+    model = GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, y)
+    predictor = Predictor(model, 'v1%s"x')
+    rows = predictor.predict_batch(X[:3])
+    assert [r["model_version"] for r in orjson.loads(rows.predictions_json)] == ['v1%s"x'] * 3

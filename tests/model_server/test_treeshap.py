@@ -10,6 +10,7 @@ import pytest
 import shap
 from sklearn.ensemble import GradientBoostingClassifier
 
+from model_server import treeshap
 from model_server.predictor import Predictor
 from model_server.train import generate_dataset
 from model_server.treeshap import GradientBoostingTreeShap, is_supported
@@ -48,7 +49,7 @@ def test_matches_shap_on_a_single_row(model: GradientBoostingClassifier, rows: n
     ours = explainer.shap_values(row)
     assert ours.shape == (1, rows.shape[1])
     assert np.allclose(ours, reference(model, row), atol=1e-9, rtol=1e-7)
-    # A 1-D row is one row, and serial (small) and parallel (large) kernels agree.
+    # A 1-D row is one row, and the serial (few rows) and column-wise (batch) kernels agree.
     assert np.array_equal(explainer.shap_values(rows[0]), ours)
     assert np.allclose(explainer.shap_values(rows)[:1], ours, atol=1e-12, rtol=0)
 
@@ -89,3 +90,17 @@ def test_multiclass_is_not_supported() -> None:
     assert not is_supported(multiclass)
     with pytest.raises(ValueError):
         GradientBoostingTreeShap(multiclass)
+
+
+def test_row_and_column_kernels_give_the_same_floats(
+    model: GradientBoostingClassifier, rows: np.ndarray
+) -> None:
+    # More rows than one column block, the last block partial, and missing values.
+    X = np.ascontiguousarray(rows[: treeshap.COLUMN_BLOCK * 2 + 37].astype(np.float32), np.float64)
+    X[::11, 2] = np.nan
+    explainer = GradientBoostingTreeShap(model)
+    by_row = treeshap._shap_serial(X, explainer._model, explainer.init_raw)
+    by_column = treeshap._shap_columns(X, explainer._model, explainer.init_raw)
+    assert np.array_equal(by_row[0], by_column[0])
+    assert np.array_equal(by_row[1], by_column[1])
+    assert np.allclose(by_column[1], reference(model, X), atol=1e-9, rtol=1e-7)

@@ -6,6 +6,7 @@ uvicorn --factory model_server.app:create_app      (settings from MODEL_VERSION,
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ import anyio
 import numpy as np
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -209,6 +212,12 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         """Prometheus text format: predictions, latency, batch sizes."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input back, and JSON has no NaN or Infinity
+        # (which Python's parser accepts): such a body would turn its 422 into a 500.
+        return JSONResponse({"detail": finite_json(jsonable_encoder(exc.errors()))}, 422)
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
@@ -220,6 +229,17 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     app.add_middleware(PredictFastPath, endpoint=predict, batch_endpoint=answer_batch)
     app.add_middleware(VersionHeaders, version=settings.version)
     return app
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float spelt as a string ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_json(item) for item in value]
+    return value
 
 
 def configure_logging() -> None:

@@ -23,7 +23,10 @@ EXAMPLE_CUSTOMER = {
 class ChurnPredictionRequest(BaseModel):
     """Input features for churn prediction."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CUSTOMER]})
+    # No charge is infinite or NaN (literals Python's JSON parser accepts): a 422, not a score.
+    model_config = ConfigDict(
+        allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE_CUSTOMER]}
+    )
 
     tenure: int = Field(
         ..., ge=0, le=120, description="Months the customer has been subscribed", examples=[14]

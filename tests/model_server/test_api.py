@@ -116,6 +116,21 @@ def test_predict_out_of_range(client: TestClient) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "tenure"]
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["tenure", "monthly_charges"])
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_non_finite_number_is_a_422_naming_the_field(
+    client: TestClient, path: str, field: str, literal: str
+) -> None:
+    # Python's JSON parser takes these literals; the answer must still be a clean 422.
+    row = json.dumps({**VALID, field: 0}).replace(f'"{field}": 0', f'"{field}": {literal}')
+    body = row if path == "/predict" else f'{{"customers": [{row}]}}'
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert error["loc"][-1] == field
+
+
 @pytest.mark.parametrize("field", ["contract_type", "payment_method", "internet_service"])
 def test_unknown_category_names_field_and_allowed_values(client: TestClient, field: str) -> None:
     response = client.post("/predict", json={**VALID, field: "carrier_pigeon"})

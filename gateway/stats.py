@@ -236,7 +236,17 @@ def _ms(seconds: float | None) -> float | None:
 
 ROLLOUT_LOG_TAIL_BYTES = 256 * 1024  # the page shows the last few decisions; never the whole file
 ROLLOUT_LOG_ENTRIES = 10
-ROLLOUT_FIELDS = ("time", "by", "step", "weight", "from_weight", "verdict", "action", "reason")
+ROLLOUT_FIELDS = (
+    "time",
+    "by",
+    "step",
+    "weight",
+    "from_weight",
+    "phase",
+    "verdict",
+    "action",
+    "reason",
+)
 
 
 def read_rollout_log(routing_file: Path) -> list[dict] | None:

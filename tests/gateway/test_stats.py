@@ -226,7 +226,7 @@ def test_the_rollout_log_gives_the_last_decisions_and_only_what_the_page_shows(t
     log = DecisionLog(default_log_path(routing))  # where the controller writes it
     for step in range(15):
         log.append({"by": "controller", "step": step, "weight": 5, "verdict": "PASS",
-                    "action": "hold", "reason": f"check {step}",
+                    "phase": "step", "action": "hold", "reason": f"check {step}",
                     "baselines": {"huge": list(range(1000))}})  # fmt: skip
     with open(default_log_path(routing), "ab") as handle:
         handle.write(b'{"torn": ')  # a line still being written
@@ -235,3 +235,4 @@ def test_the_rollout_log_gives_the_last_decisions_and_only_what_the_page_shows(t
     assert [e["step"] for e in entries] == list(range(5, 15))
     assert all("baselines" not in e and e["time"] for e in entries)
     assert entries[-1]["reason"] == "check 14" and entries[-1]["verdict"] == "PASS"
+    assert entries[-1]["phase"] == "step"  # the page names a shadow bake or reference window

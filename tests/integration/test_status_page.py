@@ -194,8 +194,8 @@ PLAN = {
 def test_a_rollout_plan_and_its_decisions_are_shown(
     start_gateway: Callable[..., tuple[Process, Path]], open_page: Callable[..., StatusPage]
 ) -> None:
-    # The gateway does not take a rollout section yet (the rollout controller's issue adds it):
-    # the page's two hooks are driven directly with what /routing and /stats will carry.
+    # The page's two hooks driven directly, for the plan's wording at every step (the test
+    # below takes the real path through routing.yaml and the controller's log).
     gw, _ = start_gateway(weights={"v2.3.1": 75, "v2.4.0": 25})
     page = open_page(url_of(gw))
     assert "No rollout plan" in page.text("#rollout-plan")
@@ -228,6 +228,33 @@ def test_a_rollout_plan_and_its_decisions_are_shown(
         PLAN,
     )
     assert "step 4 of 4" in at_last and "promote" in at_last
+
+
+def test_a_live_rollout_shows_its_plan_and_the_bake_from_the_files(
+    start_gateway: Callable[..., tuple[Process, Path]], open_page: Callable[..., StatusPage]
+) -> None:
+    # The real path: routing.yaml's rollout section through /routing, the controller's log
+    # (written as the controller writes it) through /stats.
+    from rollout.log import DecisionLog, default_log_path
+
+    gw, routing = start_gateway(weights={"v2.3.1": 100, "v2.4.0": 0})
+    page = open_page(url_of(gw))
+    assert "No rollout plan" in page.text("#rollout-plan")
+    routing.write_text(
+        routing.read_text()
+        + "rollout: {candidate: v2.4.0, steps: [10, 100], interval: 30s,\n"
+        + "          shadow_bake: {percent: 50, duration: 10s}}\n"
+    )
+    log = DecisionLog(default_log_path(routing))
+    bake = {"by": "controller", "step": -1, "weight": 0, "phase": "shadow_bake"}
+    log.append({**bake, "action": "start", "reason": "rollout of v2.4.0 begins with a bake"})
+    log.append({**bake, "verdict": "WAITING_FOR_SAMPLES", "action": "hold",
+                "reason": "90 shadow comparisons; 300 before any verdict"})  # fmt: skip
+    plan = page.until("#rollout-plan", lambda text: "10 %" in text, "the plan from routing.yaml")
+    assert "100 %" in plan
+    shown = page.until("#rollout-log", lambda text: "90 shadow" in text, "the controller's log")
+    assert "shadow bake" in shown and "step -1" not in shown
+    page.screenshot("5-rollout-bake")
 
 
 def shadow_customers(count: int) -> list[dict[str, Any]]:

@@ -11,6 +11,17 @@ whenever stable serves traffic in it, so both saw the same machine, load and cus
 stable serves nothing (the candidate at 100%), stable's reference is its counts over the last
 window in which it did serve (the previous step's), kept in the log's baselines so a restarted
 controller judges against the same reference; every verdict names its reference window.
+
+A window begins with samples taken after its routing took effect. Once the controller writes
+the file, each gateway loads it within its reload interval, and a source's newest samples may
+be older still (Prometheus's are up to a scrape interval old, each target scraped at its own
+moment): a baseline read at once would leave the last moments of the previous routing in the
+new window (a 50% step's traffic counted in the 100% step, stable's probabilities short of
+the predictions they were compared with). So the baseline waits until the source says every
+gateway serves the revision written (``took_effect``) and has a reading with nothing taken
+before that; until then the step has no window and no verdict. The wait is said at every
+check and logged as a hold every WAIT_LOGGED_S. And a reading with nothing scraped since the
+previous check is the same samples again: no verdict, and no failure counted twice, on it.
 """
 
 from __future__ import annotations
@@ -27,13 +38,16 @@ from rollout import actions
 from rollout.judge import Status, Verdict, judge, judge_reference, judge_shadow
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
-from rollout.sources.base import Snapshot, Source, SourceError, VersionCounts
+from rollout.sources.base import NotYet, Snapshot, Source, SourceError, VersionCounts
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
 
 PROMOTED = 0
 ROLLED_BACK = 1
 TERMINAL = {"promote", "rollback", "abort"}
+# Catching up takes a gateway's reload (2 s) and up to two scrapes (Prometheus's default
+# interval is 15 s); waiting longer than this is worth a line in the log, and again as often.
+WAIT_LOGGED_S = 60.0
 
 
 class RolloutError(Exception):
@@ -44,7 +58,8 @@ class RolloutError(Exception):
 class State:
     step: int
     step_started: float  # wall-clock seconds: must survive a restart
-    step_baseline: Snapshot
+    # None until the source has samples from after the step's routing took effect.
+    step_baseline: Snapshot | None
     # Stable's counts over the last window it served in, and which window that was: the
     # reference where stable serves nothing in the current one.
     reference: VersionCounts | None
@@ -53,6 +68,11 @@ class State:
     failures: int = 0
     paused: str | None = None
     note: str | None = None  # said (with the baselines) in the next entry: a rebased window
+    # Not logged: a restarted controller asks the source again.
+    took_effect: float | None = None  # on the source's clock, once it says so
+    last_read: Snapshot | None = None  # the last reading a check judged (or began with)
+    waiting_since: float | None = None  # for a window, or for new samples
+    wait_logged: float | None = None
 
 
 class Controller:
@@ -93,10 +113,11 @@ class Controller:
         history = [e for e in self.log.read() if e.get("plan") == self.plan.id]
         if history and history[-1].get("action") not in TERMINAL:
             return self._resume(history)
-        snapshot = self._read_until_available()
+        self._read_until_available()  # no routing changed while the metrics are out of sight
         first = self.plan.first_step
         loaded = self._write_step(first)
-        state = State(first, self.clock(), snapshot, None, None, loaded.revision)
+        state = State(first, self.clock(), None, None, None, loaded.revision)
+        self._new_window(state)
         why = f"rollout of {self.plan.candidate} begins"
         if first < 0 and self.plan.spec.shadow_bake is not None:
             why += f" with a shadow bake at {self.plan.shadow_percent(first):g}%"
@@ -108,10 +129,11 @@ class Controller:
     def _resume(self, history: list[dict[str, Any]]) -> State:
         started = next(e for e in reversed(history) if "baselines" in e)
         reference = started["baselines"].get("reference")
+        baseline = started["baselines"].get("step")
         state = State(
             step=int(started["step"]),
             step_started=float(started["step_started"]),
-            step_baseline=Snapshot.from_json(started["baselines"]["step"]),
+            step_baseline=Snapshot.from_json(baseline) if baseline is not None else None,
             reference=VersionCounts.from_json(reference["counts"]) if reference else None,
             reference_window=str(reference["window"]) if reference else None,
             revision=str(next(e["revision"] for e in reversed(history) if "revision" in e)),
@@ -153,17 +175,33 @@ class Controller:
                 f"it wrote {state.revision}); `streamflow rollout resume` takes it as it is",
             )
 
+        if state.step_baseline is None:
+            written = state.step_started
+            if self._begin_window(state):
+                # Said, with the baseline, in the step's next entry.
+                self._note(
+                    state,
+                    f"window begun {state.step_started - written:.1f}s after the write, with "
+                    f"the first samples from after revision {state.revision} took effect",
+                )
+            return None
         try:
             now_counts = self.source.read()
         except SourceError as exc:
             self._record(state, "hold", None, f"metrics unavailable: {exc}")
             return None
+        if state.last_read is not None and not now_counts.newer_than(state.last_read):
+            self._wait(
+                state, "nothing scraped since the last check: no verdict on the same samples"
+            )
+            return None
+        state.last_read, state.waiting_since, state.wait_logged = now_counts, None, None
         restarted = now_counts.restarted_since(state.step_baseline)
         if restarted:
             # Kept in the log with this check's entry, so a restarted controller counts the
             # same window.
             state.step_baseline = state.step_baseline.rebased(now_counts)
-            state.note = f"counters of {', '.join(restarted)} restarted: counted from 0"
+            self._note(state, f"counters of {', '.join(restarted)} restarted: counted from 0")
         window = now_counts.minus(state.step_baseline)
         spec = self.plan.spec
         if state.step < 0:
@@ -237,8 +275,7 @@ class Controller:
         what = f"{passed}%" if state.step >= 0 else f"the {self._window_name(state.step)}"
         state.step += 1
         state.revision = self._write_step(state.step).revision
-        state.step_started = self.clock()
-        state.step_baseline = counts
+        self._new_window(state)
         why = f"passed {what} for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
         if state.step == 0 and self.plan.spec.shadow_bake is not None:
             why += ", shadow off"
@@ -260,11 +297,57 @@ class Controller:
         if weight != self.plan.weight(state.step) or bake_on != bool(baking):
             loaded = self._write_step(state.step)
         state.revision = loaded.revision
-        state.step_started = self.clock()
-        state.step_baseline = self._read_until_available()
         state.failures = 0
         state.paused = None
+        self._new_window(state)
         self._record(state, "resume", None, f"resumed at step {state.step}", True)
+
+    # --- windows ------------------------------------------------------------------------
+
+    def _new_window(self, state: State) -> None:
+        """The step's routing is written: its window begins now if the source already has
+        samples from after it took effect (a live scrape of gateways that reloaded), else at a
+        later check."""
+        state.step_baseline, state.took_effect = None, None
+        state.step_started = state.waiting_since = self.clock()
+        state.wait_logged = None
+        self._begin_window(state)
+
+    def _begin_window(self, state: State) -> bool:
+        try:
+            if state.took_effect is None:
+                state.took_effect = self.source.took_effect(state.revision)
+            reading = self.source.read()
+            behind = reading.taken_before(state.took_effect)
+            if behind:
+                raise NotYet(f"not scraped since: {', '.join(behind)}")
+        except (NotYet, SourceError) as exc:
+            self._wait(
+                state,
+                f"the window of {self._window_name(state.step)} waits for samples from after "
+                f"revision {state.revision} took effect: {exc}",
+            )
+            return False
+        state.step_baseline = state.last_read = reading
+        state.step_started = self.clock()
+        state.waiting_since = state.wait_logged = None
+        return True
+
+    def _note(self, state: State, note: str) -> None:
+        state.note = note if state.note is None else f"{state.note}; {note}"
+
+    def _wait(self, state: State, why: str) -> None:
+        """Said at every check; logged as a hold once it has lasted WAIT_LOGGED_S, and again
+        every WAIT_LOGGED_S."""
+        now = self.clock()
+        if state.waiting_since is None:
+            state.waiting_since = now
+        self.say(f"waiting: {why}")
+        since = state.wait_logged if state.wait_logged is not None else state.waiting_since
+        if now - since >= WAIT_LOGGED_S:
+            state.wait_logged = now
+            waited = now - state.waiting_since
+            self._record(state, "hold", None, f"{why} (for {waited:.0f}s)")
 
     def _pause(self, state: State, why: str) -> None:
         state.paused = why
@@ -323,7 +406,10 @@ class Controller:
         if verdict is not None:
             entry.update(verdict.to_json())
         if baselines:
-            entry["baselines"] = {"step": state.step_baseline.to_json()}
+            # A step whose window has not begun yet has no baseline: a restarted controller
+            # waits for one as this one did.
+            baseline = state.step_baseline
+            entry["baselines"] = {"step": baseline.to_json() if baseline is not None else None}
             if state.reference is not None:
                 entry["baselines"]["reference"] = {
                     "window": state.reference_window,

@@ -1,4 +1,4 @@
-"""The decision log: one JSON line per check and per operator command, appended.
+"""The decision log: one JSON line per check (of new samples) and per operator command, appended.
 
 It is the rollout's memory as well as its explanation: a restarted controller reads its step,
 baselines and failure count back from here, and ``streamflow rollout pause|resume|abort`` speak

@@ -22,6 +22,7 @@ __all__ = [
     "LATENCY_BOUNDS",
     "PROBABILITY_BOUNDS",
     "Sample",
+    "NotYet",
     "Snapshot",
     "Source",
     "SourceError",
@@ -51,6 +52,11 @@ BIN_INDEX = {label: i for i, label in enumerate(BIN_LABELS)}
 
 class SourceError(Exception):
     """The metrics could not be read; the controller logs it and tries again next check."""
+
+
+class NotYet(Exception):
+    """A routing.yaml revision has not yet taken effect everywhere the source looks: says
+    what is still behind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +156,36 @@ class Snapshot:
     versions: Mapping[str, VersionCounts] = field(default_factory=dict)
     # instance -> version -> counts; None when the source knows no instances (one, unnamed).
     instances: Mapping[str, Mapping[str, VersionCounts]] | None = None
+    # instance -> when its samples were taken, on the source's clock (Prometheus's scrape
+    # times); None for a reading taken live, now. Not part of the counts: two readings of the
+    # same counts are equal whenever they were taken.
+    scraped: Mapping[str, float] | None = field(default=None, compare=False)
 
     @classmethod
-    def of_instances(cls, instances: Mapping[str, Mapping[str, VersionCounts]]) -> Snapshot:
+    def of_instances(
+        cls,
+        instances: Mapping[str, Mapping[str, VersionCounts]],
+        scraped: Mapping[str, float] | None = None,
+    ) -> Snapshot:
         total: dict[str, VersionCounts] = {}
         for counts in instances.values():
             for version, c in counts.items():
                 total[version] = total[version].plus(c) if version in total else c
-        return cls(total, {i: dict(c) for i, c in instances.items()})
+        return cls(total, {i: dict(c) for i, c in instances.items()}, scraped)
+
+    def taken_before(self, moment: float) -> list[str]:
+        """The instances whose samples were taken before ``moment`` (source clock): a window
+        that begins at ``moment`` cannot start from them yet. None for a live reading."""
+        if self.scraped is None:
+            return []
+        return sorted(i for i, at in self.scraped.items() if at < moment)
+
+    def newer_than(self, earlier: Snapshot) -> bool:
+        """Whether anything was taken since ``earlier``: a live reading always is; a scraped
+        one only when some instance was scraped again."""
+        if self.scraped is None or earlier.scraped is None:
+            return True
+        return any(at > earlier.scraped.get(i, -math.inf) for i, at in self.scraped.items())
 
     @property
     def parts(self) -> Mapping[str, Mapping[str, VersionCounts]]:
@@ -240,6 +268,13 @@ class Source(Protocol):
         when they cannot be read."""
         ...
 
+    def took_effect(self, revision: str) -> float:
+        """Once every gateway serves routing.yaml ``revision`` (``gateway_config_info``), a
+        moment on the clock of ``Snapshot.scraped`` after which every sample counts only
+        traffic routed by it: a window's baseline is a reading with nothing taken before it.
+        NotYet while some gateway is behind; SourceError when it cannot be asked."""
+        ...
+
     def describe(self) -> str:
         """Where the numbers come from, for the log."""
         ...
@@ -266,14 +301,18 @@ def _filled(known: Mapping[int, float], size: int) -> list[float]:
     return out
 
 
-def snapshot_from_samples(samples: Iterable[Sample]) -> Snapshot:
+def snapshot_from_samples(
+    samples: Iterable[Sample], scraped: Mapping[str, float] | None = None
+) -> Snapshot:
     """Counts per version from the gateway and model-server series, kept per ``instance``
-    label (the process that exposed them) and summed."""
+    label (the process that exposed them) and summed; ``scraped`` says when each instance's
+    samples were taken (Snapshot.scraped)."""
     by_instance: dict[str, list[Sample]] = {}
     for sample in samples:
         by_instance.setdefault(sample.labels.get("instance", ""), []).append(sample)
     return Snapshot.of_instances(
-        {instance: _counts_of(group) for instance, group in sorted(by_instance.items())}
+        {instance: _counts_of(group) for instance, group in sorted(by_instance.items())},
+        scraped,
     )
 
 

@@ -3,6 +3,16 @@
 The same series as the scrape source, per instance (the controller sums them, and tells a
 restarted process by its own counters going down): how a deployment with many gateways is
 judged as one.
+
+Prometheus's newest samples are up to a scrape interval old, and each target is scraped at its
+own moment, so a reading taken just after routing.yaml changed still counts, on some targets,
+traffic routed before the change. Every reading therefore says when each target was scraped
+(``timestamp(up)``), and ``took_effect`` says from when a reading counts only the new routing:
+the newest scrape at which every gateway reported the revision (``gateway_config_info``).
+Both are Prometheus's own sample times, so the controller's clock never has to agree with
+Prometheus's. ``up`` rather than ``/api/v1/targets``'s ``lastScrape``: ``up`` is committed
+in the same write as the scrape's samples, so a query that sees it sees them, while
+``lastScrape`` is set when the scrape returns, before its samples can be queried.
 """
 
 from __future__ import annotations
@@ -17,13 +27,17 @@ from rollout.sources.base import (
     SHADOW_BINS,
     SHADOW_ROWS,
     UPSTREAM_ERRORS,
+    NotYet,
     Sample,
     Snapshot,
     SourceError,
     snapshot_from_samples,
 )
 
-__all__ = ["QUERIES", "PrometheusSource"]
+__all__ = ["CONFIG_INFO", "QUERIES", "SCRAPED", "PrometheusSource"]
+
+CONFIG_INFO = "timestamp(gateway_config_info)"  # {instance, revision}: when last scraped
+SCRAPED = "timestamp(up)"  # {instance}: when each target was last scraped, failed or not
 
 # Kept per instance: a process that restarted is told apart from the others (base.py).
 QUERIES = {
@@ -46,11 +60,32 @@ class PrometheusSource:
         return f"Prometheus at {self.url}"
 
     def read(self) -> Snapshot:
+        # The scrape times first: the counts asked after them are of those scrapes or newer,
+        # never older, so a reading is never taken as newer than it is.
+        scraped: dict[str, float] = {}
+        for series in self._query(SCRAPED):
+            instance = str(series["metric"].get("instance", ""))
+            at = float(series["value"][1])
+            scraped[instance] = min(at, scraped.get(instance, at))
         samples: list[Sample] = []
         for name, promql in QUERIES.items():
             for series in self._query(promql):
                 samples.append(Sample(name, series["metric"], float(series["value"][1])))
-        return snapshot_from_samples(samples)
+        return snapshot_from_samples(samples, scraped)
+
+    def took_effect(self, revision: str) -> float:
+        seen = self._query(CONFIG_INFO)
+        if not seen:
+            raise NotYet(f"{self.url} has no gateway_config_info: it scrapes no gateway yet")
+        behind = sorted(
+            f"{series['metric'].get('instance', '?')} at {series['metric'].get('revision', '?')}"
+            for series in seen
+            if series["metric"].get("revision") != revision
+        )
+        if behind:
+            raise NotYet(f"gateways not yet scraped at revision {revision}: {', '.join(behind)}")
+        # Each gateway had loaded the revision by the scrape that reported it.
+        return max(float(series["value"][1]) for series in seen)
 
     def _query(self, promql: str) -> list[dict]:
         try:

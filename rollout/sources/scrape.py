@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from rollout.sources.base import (
     SHADOW_BINS,
     SHADOW_ROWS,
     UPSTREAM_ERRORS,
+    NotYet,
     Sample,
     Snapshot,
     SourceError,
@@ -63,6 +65,25 @@ class ScrapeSource:
             samples += parse_exposition(self._get(f"{gateway}/metrics").text, instance_of(gateway))
         samples += self._replica_samples(sorted(replicas))
         return snapshot_from_samples(samples)
+
+    def took_effect(self, revision: str) -> float:
+        """Readings are live: one begun once every gateway reports the revision counts only
+        what it routes. (A gateway of several workers reports the revision of the worker that
+        answered; its counts of the others are up to a second old: gateway/metrics_share.py.)"""
+        behind = []
+        for gateway in self.gateways:
+            text = self._get(f"{gateway}/metrics").text
+            running = [
+                sample.labels.get("revision")
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "gateway_config_info"
+            ]
+            if running != [revision]:
+                behind.append(f"{gateway} at {', '.join(map(str, running)) or 'no revision'}")
+        if behind:
+            raise NotYet(f"gateways not yet at revision {revision}: {', '.join(behind)}")
+        return time.time()
 
     def _replica_samples(self, replicas: Iterable[str]) -> list[Sample]:
         samples: list[Sample] = []

@@ -24,7 +24,9 @@ import pytest
 from gateway.config import load_config
 from model_server.schemas import EXAMPLE_CUSTOMER
 from rollout.actions import set_weights
+from rollout.controller import Controller
 from rollout.judge import Status, judge
+from rollout.log import DecisionLog
 from rollout.sources.prometheus import PrometheusSource
 from rollout.sources.scrape import ScrapeSource
 from tests.integration.fake_replicas import Proc
@@ -405,7 +407,11 @@ def test_a_gateway_restarted_mid_step_is_counted_from_zero(
     started = time.monotonic()
     try:
         controller = stack.controller()
-        stack.wait_for_entry(lambda e: e["action"] == "advance", DECISION_TIMEOUT_S)
+        # Mid-step: once the 50% step's window has begun (its first verdict).
+        stack.wait_for_entry(
+            lambda e: e["step"] == 1 and e["action"] == "hold" and "verdict" in e,
+            DECISION_TIMEOUT_S,
+        )
         gw.stop()
         gw.start(stack.workdir)
         wait_for(f"{stack.gateway_url}/ready", timeout=30)
@@ -531,3 +537,60 @@ def test_the_shadow_bake_is_judged_through_prometheus_too(
     assert outcome.last["action"] == "rollback" and outcome.last["phase"] == "shadow_bake"
     assert outcome.last["samples"]["candidate"] >= 100  # compared rows came through PromQL
     assert outcome.load.failed == 0 and outcome.load.by_version["v2.4.0"] == 0
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (make tools)")
+def test_through_prometheus_a_window_begins_after_its_routing_took_effect(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    """The candidate serves everything, then the plan's reference window gives stable all of
+    it: not one of the candidate's requests may be in that window, though Prometheus's newest
+    samples are up to a scrape interval older than the write."""
+    plan = {"candidate": "v2.4.0", "steps": [100], "interval": "30s", "check_every": "250ms"}
+    stack = start_stack(plan=plan)
+    stack.path.write_text(
+        routing_text(plan).replace("{v2.3.1: 100, v2.4.0: 0}", "{v2.3.1: 0, v2.4.0: 100}")
+    )
+    routing = httpx.get(f"{stack.gateway_url}/routing").json()
+    targets = [stack.gateway_url.removeprefix("http://")]
+    targets += [r["address"].removeprefix("http://") for r in routing["replicas"]]
+    workdir = tmp_path / "prometheus"
+    workdir.mkdir()
+    load = Load(stack.gateway_url, RATE).start()
+    said: list[str] = []
+    try:
+        with Prometheus(targets, workdir, interval_ms=1000) as prometheus, httpx.Client() as client:
+            source = PrometheusSource(prometheus.url, client)
+            prometheus.wait_until("count(up == 1)", len(targets))
+            prometheus.wait_until('sum(gateway_requests_total{version="v2.4.0"}) > bool 50', 1)
+            ctl = Controller(stack.path, DecisionLog(stack.log), source, say=said.append)
+            at_write = source.read()  # the baseline a window used to begin from
+            state = ctl.begin()
+            assert state.step == -1 and load_config(stack.path).config.weights()["v2.4.0"] == 0
+            deadline = time.monotonic() + 15
+            while state.step_baseline is None:
+                assert time.monotonic() < deadline, said[-3:]
+                time.sleep(0.25)
+                assert ctl.check(state) is None
+            waited = time.monotonic() - (deadline - 15)
+            baseline = state.step_baseline
+            time.sleep(3)
+            later = source.read()
+            while not later.newer_than(baseline):
+                time.sleep(0.25)
+                later = source.read()
+    finally:
+        load.stop()
+    window = later.minus(baseline)
+    stale = later.minus(at_write).of("v2.4.0")
+    print(
+        f"\nreference window through Prometheus: began {waited:.1f}s after the write; "
+        f"candidate requests in it {window.of('v2.4.0').requests:.0f} "
+        f"(from a baseline read at the write: {stale.requests:.0f}, "
+        f"{sum(stale.probability):.0f} predictions)"
+    )
+    assert window.of("v2.3.1").requests > 100 and sum(window.of("v2.3.1").probability) > 100
+    assert window.of("v2.4.0").requests == 0
+    assert sum(window.of("v2.4.0").probability) == 0  # nor a prediction on its replica
+    assert any("waits for samples from after revision" in line for line in said)
+    assert load.failed == 0

@@ -12,7 +12,7 @@ import pytest
 from gateway.config import load_config
 from rollout.controller import PROMOTED, ROLLED_BACK, Controller
 from rollout.log import OPERATOR, DecisionLog
-from rollout.sources.base import LATENCY_BOUNDS, Snapshot, SourceError, VersionCounts
+from rollout.sources.base import LATENCY_BOUNDS, NotYet, Snapshot, SourceError, VersionCounts
 
 ROUTING = """\
 service: s
@@ -80,6 +80,9 @@ class Traffic:
             shadow_client_bins=bins,
         )
         return Snapshot(out)
+
+    def took_effect(self, revision: str) -> float:
+        return 0.0  # every tick follows the file at once, and every reading is live
 
     def describe(self) -> str:
         return "fake"
@@ -435,3 +438,99 @@ def test_a_bake_before_a_flip_lasts_until_stable_has_a_reference(tmp_path: Path)
     assert any("for a reference before the flip" in e["reason"] for e in waits)
     flip = next(e for e in entries if e["action"] == "advance")
     assert flip["baselines"]["reference"]["counts"]["requests"] >= 1000
+
+
+class Scraped(Traffic):
+    """The traffic as Prometheus sees it: scraped every ``every`` seconds, so a reading is up to
+    that old, and says when it was taken and at which routing revision the gateway was."""
+
+    def __init__(self, path: Path, every: int = 3, **traffic: float) -> None:
+        super().__init__(path, **traffic)  # type: ignore[arg-type]
+        self.every = every
+        self.ticks = 0
+        self.scrape = (Traffic.read(self), load_config(path).revision, 0.0)
+
+    def tick(self) -> None:
+        super().tick()  # the traffic of the second just gone, routed by the file as it was
+        self.ticks += 1
+        if self.ticks % self.every == 0:
+            self.scrape = (Traffic.read(self), load_config(self.path).revision, float(self.ticks))
+
+    def read(self) -> Snapshot:
+        if self.down:
+            raise SourceError("prometheus down")
+        counts, _, at = self.scrape
+        return Snapshot(counts.versions, scraped={"gw": at})
+
+    def took_effect(self, revision: str) -> float:
+        _, seen, at = self.scrape
+        if seen != revision:
+            raise NotYet(f"gw scraped at revision {seen}")
+        return at
+
+
+def scraped_setup(tmp_path: Path, **traffic: float) -> tuple[Path, DecisionLog, Scraped, Clock]:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    source = Scraped(path, **traffic)
+    return path, DecisionLog(tmp_path / "routing.rollout.jsonl"), source, Clock(source)
+
+
+def test_a_step_s_window_holds_only_traffic_routed_after_its_write(tmp_path: Path) -> None:
+    """Readings up to 3 s old: a baseline read at the write would leave the previous step's
+    last seconds (100/0, then 90/10) in the new step's window."""
+    path, log, source, clock = scraped_setup(tmp_path)
+    clock.sleep(1)
+    clock.sleep(1)  # stable alone for 2 s, not scraped yet when the rollout starts
+    assert controller(path, log, source, clock).run() == PROMOTED
+    entries = log.read()
+    judged = [e for e in entries if e.get("verdict") and e["samples"]["candidate"] > 0]
+    # An advance's samples are of the step it passed.
+    at_10 = [e["samples"] for e in judged if e.get("from_weight", e["weight"]) == 10]
+    at_50 = [e["samples"] for e in judged if e.get("from_weight", e["weight"]) == 50]
+    assert at_10 and all(s["stable"] == 9 * s["candidate"] for s in at_10)
+    assert at_50 and all(s["stable"] == s["candidate"] for s in at_50)
+    # Each window began once the scrape caught up, said in the next entry (the one judging it),
+    # and no step's window began at its write.
+    begun = [e for e in entries if "window begun" in e["reason"]]
+    assert len(begun) == 3 and all("baselines" in e for e in begun)
+    assert all(e["baselines"]["step"] is None for e in entries if e["action"] == "advance")
+    assert all(e.get("verdict") for e in entries if e["action"] == "hold")
+
+
+def test_no_verdict_twice_on_the_same_scrape(tmp_path: Path) -> None:
+    """Checks every second, scrapes every 3 s: two of three checks read the same samples, and
+    a failure on one scrape must not count as two checks in a row."""
+    path, log, source, clock = scraped_setup(tmp_path, candidate_error=0.2)
+    assert controller(path, log, source, clock).run() == ROLLED_BACK
+    judged = [e for e in log.read() if e.get("verdict")]
+    samples = [(e["step"], e["samples"]["candidate"], e["samples"]["stable"]) for e in judged]
+    assert len(samples) == len(set(samples))
+    fails = [e for e in judged if e["verdict"] == "FAIL"]
+    assert [e["action"] for e in fails] == ["hold", "rollback"]
+    assert fails[1]["samples"]["candidate"] > fails[0]["samples"]["candidate"]
+
+
+def test_a_source_that_never_catches_up_holds_and_says_so(tmp_path: Path) -> None:
+    path, log, source, clock = scraped_setup(tmp_path)
+    source.every = 10_000  # no scrape after the write, ever
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    for _ in range(130):
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    assert state.step_baseline is None
+    entries = log.read()
+    assert [e["action"] for e in entries] == ["start", "hold", "hold"]
+    assert entries[0]["baselines"]["step"] is None
+    for e in entries[1:]:
+        assert "verdict" not in e
+        assert f"waits for samples from after revision {state.revision} took effect" in e["reason"]
+        assert "gw scraped at revision" in e["reason"]
+    # A controller restarted meanwhile waits for the window too, rather than invent one.
+    again = controller(path, DecisionLog(log.path), source, clock).begin()
+    assert again.step == 0 and again.step_baseline is None
+    source.every = 1
+    clock.sleep(1)
+    ctl.check(state)
+    assert state.step_baseline is not None

@@ -7,13 +7,14 @@ import pytest
 
 from rollout.sources.base import (
     LATENCY_BOUNDS,
+    NotYet,
     Sample,
     Snapshot,
     SourceError,
     VersionCounts,
     snapshot_from_samples,
 )
-from rollout.sources.prometheus import QUERIES, PrometheusSource
+from rollout.sources.prometheus import CONFIG_INFO, QUERIES, SCRAPED, PrometheusSource
 from rollout.sources.scrape import ScrapeSource, parse_exposition
 
 GATEWAY_METRICS = """\
@@ -82,24 +83,98 @@ def test_scrape_reads_gateways_and_the_replicas_they_list() -> None:
             ScrapeSource(["http://other"], client).read()
 
 
-def test_prometheus_source_sums_by_the_same_labels() -> None:
-    samples = parse_exposition(GATEWAY_METRICS + REPLICA_METRICS)
-    asked: list[str] = []
+class FakePrometheus:
+    """Prometheus's instant-query API over the samples it last scraped from each target: when
+    (``scraped``, its clock) and, for a gateway, at which routing revision."""
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def __init__(
+        self,
+        samples: list[Sample],
+        scraped: dict[str, float],
+        revisions: dict[str, str] | None = None,
+    ) -> None:
+        self.samples = samples
+        self.scraped = scraped
+        self.revisions = revisions or {}
+        self.asked: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
         promql = request.url.params["query"]
-        asked.append(promql)
-        name = next(n for n, q in QUERIES.items() if q == promql)
-        result = [
-            {"metric": dict(s.labels), "value": [1.0, str(s.value)]}
-            for s in samples
-            if s.name == name
-        ]
+        self.asked.append(promql)
+        now = max(self.scraped.values(), default=0.0) + 0.5
+        if promql == SCRAPED:
+            series = [({"job": "t", "instance": i}, at) for i, at in self.scraped.items()]
+        elif promql == CONFIG_INFO:
+            series = [
+                ({"instance": i, "revision": r, "mode": "canary"}, self.scraped[i])
+                for i, r in self.revisions.items()
+            ]
+        else:
+            name = next(n for n, q in QUERIES.items() if q == promql)
+            series = [(dict(s.labels), s.value) for s in self.samples if s.name == name]
+        result = [{"metric": labels, "value": [now, str(value)]} for labels, value in series]
         return httpx.Response(200, json={"status": "success", "data": {"result": result}})
 
+
+def test_prometheus_source_sums_by_the_same_labels() -> None:
+    fake = FakePrometheus(parse_exposition(GATEWAY_METRICS + REPLICA_METRICS), {"": 100.0})
+    with httpx.Client(transport=httpx.MockTransport(fake)) as client:
+        snapshot = PrometheusSource("http://prom:9090", client).read()
+    check_counts(snapshot)
+    # When each target was scraped is asked first: the counts are then of those scrapes or
+    # newer, never older.
+    assert fake.asked == [SCRAPED, *QUERIES.values()]
+    assert snapshot.scraped == {"": 100.0}
+
+
+def test_prometheus_says_from_when_its_samples_follow_a_revision() -> None:
+    samples = parse_exposition(GATEWAY_METRICS, "gw-a:8080") + parse_exposition(
+        GATEWAY_METRICS, "gw-b:8080"
+    )
+    scraped = {"gw-a:8080": 100.0, "gw-b:8080": 101.5, "replica:8000": 99.0}
+    fake = FakePrometheus(samples, scraped, {"gw-a:8080": "new", "gw-b:8080": "old"})
+    with httpx.Client(transport=httpx.MockTransport(fake)) as client:
+        source = PrometheusSource("http://prom:9090", client)
+        with pytest.raises(NotYet, match="not yet scraped at revision new: gw-b:8080 at old"):
+            source.took_effect("new")
+        fake.revisions["gw-b:8080"] = "new"
+        # Both gateways had loaded it by their scrapes that said so, the later at 101.5.
+        assert source.took_effect("new") == 101.5
+        # The replica and gw-a were last scraped before then: a window cannot begin from them.
+        assert source.read().taken_before(101.5) == ["gw-a:8080", "replica:8000"]
+        fake.scraped.update({"gw-a:8080": 102.0, "replica:8000": 101.6})
+        assert source.read().taken_before(101.5) == []
+        fake.revisions.clear()
+        with pytest.raises(NotYet, match="no gateway_config_info"):
+            source.took_effect("new")
+
+
+def test_a_reading_is_new_when_some_target_was_scraped_since() -> None:
+    def at(**scraped: float) -> Snapshot:
+        return Snapshot({}, scraped=scraped)
+
+    assert not at(a=1.0, b=2.0).newer_than(at(a=1.0, b=2.0))
+    assert at(a=1.0, b=3.0).newer_than(at(a=1.0, b=2.0))
+    assert at(a=1.0, c=0.5).newer_than(at(a=1.0))  # a target never seen before
+    assert Snapshot({}).newer_than(Snapshot({}))  # live readings are always taken now
+    assert Snapshot({}).taken_before(1e12) == []
+    assert at(a=1.0) == Snapshot({})  # when it was taken is not part of the counts
+
+
+def test_scrape_source_waits_for_every_gateway_to_report_the_revision() -> None:
+    revisions = {"http://gw-a": "new", "http://gw-b": "old"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        gateway = f"http://{request.url.host}"
+        info = f'gateway_config_info{{revision="{revisions[gateway]}",mode="canary"}} 1.0\n'
+        return httpx.Response(200, text="# TYPE gateway_config_info gauge\n" + info)
+
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
-        check_counts(PrometheusSource("http://prom:9090", client).read())
-    assert asked == list(QUERIES.values())
+        source = ScrapeSource(["http://gw-a", "http://gw-b"], client)
+        with pytest.raises(NotYet, match="not yet at revision new: http://gw-b at old"):
+            source.took_effect("new")
+        revisions["http://gw-b"] = "new"
+        source.took_effect("new")
 
 
 def test_prometheus_errors_are_source_errors() -> None:
@@ -193,16 +268,7 @@ gateway_shadow_probability_rows_total{primary="v1",shadow="v2",side="shadow",bin
 
 def test_both_sources_read_the_shadow_comparison_for_the_shadow_version() -> None:
     samples = parse_exposition(SHADOW_METRICS, "gw:80")
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        name = next(n for n, q in QUERIES.items() if q == request.url.params["query"])
-        result = [
-            {"metric": dict(s.labels), "value": [1.0, str(s.value)]}
-            for s in samples
-            if s.name == name
-        ]
-        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
-
+    answer = FakePrometheus(samples, {"gw:80": 1.0})
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
         asked = PrometheusSource("http://prom:9090", client).read()
     scraped = snapshot_from_samples(samples)

@@ -14,7 +14,12 @@ Three checks, each with its statistics written down so a verdict can be argued w
   answers slower than allowed is above 1%, the share a p99 leaves above it. A p99 of a few
   hundred answers rests on its top two or three, and where they fall inside a wide bucket
   (50 to 100 ms) moves it by tens of ms; a stable reference from another window (the 100%
-  step, a blue/green baking period) does not share its noise;
+  step, a blue/green baking period) does not share its noise. The same allowance is also held
+  to the medians: a candidate whose typical answer is over ``p99_ratio`` times stable's median
+  and ``p99_tolerance_ms`` slower fails when more than half its answers provably are (the
+  Wilson lower bound of that share is above 1/2). A constant slowdown moves the median as much
+  as the tail, but stable's median is not lifted by a few answers a busy machine delayed, which
+  can lift stable's p99 above the slow candidate's and hide it;
 - prediction drift: PSI of the candidate's churn-probability bins against stable's, failed above
   ``psi`` only when the two samples also differ significantly by Pearson's chi-square test of
   homogeneity at ``significance``: PSI on small samples is biased upward (by about (bins-1)/n)
@@ -196,6 +201,10 @@ def p99(counts: VersionCounts) -> float | None:
     return quantile_from_buckets(0.99, counts.latency)
 
 
+def median(counts: VersionCounts) -> float | None:
+    return quantile_from_buckets(0.5, counts.latency)
+
+
 def _latency(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requests: int) -> Check:
     nc, ns = c.latency[-1], s.latency[-1]
     if nc < min_requests or ns < min_requests:
@@ -228,6 +237,16 @@ def _latency(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_reque
             if lower > TAIL:
                 return Check("latency_p99", Status.FAIL, pc, t.p99_ratio, detail)
             detail += f", not provably more than {TAIL:.0%}"
+            return Check("latency_p99", Status.INCONCLUSIVE, pc, t.p99_ratio, detail)
+        mc, ms = median(c) or 0.0, median(s) or 0.0
+        allowed = max(ms * t.p99_ratio, ms + t.p99_tolerance_ms / 1000)
+        if mc > allowed:
+            lower = wilson_lower(nc - answers_within(c.latency, allowed), nc, z)
+            detail = f"{said}; p50 {mc * 1000:.1f} ms vs stable {ms * 1000:.1f} ms: at least "
+            detail += f"{lower:.1%} of its answers are over {allowed * 1000:.1f} ms"
+            if lower > 0.5:
+                return Check("latency_p99", Status.FAIL, pc, t.p99_ratio, detail)
+            detail += ", not provably more than half"
             return Check("latency_p99", Status.INCONCLUSIVE, pc, t.p99_ratio, detail)
     return Check("latency_p99", Status.PASS, pc, t.p99_ratio, said)
 

@@ -217,3 +217,20 @@ def test_answers_within_interpolates_as_the_quantile_does() -> None:
     assert answers_within(cumulative, 0.01) == 10
     assert answers_within(cumulative, 0.0175) == pytest.approx(55)
     assert answers_within(cumulative, 20.0) == 100
+
+
+def test_a_constant_slowdown_fails_on_the_median_when_a_busy_stable_tail_hides_it() -> None:
+    # Stable: 300 answers at 4 ms and 10 a busy machine delayed to 75 ms, so its p99 is in the
+    # 50-100 ms bucket; the candidate: every answer 50 ms slower, in that same bucket.
+    tail = tuple(0.0 if b < 0.005 else 300.0 if b < 0.1 else 310.0 for b in LATENCY_BOUNDS) + (
+        310.0,
+    )
+    stable = VersionCounts(requests=310, latency=tail)
+    slow = VersionCounts(requests=310, latency=latency_at(0.055, 310))
+    plain = DEFAULTS.model_copy(update={"psi": None, "tier_shift": None})
+    check = next(c for c in judge(slow, stable, plain, 100).checks if c.name == "latency_p99")
+    assert check.status is Status.FAIL and "p50" in check.detail
+    # The same tail on both sides, or a candidate a few ms slower, is no failure.
+    same = VersionCounts(requests=310, latency=tail)
+    assert judge(same, stable, plain, 100).status is Status.PASS
+    assert judge(counts(310, seconds=0.009), stable, plain, 100).status is Status.PASS

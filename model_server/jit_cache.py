@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--path", type=Path, required=True, help="the artifact's model.joblib")
     args = parser.parse_args(argv)
     try:
-        predictor, _ = load_predictor(args.path, args.version)
+        # From the artifact, whatever is cached: every kernel compiled, the tables up to date.
+        predictor, _ = load_predictor(args.path, args.version, rebuild=True)
     except ArtifactError as exc:
         parser.exit(1, f"cannot warm the numba cache: {exc}\n")
     if predictor.fast_explainer is None:

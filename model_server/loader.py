@@ -22,13 +22,17 @@ log = logging.getLogger("model_server")
 
 
 def load_predictor(
-    model_path: Path, version: str, cache_dir: Path | None = None
+    model_path: Path, version: str, cache_dir: Path | None = None, *, rebuild: bool = False
 ) -> tuple[Predictor, dict[str, Any]]:
-    """The predictor and the metadata /metadata serves (the artifact's and the serving path)."""
+    """The predictor and the metadata /metadata serves (the artifact's and the serving path).
+
+    ``rebuild`` ignores cached tables: the predictor is built from the artifact (compiling every
+    kernel, the one that builds the tables included) and its tables written afresh.
+    """
     directory = cache_dir if cache_dir is not None else table_cache.default_directory()
     metadata, data = read_verified(model_path, version)
     sha256 = metadata["sha256"]
-    tables = table_cache.read(directory, sha256)
+    tables = None if rebuild else table_cache.read(directory, sha256)
     if tables is not None:
         predictor = Predictor.from_tables(tables, version)
     else:

@@ -102,6 +102,9 @@ def write(directory: Path, sha256: str, tables: CompiledTables) -> Path | None:
         directory.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=directory, prefix=".tables-")
         try:
+            # mkstemp's 0600 would lock out the model image's runtime user: its baked cache is
+            # written by root at build time and read (seeded) by uid 10001 at start.
+            os.fchmod(fd, 0o644)
             with os.fdopen(fd, "wb") as out:
                 np.savez(
                     out,

@@ -8,13 +8,14 @@ import shutil
 from pathlib import Path
 
 import joblib
+import numba
 import numpy as np
 import pytest
 import scipy.special
 from sklearn.ensemble import RandomForestClassifier
 
+from model_server import jit_cache, table_cache
 from model_server import predictor as predictor_module
-from model_server import table_cache
 from model_server.artifact import ArtifactError
 from model_server.loader import load_predictor
 from model_server.predictor import Predictor
@@ -40,6 +41,8 @@ def test_a_second_load_serves_from_the_tables_without_the_model(
     first, first_metadata = load_predictor(artifact, VERSION, cache)
     assert first.model is not None
     assert [path.name for path in cache.iterdir()] == [f"{sha_of(artifact)}.npz"]
+    # Readable by others: the image's baked entry is root's, its runtime user seeds from it.
+    assert (cache / f"{sha_of(artifact)}.npz").stat().st_mode & 0o777 == 0o644
     second, second_metadata = load_predictor(artifact, VERSION, cache)
     assert second.model is None  # nothing unpickled
     assert second_metadata == first_metadata
@@ -173,3 +176,13 @@ def test_tables_round_trip_the_explainer(artifacts_dir: Path, tmp_path: Path) ->
     for before, after in zip(tables.arrays, loaded.arrays, strict=True):
         assert before.dtype == after.dtype and np.array_equal(before, after)
     assert loaded.serving_reason == built.serving_path.reason
+
+
+def test_the_image_build_step_caches_the_tables_beside_the_kernels(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Dockerfile.model runs jit_cache into the cache it bakes and seeds: the tables go with it."""
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
+    assert jit_cache.main(["--version", VERSION, "--path", str(artifact)]) == 0
+    assert "its tables in" in capsys.readouterr().out
+    assert table_cache.read(tmp_path / "numba" / "model_tables", sha_of(artifact)) is not None

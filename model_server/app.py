@@ -24,10 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apidocs import serve_docs
-from model_server.artifact import ArtifactError, load_artifact, verify_artifact
+from model_server.artifact import ArtifactError, verify_artifact
 from model_server.fast_path import PredictFastPath
 from model_server.features import encode_rows
 from model_server.jit_cache import seed_numba_cache
+from model_server.loader import load_predictor
 from model_server.metrics import ModelMetrics
 from model_server.predictor import RISK_TIERS, Predictor
 from model_server.schemas import (
@@ -96,14 +97,16 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.numba_cache_seed is not None:
             await anyio.to_thread.run_sync(seed_numba_cache, settings.numba_cache_seed)
-        artifact = await anyio.to_thread.run_sync(load_artifact, settings.path, settings.version)
-        # Builds the SHAP tables and compiles (or loads from the cache) their kernels: off the loop.
-        predictor = await anyio.to_thread.run_sync(Predictor, artifact.model, settings.version)
+        # Reads the SHAP tables from their cache or builds them from the unpickled artifact, and
+        # compiles (or loads from numba's cache) their kernels: off the loop.
+        predictor, served_metadata = await anyio.to_thread.run_sync(
+            load_predictor, settings.path, settings.version
+        )
         # Warm up so the first real request does not pay for lazy SHAP/sklearn set-up.
         warm = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
         await anyio.to_thread.run_sync(predictor.predict, [warm])
         app.state.predictor = predictor
-        app.state.metadata = {**artifact.metadata, **predictor.serving_path.as_metadata()}
+        app.state.metadata = served_metadata
         log.info("model %s loaded from %s", settings.version, settings.path)
         yield
         app.state.predictor = None

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
-
-from model_server.train import METADATA_FILE
+METADATA_FILE = "metadata.json"
 
 
 class ArtifactError(Exception):
@@ -65,9 +63,24 @@ def verify_artifact(model_path: Path, expected_version: str) -> dict[str, Any]:
     return metadata
 
 
-def load_artifact(model_path: Path, expected_version: str) -> Artifact:
-    """Hash and unpickle the same bytes, so the file cannot change between check and load."""
+def read_verified(model_path: Path, expected_version: str) -> tuple[dict[str, Any], bytes]:
+    """The metadata and the artifact's bytes, which hash to the sha256 it records."""
     metadata = read_metadata(model_path, expected_version)
     data = model_path.read_bytes()
     verify_bytes(data, metadata, model_path)
-    return Artifact(model=joblib.load(io.BytesIO(data)), metadata=metadata)
+    return metadata, data
+
+
+def unpickle(data: bytes) -> Any:
+    """Only for bytes ``read_verified`` returned."""
+    # Imported here: joblib (and the scikit-learn classes the pickle names) cost a start that
+    # serves from the cached tables (model_server.table_cache) about 2 s of imports.
+    import joblib
+
+    return joblib.load(io.BytesIO(data))
+
+
+def load_artifact(model_path: Path, expected_version: str) -> Artifact:
+    """Hash and unpickle the same bytes, so the file cannot change between check and load."""
+    metadata, data = read_verified(model_path, expected_version)
+    return Artifact(model=unpickle(data), metadata=metadata)

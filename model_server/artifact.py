@@ -58,8 +58,7 @@ def verify_bytes(data: bytes, metadata: dict[str, Any], model_path: Path) -> Non
 
 def verify_artifact(model_path: Path, expected_version: str) -> dict[str, Any]:
     """Fail fast (before the server starts) on a wrong version or a tampered file."""
-    metadata = read_metadata(model_path, expected_version)
-    verify_bytes(model_path.read_bytes(), metadata, model_path)
+    metadata, _ = read_verified(model_path, expected_version)
     return metadata
 
 

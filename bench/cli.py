@@ -24,8 +24,8 @@ from bench.nginx import Backend, Peer, nginx_argv, render_config
 from bench.procs import REPO_ROOT, Proc, Procs, StartError, free_port
 from bench.tools import ToolError, Tools, ensure_tools
 from bench.wrk import WrkError, WrkResult, combine, run_wrk, write_script
-from gateway.config import load_config
 from model_server.train import ensure_artifacts
+from routing_config import load_config
 
 ARTIFACTS = REPO_ROOT / "artifacts"
 RESULTS = REPO_ROOT / "bench" / "results"

@@ -186,7 +186,7 @@ step "predictions through $URL with the shipped weights"
 weights=$("$PY" -m gateway validate "$ROUTING")
 note "$weights"
 share=$("$PY" -c "
-import sys; from gateway.config import load_config
+import sys; from routing_config import load_config
 print(load_config(sys.argv[1]).config.weights().get('v2.4.0', 0) / 100)" "$ROUTING")
 "${TRAFFIC[@]}" split --url "$URL" --requests 400 --expect "v2.4.0=$share"
 "${TRAFFIC[@]}" pin --url "$URL" --version v2.4.0
@@ -213,7 +213,7 @@ sed 's/^/  | /' "$WORK/rollout.out"
 "$PY" -m gateway rollout status --file "$ROUTING" --log "$WORK/rollout.jsonl" | sed 's/^/  /'
 ((rollout_status == 0)) || { echo "rollout start exited $rollout_status, not 0 (promoted)" >&2; exit 1; }
 "$PY" - "$ROUTING" <<'EOF'
-import sys; from gateway.config import load_config
+import sys; from routing_config import load_config
 config = load_config(sys.argv[1]).config
 assert config.stable == "v2.4.0" and config.weights()["v2.4.0"] == 100, config
 assert config.rollout is None, "the plan is removed from the file on promotion"

@@ -27,7 +27,6 @@ from starlette.types import Receive, Scope, Send
 from apidocs import serve_docs
 from gateway.admission import Admission
 from gateway.client_limits import ClientLimits, client_limits_for_process
-from gateway.config import ConfigError, load_config
 from gateway.errors import GatewayError
 from gateway.health import HealthChecker
 from gateway.metrics import ClientTally, GatewayMetrics
@@ -45,6 +44,7 @@ from gateway.state import GatewayState, Snapshot, shadow_note
 from gateway.stats import StatsSampler, read_rollout_log
 from gateway.ui import serve_ui
 from gateway.upstream import Upstream, open_upstream
+from routing_config import ConfigError, load_config
 
 log = logging.getLogger("gateway")
 

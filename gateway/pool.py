@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from gateway.config import RoutingConfig
+from routing_config import RoutingConfig
+from routing_config.replica_key import replica_address_key
 
 
 class ReplicaState(StrEnum):
@@ -60,10 +61,15 @@ class Replica:
 
 
 def resolve_address(url: str, resolve: Mapping[str, str]) -> str:
-    """Map a configured replica URL through a curl --resolve style {host:port: addr} map."""
+    """Map a configured replica URL through a curl --resolve style {host:port: addr} map.
+
+    Looked up by ``replica_address_key``, the key the local launcher writes the map with; the
+    map's own keys are compared lower-cased, as host names are."""
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    target = resolve.get(f"{parts.hostname}:{port}")
+    key = replica_address_key(url)
+    target = resolve.get(key)
+    if target is None:
+        target = next((addr for name, addr in resolve.items() if name.lower() == key), None)
     if target is None:
         return url.rstrip("/")
     return f"{parts.scheme}://{target}{parts.path.rstrip('/')}"

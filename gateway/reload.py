@@ -9,8 +9,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.config import ConfigError, load_config
 from gateway.state import GatewayState, ReloadError, Snapshot, now_iso
+from routing_config import ConfigError, load_config
 
 log = logging.getLogger("gateway.reload")
 

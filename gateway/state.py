@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.config import LoadedConfig
 from gateway.pool import PoolLimits, ReplicaPool
 from gateway.routing import RoutingTable
 from gateway.shadow.mirror import ShadowPlan
+from routing_config import LoadedConfig
 
 
 @dataclass(frozen=True, eq=False)

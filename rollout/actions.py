@@ -1,11 +1,11 @@
 """What the controller does to routing.yaml: set a step (canary weights, or the blue/green live
 colour, and the candidate's shadow during a bake), roll back, promote.
 
-Every edit goes through the CLI's comment-keeping editor (gateway/cli/document.py): validated
-as the gateway validates, written atomically, the operator's comments and layout kept. Rolling
-back and promoting end the rollout, so both remove the ``rollout:`` section in the same write
-(the decision log keeps the record); the old version stays listed at weight 0 after a promotion,
-for an instant manual rollback.
+Every edit goes through the routing library's comment-keeping editor (routing_config/document.py):
+validated as the gateway validates, written atomically, the operator's comments and layout
+kept. Rolling back and promoting end the rollout, so both remove the ``rollout:`` section in the
+same write (the decision log keeps the record); the old version stays listed at weight 0 after a
+promotion, for an instant manual rollback.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from collections.abc import Mapping
 
 from ruamel.yaml.comments import CommentedMap
 
-from gateway.cli.document import Document, child_map, read_document, save_document
-from gateway.cli.text import format_weights
-from gateway.cli.weights import plan_weights
-from gateway.config import LoadedConfig
 from rollout.plan import Plan
+from routing_config import LoadedConfig
+from routing_config.document import Document, child_map, read_document, save_document
+from routing_config.weights import format_weights, plan_weights
 
 __all__ = ["promote", "roll_back", "set_step", "set_weights"]
 

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.base import CommandError
-from gateway.config import ConfigError, LoadedConfig, load_config
 from rollout import actions
 from rollout.judge import Status, Verdict, judge, judge_reference, judge_shadow
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
 from rollout.sources.base import NotYet, Snapshot, Source, SourceError, VersionCounts
+from routing_config import ConfigError, LoadedConfig, RoutingEditError, load_config
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
 
@@ -364,7 +363,7 @@ class Controller:
     def _write_step(self, step: int) -> LoadedConfig:
         try:
             return actions.set_step(self.path, self.plan, step)
-        except CommandError as exc:
+        except RoutingEditError as exc:
             raise RolloutError(" ".join(exc.lines)) from None
 
     def _read_until_available(self) -> Snapshot:

@@ -48,10 +48,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from statistics import NormalDist
 
-from gateway.config import RolloutThresholds, ShadowBakeSpec
 from gateway.quantile import histogram_quantile
 from gateway.shadow.compare import psi as population_stability_index
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
+from routing_config import RolloutThresholds, ShadowBakeSpec
 
 __all__ = [
     "Check",

@@ -1,4 +1,4 @@
-"""The plan: routing.yaml's ``rollout:`` section (gateway/config.py's RolloutSpec, validated as
+"""The plan: routing.yaml's ``rollout:`` section (routing_config/'s RolloutSpec, validated as
 the gateway validates it) with the stable version it is judged against."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from gateway.config import LoadedConfig, RolloutSpec
+from routing_config import LoadedConfig, RolloutSpec
 
 __all__ = ["Plan", "plan_of"]
 

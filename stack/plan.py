@@ -9,9 +9,9 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from gateway.config import RoutingConfig
+from routing_config import RoutingConfig
+from routing_config.replica_key import replica_address_key
 
 __all__ = [
     "REPLICA_HOST",
@@ -21,7 +21,6 @@ __all__ = [
     "PortCheck",
     "ProcessSpec",
     "build_plan",
-    "resolve_key",
 ]
 
 # Replicas only ever talk to the gateway on this machine; they are never exposed further.
@@ -74,18 +73,6 @@ class Plan:
         return self.replicas + ((self.gateway,) if self.gateway else ())
 
 
-def resolve_key(url: str) -> str:
-    """The "host:port" of a replica URL as written in routing.yaml, default port made explicit.
-
-    This is the key the gateway looks up in GATEWAY_RESOLVE, like curl's --resolve host:port.
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]  # drop any user:password@
-    if parts.port is None:
-        netloc = f"{netloc}:{_DEFAULT_PORTS[parts.scheme]}"
-    return netloc
-
-
 def build_plan(
     config: RoutingConfig,
     *,
@@ -111,7 +98,7 @@ def build_plan(
         for url in spec.replicas:
             candidate = _next_free_port(candidate, is_free, avoid=port if with_gateway else None)
             address = f"{REPLICA_HOST}:{candidate}"
-            name = resolve_key(url)
+            name = replica_address_key(url)
             resolve[name] = address
             replicas.append(_replica_spec(python, name, version, artifacts, candidate, address))
             candidate += 1

@@ -5,7 +5,7 @@ import re
 import shlex
 from pathlib import Path
 
-from gateway.cli import build_parser
+from cli import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from gateway.config import load_config
+from routing_config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTING = ROOT / "routing.yaml"

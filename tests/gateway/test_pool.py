@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.config import parse_config
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState, resolve_address
+from routing_config import parse_config
 from tests.gateway.fakes import RESOLVE, ROUTING
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.config import load_config
 from gateway.pool import Replica, ReplicaState
+from routing_config import load_config
 from tests.gateway.fakes import FakeReplicas, settings_for, write_routing
 
 PAYLOAD = {"tenure": 14}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
 from gateway.pool import PoolLimits
 from gateway.reload import Reloader
 from gateway.state import GatewayState, Snapshot
+from routing_config import load_config
 from tests.gateway.fakes import RESOLVE, write_routing
 
 

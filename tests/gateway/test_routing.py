@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import RoutingConfig
 from gateway.routing import (
     Decision,
     PinRejected,
@@ -20,6 +19,7 @@ from gateway.routing import (
     expected_shares,
     moved_share,
 )
+from routing_config import RoutingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 PROPERTY = settings(deadline=None, database=None, max_examples=40)
@@ -136,7 +136,7 @@ def test_sticky_agrees_across_processes() -> None:
     table = RoutingTable.from_config(make_config(weights))
     script = (
         "import json, sys\n"
-        "from gateway.config import RoutingConfig\n"
+        "from routing_config import RoutingConfig\n"
         "from gateway.routing import RoutingTable\n"
         "cfg = RoutingConfig.model_validate(json.loads(sys.argv[1]))\n"
         "t = RoutingTable.from_config(cfg)\n"

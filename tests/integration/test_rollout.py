@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config import load_config
 from model_server.schemas import EXAMPLE_CUSTOMER
 from rollout.actions import set_weights
 from rollout.controller import Controller
@@ -29,6 +28,7 @@ from rollout.judge import Status, judge
 from rollout.log import DecisionLog
 from rollout.sources.prometheus import PrometheusSource
 from rollout.sources.scrape import ScrapeSource
+from routing_config import load_config
 from tests.integration.fake_replicas import Proc
 from tests.integration.procs import free_port, gateway, wait_for
 from tests.integration.prometheus import PROMETHEUS, Prometheus
@@ -337,7 +337,7 @@ def test_a_hand_edit_pauses_the_rollout(start_stack: Callable[..., Stack]) -> No
     controller = stack.controller()
     try:
         stack.wait_for_entry(lambda e: e["action"] == "start", 30)
-        from gateway.cli import main
+        from cli import main
 
         assert main(["set-weights", "v2.4.0=30", "--file", str(stack.path)]) == 0
         stack.wait_for_entry(lambda e: e["action"] == "pause", 10)

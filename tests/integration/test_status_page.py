@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.cli import main as streamflow
+from cli import main as streamflow
 from model_server.schemas import EXAMPLE_CUSTOMER
 from tests.integration.procs import Process
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from gateway.config import load_config
+from cli import main
+from routing_config import load_config
 from tests.rollout.test_controller import BAKE, ROUTING, controller, setup
 
 

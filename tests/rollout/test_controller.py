@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
 from rollout.controller import PROMOTED, ROLLED_BACK, Controller
 from rollout.log import OPERATOR, DecisionLog
 from rollout.sources.base import LATENCY_BOUNDS, NotYet, Snapshot, SourceError, VersionCounts
+from routing_config import load_config
 
 ROUTING = """\
 service: s

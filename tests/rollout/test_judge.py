@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import RolloutThresholds
 from rollout.judge import (
     Status,
     chi_square_critical,
@@ -13,6 +12,7 @@ from rollout.judge import (
     wilson_lower,
 )
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
+from routing_config import RolloutThresholds
 
 DEFAULTS = RolloutThresholds()
 EVEN = (10.0,) * 10  # ten probability bins, even
@@ -146,8 +146,8 @@ def shadow(compared: float, agreed: float, shifted: bool = False) -> VersionCoun
 
 
 def test_the_shadow_bake_waits_then_judges_agreement_and_psi() -> None:
-    from gateway.config import ShadowBakeSpec
     from rollout.judge import judge_shadow
+    from routing_config import ShadowBakeSpec
 
     bake = ShadowBakeSpec(percent=10, duration="1m", min_comparisons=300)
     assert judge_shadow(shadow(299, 299), bake, 0.01).status is Status.WAITING_FOR_SAMPLES

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import ConfigError, parse_config
 from rollout.plan import plan_of
+from routing_config import ConfigError, parse_config
 
 BASE = """\
 service: s

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.config import load_config, parse_config
+from routing_config import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config import RoutingConfig, load_config, parse_config
+from routing_config import RoutingConfig, load_config, parse_config
 from stack.launcher import parse_args, rerun_command
-from stack.plan import GatewayPortTaken, Plan, PlanError, ProcessSpec, build_plan, resolve_key
+from stack.plan import GatewayPortTaken, Plan, PlanError, ProcessSpec, build_plan
 from stack.supervisor import StopRequest, Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -192,20 +192,6 @@ def test_without_gateway_only_replicas_are_planned() -> None:
 def test_no_free_port_is_an_error() -> None:
     with pytest.raises(PlanError, match="no free port"):
         plan_for(shipped_config(), replica_base_port=65535)
-
-
-@pytest.mark.parametrize(
-    ("url", "key"),
-    [
-        ("http://model-v2-3-1-a:8000", "model-v2-3-1-a:8000"),
-        ("http://model-a", "model-a:80"),
-        ("https://model-a", "model-a:443"),
-        ("http://Model-A:9000/base", "Model-A:9000"),
-        ("http://[::1]:8000", "[::1]:8000"),
-    ],
-)
-def test_resolve_key_is_host_and_port_as_written(url: str, key: str) -> None:
-    assert resolve_key(url) == key
 
 
 # --- the supervisor, with tiny stand-in processes -----------------------------------------------

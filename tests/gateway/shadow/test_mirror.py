@@ -4,11 +4,11 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from gateway.config import parse_config
 from gateway.errors import UpstreamFailure
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.shadow.ledger import ShadowLedger
 from gateway.shadow.mirror import Mirror, ShadowPlan
+from routing_config import parse_config
 from tests.gateway.fakes import DESIGN_EXAMPLE
 
 

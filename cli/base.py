@@ -1,0 +1,63 @@
+"""What every command module shares: the error it raises and how it registers itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from routing_config import ConfigError, LoadedConfig, load_config
+
+__all__ = ["ROUTING_FILE_ENV", "CommandError", "Commands", "Run", "load_routing"]
+
+# Same variable the gateway reads (GatewaySettings.routing_file), so inside a gateway container
+# the CLI edits the file the gateway serves without repeating --file.
+ROUTING_FILE_ENV = "GATEWAY_ROUTING_FILE"
+
+Run = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A failure reported on stderr line by line; ``code`` becomes the exit status."""
+
+    def __init__(self, *lines: str, code: int = 1) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """Given to each command module's ``register``: adds sub-commands; knows shared defaults."""
+
+    subparsers: Any  # argparse's _SubParsersAction, which it does not export
+    default_file: str
+
+    @classmethod
+    def for_parser(cls, parser: argparse.ArgumentParser) -> Commands:
+        subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+        return cls(subparsers, os.environ.get(ROUTING_FILE_ENV, "routing.yaml"))
+
+    def add(self, name: str, run: Run, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = self.subparsers.add_parser(name, help=summary, description=description)
+        sub.set_defaults(run=run)
+        return sub
+
+    @property
+    def file_help(self) -> str:
+        return (
+            f"routing file (default: ${ROUTING_FILE_ENV} or routing.yaml; now {self.default_file})"
+        )
+
+    def add_file_option(self, sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--file", default=self.default_file, help=self.file_help)
+
+
+def load_routing(path: str) -> LoadedConfig:
+    """The routing file parsed and validated as the gateway would; errors name key and line."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CommandError(f"invalid: {path}", *(f"  {m}" for m in exc.messages)) from None

@@ -1,0 +1,72 @@
+"""The ``streamflow`` entry point: one argparse parser, each sub-command added by its own module.
+
+A new command is one module with a ``register(commands)`` function plus one entry in
+``COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from cli import diff, mode, rollout, serve, shadow, status, validate, weights
+from cli.base import CommandError, Commands
+from routing_config import RoutingEditError
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+# In the order `streamflow --help` lists them.
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    validate,
+    diff,
+    weights,
+    mode,
+    status,
+    shadow,
+    rollout,
+    serve,
+)
+
+EXAMPLES = """\
+examples:
+  streamflow validate
+  streamflow diff new-routing.yaml
+  streamflow set-weights v2.4.0=25
+  streamflow mode blue_green
+  streamflow switch green
+  streamflow status --url http://127.0.0.1:8080
+  streamflow shadow
+  streamflow rollout start
+  streamflow rollout status
+"""
+
+
+def build_parser(modules: Sequence[ModuleType] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamflow",
+        description="Operate the StreamFlow model gateway: check and edit routing.yaml, "
+        "inspect a running gateway, run one.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    commands = Commands.for_parser(parser)
+    for module in modules:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # --help and usage errors: return the status so main() can be called like a function.
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    try:
+        return args.run(args)
+    except (CommandError, RoutingEditError) as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.code

@@ -1,0 +1,227 @@
+"""``streamflow rollout start|status|pause|resume|abort``: the progressive rollout controller.
+
+The controller is the ``rollout`` package beside ``gateway``; it is imported when a rollout
+command runs, so the other commands work where only the gateway is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from cli.base import CommandError, Commands, load_routing
+from cli.text import indent, table
+
+__all__ = ["format_log", "register"]
+
+DEFAULT_GATEWAY = "http://127.0.0.1:8080"
+SOURCE_TIMEOUT_S = 5.0
+
+
+def register(commands: Commands) -> None:
+    parser = commands.add(
+        "rollout",
+        lambda args: args.rollout_run(args),
+        "step a candidate up by itself, judged against stable",
+        "Run the plan in routing.yaml's rollout section: step the candidate's canary weight "
+        "up, judge it against stable on errors, latency and prediction drift each check, and "
+        "promote it or roll it back. Every check is one JSON line in the decision log "
+        "(default: next to routing.yaml, routing.rollout.jsonl).",
+    )
+    subs = parser.add_subparsers(dest="rollout_command", metavar="ACTION", required=True)
+
+    def add(name: str, run: Any, summary: str) -> argparse.ArgumentParser:
+        sub = subs.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(rollout_run=run)
+        commands.add_file_option(sub)
+        sub.add_argument("--log", help="decision log (default: next to the routing file)")
+        return sub
+
+    start = add(
+        "start",
+        run_start,
+        "run the controller in the foreground until it promotes (exit 0) or rolls back (1); "
+        "started again, it resumes the step it was at",
+    )
+    start.add_argument(
+        "--gateway",
+        action="append",
+        metavar="URL",
+        help=f"a gateway to scrape, with the replicas its /routing lists (repeat for several; "
+        f"default {DEFAULT_GATEWAY})",
+    )
+    start.add_argument(
+        "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
+    )
+    add("status", run_status, "the decision log as a table: every check with its numbers")
+    for name, summary in (
+        ("pause", "hold the current step: no check acts until resume"),
+        ("resume", "go on from the file as it is now (after a pause or a hand edit)"),
+    ):
+        add(name, run_command, summary).add_argument("--reason", default="")
+    add("abort", run_abort, "roll back now: candidate to 0, rollout section removed").add_argument(
+        "--reason", default=""
+    )
+
+
+def _require_rollout() -> None:
+    try:
+        import rollout  # noqa: F401
+    except ImportError:
+        raise CommandError(
+            "error: the rollout controller (package rollout) is not installed here; run it "
+            "from the repository's environment (make install)"
+        ) from None
+
+
+def _log_for(args: argparse.Namespace) -> Any:
+    _require_rollout()
+    from rollout.log import DecisionLog, default_log_path
+
+    return DecisionLog(args.log or default_log_path(args.file))
+
+
+def _plan_for(path: str) -> Any:
+    _require_rollout()
+    from rollout.plan import plan_of
+
+    plan = plan_of(load_routing(path))
+    if plan is None:
+        raise CommandError(f"error: {path} has no rollout section")
+    return plan
+
+
+def run_start(args: argparse.Namespace) -> int:
+    _require_rollout()
+    import httpx
+
+    from rollout.controller import Controller, RolloutError
+    from rollout.sources.prometheus import PrometheusSource
+    from rollout.sources.scrape import ScrapeSource
+
+    load_routing(args.file)  # a clear error for an invalid file before anything runs
+    with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
+        source = (
+            PrometheusSource(args.prometheus, client)
+            if args.prometheus
+            else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
+        )
+        try:
+            controller = Controller(args.file, _log_for(args), source, say=_say)
+            print(f"judging on {source.describe()}; log: {controller.log.path}", flush=True)
+            return controller.run()
+        except RolloutError as exc:
+            raise CommandError(f"error: {exc}") from None
+        except KeyboardInterrupt:
+            print("stopped; `streamflow rollout start` again resumes this step", flush=True)
+            return 130
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from rollout.log import OPERATOR
+
+    plan = _plan_for(args.file)
+    entry = {"by": OPERATOR, "plan": plan.id, "action": args.rollout_command}
+    if args.reason:
+        entry["reason"] = args.reason
+    log = _log_for(args)
+    log.append(entry)
+    print(f"{args.rollout_command}: written to {log.path}; a running controller acts on it at "
+          "its next check")  # fmt: skip
+    return 0
+
+
+def run_abort(args: argparse.Namespace) -> int:
+    from rollout import actions
+    from rollout.log import OPERATOR
+
+    plan = _plan_for(args.file)
+    loaded = actions.roll_back(args.file, plan)
+    log = _log_for(args)
+    reason = args.reason or "aborted by the operator"
+    log.append({"by": OPERATOR, "plan": plan.id, "action": "abort", "reason": reason})
+    print(f"{args.file}: {plan.candidate} at 0, rollout section removed (revision "
+          f"{loaded.revision}); logged to {log.path}")  # fmt: skip
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    log = _log_for(args)
+    entries = log.read()
+    if not entries:
+        raise CommandError(f"error: no decision log at {log.path} (no rollout has run)")
+    for line in format_log(entries):
+        print(line)
+    return 0
+
+
+def _check(entry: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    for check in entry.get("checks", []):
+        if check.get("name") == name:
+            return check
+    return {}
+
+
+def _number(value: object, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
+    return fmt.format(float(value) * scale) if isinstance(value, int | float) else "-"
+
+
+_PHASES = {"shadow_bake": "bake", "reference": "ref"}  # before step 0: no customer served
+
+
+def _weight(entry: Mapping[str, Any]) -> str:
+    if "weight" not in entry:
+        return "-"
+    if entry.get("phase") == "shadow_bake":
+        return "shadow"
+    if "from_weight" in entry:  # an advance: its numbers are those of the step that passed
+        return f"{entry['from_weight']}->{entry['weight']}%"
+    return f"{entry['weight']}%"
+
+
+def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The log of the latest rollout as a table, then why the last decision was taken."""
+    plan = entries[-1].get("plan")
+    mine = [e for e in entries if e.get("plan") == plan]
+    first = next((e for e in mine if e.get("by") == "controller"), mine[0])
+    lines = [
+        f"rollout {plan}: {first.get('candidate', '?')} against stable "
+        f"{first.get('stable', '?')} ({len(mine)} entries)"
+    ]
+    rows = [("time", "step", "weight", "cand req", "stable req", "errors", "p99 ms", "psi",
+             "tiers", "verdict", "action")]  # fmt: skip
+    for e in mine:
+        samples = e.get("samples", {})
+        err, lat = _check(e, "error_rate"), _check(e, "latency_p99")
+        psi = _check(e, "psi") or _check(e, "shadow_psi")
+        # The bake's tier agreement, or the live tier mix's shift.
+        tiers = _check(e, "tier_agreement") or _check(e, "tier_mix")
+        stamp = str(e.get("time", ""))
+        with contextlib.suppress(ValueError):
+            stamp = datetime.fromisoformat(stamp).strftime("%H:%M:%S")
+        rows.append(
+            (
+                stamp,
+                _PHASES.get(str(e.get("phase")), str(e.get("step", "-"))),
+                _weight(e),
+                _number(samples.get("candidate"), fmt="{:.0f}"),
+                _number(samples.get("stable"), fmt="{:.0f}"),
+                _number(err.get("value"), 100, "{:.2f}%"),
+                _number(lat.get("value"), 1000, "{:.1f}"),
+                _number(psi.get("value")),
+                _number(tiers.get("value"), 100, "{:.1f}%"),
+                str(e.get("verdict", "-")),
+                f"{e.get('action', '-')}" + (" (operator)" if e.get("by") == "operator" else ""),
+            )
+        )
+    lines += indent(table(rows))
+    last = mine[-1]
+    lines.append(f"last: {last.get('action')}: {last.get('reason', '')}")
+    return lines

@@ -1,0 +1,173 @@
+"""Round-trip editing of routing.yaml: load keeping comments and layout, validate, write atomically.
+
+Edits go through ruamel.yaml's round-trip mode so the operator's comments and layout survive, are
+checked with the gateway's own parser before anything touches the disk, and land with an atomic
+rename so a gateway polling the file never reads half of it. Every failure is a
+``RoutingEditError`` whose lines say what was not written and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from routing_config.errors import ConfigError, RoutingEditError
+from routing_config.load import LoadedConfig, parse_config
+
+__all__ = ["Document", "child_map", "read_document", "save_document", "write_atomic"]
+
+# ruamel drops a `---` marker and any comments above it; they are kept aside and put back verbatim.
+_DOCUMENT_HEADER = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?\n")
+
+
+@dataclass(slots=True)
+class Document:
+    """A routing.yaml loaded for a round-trip edit."""
+
+    header: str
+    data: CommentedMap
+    yaml: YAML
+    crlf: bool
+
+    def render(self) -> str:
+        buffer = io.StringIO()
+        self.yaml.dump(self.data, buffer)
+        text = self.header + buffer.getvalue()
+        return text.replace("\n", "\r\n") if self.crlf else text
+
+
+def read_document(path: str) -> Document:
+    try:
+        raw = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise RoutingEditError(f"error: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RoutingEditError(f"error: {path} is not valid UTF-8") from None
+    crlf = "\r\n" in raw
+    text = raw.replace("\r\n", "\n")
+    match = _DOCUMENT_HEADER.match(text)
+    header = match.group(0) if match else ""
+    body = text[len(header) :]
+
+    yaml = YAML()  # round-trip mode: keeps comments, key order, flow style and quoting
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a long line the operator wrote on one line
+    try:
+        data = yaml.load(body)
+    except YAMLError as exc:
+        messages = _syntax_messages(text, exc)
+        raise RoutingEditError(
+            f"error: {path} is not valid YAML:", *(f"  {m}" for m in messages)
+        ) from None
+    if not isinstance(data, CommentedMap):
+        raise RoutingEditError(f"error: {path} is not a mapping of keys")
+    mapping, sequence, offset = _guess_indent(data, body.splitlines())
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return Document(header=header, data=data, yaml=yaml, crlf=crlf)
+
+
+def _syntax_messages(text: str, exc: YAMLError) -> list[str]:
+    """The gateway's own account of the error (the line of the mistake, as `validate` says it);
+    ruamel's when only ruamel objects to the file."""
+    try:
+        parse_config(text)
+    except ConfigError as config_error:
+        return config_error.messages
+    return [str(exc)]
+
+
+def _guess_indent(data: CommentedMap, lines: list[str]) -> tuple[int, int, int]:
+    """The file's own block indentation, so re-dumping does not re-indent untouched lines.
+
+    ruamel emits one indentation for the whole document; it is read off the first nested block
+    mapping and block sequence found (ruamel's own guesser mixes the two up).
+    """
+    found: dict[str, tuple[int, ...]] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, CommentedMap):
+            for key, value in node.items():
+                key_col = node.lc.key(key)[1]
+                if isinstance(value, CommentedMap) and value and not value.fa.flow_style():
+                    found.setdefault("map", (value.lc.col - key_col,))
+                if isinstance(value, CommentedSeq) and value and not value.fa.flow_style():
+                    line, col = value.lc.item(0)
+                    dash = lines[line].rfind("-", 0, col)
+                    found.setdefault("seq", (col - key_col, dash - key_col))
+                visit(value)
+        elif isinstance(node, CommentedSeq):
+            for item in node:
+                visit(item)
+
+    visit(data)
+    (mapping,) = found.get("map", (2,))
+    sequence, offset = found.get("seq", (mapping + 2, mapping))
+    return mapping, sequence, offset
+
+
+def child_map(parent: CommentedMap, key: str, path: str, *, create: bool) -> CommentedMap:
+    """``parent[key]`` as a mapping to edit; made empty when missing and ``create`` is set."""
+    if key not in parent:
+        if not create:
+            raise RoutingEditError(f"error: {path} has no {key} section")
+        parent[key] = CommentedMap()
+    child = parent[key]
+    if not isinstance(child, CommentedMap):
+        raise RoutingEditError(f"error: {path}: {key} is not a mapping")
+    return child
+
+
+def save_document(path: str, text: str, change: str) -> LoadedConfig:
+    """Validate ``text`` as the gateway would, then replace ``path`` atomically."""
+    try:
+        loaded = parse_config(text)
+    except ConfigError as exc:
+        raise RoutingEditError(
+            f"error: not written; {path} would become invalid with {change}:",
+            *(f"  {m}" for m in exc.messages),
+        ) from None
+    try:
+        write_atomic(Path(path), text)
+    except OSError as exc:
+        raise RoutingEditError(f"error: cannot write {path}: {exc.strerror or exc}") from None
+    return loaded
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory + fsync + rename, keeping the file mode.
+
+    A reader sees the old file or the new one, never a truncated one, and a crash leaves the old
+    file in place. A symlink is written through (its target replaced), not turned into a file.
+    """
+    target = Path(os.path.realpath(path))
+    mode = stat.S_IMODE(target.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)  # mkstemp creates 0600; the gateway may run as another user
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # Persist the rename itself; not every platform lets a directory be opened for this.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -11,7 +11,7 @@ from cli.base import Commands
 from cli.client import fetch_json
 from cli.status import DEFAULT_URL
 from cli.text import table, text
-from gateway.shadow.compare import TIERS
+from vocabulary.tiers import RISK_TIERS as TIERS
 
 __all__ = ["format_shadow", "register"]
 

@@ -23,8 +23,9 @@ from prometheus_client.registry import Collector
 
 from gateway.client_limits import PHASES
 from gateway.pool import ReplicaState
-from gateway.quantile import LATENCY_BUCKETS
 from gateway.state import GatewayState
+from vocabulary import metric_names
+from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS
 
 
 def _status_labels() -> dict[int, str]:
@@ -47,33 +48,35 @@ STATUS_LABELS = _status_labels()
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.answered = AnsweredRequests(LATENCY_BUCKETS)
+        self.answered = AnsweredRequests(GATEWAY_LATENCY_BUCKETS)
         registry.register(self.answered)
         self.clients = ClientTally()
         registry.register(self.clients)
         self.upstream_errors = Counter(
-            "gateway_upstream_errors",
+            metric_names.GATEWAY_UPSTREAM_ERRORS.name,
             "Failed tries against a replica, by version, replica and cause.",
-            ["version", "replica", "cause"],
+            list(metric_names.GATEWAY_UPSTREAM_ERRORS.labels),
             registry=registry,
         )
         self.fallbacks = Counter(
-            "gateway_fallbacks",
+            metric_names.GATEWAY_FALLBACKS.name,
             "Requests served by stable instead of the version routing chose.",
-            ["from_version", "to_version", "cause"],
+            list(metric_names.GATEWAY_FALLBACKS.labels),
             registry=registry,
         )
         self.ejections = Counter(
-            "gateway_replica_ejections",
+            metric_names.GATEWAY_REPLICA_EJECTIONS.name,
             "Replicas ejected after consecutive failed requests.",
-            ["version", "replica"],
+            list(metric_names.GATEWAY_REPLICA_EJECTIONS.labels),
             registry=registry,
         )
         self.reloads = Counter(
-            "gateway_config_reloads", "routing.yaml reloads that took effect.", registry=registry
+            metric_names.GATEWAY_CONFIG_RELOADS.name,
+            "routing.yaml reloads that took effect.",
+            registry=registry,
         )
         self.reload_failures = Counter(
-            "gateway_config_reload_failures",
+            metric_names.GATEWAY_CONFIG_RELOAD_FAILURES.name,
             "routing.yaml changes rejected as invalid (the last good config kept serving).",
             registry=registry,
         )
@@ -126,17 +129,17 @@ class AnsweredRequests(Collector):
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
-            "gateway_requests",
+            metric_names.GATEWAY_REQUESTS.name,
             "Client requests answered, by serving version, route reason and status.",
-            labels=["version", "reason", "status"],
+            labels=list(metric_names.GATEWAY_REQUESTS.labels),
         )
         for (version, reason, status), count in sorted(self.counts.items()):
             requests.add_metric([version, reason, status], count)
         yield requests
         latency = HistogramMetricFamily(
-            "gateway_request_duration_seconds",
+            metric_names.GATEWAY_REQUEST_DURATION.name,
             "Time from request to response, by serving version.",
-            labels=["version"],
+            labels=list(metric_names.GATEWAY_REQUEST_DURATION.labels),
         )
         names = [_bound(b) for b in self.bounds] + ["+Inf"]
         for version, tally in sorted(self.latency.items()):
@@ -168,31 +171,31 @@ class ClientTally(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
-            "gateway_connections_refused",
+            metric_names.GATEWAY_CONNECTIONS_REFUSED.name,
             "Client connections answered 503 and closed at once: over GATEWAY_MAX_CONNECTIONS.",
             value=self.refused,
         )
         yield CounterMetricFamily(
-            "gateway_request_heads_too_large",
+            metric_names.GATEWAY_REQUEST_HEADS_TOO_LARGE.name,
             "Requests answered 431 and their connection closed: a head over "
             "GATEWAY_MAX_HEAD_BYTES.",
             value=self.heads_too_large,
         )
         timeouts = CounterMetricFamily(
-            "gateway_client_timeouts",
+            metric_names.GATEWAY_CLIENT_TIMEOUTS.name,
             "Client connections closed because a request did not arrive in time, by phase "
             "(idle: a new connection sent nothing; head, body: answered 408; send: the client "
             "did not read its answers, dropped).",
-            labels=["phase"],
+            labels=list(metric_names.GATEWAY_CLIENT_TIMEOUTS.labels),
         )
         for phase, count in self.timeouts.items():
             timeouts.add_metric([phase], count)
         yield timeouts
         shed = CounterMetricFamily(
-            "gateway_shed_requests",
+            metric_names.GATEWAY_SHED_REQUESTS.name,
             "Requests answered 503 because every replica of their version stayed at its "
             "in-flight cap for GATEWAY_QUEUE_TIMEOUT_S.",
-            labels=["version"],
+            labels=list(metric_names.GATEWAY_SHED_REQUESTS.labels),
         )
         for version, count in sorted(self.shed.items()):
             shed.add_metric([version], count)
@@ -215,12 +218,12 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
-            "gateway_open_connections",
+            metric_names.GATEWAY_OPEN_CONNECTIONS.name,
             "Client connections this gateway process holds open now.",
             value=self.clients.open,
         )
         yield GaugeMetricFamily(
-            "gateway_queued_requests",
+            metric_names.GATEWAY_QUEUED_REQUESTS.name,
             "Requests waiting for room on a replica of their version now (every one at its "
             "in-flight cap).",
             value=self.clients.queued(),
@@ -231,18 +234,18 @@ class _StateCollector(Collector):
         snap = state.snapshot
         config = snap.loaded.config
         healthy = GaugeMetricFamily(
-            "gateway_replica_healthy",
+            metric_names.GATEWAY_REPLICA_HEALTHY.name,
             "1 if the replica is routable, by version, replica and health state.",
-            labels=["version", "replica", "state"],
+            labels=list(metric_names.GATEWAY_REPLICA_HEALTHY.labels),
         )
         for replica in snap.pool.replicas():
             value = 1.0 if replica.state is ReplicaState.HEALTHY else 0.0
             healthy.add_metric([replica.version, replica.url, replica.state.value], value)
         yield healthy
         weights = GaugeMetricFamily(
-            "gateway_route_weight_percent",
+            metric_names.GATEWAY_ROUTE_WEIGHT.name,
             "Share of new traffic each version gets under the active config.",
-            labels=["version"],
+            labels=list(metric_names.GATEWAY_ROUTE_WEIGHT.labels),
         )
         live = snap.table.live
         for version, weight in config.weights().items():
@@ -251,14 +254,14 @@ class _StateCollector(Collector):
             weights.add_metric([version], float(weight))
         yield weights
         info = GaugeMetricFamily(
-            "gateway_config_info",
+            metric_names.GATEWAY_CONFIG_INFO.name,
             "The active routing.yaml: revision and mode.",
-            labels=["revision", "mode", "stable"],
+            labels=list(metric_names.GATEWAY_CONFIG_INFO.labels),
         )
         info.add_metric([snap.loaded.revision, config.mode, config.stable], 1.0)
         yield info
         yield GaugeMetricFamily(
-            "gateway_config_last_reload_failed",
+            metric_names.GATEWAY_CONFIG_LAST_RELOAD_FAILED.name,
             "1 while the newest routing.yaml on disk is invalid and not in effect.",
             value=1.0 if state.last_reload_error else 0.0,
         )

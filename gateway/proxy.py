@@ -31,6 +31,7 @@ from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
 from gateway.upstream import Upstream
 from gateway.wire import MODEL_VERSION_LINE, Headers, Message, lines_named
+from vocabulary import headers as header_names
 
 log = logging.getLogger("gateway.proxy")
 
@@ -55,32 +56,34 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Upstream response headers the gateway sets itself (date and server come from our server).
-REPLACED = HOP_BY_HOP | {
-    b"x-model-version",
-    b"x-route-reason",
-    b"x-routing-revision",
-    b"x-fallback-from",
-    b"x-request-id",
-    b"x-response-time-ms",
-    b"date",
-    b"server",
-}
+_OURS = (
+    header_names.MODEL_VERSION,
+    header_names.ROUTE_REASON,
+    header_names.ROUTING_REVISION,
+    header_names.FALLBACK_FROM,
+    header_names.REQUEST_ID,
+    header_names.RESPONSE_TIME_MS,
+)
+REPLACED = HOP_BY_HOP | {name.encode() for name in _OURS} | {b"date", b"server"}
 # Lines of a replica's answer head that the gateway drops (it writes its own where needed).
 REPLACED_LINES = lines_named(REPLACED)
 TAGS = (
-    b"x-model-version: %s\r\nx-route-reason: %s\r\nx-routing-revision: %s\r\n"
-    b"x-request-id: %s\r\ncontent-length: %d\r\n"
-)
+    f"{header_names.MODEL_VERSION}: %s\r\n{header_names.ROUTE_REASON}: %s\r\n"
+    f"{header_names.ROUTING_REVISION}: %s\r\n{header_names.REQUEST_ID}: %s\r\n"
+    "content-length: %d\r\n"
+).encode()
 ERROR_HEAD = (
-    b"content-type: application/json\r\ncontent-length: %d\r\nx-routing-revision: %s\r\n"
-    b"x-request-id: %s\r\nx-response-time-ms: %.2f\r\n"
-)
+    f"content-type: application/json\r\ncontent-length: %d\r\n"
+    f"{header_names.ROUTING_REVISION}: %s\r\n{header_names.REQUEST_ID}: %s\r\n"
+    f"{header_names.RESPONSE_TIME_MS}: %.2f\r\n"
+).encode()
 RETRY_AFTER = b"retry-after: %d\r\n" % RETRY_AFTER_S
 
 # x-route-reason values, encoded once.
-REASONS = {
-    reason: reason.encode() for reason in ("weighted", "sticky", "pinned", "blue_green", "fallback")
-}
+REASONS = {reason: reason.encode() for reason in header_names.ROUTE_REASONS}
+REQUEST_ID = header_names.REQUEST_ID.encode()
+FALLBACK_FROM = header_names.FALLBACK_FROM.encode()
+RESPONSE_TIME_LINE = f"{header_names.RESPONSE_TIME_MS}: %.2f\r\n".encode()
 
 # The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
 UUID_FIXED_BITS = (0xF000 << 64) | (0xC000 << 48)
@@ -154,11 +157,11 @@ class Proxy:
             if name in HOP_BY_HOP:
                 continue
             forward.append(header)
-            if name == b"x-request-id":
+            if name == REQUEST_ID:
                 request_id = header[1]
         if not request_id:
             request_id = new_request_id()
-            forward.append((b"x-request-id", request_id))
+            forward.append((REQUEST_ID, request_id))
 
         try:
             if len(body) > self.max_body_bytes:
@@ -172,9 +175,9 @@ class Proxy:
         head = REPLACED_LINES.sub(b"", b"\n" + resp.head)[1:] if resp.head else b""
         tags = TAGS % (version.encode(), REASONS[reason], snap.revision, request_id, len(resp.body))
         if fallback_from is not None:
-            tags += b"x-fallback-from: " + fallback_from.encode() + b"\r\n"
+            tags += FALLBACK_FROM + b": " + fallback_from.encode() + b"\r\n"
         elapsed = time.perf_counter() - start
-        tags += b"x-response-time-ms: %.2f\r\n" % (elapsed * 1000)
+        tags += RESPONSE_TIME_LINE % (elapsed * 1000)
         self.answered.record(version, reason, resp.status, elapsed)
         plan = snap.shadow
         if plan is not None and resp.status == 200 and self.mirror is not None:
@@ -401,7 +404,7 @@ def declared_length(headers: Headers) -> int:
 
 def request_id_of(headers: Headers) -> bytes:
     for name, value in headers:
-        if name == b"x-request-id":
+        if name == REQUEST_ID:
             return value
     return b""
 

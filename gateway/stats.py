@@ -4,8 +4,12 @@ A background sampler reads the request counters once a second (the same families
 exposes: summed over every worker under ``serve --workers N``) into a ring of the last ten
 minutes. The numbers of the status page come from differences between two samples, as
 Prometheus's ``rate()`` and ``histogram_quantile()`` would compute them from two scrapes, so a
-scrape and the page agree. Memory is bounded: the ring has a fixed length, and every version in
-it is a configured one (or ``none``), the closed set the counters' labels already are.
+scrape and the page agree. A version's requests and error rate are the rollout judge's
+(measures/request_counts.py): requests routed to it, and its errors as 5xx it answered plus
+requests it failed that stable saved by fallback, both shown; its share of requests is the
+share routing sent it, comparable with the configured weight. Memory is bounded: the ring has
+a fixed length, and every version in it is a configured one (or ``none``), the closed set the
+counters' labels already are.
 """
 
 from __future__ import annotations
@@ -22,27 +26,25 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
-from gateway.quantile import histogram_quantile
+from measures.quantile import histogram_quantile
+from measures.request_counts import UNROUTED, RequestCounts, request_counts
+from vocabulary.decision_log import DECISION_FIELDS, decision_log_path
+from vocabulary.metric_names import GATEWAY_REQUEST_DURATION
 
 log = logging.getLogger("gateway")
 
 SAMPLE_INTERVAL_S = 1.0
 RING_SIZE = 600  # ten minutes of one sample a second
 WINDOW_S = 60.0  # the table's numbers cover the last minute
-UNROUTED = "none"  # the version label of an error before any version was chosen
-
-REQUESTS = "gateway_requests_total"
-DURATION_BUCKET = "gateway_request_duration_seconds_bucket"
-FALLBACKS = "gateway_fallbacks_total"
+DURATION_BUCKET = GATEWAY_REQUEST_DURATION.bucket
 
 
 @dataclass(frozen=True)
 class VersionCounts:
-    """One version's counters at one instant (monotonic totals, never rates)."""
+    """One version's counters at one instant (monotonic totals, never rates): its requests and
+    errors as the rollout judge counts them (measures/request_counts.py), and its latency."""
 
-    requests: float = 0.0
-    errors: float = 0.0  # answers with a 5xx status
-    fallbacks: float = 0.0  # requests this version failed that stable served
+    requests: RequestCounts = RequestCounts()
     buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), +Inf last
 
 
@@ -54,34 +56,20 @@ class Sample:
 
 def read_counts(families: Iterable[Metric]) -> dict[str, VersionCounts]:
     """Per version totals from the gateway's metric families (its own, or the summed ones)."""
-    requests: dict[str, float] = {}
-    errors: dict[str, float] = {}
-    fallbacks: dict[str, float] = {}
+    samples = [sample for family in families for sample in family.samples]
+    requests = request_counts(samples)
     buckets: dict[str, list[tuple[float, float]]] = {}
-    for family in families:
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == REQUESTS:
-                version = labels.get("version", UNROUTED)
-                requests[version] = requests.get(version, 0.0) + sample.value
-                if labels.get("status", "").startswith("5"):
-                    errors[version] = errors.get(version, 0.0) + sample.value
-            elif sample.name == DURATION_BUCKET:
-                bound = float(labels.get("le", "+Inf"))
-                buckets.setdefault(labels.get("version", UNROUTED), []).append(
-                    (bound, sample.value)
-                )
-            elif sample.name == FALLBACKS:
-                version = labels.get("from_version", UNROUTED)
-                fallbacks[version] = fallbacks.get(version, 0.0) + sample.value
+    for sample in samples:
+        if sample.name == DURATION_BUCKET:
+            bound = float(sample.labels.get("le", "+Inf"))
+            version = sample.labels.get("version", UNROUTED)
+            buckets.setdefault(version, []).append((bound, sample.value))
     return {
         version: VersionCounts(
-            requests=requests.get(version, 0.0),
-            errors=errors.get(version, 0.0),
-            fallbacks=fallbacks.get(version, 0.0),
+            requests=requests.get(version, RequestCounts()),
             buckets=tuple(sorted(buckets.get(version, []))),
         )
-        for version in {*requests, *fallbacks, *buckets}
+        for version in {*requests, *buckets}
     }
 
 
@@ -129,7 +117,8 @@ class StatsSampler:
                     round(sample.at, 3),
                     {
                         version: round(
-                            max(0.0, counts.requests - _requests(previous, version)) / dt, 3
+                            max(0.0, counts.requests.requests - _requests(previous, version)) / dt,
+                            3,
                         )
                         for version, counts in sample.versions.items()
                     },
@@ -202,7 +191,8 @@ class StatsSampler:
             "rps": None,
             "errors": None,
             "error_rate": None,
-            "fallbacks": None,
+            "answered_5xx": None,
+            "saved_by_fallback": None,
             "p50_ms": None,
             "p99_ms": None,
         }
@@ -210,15 +200,16 @@ class StatsSampler:
             return row
         new = latest.versions.get(version, VersionCounts())
         old = base.versions.get(version, VersionCounts())
-        requests = max(0.0, new.requests - old.requests)
-        errors = max(0.0, new.errors - old.errors)
+        counts = new.requests.minus(old.requests)
         buckets = _bucket_delta(new.buckets, old.buckets)
+        rate = counts.error_rate
         row.update(
-            requests=requests,
-            rps=round(requests / span, 3),
-            errors=errors,
-            error_rate=round(errors / requests, 6) if requests else None,
-            fallbacks=max(0.0, new.fallbacks - old.fallbacks),
+            requests=counts.requests,
+            rps=round(counts.requests / span, 3),
+            errors=counts.errors,
+            error_rate=None if rate is None else round(rate, 6),
+            answered_5xx=counts.answered_5xx,
+            saved_by_fallback=counts.saved_by_fallback,
             p50_ms=_ms(bucket_quantile(buckets, 0.5)),
             p99_ms=_ms(bucket_quantile(buckets, 0.99)),
         )
@@ -227,7 +218,7 @@ class StatsSampler:
 
 def _requests(sample: Sample, version: str) -> float:
     counts = sample.versions.get(version)
-    return counts.requests if counts is not None else 0.0
+    return counts.requests.requests if counts is not None else 0.0
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -236,26 +227,15 @@ def _ms(seconds: float | None) -> float | None:
 
 ROLLOUT_LOG_TAIL_BYTES = 256 * 1024  # the page shows the last few decisions; never the whole file
 ROLLOUT_LOG_ENTRIES = 10
-ROLLOUT_FIELDS = (
-    "time",
-    "by",
-    "step",
-    "weight",
-    "from_weight",
-    "phase",
-    "verdict",
-    "action",
-    "reason",
-)
 
 
 def read_rollout_log(routing_file: Path) -> list[dict] | None:
     """The rollout controller's last decisions, for the status page; None when it has no log.
 
-    The controller (rollout/log.py) appends one JSON line per check to ``<stem>.rollout.jsonl``
-    next to routing.yaml. Only the file's tail is read, and only the fields the page shows are
-    kept, so a long rollout costs this endpoint nothing more."""
-    path = routing_file.with_name(f"{routing_file.stem}.rollout.jsonl")
+    The controller appends one JSON line per check to the decision log next to routing.yaml
+    (vocabulary/decision_log.py). Only the file's tail is read, and only the fields the page
+    shows are kept, so a long rollout costs this endpoint nothing more."""
+    path = decision_log_path(routing_file)
     try:
         with open(path, "rb") as handle:
             size = handle.seek(0, 2)
@@ -273,5 +253,5 @@ def read_rollout_log(routing_file: Path) -> list[dict] | None:
         except ValueError:
             continue
         if isinstance(entry, dict):
-            entries.append({key: entry[key] for key in ROLLOUT_FIELDS if key in entry})
+            entries.append({key: entry[key] for key in DECISION_FIELDS if key in entry})
     return entries

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from gateway.errors import BadRequest
+from vocabulary.headers import MODEL_VERSION
 
 # Header pairs as the ASGI server gives them: lower-case names, raw bytes.
 Headers = list[tuple[bytes, bytes]]
@@ -23,7 +24,9 @@ MAX_HEAD_BYTES = 64 * 1024
 # A header that says where the body ends; without one, the body runs until the connection closes.
 FRAMED = re.compile(rb"^(?:content-length|transfer-encoding)[ \t]*:", re.IGNORECASE | re.MULTILINE)
 # The value of an X-Model-Version line, matched as b"\n" + head (see ``lines_named``).
-MODEL_VERSION_LINE = re.compile(rb"\nx-model-version[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r", re.I)
+MODEL_VERSION_LINE = re.compile(
+    rb"\n" + MODEL_VERSION.encode() + rb"[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r", re.I
+)
 
 
 @dataclass(slots=True)

@@ -30,7 +30,7 @@ from model_server.features import encode_rows
 from model_server.jit_cache import seed_numba_cache
 from model_server.loader import load_predictor
 from model_server.metrics import ModelMetrics
-from model_server.predictor import RISK_TIERS, Predictor
+from model_server.predictor import Predictor
 from model_server.schemas import (
     EXAMPLE_CUSTOMER,
     BatchPredictionRequest,
@@ -40,8 +40,12 @@ from model_server.schemas import (
     HealthResponse,
 )
 from model_server.settings import ModelSettings
+from vocabulary.headers import MODEL_VERSION, RESPONSE_TIME_MS, SHADOW_OF
+from vocabulary.tiers import RISK_TIERS
 
 log = logging.getLogger("model_server")
+MODEL_VERSION_HEADER = MODEL_VERSION.encode()
+RESPONSE_TIME_HEADER = RESPONSE_TIME_MS.encode()
 # Requests of at most this many rows are scored on the event loop when the path is compiled.
 INLINE_MAX_ROWS = 1
 
@@ -63,8 +67,8 @@ class VersionHeaders:
             if message["type"] == "http.response.start":
                 elapsed_ms = (time.perf_counter() - start) * 1000
                 headers = list(message.get("headers", []))
-                headers.append((b"x-model-version", self.version))
-                headers.append((b"x-response-time-ms", f"{elapsed_ms:.2f}".encode()))
+                headers.append((MODEL_VERSION_HEADER, self.version))
+                headers.append((RESPONSE_TIME_HEADER, f"{elapsed_ms:.2f}".encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -139,7 +143,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             results = await anyio.to_thread.run_sync(predictor.predict, customers, limiter=limiter)
         # A gateway's shadow copy of a client request (X-Shadow-Of: the client's request id)
         # is counted apart: no customer was given its answer.
-        shadow = "x-shadow-of" in request.headers
+        shadow = SHADOW_OF in request.headers
         metrics.observe(endpoint, results, time.perf_counter() - start, shadow=shadow)
         return results
 
@@ -186,7 +190,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
                 predictor.predict_batch, matrix, limiter=limiter
             )
         elapsed = time.perf_counter() - start
-        shadow = "x-shadow-of" in request.headers
+        shadow = SHADOW_OF in request.headers
         metrics.observe_batch(
             answer.probabilities, answer.tiers, RISK_TIERS, elapsed, shadow=shadow
         )

@@ -12,35 +12,38 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
+from vocabulary import metric_names
+from vocabulary.buckets import BATCH_SIZE_BUCKETS, MODEL_LATENCY_BUCKETS, PROBABILITY_BOUNDS
+
 if TYPE_CHECKING:
     # Arrays come in from the predictor; numpy is not imported here, so processes that only
     # need the buckets (the rollout tests' stand-in replicas) stay as light as before.
     import numpy as np
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
-# The ten bins of gateway/shadow/compare.py, so a rollout judges drift on the bins shadow uses.
-PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+LATENCY_BUCKETS = MODEL_LATENCY_BUCKETS
+BATCH_BUCKETS = BATCH_SIZE_BUCKETS
+# The bins of the shadow comparison, so a rollout judges drift on the bins shadow uses.
+PROBABILITY_BUCKETS = PROBABILITY_BOUNDS
 
 
 class ModelMetrics:
     def __init__(self, registry: CollectorRegistry, version: str) -> None:
         self.registry = registry
         self.predictions = Counter(
-            "model_predictions",
+            metric_names.MODEL_PREDICTIONS.name,
             "Customers scored, by endpoint, risk tier and whether a gateway's shadow copy asked.",
-            ["endpoint", "risk_tier", "shadow"],
+            list(metric_names.MODEL_PREDICTIONS.labels),
             registry=registry,
         )
         self.latency = Histogram(
-            "model_request_duration_seconds",
+            metric_names.MODEL_REQUEST_DURATION.name,
             "Time to predict and explain one request, by endpoint.",
-            ["endpoint"],
+            list(metric_names.MODEL_REQUEST_DURATION.labels),
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.batch_size = Histogram(
-            "model_batch_size",
+            metric_names.MODEL_BATCH_SIZE.name,
             "Customers per /predict/batch request.",
             buckets=BATCH_BUCKETS,
             registry=registry,
@@ -50,7 +53,10 @@ class ModelMetrics:
         registry.register(self.probability)
         self.version = version
         self.info = Gauge(
-            "model_info", "The model version this replica serves.", ["version"], registry=registry
+            metric_names.MODEL_INFO.name,
+            "The model version this replica serves.",
+            list(metric_names.MODEL_INFO.labels),
+            registry=registry,
         )
         self.info.labels(version).set(1)
 
@@ -129,9 +135,9 @@ class ProbabilityHistogram:
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(
-            "model_churn_probability",
+            metric_names.MODEL_CHURN_PROBABILITY.name,
             "Churn probabilities predicted, by version and whether a shadow copy asked.",
-            labels=["version", "shadow"],
+            labels=list(metric_names.MODEL_CHURN_PROBABILITY.labels),
         )
         with self._lock:
             snapshot = {label: (list(c), self._sums[label]) for label, c in self._counts.items()}

@@ -15,11 +15,9 @@ from model_server.features import FEATURE_ORDER, encode_rows
 from model_server.schemas import ChurnPredictionRequest
 from model_server.table_cache import CompiledTables
 from model_server.treeshap import GradientBoostingTreeShap, is_supported
+from vocabulary.tiers import RISK_TIERS, TIER_EDGES, tier_of
 
 TOP_REASONS = 3
-# Risk tiers: low < 0.3 <= medium < 0.6 <= high.
-TIER_EDGES = (0.3, 0.6)
-RISK_TIERS = ("low", "medium", "high")
 
 
 # The start-up check: compiled probabilities must equal predict_proba's to this on the probe.
@@ -209,9 +207,7 @@ class Predictor:
         top = sorted(range(len(phi)), key=lambda i: -abs(phi[i]))[:TOP_REASONS]
         return {
             "churn_probability": _round4(probability),
-            "risk_tier": RISK_TIERS[
-                (probability >= TIER_EDGES[0]) + (probability >= TIER_EDGES[1])
-            ],
+            "risk_tier": tier_of(probability),
             "top_reasons": [
                 {
                     "feature": FEATURE_ORDER[i],

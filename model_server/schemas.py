@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from model_server.features import CATEGORICAL_MAPS
+from vocabulary.tiers import RISK_TIERS, TIER_EDGES
 
 EXAMPLE_CUSTOMER = {
     "tenure": 14,
@@ -91,7 +92,11 @@ class ChurnPredictionResponse(BaseModel):
     churn_probability: float = Field(
         ..., ge=0, le=1, description="Probability of churning within 30 days"
     )
-    risk_tier: str = Field(..., description="'low' (<0.3), 'medium' (0.3-0.6), 'high' (>0.6)")
+    risk_tier: str = Field(
+        ...,
+        description=f"'{RISK_TIERS[0]}' (<{TIER_EDGES[0]}), '{RISK_TIERS[1]}' "
+        f"({TIER_EDGES[0]}-{TIER_EDGES[1]}), '{RISK_TIERS[2]}' (>={TIER_EDGES[1]})",
+    )
     top_reasons: list[ShapReason] = Field(..., description="Top 3 features driving the prediction")
     model_version: str = Field(
         ..., description="Version identifier of the model that made this prediction"

@@ -48,10 +48,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from statistics import NormalDist
 
-from gateway.quantile import histogram_quantile
-from gateway.shadow.compare import psi as population_stability_index
+from measures.psi import psi as population_stability_index
+from measures.quantile import histogram_quantile
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
 from routing_config import RolloutThresholds, ShadowBakeSpec
+from vocabulary.buckets import PROBABILITY_BOUNDS, TIER_EDGE_BINS
 
 __all__ = [
     "Check",
@@ -394,7 +395,12 @@ def _psi_check(
 
 
 # The probability bins of each risk tier: low < 0.3 <= medium < 0.6 <= high.
-TIER_BINS = ((0, 1, 2), (3, 4, 5), (6, 7, 8, 9))
+TIER_BINS = tuple(
+    tuple(range(low, high))
+    for low, high in zip(
+        (0, *TIER_EDGE_BINS), (*TIER_EDGE_BINS, len(PROBABILITY_BOUNDS)), strict=True
+    )
+)
 
 
 def tier_mix(bins: Sequence[float]) -> tuple[float, ...]:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vocabulary.decision_log import decision_log_path
+
 __all__ = ["CONTROLLER", "OPERATOR", "DecisionLog", "default_log_path"]
 
 CONTROLLER = "controller"
@@ -20,9 +22,9 @@ OPERATOR = "operator"
 
 
 def default_log_path(routing_file: str | Path) -> Path:
-    """Next to routing.yaml: routing.yaml -> routing.rollout.jsonl."""
-    path = Path(routing_file)
-    return path.with_name(f"{path.stem}.rollout.jsonl")
+    """Next to routing.yaml: routing.yaml -> routing.rollout.jsonl (where the status page
+    reads it too)."""
+    return decision_log_path(routing_file)
 
 
 class DecisionLog:

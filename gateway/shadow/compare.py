@@ -13,19 +13,8 @@ from dataclasses import dataclass
 
 import orjson
 
-TIERS = ("low", "medium", "high")
-TIER_INDEX = {tier: i for i, tier in enumerate(TIERS)}
-
-# Upper edges of the probability bins (Prometheus "le" semantics: a bound is inclusive), the
-# last bin ending at 1.0. Ten equal bins: fixed, so counts from any number of gateways add up
-# and PSI can be recomputed from the sums.
-PROBABILITY_BOUNDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-# A bin one side never filled would make PSI infinite (ln 0); its share is raised to this floor,
-# the usual practice, so one empty bin reads as a large shift rather than a division by zero.
-PSI_FLOOR = 1e-4
-# PSI's customary reading.
-PSI_STABLE_BELOW = 0.1
-PSI_MAJOR_ABOVE = 0.25
+from vocabulary.buckets import PROBABILITY_BOUNDS
+from vocabulary.tiers import RISK_TIERS, TIER_INDEX
 
 TOP_REASONS = 3
 
@@ -82,7 +71,7 @@ def _row(item: object, where: str) -> Row:
         raise BadAnswer(f"{where}.churn_probability: {probability} is outside 0..1")
     tier = item.get("risk_tier")
     if tier not in TIER_INDEX:
-        raise BadAnswer(f"{where}.risk_tier: {tier!r} is not one of {', '.join(TIERS)}")
+        raise BadAnswer(f"{where}.risk_tier: {tier!r} is not one of {', '.join(RISK_TIERS)}")
     reasons = item.get("top_reasons")
     if not isinstance(reasons, list):
         raise BadAnswer(f"{where}.top_reasons: not a list")
@@ -116,38 +105,6 @@ def compare_row(primary: Row, shadow: Row) -> RowComparison:
 def probability_bin(probability: float) -> int:
     """Index of the bin of PROBABILITY_BOUNDS that holds ``probability`` (0..1)."""
     return min(bisect.bisect_left(PROBABILITY_BOUNDS, probability), len(PROBABILITY_BOUNDS) - 1)
-
-
-def psi(
-    expected: Sequence[float], actual: Sequence[float], floor: float = PSI_FLOOR
-) -> float | None:
-    """Population stability index of ``actual`` against ``expected`` (counts per bin).
-
-    PSI = Σ (a_i - e_i) · ln(a_i / e_i) over the bins' shares, each share at least ``floor``.
-    None while either side has no observation.
-    """
-    if len(expected) != len(actual):
-        raise ValueError("both sides need the same bins")
-    expected_total = sum(expected)
-    actual_total = sum(actual)
-    if expected_total <= 0 or actual_total <= 0:
-        return None
-    value = 0.0
-    for e_count, a_count in zip(expected, actual, strict=True):
-        e = max(e_count / expected_total, floor)
-        a = max(a_count / actual_total, floor)
-        value += (a - e) * math.log(a / e)
-    return value
-
-
-def psi_reading(value: float | None) -> str:
-    if value is None:
-        return "no data"
-    if value < PSI_STABLE_BELOW:
-        return "stable"
-    if value <= PSI_MAJOR_ABOVE:
-        return "moderate shift"
-    return "major shift"
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float | None:

@@ -13,18 +13,11 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.shadow.compare import PROBABILITY_BOUNDS, TIERS
 from gateway.shadow.ledger import ShadowLedger
 from gateway.shadow.tally import DELTA_BOUNDS, LATENCY_BOUNDS, OUTCOMES, SIDES, PairTally
-
-
-def bin_labels() -> list[str]:
-    """'0.0-0.1', '0.1-0.2', ... '0.9-1.0': each bin's lower (exclusive) and upper bound."""
-    lows = (0.0, *PROBABILITY_BOUNDS[:-1])
-    return [f"{low:.1f}-{high:.1f}" for low, high in zip(lows, PROBABILITY_BOUNDS, strict=True)]
-
-
-BIN_LABELS = bin_labels()
+from vocabulary import metric_names
+from vocabulary.buckets import PROBABILITY_BIN_LABELS as BIN_LABELS
+from vocabulary.tiers import RISK_TIERS as TIERS
 
 
 class ShadowCollector(Collector):
@@ -33,41 +26,40 @@ class ShadowCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         pairs = sorted(self.ledger().cumulative.items())
-        pair = ["primary", "shadow"]
         requests = CounterMetricFamily(
-            "gateway_shadow_requests",
+            metric_names.GATEWAY_SHADOW_REQUESTS.name,
             "Mirrored requests by outcome (compared, dropped at the in-flight cap, or why not).",
-            labels=[*pair, "outcome"],
+            labels=list(metric_names.GATEWAY_SHADOW_REQUESTS.labels),
         )
         rows = CounterMetricFamily(
-            "gateway_shadow_rows",
+            metric_names.GATEWAY_SHADOW_ROWS.name,
             "Compared rows by the tier the client got and the tier the shadow gave.",
-            labels=[*pair, "primary_tier", "shadow_tier"],
+            labels=list(metric_names.GATEWAY_SHADOW_ROWS.labels),
         )
         probability = CounterMetricFamily(
-            "gateway_shadow_probability_rows",
+            metric_names.GATEWAY_SHADOW_PROBABILITY_ROWS.name,
             "Compared rows by side and churn-probability bin (for PSI).",
-            labels=[*pair, "side", "bin"],
+            labels=list(metric_names.GATEWAY_SHADOW_PROBABILITY_ROWS.labels),
         )
         same_top = CounterMetricFamily(
-            "gateway_shadow_same_top_reason_rows",
+            metric_names.GATEWAY_SHADOW_SAME_TOP_REASON_ROWS.name,
             "Compared rows whose first top reason is the same feature on both sides.",
-            labels=pair,
+            labels=list(metric_names.GATEWAY_SHADOW_SAME_TOP_REASON_ROWS.labels),
         )
         overlap = CounterMetricFamily(
-            "gateway_shadow_reason_overlap_rows",
+            metric_names.GATEWAY_SHADOW_REASON_OVERLAP_ROWS.name,
             "Compared rows by how many top-3 reason features both sides share (0-3).",
-            labels=[*pair, "overlap"],
+            labels=list(metric_names.GATEWAY_SHADOW_REASON_OVERLAP_ROWS.labels),
         )
         delta = HistogramMetricFamily(
-            "gateway_shadow_abs_delta",
+            metric_names.GATEWAY_SHADOW_ABS_DELTA.name,
             "|shadow churn_probability - client churn_probability| per compared row.",
-            labels=pair,
+            labels=list(metric_names.GATEWAY_SHADOW_ABS_DELTA.labels),
         )
         latency = HistogramMetricFamily(
-            "gateway_shadow_latency_seconds",
+            metric_names.GATEWAY_SHADOW_LATENCY.name,
             "Latency of each side of a compared request (the client's whole answer; the mirror).",
-            labels=[*pair, "side"],
+            labels=list(metric_names.GATEWAY_SHADOW_LATENCY.labels),
         )
         for (primary, shadow), tally in pairs:
             names = [primary, shadow]

@@ -25,12 +25,14 @@ from gateway.shadow.ledger import ShadowLedger, section_key
 from gateway.shadow.tally import OUTCOMES
 from gateway.upstream.base import Upstream
 from gateway.wire import Headers
+from vocabulary.headers import SHADOW_OF as SHADOW_OF_HEADER
 
 log = logging.getLogger("gateway.shadow")
 
 # Its own hash personalisation: which customers are mirrored does not depend on which version
 # routing gives them, and stays the same on every gateway and every run.
 _PERSON = b"sf-shadow"
+SHADOW_OF = SHADOW_OF_HEADER.encode()
 _TWO_TO_64 = float(1 << 64)
 
 
@@ -127,7 +129,7 @@ class Mirror:
         replica = copy.pool.choose(plan.version)
         if replica is None:
             return "no_replica"
-        headers = [*copy.headers, (b"x-shadow-of", copy.request_id)]
+        headers = [*copy.headers, (SHADOW_OF, copy.request_id)]
         url = replica.address + copy.path
         start = time.perf_counter()
         try:

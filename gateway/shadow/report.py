@@ -6,9 +6,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.quantile import histogram_quantile
-from gateway.shadow.compare import PROBABILITY_BOUNDS, TIERS, psi, psi_reading, quantile
+from gateway.shadow.compare import quantile
 from gateway.shadow.tally import FAILURES, LATENCY_BOUNDS, PairTally
+from measures.psi import psi, psi_reading
+from measures.quantile import histogram_quantile
+from vocabulary.buckets import PROBABILITY_BOUNDS
+from vocabulary.tiers import RISK_TIERS as TIERS
 
 
 def build_report(

@@ -16,8 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.quantile import LATENCY_BUCKETS
-from gateway.shadow.compare import PROBABILITY_BOUNDS, TIER_INDEX, TIERS, RowComparison
+from gateway.shadow.compare import RowComparison
+from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS as LATENCY_BUCKETS
+from vocabulary.buckets import PROBABILITY_BOUNDS
+from vocabulary.tiers import RISK_TIERS as TIERS
+from vocabulary.tiers import TIER_INDEX
 
 # Why a mirror was not compared, or that it was. A closed set: these become metric labels.
 OUTCOMES = (

@@ -13,10 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
-from gateway.quantile import LATENCY_BUCKETS
-from gateway.shadow.compare import PROBABILITY_BOUNDS as SHADOW_PROBABILITY_BOUNDS
-from gateway.shadow.compare import TIER_INDEX, TIERS
-from gateway.shadow.metrics import BIN_LABELS
+from measures.request_counts import UNROUTED, RequestCounts, request_counts
+from vocabulary import metric_names
+from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS, PROBABILITY_BIN_LABELS
+from vocabulary.buckets import PROBABILITY_BOUNDS as PROBABILITY_BIN_BOUNDS
+from vocabulary.tiers import RISK_TIERS as TIERS
+from vocabulary.tiers import TIER_INDEX
 
 __all__ = [
     "LATENCY_BOUNDS",
@@ -30,24 +32,23 @@ __all__ = [
     "snapshot_from_samples",
 ]
 
-# The gateway's request-duration buckets and the model servers' probability buckets (the same
-# ten bins as the shadow report's; model_server/metrics.py keeps its own copy, as the model
-# server does not import the gateway); a bound a source does not see counts as empty.
-LATENCY_BOUNDS = LATENCY_BUCKETS
-PROBABILITY_BOUNDS = SHADOW_PROBABILITY_BOUNDS
+# The gateway's request-duration buckets and the model servers' probability buckets (the
+# same ten bins as the shadow comparison's); a bound a source does not see counts as empty.
+LATENCY_BOUNDS = GATEWAY_LATENCY_BUCKETS
+PROBABILITY_BOUNDS = PROBABILITY_BIN_BOUNDS
 
 # The series a source must provide (names as exposed, with the _total / _bucket suffix).
-REQUESTS = "gateway_requests_total"  # {version, reason, status}
-FALLBACKS = "gateway_fallbacks_total"  # {from_version, to_version, cause}
-UPSTREAM_ERRORS = "gateway_upstream_errors_total"  # {version, replica, cause}
-LATENCY = "gateway_request_duration_seconds_bucket"  # {version, le}
-PROBABILITY = "model_churn_probability_bucket"  # {version, shadow, le}
+REQUESTS = metric_names.GATEWAY_REQUESTS.total
+FALLBACKS = metric_names.GATEWAY_FALLBACKS.total
+UPSTREAM_ERRORS = metric_names.GATEWAY_UPSTREAM_ERRORS.total
+LATENCY = metric_names.GATEWAY_REQUEST_DURATION.bucket
+PROBABILITY = metric_names.MODEL_CHURN_PROBABILITY.bucket
 # The gateway's shadow comparison (gateway/shadow/metrics.py), counted for the shadow version.
-SHADOW_ROWS = "gateway_shadow_rows_total"  # {primary, shadow, primary_tier, shadow_tier}
-SHADOW_BINS = "gateway_shadow_probability_rows_total"  # {primary, shadow, side, bin}
+SHADOW_ROWS = metric_names.GATEWAY_SHADOW_ROWS.total
+SHADOW_BINS = metric_names.GATEWAY_SHADOW_PROBABILITY_ROWS.total
 
 
-BIN_INDEX = {label: i for i, label in enumerate(BIN_LABELS)}
+BIN_INDEX = {label: i for i, label in enumerate(PROBABILITY_BIN_LABELS)}
 
 
 class SourceError(Exception):
@@ -70,9 +71,10 @@ class Sample:
 class VersionCounts:
     """Cumulative counts of one version."""
 
-    # Client requests routed to this version, including those it failed that stable then served.
+    # Client requests routed to this version and its errors, as measures/request_counts.py
+    # defines them (the status page's numbers): 5xx it answered plus requests it failed that
+    # stable then served (saved_by_fallback).
     requests: float = 0.0
-    # Of those: answered 5xx by this version, or failed by it and saved by fallback.
     errors: float = 0.0
     saved_by_fallback: float = 0.0
     failed_tries: float = 0.0  # every failed try against its replicas (information only)
@@ -318,9 +320,8 @@ def snapshot_from_samples(
 
 def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
     """Counts per version from one process's series."""
-    served: dict[str, float] = {}
-    errors: dict[str, float] = {}
-    saved: dict[str, float] = {}
+    samples = list(samples)
+    routed = request_counts(samples)
     tries: dict[str, float] = {}
     latency: dict[str, dict[int, float]] = {}
     cumulative_probability: dict[str, dict[int, float]] = {}
@@ -332,45 +333,35 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
 
     for sample in samples:
         labels = sample.labels
-        if sample.name == REQUESTS:
-            version = labels.get("version", "none")
-            if labels.get("reason") == "fallback":
-                # Another version's request that stable answered: counted where it was routed,
-                # through gateway_fallbacks_total, not as stable's own.
-                continue
-            add(served, version, sample.value)
-            if labels.get("status", "").startswith("5"):
-                add(errors, version, sample.value)
-        elif sample.name == FALLBACKS:
-            version = labels.get("from_version", "none")
-            add(saved, version, sample.value)
-        elif sample.name == UPSTREAM_ERRORS:
-            add(tries, labels.get("version", "none"), sample.value)
+        if sample.name == UPSTREAM_ERRORS:
+            add(tries, labels.get("version", UNROUTED), sample.value)
         elif sample.name == LATENCY:
             i = _bound_index(labels.get("le", ""), LATENCY_BOUNDS)
             if i is not None:
-                row = latency.setdefault(labels.get("version", "none"), {})
+                row = latency.setdefault(labels.get("version", UNROUTED), {})
                 row[i] = row.get(i, 0.0) + sample.value
         elif sample.name == PROBABILITY and labels.get("shadow") != "true":
             i = _bound_index(labels.get("le", ""), PROBABILITY_BOUNDS)
             if i is not None and i < len(PROBABILITY_BOUNDS):  # +Inf equals the 1.0 bound
-                row = cumulative_probability.setdefault(labels.get("version", "none"), {})
+                row = cumulative_probability.setdefault(labels.get("version", UNROUTED), {})
                 row[i] = row.get(i, 0.0) + sample.value
 
         elif sample.name == SHADOW_ROWS:
             i = TIER_INDEX.get(labels.get("primary_tier", ""))
             j = TIER_INDEX.get(labels.get("shadow_tier", ""))
             if i is not None and j is not None:
-                row = shadow_tiers.setdefault(labels.get("shadow", "none"), [0.0] * len(TIERS) ** 2)
+                row = shadow_tiers.setdefault(
+                    labels.get("shadow", UNROUTED), [0.0] * len(TIERS) ** 2
+                )
                 row[i * len(TIERS) + j] += sample.value
         elif sample.name == SHADOW_BINS and labels.get("bin") in BIN_INDEX:
             side = labels.get("side")
             if side in ("primary", "shadow"):
-                sides = shadow_bins.setdefault(labels.get("shadow", "none"), {})
+                sides = shadow_bins.setdefault(labels.get("shadow", UNROUTED), {})
                 row = sides.setdefault(side, [0.0] * len(PROBABILITY_BOUNDS))
                 row[BIN_INDEX[labels["bin"]]] += sample.value
 
-    versions = set(served) | set(saved) | set(latency) | set(cumulative_probability)
+    versions = set(routed) | set(latency) | set(cumulative_probability)
     versions |= set(shadow_tiers) | set(shadow_bins)
     no_bins = [0.0] * len(PROBABILITY_BOUNDS)
     snapshot: dict[str, VersionCounts] = {}
@@ -379,9 +370,9 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
         bins = [b - a for a, b in zip([0.0, *cumulative[:-1]], cumulative, strict=True)]
         lat = _filled(latency.get(version, {}), len(LATENCY_BOUNDS) + 1)
         snapshot[version] = VersionCounts(
-            requests=served.get(version, 0.0) + saved.get(version, 0.0),
-            errors=errors.get(version, 0.0) + saved.get(version, 0.0),
-            saved_by_fallback=saved.get(version, 0.0),
+            requests=routed.get(version, RequestCounts()).requests,
+            errors=routed.get(version, RequestCounts()).errors,
+            saved_by_fallback=routed.get(version, RequestCounts()).saved_by_fallback,
             failed_tries=tries.get(version, 0.0),
             latency=tuple(lat),
             probability=tuple(bins),

@@ -33,10 +33,13 @@ from rollout.sources.base import (
     SourceError,
     snapshot_from_samples,
 )
+from vocabulary import metric_names
 
 __all__ = ["CONFIG_INFO", "QUERIES", "SCRAPED", "PrometheusSource"]
 
-CONFIG_INFO = "timestamp(gateway_config_info)"  # {instance, revision}: when last scraped
+CONFIG_INFO = (
+    f"timestamp({metric_names.GATEWAY_CONFIG_INFO.name})"  # {instance, revision}: when last scraped
+)
 SCRAPED = "timestamp(up)"  # {instance}: when each target was last scraped, failed or not
 
 # Kept per instance: a process that restarted is told apart from the others (base.py).

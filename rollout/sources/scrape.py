@@ -23,6 +23,7 @@ from rollout.sources.base import (
     SourceError,
     snapshot_from_samples,
 )
+from vocabulary import metric_names
 
 __all__ = ["ScrapeSource", "instance_of", "parse_exposition"]
 
@@ -77,7 +78,7 @@ class ScrapeSource:
                 sample.labels.get("revision")
                 for family in text_string_to_metric_families(text)
                 for sample in family.samples
-                if sample.name == "gateway_config_info"
+                if sample.name == metric_names.GATEWAY_CONFIG_INFO.name
             ]
             if running != [revision]:
                 behind.append(f"{gateway} at {', '.join(map(str, running)) or 'no revision'}")

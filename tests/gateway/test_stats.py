@@ -10,10 +10,12 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.app import create_app, request_counts
-from gateway.metrics import LATENCY_BUCKETS, AnsweredRequests, GatewayMetrics
+from gateway.metrics import AnsweredRequests, GatewayMetrics
 from gateway.metrics_share import SharedCounters
 from gateway.stats import Sample, StatsSampler, VersionCounts, bucket_quantile, read_counts
+from measures.request_counts import RequestCounts
 from tests.gateway.fakes import FakeReplicas, settings_for, write_routing
+from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS as LATENCY_BUCKETS
 
 CONFIGURED = {"v2.3.1": 90, "v2.4.0": 10}
 
@@ -52,20 +54,25 @@ def gw() -> FakeGateway:
     return fake
 
 
-def test_read_counts_sums_reasons_and_counts_only_5xx_as_errors(gw: FakeGateway) -> None:
+def test_read_counts_are_the_judges_requests_and_errors(gw: FakeGateway) -> None:
+    """Requests and errors per version as measures/request_counts.py defines them: stable's
+    answers on another version's behalf are that version's requests and errors, not stable's."""
     gw.answer("v2.3.1", 7)
     gw.answer("v2.3.1", 2, status=503)
-    gw.answer("v2.3.1", 1, status=422)
-    gw.answered.record("v2.3.1", "fallback", 599, 0.2)  # an unregistered code: label "5xx"
+    gw.answer("v2.3.1", 1, status=422)  # a client error is not the version's error
+    gw.answered.record("v2.3.1", "weighted", 599, 0.2)  # an unregistered code: label "5xx"
+    for _ in range(3):  # v2.4.0 failed three requests that stable then answered
+        gw.answered.record("v2.3.1", "fallback", 200, 0.2)
     gw.fallbacks.labels("v2.4.0", "v2.3.1", "status_5xx").inc(3)
     counts = read_counts(gw.families())
-    assert counts["v2.3.1"].requests == 11
-    assert counts["v2.3.1"].errors == 3
-    assert counts["v2.4.0"].fallbacks == 3
-    assert counts["v2.4.0"].requests == 0
+    stable, canary = counts["v2.3.1"].requests, counts["v2.4.0"].requests
+    assert (stable.requests, stable.answered_5xx, stable.errors) == (11, 3, 3)
+    assert (canary.requests, canary.saved_by_fallback, canary.errors) == (3, 3, 3)
+    assert canary.answered_5xx == 0
     bounds = [bound for bound, _ in counts["v2.3.1"].buckets]
     assert bounds == [*LATENCY_BUCKETS, math.inf]
-    assert counts["v2.3.1"].buckets[-1][1] == 11  # cumulative: +Inf holds every answer
+    # Latency is of every answer the version gave, its answers on v2.4.0's behalf included.
+    assert counts["v2.3.1"].buckets[-1][1] == 14  # cumulative: +Inf holds every answer
 
 
 def test_shares_rates_and_errors_over_the_window(gw: FakeGateway) -> None:
@@ -79,11 +86,13 @@ def test_shares_rates_and_errors_over_the_window(gw: FakeGateway) -> None:
     assert document["window_s"] == 11
     stable, canary = rows(document)["v2.3.1"], rows(document)["v2.4.0"]
     assert (stable["configured_percent"], canary["configured_percent"]) == (90, 10)
-    assert (stable["served_percent"], canary["served_percent"]) == (90.0, 10.0)
-    assert stable["requests"] == 90
+    # The four requests v2.4.0 failed and stable saved are v2.4.0's: routed 14 of 104.
+    assert (stable["served_percent"], canary["served_percent"]) == (86.54, 13.46)
+    assert (stable["requests"], canary["requests"]) == (90, 14)
     assert stable["rps"] == pytest.approx(90 / 11, abs=1e-3)
     assert (stable["error_rate"], canary["error_rate"]) == (0.0, 1.0)
-    assert (stable["fallbacks"], canary["fallbacks"]) == (0, 4)
+    assert (canary["answered_5xx"], canary["saved_by_fallback"], canary["errors"]) == (10, 4, 14)
+    assert (stable["answered_5xx"], stable["saved_by_fallback"]) == (0, 0)
 
 
 def test_only_the_last_minute_counts(gw: FakeGateway) -> None:
@@ -175,7 +184,7 @@ def test_counts_that_go_back_never_give_negative_rates() -> None:
     sampler = StatsSampler(list)
     # A worker's file vanished between the second and third sample: the sum dropped.
     for at, requests in [(0.0, 5.0), (1.0, 9.0), (2.0, 2.0), (3.0, 4.0)]:
-        sampler.add(Sample(at, {"v2.3.1": VersionCounts(requests)}))
+        sampler.add(Sample(at, {"v2.3.1": VersionCounts(RequestCounts(requests))}))
     document = sampler.describe(CONFIGURED)
     assert document["series"]["rps"]["v2.3.1"] == [4.0, 0.0, 2.0]
     assert rows(document)["v2.3.1"]["requests"] == 0  # 4 - 5 over the window: not -1
@@ -191,10 +200,11 @@ def test_several_workers_are_summed(tmp_path: Path) -> None:
     for share in shares:
         share.write()
     counts = read_counts(request_counts(workers[0], shares[0]))
-    assert (counts["v2.3.1"].requests, counts["v2.3.1"].errors) == (4, 3)
-    assert counts["v2.4.0"].fallbacks == 1
+    stable = counts["v2.3.1"].requests
+    assert (stable.requests, stable.errors) == (4, 3)
+    assert counts["v2.4.0"].requests.saved_by_fallback == 1
     alone = read_counts(request_counts(workers[0], None))
-    assert alone["v2.3.1"].requests == 1
+    assert alone["v2.3.1"].requests.requests == 1
 
 
 def test_stats_and_ui_are_served(tmp_path: Path) -> None:

@@ -16,10 +16,11 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 from model_server.app import create_app
 from model_server.features import CATEGORICAL_MAPS, encode_rows
-from model_server.predictor import RISK_TIERS, Predictor
+from model_server.predictor import Predictor
 from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
 from model_server.settings import ModelSettings
 from model_server.train import generate_dataset, sha256_file
+from vocabulary.tiers import RISK_TIERS
 
 VERSIONS = ["v2.3.1", "v2.4.0"]
 TOLERANCE = 1e-9

@@ -15,7 +15,6 @@ const HEALTH = {
   version_mismatch: "≠ version mismatch",
   unknown: "? unknown",
 };
-const TIERS = ["low", "medium", "high"];
 
 // el("td", {class: "num"}, "text", child, ...): a DOM node; text goes in as text, never HTML.
 function el(tag, attrs, ...children) {
@@ -105,6 +104,11 @@ function renderRouting(routing) {
 function renderVersions(stats) {
   const rows = stats.versions.map((row) => {
     const errorRate = row.error_rate === null ? "–" : percent(100 * row.error_rate, 2);
+    // The judge's error rate, with its parts: 5xx the version answered, and requests it
+    // failed that stable saved by fallback (the client saw no error, the version did fail).
+    const errorParts = row.error_rate === null ? ""
+      : `${num(row.answered_5xx, 0)} 5xx answered + ${num(row.saved_by_fallback, 0)} saved by fallback`
+        + ` in ${num(row.requests, 0)} requests`;
     return el(
       "tr",
       { "data-version": row.version },
@@ -113,10 +117,11 @@ function renderVersions(stats) {
         row.configured_percent === null ? "not configured" : `${row.configured_percent} %`),
       el("td", { class: "num", "data-field": "served_percent" }, percent(row.served_percent)),
       el("td", { class: "num", "data-field": "rps" }, num(row.rps, 2)),
-      el("td", { class: "num", "data-field": "error_rate" }, errorRate),
+      el("td", { class: "num", "data-field": "error_rate", title: errorParts }, errorRate),
       el("td", { class: "num", "data-field": "p50_ms" }, num(row.p50_ms, 1, " ms")),
       el("td", { class: "num", "data-field": "p99_ms" }, num(row.p99_ms, 1, " ms")),
-      el("td", { class: "num", "data-field": "fallbacks" }, num(row.fallbacks, 0)),
+      el("td", { class: "num", "data-field": "answered_5xx" }, num(row.answered_5xx, 0)),
+      el("td", { class: "num", "data-field": "saved_by_fallback" }, num(row.saved_by_fallback, 0)),
     );
   });
   fill(document.querySelector("#versions-table tbody"), rows);
@@ -237,6 +242,8 @@ function renderPair(pair) {
   const agreement = pair.tier_agreement;
   const psi = pair.psi;
   const delta = pair.abs_delta;
+  // The tiers in the server's order (the confusion matrix's keys): one spelling, the server's.
+  const TIERS = Object.keys(agreement.confusion);
   const matrix = el("table", { class: "matrix" },
     el("caption", {}, `risk tiers: rows ${pair.primary} (client), columns ${pair.shadow} (shadow)`),
     el("thead", {}, el("tr", {}, el("th", {}, ""), TIERS.map((t) => el("th", { scope: "col" }, t)))),

@@ -5,11 +5,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.shadow.compare import Row, compare_row, psi
+from gateway.shadow.compare import Row, compare_row
 from gateway.shadow.ledger import ShadowLedger, merge_reports, section_key
 from gateway.shadow.metrics import ShadowCollector
 from gateway.shadow.report import bucket_quantile, build_report
 from gateway.shadow.tally import LARGEST, SAMPLE_SIZE, PairTally
+from measures.psi import psi
 
 
 def tier(p: float) -> str:

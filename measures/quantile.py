@@ -1,16 +1,14 @@
-"""The gateway's latency buckets, and quantiles from bucket counts as Prometheus computes them.
+"""Quantiles from histogram bucket counts, as Prometheus's ``histogram_quantile`` computes them.
 
-One set of bounds for every latency histogram the gateway exports (client requests, both sides
-of a shadow comparison), and one ``histogram_quantile`` for every reader of bucket counts: the
-status page's /stats, the shadow report, and the rollout controller's p99. A module of its own
-with no imports from the gateway, so any of them can use it without an import cycle.
+One function for every reader of bucket counts: the status page's /stats, the shadow report,
+and the rollout controller's p99, so the page and the judge agree with a PromQL query.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+__all__ = ["histogram_quantile"]
 
 
 def histogram_quantile(

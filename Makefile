@@ -14,7 +14,7 @@ help:
 	@echo "             (make up PORT=8081: the gateway on another port)"
 	@echo "make test    lint and run every test (unit + integration)"
 	@echo "make bench   benchmark the gateway against nginx and direct"
-	@echo "make lint    ruff check + format check"
+	@echo "make lint    ruff check + format check + the import contracts (ARCHITECTURE.md)"
 	@echo "make e2e-containers  build the images and run the compose stack for real (needs a Docker engine)"
 
 $(INSTALLED): pyproject.toml
@@ -49,9 +49,11 @@ artifacts: $(INSTALLED)
 up: artifacts
 	STACK_VIA_MAKE=1 $(BIN)/python -m stack $(if $(filter command line,$(origin PORT)),--port $(PORT))
 
+# The import rules of ARCHITECTURE.md are contracts in pyproject.toml; lint-imports checks them.
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import httpx
 
+from vocabulary import headers
+from vocabulary.metric_names import GATEWAY_REQUESTS, MODEL_CHURN_PROBABILITY
+
 # The chapter's full payload, as shipped for curl users.
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMER = json.loads((ROOT / "examples" / "customer.json").read_text())
@@ -40,7 +43,7 @@ def served_version(resp: httpx.Response) -> str:
     """The version in X-Model-Version, after checking the body agrees with it."""
     if resp.status_code != 200:
         raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:200]}")
-    header = resp.headers.get("x-model-version")
+    header = resp.headers.get(headers.MODEL_VERSION)
     body = resp.json().get("model_version")
     if header is None or header != body:
         raise CheckFailed(f"X-Model-Version {header!r} but the body says {body!r}")
@@ -196,7 +199,7 @@ def cmd_check_load(args: argparse.Namespace) -> None:
 
 def cmd_pin(args: argparse.Namespace) -> None:
     with httpx.Client(base_url=args.url, timeout=10.0) as client:
-        resp = client.post("/predict", json=CUSTOMER, headers={"X-Model-Version": args.version})
+        resp = client.post("/predict", json=CUSTOMER, headers={headers.MODEL_VERSION: args.version})
     version = served_version(resp)
     reason = resp.headers.get("x-route-reason")
     if version != args.version or reason != "pinned":
@@ -213,7 +216,7 @@ def gateway_requests_total(client: httpx.Client, url: str) -> float:
         s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.name == "gateway_requests_total"
+        if s.name == GATEWAY_REQUESTS.total
     )
 
 
@@ -257,7 +260,7 @@ def cmd_prometheus(args: argparse.Namespace) -> None:
         # The replicas are scraped at other moments than the gateway: wait for both, so that
         # whatever reads Prometheus next (the rollout controller's baseline) sees all of it.
         want = gateway_requests_total(client, args.gateway)
-        sums = {"gateway_requests_total": None, "model_churn_probability_count": None}
+        sums = {GATEWAY_REQUESTS.total: None, MODEL_CHURN_PROBABILITY.count: None}
         while time.monotonic() < deadline:
             for name in sums:
                 result = query(f"sum({name})")
@@ -273,9 +276,9 @@ def cmd_prometheus(args: argparse.Namespace) -> None:
             return {r["metric"].get("version", "?"): float(r["value"][1]) for r in result}
 
         print(
-            f"sum(gateway_requests_total) = {want:.0f}, as the gateway counts, by version "
-            f"{by_version('gateway_requests_total')}; the replicas' predictions the same: "
-            f"{by_version('model_churn_probability_count')}"
+            f"sum({GATEWAY_REQUESTS.total}) = {want:.0f}, as the gateway counts, by version "
+            f"{by_version(GATEWAY_REQUESTS.total)}; the replicas' predictions the same: "
+            f"{by_version(MODEL_CHURN_PROBABILITY.count)}"
         )
 
 

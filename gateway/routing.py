@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from routing_config import RoutingConfig
+from routing_config.schema import RoutingConfig
 
 __all__ = [
     "Decision",

@@ -51,7 +51,7 @@ from statistics import NormalDist
 from measures.psi import psi as population_stability_index
 from measures.quantile import histogram_quantile
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
-from routing_config import RolloutThresholds, ShadowBakeSpec
+from routing_config.rollout_plan import RolloutThresholds, ShadowBakeSpec
 from vocabulary.buckets import PROBABILITY_BOUNDS, TIER_EDGE_BINS
 
 __all__ = [

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 
-.PHONY: help install tools artifacts up test lint format bench bench-smoke check-containers e2e-containers clean
+.PHONY: help install tools artifacts up test lint typecheck format bench bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
@@ -15,6 +15,7 @@ help:
 	@echo "make test    lint and run every test (unit + integration)"
 	@echo "make bench   benchmark the gateway against nginx and direct"
 	@echo "make lint    ruff check + format check + the import contracts (ARCHITECTURE.md)"
+	@echo "make typecheck  mypy --strict over every package (settings in pyproject.toml)"
 	@echo "make e2e-containers  build the images and run the compose stack for real (needs a Docker engine)"
 
 $(INSTALLED): pyproject.toml
@@ -54,6 +55,9 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

@@ -23,7 +23,8 @@ from types import FrameType
 
 import httpx
 
-from model_server.train import METADATA_FILE, RECIPES, ensure_artifacts
+from model_server.artifact import METADATA_FILE
+from model_server.train import RECIPES, ensure_artifacts
 from routing_config import ConfigError, load_config
 from stack.plan import GatewayPortTaken, Plan, PlanError, ProcessSpec, build_plan
 from stack.supervisor import StopRequest, Supervisor, sleep_unless_stopped

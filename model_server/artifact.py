@@ -32,7 +32,7 @@ def read_metadata(model_path: Path, expected_version: str) -> dict[str, Any]:
     if not model_path.is_file():
         raise ArtifactError(f"model file not found: {model_path}")
     try:
-        metadata = json.loads(meta_path.read_text())
+        metadata: dict[str, Any] = json.loads(meta_path.read_text())
     except FileNotFoundError:
         raise ArtifactError(f"metadata not found: {meta_path}") from None
     except json.JSONDecodeError as exc:

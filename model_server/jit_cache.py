@@ -23,8 +23,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import numba
-
 from model_server import table_cache, treeshap
 from model_server.artifact import ArtifactError
 from model_server.loader import load_predictor
@@ -37,7 +35,7 @@ def seed_numba_cache(seed: Path, cache_dir: str | None = None) -> int:
 
     Files already there are kept: they may hold code numba recompiled here for another CPU.
     """
-    target = cache_dir if cache_dir is not None else numba.config.CACHE_DIR
+    target = cache_dir if cache_dir is not None else table_cache.numba_cache_dir()
     if not target:
         log.warning("NUMBA_CACHE_DIR is not set: the numba cache in %s is not used", seed)
         return 0

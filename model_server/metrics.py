@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     # need the buckets (the rollout tests' stand-in replicas) stay as light as before.
     import numpy as np
 
+    from model_server.schemas import Prediction
+
 LATENCY_BUCKETS = MODEL_LATENCY_BUCKETS
 BATCH_BUCKETS = BATCH_SIZE_BUCKETS
 # The bins of the shadow comparison, so a rollout judges drift on the bins shadow uses.
@@ -61,7 +63,7 @@ class ModelMetrics:
         self.info.labels(version).set(1)
 
     def observe(
-        self, endpoint: str, results: list[dict], seconds: float, *, shadow: bool = False
+        self, endpoint: str, results: list[Prediction], seconds: float, *, shadow: bool = False
     ) -> None:
         """One request's answers, as the dicts sent."""
         tiers: dict[str, int] = {}
@@ -141,7 +143,8 @@ class ProbabilityHistogram:
         )
         with self._lock:
             snapshot = {label: (list(c), self._sums[label]) for label, c in self._counts.items()}
-        bounds = [*(floatToGoString(b) for b in PROBABILITY_BUCKETS), "+Inf"]
+        # prometheus_client leaves floatToGoString unannotated; it takes a float, returns a str.
+        bounds = [*(floatToGoString(b) for b in PROBABILITY_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
         for label, (counts, total) in snapshot.items():
             cumulative = list(itertools.accumulate(counts))
             family.add_metric(

@@ -40,11 +40,12 @@ class Column:
 
 
 def _bounds(metadata: list[Any], where: str) -> tuple[float | None, float | None]:
-    low = high = None
+    low: float | None = None
+    high: float | None = None
     for item in metadata:
-        if isinstance(item, annotated_types.Ge):
+        if isinstance(item, annotated_types.Ge) and isinstance(item.ge, int | float):
             low = item.ge
-        elif isinstance(item, annotated_types.Le):
+        elif isinstance(item, annotated_types.Le) and isinstance(item.le, int | float):
             high = item.le
         else:
             raise TypeError(f"{where}: constraint {item!r} is not one plain rows check")

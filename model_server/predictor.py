@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 
 from model_server.features import FEATURE_ORDER, encode_rows
-from model_server.schemas import ChurnPredictionRequest
+from model_server.schemas import ChurnPredictionRequest, Prediction
 from model_server.table_cache import CompiledTables
 from model_server.treeshap import GradientBoostingTreeShap, is_supported
 from vocabulary.tiers import RISK_TIERS, TIER_EDGES, tier_of
@@ -145,13 +145,16 @@ class Predictor:
         # log_loss on two classes: predict_proba is expit of the raw log-odds.
         return expit(raw), contributions
 
-    def predict(self, customers: Sequence[ChurnPredictionRequest]) -> list[dict[str, Any]]:
+    def predict(self, customers: Sequence[ChurnPredictionRequest]) -> list[Prediction]:
         """One predict_proba and one SHAP call for all rows; row i equals a single call on i."""
         matrix = encode_rows(customers)
         probabilities, contributions = self.score(matrix)
         if len(matrix) == 1:
             return [self._one_result(matrix[0], float(probabilities[0]), contributions[0])]
-        return orjson.loads(self._batch_json(matrix, probabilities, contributions)[0])
+        predictions: list[Prediction] = orjson.loads(
+            self._batch_json(matrix, probabilities, contributions)[0]
+        )
+        return predictions
 
     def predict_batch(self, matrix: np.ndarray) -> BatchAnswer:
         """Encoded rows in, the ``predictions`` array of the answer out, as JSON bytes."""
@@ -194,7 +197,7 @@ class Predictor:
 
     def _one_result(
         self, row: np.ndarray, probability: float, contributions: np.ndarray
-    ) -> dict[str, Any]:
+    ) -> Prediction:
         """The same answer as the batch code for one row, in plain Python.
 
         On one row numpy's per-call overhead (argsort, fancy indexing, object arrays) cost more

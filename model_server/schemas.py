@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
 from model_server.features import CATEGORICAL_MAPS
 from vocabulary.tiers import RISK_TIERS, TIER_EDGES
 
-EXAMPLE_CUSTOMER = {
+EXAMPLE_CUSTOMER: dict[str, JsonValue] = {
     "tenure": 14,
     "monthly_charges": 89.50,
     "total_charges": 1253.00,
@@ -66,9 +68,10 @@ class ChurnPredictionRequest(BaseModel):
 
     @field_validator("contract_type", "payment_method", "internet_service")
     @classmethod
-    def check_known_category(cls, value: str, info) -> str:  # noqa: ANN001 - pydantic's type
+    def check_known_category(cls, value: str, info: ValidationInfo) -> str:
         # Rejected here, as a 422 that names the field, rather than encoded as an unseen value
         # the model would silently mis-score.
+        assert info.field_name is not None  # a field validator's info names its field
         allowed = CATEGORICAL_MAPS[info.field_name]
         if value not in allowed:
             raise ValueError(f"unknown value {value!r}; allowed: {', '.join(allowed)}")
@@ -84,6 +87,25 @@ class ShapReason(BaseModel):
         ..., description="SHAP contribution to churn probability (log-odds units)"
     )
     direction: str = Field(..., description="'increases_risk' or 'decreases_risk'")
+
+
+class Reason(TypedDict):
+    """One of a prediction's top reasons as the predictor builds it (ShapReason's fields)."""
+
+    feature: str
+    value: float
+    shap_contribution: float
+    direction: str
+
+
+class Prediction(TypedDict):
+    """One answer as the predictor builds it and the endpoint sends it (ChurnPredictionResponse's
+    fields, in its order)."""
+
+    churn_probability: float
+    risk_tier: str
+    top_reasons: list[Reason]
+    model_version: str
 
 
 class ChurnPredictionResponse(BaseModel):

@@ -49,9 +49,17 @@ class CompiledTables:
     serving_reason: str  # the start-up probe's verdict, as /metadata reports it
 
 
+def numba_cache_dir() -> str:
+    """numba's cache directory as numba read it from NUMBA_CACHE_DIR; "" when it is unset."""
+    # numba's config module sets its settings as globals when it reads the environment, so
+    # no annotation declares them.
+    directory: str = numba.config.CACHE_DIR  # type: ignore[attr-defined]
+    return directory
+
+
 def default_directory() -> Path:
     """Where numba caches the kernels: NUMBA_CACHE_DIR, else their source's __pycache__."""
-    root = numba.config.CACHE_DIR or str(Path(treeshap.__file__).parent / "__pycache__")
+    root = numba_cache_dir() or str(Path(treeshap.__file__).parent / "__pycache__")
     return Path(root) / SUBDIRECTORY
 
 
@@ -108,6 +116,8 @@ def write(directory: Path, sha256: str, tables: CompiledTables) -> Path | None:
             with os.fdopen(fd, "wb") as out:
                 np.savez(
                     out,
+                    # numpy's default, spelt out: no array name can then stand for it.
+                    allow_pickle=True,
                     key=np.array(cache_key(sha256)),
                     n_features=np.array(tables.n_features),
                     init_raw=np.array(tables.init_raw, dtype=np.float64),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -113,7 +114,7 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train_version(version: str, out_dir: Path) -> dict:
+def train_version(version: str, out_dir: Path) -> dict[str, Any]:
     """Train one version and write its model file and metadata.json; return the metadata."""
     recipe = RECIPES[version]
     features, labels = generate_dataset()

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from numba.core.dispatcher import Dispatcher
     from sklearn.ensemble import GradientBoostingClassifier
 
 # From this many rows on, a batch is explained column-wise (``_shap_columns``), in blocks of
@@ -57,24 +59,40 @@ MAX_GROUP_BITS = 8
 
 log = logging.getLogger("model_server")
 
+# The kernels' arrays (numba ignores these annotations: it types each call by its arguments).
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+# The kernels' model: the explainer's arrays in ARRAY_NAMES order.
+KernelArrays = tuple[npt.NDArray[Any], ...]
 
-def _cached_njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+_Kernel = TypeVar("_Kernel", bound=Callable[..., Any])
+
+
+def _cached_njit(*, nogil: bool = False) -> Callable[[_Kernel], Dispatcher[_Kernel]]:
     """numba.njit with an on-disk cache, or without one when no cache directory is writable."""
 
-    def decorate(func: Callable[..., Any]) -> Any:
+    def decorate(func: _Kernel) -> Dispatcher[_Kernel]:
         try:
-            return numba.njit(cache=True, **options)(func)
+            return numba.njit(cache=True, nogil=nogil)(func)
         except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
             log.warning(
                 "numba cache unavailable, %s compiles in every process: %s", func.__name__, exc
             )
-            return numba.njit(**options)(func)
+            return numba.njit(nogil=nogil)(func)
 
     return decorate
 
 
 @numba.njit(inline="always")
-def _extend_path(zero, one, pweight, depth, zero_fraction, one_fraction):
+def _extend_path(
+    zero: Floats,
+    one: Floats,
+    pweight: Floats,
+    depth: int,
+    zero_fraction: float,
+    one_fraction: float,
+) -> None:
     zero[depth] = zero_fraction
     one[depth] = one_fraction
     pweight[depth] = 1.0 if depth == 0 else 0.0
@@ -84,7 +102,9 @@ def _extend_path(zero, one, pweight, depth, zero_fraction, one_fraction):
 
 
 @numba.njit(inline="always")
-def _unwound_path_sum(zero, one, pweight, depth, path_index):
+def _unwound_path_sum(
+    zero: Floats, one: Floats, pweight: Floats, depth: int, path_index: int
+) -> float:
     one_fraction = one[path_index]
     zero_fraction = zero[path_index]
     next_one_portion = pweight[depth]
@@ -101,7 +121,15 @@ def _unwound_path_sum(zero, one, pweight, depth, path_index):
 
 
 @_cached_njit(nogil=True)
-def _build_tables(leaf, step, slot, group, n_entries, n_group_entries, n_patterns):
+def _build_tables(
+    leaf: tuple[Floats, Ints, Ints, Ints, Ints],
+    step: tuple[Bools, Ints, Ints],
+    slot: tuple[Floats, Ints],
+    group: tuple[Ints, Ints, Ints, Ints, Ints],
+    n_entries: int,
+    n_group_entries: int,
+    n_patterns: int,
+) -> tuple[Floats, Ints]:
     """Each group's table: its leaves' contributions summed per pattern of its split outcomes.
 
     First the per-leaf tables (Algorithm 2's path sums for every agreement mask of the leaf's
@@ -158,7 +186,7 @@ def _build_tables(leaf, step, slot, group, n_entries, n_group_entries, n_pattern
 
 
 @_cached_njit(nogil=True)
-def _shap_serial(X, model, base):
+def _shap_serial(X: Floats, model: KernelArrays, base: float) -> tuple[Floats, Floats]:
     """(log-odds, SHAP values) of a few rows, one row at a time.
 
     Per group the row's split outcomes form the pattern that indexes the group's table: one
@@ -205,7 +233,7 @@ def _shap_serial(X, model, base):
 
 
 @_cached_njit(nogil=True)
-def _shap_columns(X, model, base):
+def _shap_columns(X: Floats, model: KernelArrays, base: float) -> tuple[Floats, Floats]:
     """The same values as ``_shap_serial`` (the same additions in the same order), for a batch.
 
     Here each step runs down a block of rows at once: the rows' outcomes of one split (a

@@ -6,7 +6,6 @@ import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from routing_config import ConfigError, LoadedConfig, load_config
 
@@ -32,7 +31,7 @@ class CommandError(Exception):
 class Commands:
     """Given to each command module's ``register``: adds sub-commands; knows shared defaults."""
 
-    subparsers: Any  # argparse's _SubParsersAction, which it does not export
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser]  # argparse does not export it
     default_file: str
 
     @classmethod

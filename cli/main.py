@@ -9,16 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from typing import Protocol
 
 from cli import diff, mode, rollout, serve, shadow, status, validate, weights
-from cli.base import CommandError, Commands
+from cli.base import CommandError, Commands, Run
 from routing_config import RoutingEditError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
+
+class CommandModule(Protocol):
+    """A module of commands: ``register`` adds its sub-commands."""
+
+    def register(self, commands: Commands) -> None: ...
+
+
 # In the order `streamflow --help` lists them.
-COMMAND_MODULES: tuple[ModuleType, ...] = (
+COMMAND_MODULES: tuple[CommandModule, ...] = (
     validate,
     diff,
     weights,
@@ -43,7 +50,7 @@ examples:
 """
 
 
-def build_parser(modules: Sequence[ModuleType] = COMMAND_MODULES) -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[CommandModule] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamflow",
         description="Operate the StreamFlow model gateway: check and edit routing.yaml, "
@@ -64,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         # --help and usage errors: return the status so main() can be called like a function.
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    run: Run = args.run  # set_defaults(run=...) by Commands.add
     try:
-        return args.run(args)
+        return run(args)
     except (CommandError, RoutingEditError) as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)

@@ -144,8 +144,8 @@ class AnsweredRequests(Collector):
         names = [_bound(b) for b in self.bounds] + ["+Inf"]
         for version, tally in sorted(self.latency.items()):
             cumulative, buckets = 0.0, []
-            for name, count in zip(names, tally[:-1], strict=True):
-                cumulative += count
+            for name, in_bucket in zip(names, tally[:-1], strict=True):
+                cumulative += in_bucket
                 buckets.append((name, cumulative))
             latency.add_metric([version], buckets, sum_value=tally[-1])
         yield latency

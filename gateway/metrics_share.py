@@ -129,12 +129,12 @@ def merge(templates: Sequence[Metric], snapshots: Iterable[Snapshot]) -> list[Me
                     series[key] = min(seen, value)
                 else:
                     series[key] = seen + value
-    merged = []
+    merged: list[Metric] = []
     for template in templates:
-        family = Metric(template.name, template.documentation, template.type, template.unit)
-        for (name, labels), value in totals[template.name].items():
-            family.add_sample(name, dict(labels), value)
-        merged.append(family)
+        summed = Metric(template.name, template.documentation, template.type, template.unit)
+        for (name, label_pairs), value in totals[template.name].items():
+            summed.add_sample(name, dict(label_pairs), value)
+        merged.append(summed)
     return merged
 
 

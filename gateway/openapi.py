@@ -189,13 +189,15 @@ def document_predictions(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()  # FastAPI's document, cached on the app
+        schema = app.openapi_schema
+        if schema is None:
+            schema = build()  # FastAPI's document, cached on the app (as app.openapi_schema)
             schema["paths"] = {**PATHS, **schema.get("paths", {})}
             schema.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
             schema.setdefault("tags", []).insert(
                 0, {"name": TAG, "description": "Forwarded to a model-server replica."}
             )
-        return app.openapi_schema
+        return schema
 
+    # FastAPI's documented way to change the document is to replace the app's openapi method.
     app.openapi = openapi  # type: ignore[method-assign]

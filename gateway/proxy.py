@@ -132,7 +132,7 @@ class Proxy:
         else:
             answer = await self.forward(target_of(scope), headers, body, start)
         start_message = {"type": "http.response.start", "status": answer.status}
-        await send({**start_message, "headers": answer.headers})  # type: ignore[typeddict-item]
+        await send({**start_message, "headers": answer.headers})
         await send({"type": "http.response.body", "body": answer.body})
 
     async def forward(self, path: str, headers: Headers, body: bytes, start: float) -> Message:
@@ -308,9 +308,9 @@ class Proxy:
             # Predictions are idempotent, so a 5xx is retried elsewhere; a 4xx is the client's
             # answer and passes through unchanged. A status below 100 is no HTTP answer at all.
             cause = "status_5xx" if resp.status >= 500 else "protocol_error"
-            failure = UpstreamFailure(cause, f"{replica.url} answered status {resp.status}")
-            self._count_failure(snap, replica, failure)
-            failures.append(failure)
+            answered = UpstreamFailure(cause, f"{replica.url} answered status {resp.status}")
+            self._count_failure(snap, replica, answered)
+            failures.append(answered)
             return None
         if replica.consecutive_failures or replica.ejections:
             snap.pool.record_success(replica)

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
 from prometheus_client.metrics_core import Metric
 
@@ -52,6 +53,37 @@ class VersionCounts:
 class Sample:
     at: float  # seconds since the epoch
     versions: Mapping[str, VersionCounts]
+
+
+class VersionRow(TypedDict):
+    """One version's line of the status page: its numbers over the window (None without one)."""
+
+    version: str
+    configured_percent: int | None
+    served_percent: float | None
+    requests: float | None
+    rps: float | None
+    errors: float | None
+    error_rate: float | None
+    answered_5xx: float | None
+    saved_by_fallback: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+class Series(TypedDict):
+    times: list[float]  # the sampled instants, seconds since the epoch
+    rps: dict[str, list[float]]  # requests/s per version at each instant
+
+
+class StatsDocument(TypedDict):
+    """GET /stats without the rollout log the endpoint adds."""
+
+    sampled_at: float | None
+    window_s: float
+    sample_interval_s: float
+    versions: list[VersionRow]
+    series: Series
 
 
 def read_counts(families: Iterable[Metric]) -> dict[str, VersionCounts]:
@@ -102,7 +134,7 @@ class StatsSampler:
         # Requests/s per version between each two consecutive samples, kept as the ring grows,
         # so a GET /stats does not recompute ten minutes of differences on the event loop.
         self.points: deque[tuple[float, dict[str, float]]] = deque(maxlen=max(1, size - 1))
-        self._cached: tuple[tuple[object, ...], dict] | None = None
+        self._cached: tuple[tuple[object, ...], StatsDocument] | None = None
 
     def sample(self) -> None:
         self.add(Sample(self.clock(), read_counts(self.read())))
@@ -133,7 +165,7 @@ class StatsSampler:
                 log.exception("stats sample failed")
             await asyncio.sleep(interval_s)
 
-    def describe(self, configured: Mapping[str, int], window_s: float = WINDOW_S) -> dict:
+    def describe(self, configured: Mapping[str, int], window_s: float = WINDOW_S) -> StatsDocument:
         """Per version numbers over the last ``window_s`` and requests/s for the whole ring.
 
         ``configured`` is the active config's percent per version, in the config's order. The
@@ -145,7 +177,7 @@ class StatsSampler:
         self._cached = (key, document)
         return document
 
-    def _describe(self, configured: Mapping[str, int], window_s: float) -> dict:
+    def _describe(self, configured: Mapping[str, int], window_s: float) -> StatsDocument:
         ring = list(self.ring)
         latest = ring[-1] if ring else None
         base = next((s for s in ring if latest and s.at >= latest.at - window_s), None)
@@ -161,8 +193,11 @@ class StatsSampler:
         versions = [row["version"] for row in rows]
         total = sum(row["requests"] or 0 for row in rows)
         for row in rows:
+            requests = row["requests"]  # None only without a window (span 0)
             row["served_percent"] = (
-                round(100.0 * row["requests"] / total, 2) if span > 0 and total > 0 else None
+                round(100.0 * requests / total, 2)
+                if span > 0 and total > 0 and requests is not None
+                else None
             )
         return {
             "sampled_at": latest.at if latest else None,
@@ -182,8 +217,8 @@ class StatsSampler:
         latest: Sample | None,
         base: Sample | None,
         span: float,
-    ) -> dict:
-        row: dict = {
+    ) -> VersionRow:
+        row: VersionRow = {
             "version": version,
             "configured_percent": configured,
             "served_percent": None,
@@ -204,14 +239,16 @@ class StatsSampler:
         buckets = _bucket_delta(new.buckets, old.buckets)
         rate = counts.error_rate
         row.update(
-            requests=counts.requests,
-            rps=round(counts.requests / span, 3),
-            errors=counts.errors,
-            error_rate=None if rate is None else round(rate, 6),
-            answered_5xx=counts.answered_5xx,
-            saved_by_fallback=counts.saved_by_fallback,
-            p50_ms=_ms(bucket_quantile(buckets, 0.5)),
-            p99_ms=_ms(bucket_quantile(buckets, 0.99)),
+            {
+                "requests": counts.requests,
+                "rps": round(counts.requests / span, 3),
+                "errors": counts.errors,
+                "error_rate": None if rate is None else round(rate, 6),
+                "answered_5xx": counts.answered_5xx,
+                "saved_by_fallback": counts.saved_by_fallback,
+                "p50_ms": _ms(bucket_quantile(buckets, 0.5)),
+                "p99_ms": _ms(bucket_quantile(buckets, 0.99)),
+            }
         )
         return row
 
@@ -229,7 +266,7 @@ ROLLOUT_LOG_TAIL_BYTES = 256 * 1024  # the page shows the last few decisions; ne
 ROLLOUT_LOG_ENTRIES = 10
 
 
-def read_rollout_log(routing_file: Path) -> list[dict] | None:
+def read_rollout_log(routing_file: Path) -> list[dict[str, Any]] | None:
     """The rollout controller's last decisions, for the status page; None when it has no log.
 
     The controller appends one JSON line per check to the decision log next to routing.yaml
@@ -246,7 +283,7 @@ def read_rollout_log(routing_file: Path) -> list[dict] | None:
     lines = data[: data.rfind(b"\n") + 1].splitlines()
     if size > ROLLOUT_LOG_TAIL_BYTES:
         lines = lines[1:]  # the first may be cut
-    entries = []
+    entries: list[dict[str, Any]] = []  # JSON lines, as the controller wrote them
     for raw in lines[-ROLLOUT_LOG_ENTRIES:]:
         try:
             entry = json.loads(raw)

@@ -96,6 +96,8 @@ class _Connection(asyncio.Protocol):
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio.Protocol declares the base class; create_connection hands a stream protocol
+        # an asyncio.Transport, whose write and pause/resume this class uses.
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
@@ -305,7 +307,7 @@ class NativeUpstream:
     async def _exchange(self, conn: _Connection, request: bytes, deadline: float) -> Message:
         """One request on ``conn`` and its whole answer; the connection is kept or closed."""
         loop = self.loop
-        waiter = loop.create_future()
+        waiter: asyncio.Future[Message] = loop.create_future()
         conn.waiter = waiter
         conn.used = True
         conn.answered = False
@@ -319,6 +321,7 @@ class NativeUpstream:
         self.busy.add(conn)
         reusable = False
         try:
+            # A connection is handed out only once connection_made has set its transport.
             conn.transport.write(request)  # type: ignore[union-attr]
             conn.last_read = now = loop.time()
             # A body too large to go out at once pauses the read timeout until it has (arm()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 from measures.request_counts import UNROUTED, RequestCounts, request_counts
 from vocabulary import metric_names
@@ -109,12 +109,13 @@ class VersionCounts:
     @classmethod
     def _from_fields(cls, values: Iterable[float]) -> VersionCounts:
         flat = list(values)
-        out: dict[str, object] = {}
+        # Field name -> its value, a float or (the names in _TUPLES) a tuple of floats.
+        out: dict[str, Any] = {}
         for name in _FIELDS:
             size = len(getattr(_EMPTY, name)) if name in _TUPLES else 1
             taken, flat = flat[:size], flat[size:]
             out[name] = tuple(taken) if name in _TUPLES else taken[0]
-        return cls(**out)  # type: ignore[arg-type]
+        return cls(**out)
 
     def _fields(self) -> tuple[float, ...]:
         out: list[float] = []
@@ -130,18 +131,15 @@ class VersionCounts:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> VersionCounts:
-        # A field an older log did not write is empty.
-        out: dict[str, object] = {}
+    def from_json(cls, data: Mapping[str, Any]) -> VersionCounts:
+        """From ``to_json``'s object as read back from JSON (a number or a list of numbers per
+        field); a field an older log did not write is empty."""
+        out: dict[str, Any] = {}  # field name -> a float, or a tuple of floats (_TUPLES)
         for name in _FIELDS:
             if name in data:
                 value = data[name]
-                out[name] = (
-                    tuple(float(x) for x in value)  # type: ignore[attr-defined]
-                    if name in _TUPLES
-                    else float(value)  # type: ignore[arg-type]
-                )
-        return cls(**out)  # type: ignore[arg-type]
+                out[name] = tuple(float(x) for x in value) if name in _TUPLES else float(value)
+        return cls(**out)
 
 
 _FIELDS = tuple(f.name for f in fields(VersionCounts))
@@ -252,12 +250,13 @@ class Snapshot:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Mapping[str, object]]) -> Snapshot:
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        """From ``to_json``'s object as read back from JSON."""
         if "instances" in data:
             instances = data["instances"]
             return cls.of_instances(
                 {
-                    str(i): {str(v): VersionCounts.from_json(c) for v, c in counts.items()}  # type: ignore[union-attr]
+                    str(i): {str(v): VersionCounts.from_json(c) for v, c in counts.items()}
                     for i, counts in instances.items()
                 }
             )
@@ -350,16 +349,16 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
             i = TIER_INDEX.get(labels.get("primary_tier", ""))
             j = TIER_INDEX.get(labels.get("shadow_tier", ""))
             if i is not None and j is not None:
-                row = shadow_tiers.setdefault(
+                cells = shadow_tiers.setdefault(
                     labels.get("shadow", UNROUTED), [0.0] * len(TIERS) ** 2
                 )
-                row[i * len(TIERS) + j] += sample.value
+                cells[i * len(TIERS) + j] += sample.value
         elif sample.name == SHADOW_BINS and labels.get("bin") in BIN_INDEX:
             side = labels.get("side")
             if side in ("primary", "shadow"):
                 sides = shadow_bins.setdefault(labels.get("shadow", UNROUTED), {})
-                row = sides.setdefault(side, [0.0] * len(PROBABILITY_BOUNDS))
-                row[BIN_INDEX[labels["bin"]]] += sample.value
+                cells = sides.setdefault(side, [0.0] * len(PROBABILITY_BOUNDS))
+                cells[BIN_INDEX[labels["bin"]]] += sample.value
 
     versions = set(routed) | set(latency) | set(cumulative_probability)
     versions |= set(shadow_tiers) | set(shadow_bins)

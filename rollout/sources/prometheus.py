@@ -17,6 +17,8 @@ in the same write as the scrape's samples, so a query that sees it sees them, wh
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from rollout.sources.base import (
@@ -90,7 +92,9 @@ class PrometheusSource:
         # Each gateway had loaded the revision by the scrape that reported it.
         return max(float(series["value"][1]) for series in seen)
 
-    def _query(self, promql: str) -> list[dict]:
+    def _query(self, promql: str) -> list[dict[str, Any]]:
+        """The query's instant vector as Prometheus's JSON gives it: {"metric": labels, "value":
+        [time, "number"]} per series."""
         try:
             response = self.client.get(f"{self.url}/api/v1/query", params={"query": promql})
             response.raise_for_status()

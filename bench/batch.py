@@ -45,6 +45,7 @@ from model_server.schemas import (
     BatchPredictionResponse,
     ChurnPredictionRequest,
     ChurnPredictionResponse,
+    Reason,
     ShapReason,
 )
 
@@ -103,7 +104,7 @@ class ChapterBatch:
         shap_values = self.explainer.shap_values(features_df)
         sv = shap_values[1][0] if isinstance(shap_values, list) else shap_values[0]
         feature_values = features_df.iloc[0].to_dict()
-        contributions = []
+        contributions: list[Reason] = []
         for fname, shap_val in zip(FEATURE_ORDER, sv, strict=True):
             contributions.append(
                 {

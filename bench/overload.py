@@ -86,7 +86,8 @@ def goodput_ratio(doc: dict[str, Any]) -> float | None:
     base, top = rows.get(1), rows.get(max(FACTORS))
     if not base or not top or not base["goodput_rps"]:
         return None
-    return round(top["goodput_rps"] / base["goodput_rps"], 3)
+    ratio: float = round(top["goodput_rps"] / base["goodput_rps"], 3)
+    return ratio
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -108,7 +108,9 @@ class Bar:
         }
 
 
-def _find(rows: list[dict[str, Any]], backend: str, target: str, conns: int, workers=None):  # noqa: ANN001
+def _find(
+    rows: list[dict[str, Any]], backend: str, target: str, conns: int, workers: int | None = None
+) -> dict[str, Any] | None:
     for row in rows:
         if (
             row["backend"] == backend
@@ -144,7 +146,7 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
     bars.append(
         Bar(
             f"trivial backend, {high} conns: gateway >= {TRIVIAL_RATIO_BAR}x nginx req/s",
-            row and row["x_nginx"],
+            row["x_nginx"] if row else None,
             TRIVIAL_RATIO_BAR,
             True,
             f"aim {TRIVIAL_RATIO_AIM}x",
@@ -157,7 +159,7 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
         bars.append(
             Bar(
                 f"{backend} backend, {low} conn: gateway p50 <= direct + {LATENCY_BAR_MS} ms",
-                row and row["p50_over_direct_ms"],
+                row["p50_over_direct_ms"] if row else None,
                 LATENCY_BAR_MS,
                 False,
                 "ms over direct",

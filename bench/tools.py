@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,19 +37,20 @@ def find(name: str) -> str | None:
     return None
 
 
-def ensure_tools(*, install: bool = True, say=print) -> Tools:  # noqa: ANN001 - a printer
+def ensure_tools(*, install: bool = True, say: Callable[[str], object] = print) -> Tools:
     """Both tools, installing the missing ones with apt-get (root only)."""
     missing = [name for name in PACKAGES if find(name) is None]
     if missing and install:
         _apt_install(missing, say)
     paths = {name: find(name) for name in PACKAGES}
-    still = [name for name, path in paths.items() if path is None]
+    found = {name: path for name, path in paths.items() if path is not None}
+    still = [name for name in paths if name not in found]
     if still:
         raise ToolError(f"{', '.join(still)} not found and not installed")
-    return Tools(wrk=paths["wrk"], nginx=paths["nginx"])  # type: ignore[arg-type]
+    return Tools(wrk=found["wrk"], nginx=found["nginx"])
 
 
-def _apt_install(missing: list[str], say) -> None:  # noqa: ANN001
+def _apt_install(missing: list[str], say: Callable[[str], object]) -> None:
     apt = shutil.which("apt-get")
     if apt is None:
         raise ToolError(f"{', '.join(missing)} missing and there is no apt-get to install them")

@@ -88,7 +88,8 @@ def encoded_example(example: Path) -> list[float]:
     from model_server.schemas import ChurnPredictionRequest
 
     customer = ChurnPredictionRequest(**json.loads(example.read_text()))
-    return encode_rows([customer])[0].tolist()
+    encoded: list[float] = encode_rows([customer])[0].tolist()
+    return encoded
 
 
 def median_us(call: Callable[[], object], repeats: int) -> float:

@@ -22,6 +22,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any, TypedDict
 
 import httpx
 
@@ -43,8 +44,8 @@ def served_version(resp: httpx.Response) -> str:
     """The version in X-Model-Version, after checking the body agrees with it."""
     if resp.status_code != 200:
         raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:200]}")
-    header = resp.headers.get(headers.MODEL_VERSION)
-    body = resp.json().get("model_version")
+    header: str | None = resp.headers.get(headers.MODEL_VERSION)
+    body: object = resp.json().get("model_version")
     if header is None or header != body:
         raise CheckFailed(f"X-Model-Version {header!r} but the body says {body!r}")
     return header
@@ -121,7 +122,7 @@ def cmd_revision(args: argparse.Namespace) -> None:
     raise CheckFailed(f"still revision {args.changed_from} after {args.timeout} s")
 
 
-def varied_customers() -> list[dict]:
+def varied_customers() -> list[dict[str, Any]]:
     """The benchmark's seeded, varied customers: a judge of prediction drift (PSI) needs a spread
     of probabilities, which one repeated payload does not give."""
     sys.path.insert(0, str(ROOT))  # bench/ is a directory of the checkout, not an installed package
@@ -130,7 +131,22 @@ def varied_customers() -> list[dict]:
     return make_customers(500)
 
 
-async def run_load(url: str, seconds: float, concurrency: int, varied: bool = False) -> dict:
+class LoadReport(TypedDict):
+    """What `load` writes to --out and `check-load` reads."""
+
+    requests: int
+    ok: int
+    failed: int
+    failures: list[str]  # the first 20
+    by_version: dict[str, int]
+    by_reason: dict[str, int]  # X-Route-Reason
+    seconds: float
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+async def run_load(url: str, seconds: float, concurrency: int, varied: bool = False) -> LoadReport:
     stop_at = time.monotonic() + seconds
     customers = varied_customers() if varied else [CUSTOMER]
     counts: Counter[str] = Counter()
@@ -236,11 +252,12 @@ def cmd_prometheus(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.timeout
     with httpx.Client(timeout=5.0) as client:
 
-        def query(promql: str) -> list[dict]:
+        def query(promql: str) -> list[dict[str, Any]]:
             body = client.get(f"{args.url}/api/v1/query", params={"query": promql}).json()
             if body.get("status") != "success":
                 raise CheckFailed(f"{promql}: {body}")
-            return body["data"]["result"]
+            result: list[dict[str, Any]] = body["data"]["result"]  # Prometheus's JSON
+            return result
 
         up: dict[tuple[str, str], str] = {}
         while time.monotonic() < deadline:
@@ -260,7 +277,10 @@ def cmd_prometheus(args: argparse.Namespace) -> None:
         # The replicas are scraped at other moments than the gateway: wait for both, so that
         # whatever reads Prometheus next (the rollout controller's baseline) sees all of it.
         want = gateway_requests_total(client, args.gateway)
-        sums = {GATEWAY_REQUESTS.total: None, MODEL_CHURN_PROBABILITY.count: None}
+        sums: dict[str, float | None] = {
+            GATEWAY_REQUESTS.total: None,
+            MODEL_CHURN_PROBABILITY.count: None,
+        }
         while time.monotonic() < deadline:
             for name in sums:
                 result = query(f"sum({name})")

@@ -1,4 +1,5 @@
-"""A replica that passes /health but never answers a prediction: accepts, reads, stays silent."""
+"""Replicas that pass /health but hold predictions: ``HungReplica`` never answers one (accepts,
+reads, stays silent), ``HeldReplica`` answers every one it holds when the test releases them."""
 
 from __future__ import annotations
 
@@ -64,8 +65,42 @@ class HungReplica:
                     await writer.drain()
                 else:
                     self.predict_calls += 1
-                    await asyncio.sleep(3600)  # never answer
+                    await self._predict(writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
         finally:
             writer.close()
+
+    async def _predict(self, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)  # never answer
+
+
+class HeldReplica(HungReplica):
+    """Holds every prediction until ``release``, then answers each with a 200 (keep-alive).
+
+    ``held`` counts the predictions waiting now: a test that sees it at N knows N requests are
+    in flight, for as long as it does not release them.
+    """
+
+    ANSWER = {"predictions": [], "answered_by": "held replica"}
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version)
+        self.held = 0
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._released.set)
+
+    async def _predict(self, writer: asyncio.StreamWriter) -> None:
+        self.held += 1
+        try:
+            await self._released.wait()
+        finally:
+            self.held -= 1
+        body = json.dumps(self.ANSWER)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        await writer.drain()

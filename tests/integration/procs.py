@@ -152,9 +152,12 @@ async def drive(
     max_seconds: float = 60.0,
     headers: dict[str, str] | None = None,
     stop: asyncio.Event | None = None,
+    result: LoadResult | None = None,
 ) -> LoadResult:
-    """Send up to ``count`` predictions (bounded in time too); count failures and versions."""
-    result = LoadResult()
+    """Send up to ``count`` predictions (bounded in time too); count failures and versions.
+
+    Counted into ``result`` when given, so the caller can watch the run's progress."""
+    result = result if result is not None else LoadResult()
     deadline = time.monotonic() + max_seconds
     next_index = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,8 +15,9 @@ import pytest
 
 from model_server.schemas import EXAMPLE_CUSTOMER
 from tests.integration.conftest import resolve_map
-from tests.integration.hung_replica import HungReplica
+from tests.integration.hung_replica import HeldReplica, HungReplica
 from tests.integration.procs import (
+    LoadResult,
     Process,
     drive,
     gateway,
@@ -60,11 +63,18 @@ def fresh_replicas(replicas: dict[str, Process], log_dir: Path) -> dict[str, Pro
     return replicas
 
 
-async def load_while(url: str, action, *, count: int, delay: float = 0.4, **kw):  # noqa: ANN001, ANN003, ANN201
-    task = asyncio.create_task(drive(url, count=count, **kw))
-    await asyncio.sleep(delay)
+async def load_while(url: str, action, *, count: int, **kw):  # noqa: ANN001, ANN003, ANN201
+    """``count`` predictions, with ``action`` taken once a quarter of them have been sent; at
+    least another quarter are sent after it, so it lands mid-load (checked, not assumed)."""
+    progress = LoadResult()
+    task = asyncio.create_task(drive(url, count=count, result=progress, **kw))
+    await until(lambda: progress.sent >= count // 4 or task.done(), "a quarter of the load")
+    assert not task.done(), "the load ended before the action"
+    sent_before = progress.sent
     await asyncio.to_thread(action)
-    return await task
+    result = await task
+    assert result.sent - sent_before >= count // 4, (sent_before, result.sent)
+    return result
 
 
 def test_sigkill_one_stable_replica_fails_nothing_and_it_rejoins(
@@ -185,29 +195,77 @@ def test_hung_replica_costs_at_most_one_timeout_then_is_ejected(
 
 
 def test_sigterm_to_the_gateway_finishes_in_flight_requests(
-    start_gateway, fresh_replicas: dict[str, Process]
+    fresh_replicas: dict[str, Process], tmp_path: Path, log_dir: Path
 ) -> None:
-    # A read timeout long enough for twelve 1,000-row batches queued on three replicas of a busy
-    # machine: what is tested is the drain on SIGTERM, not timeouts.
-    gw, _ = start_gateway(
-        weights={"v2.3.1": 90, "v2.4.0": 10}, settings={**FAST, "read_timeout_s": 10.0}
-    )
-    url = f"http://{gw.address}"
+    """SIGTERM lands while twelve batches are in flight, and all twelve are answered.
+
+    Shown, not assumed: the replica holds every prediction until released, the signal goes only
+    once it holds all twelve and the gateway counts twelve in flight, and they are released only
+    once the gateway has stopped listening, that is, while it drains.
+    """
+    with HeldReplica("v2.3.1") as held:
+        hosts = {"v2.3.1": ["held"], "v2.4.0": ["model-v2-4-0-a"]}
+        path = tmp_path / "routing.yaml"
+        path.write_text(routing_yaml(hosts, weights={"v2.3.1": 100, "v2.4.0": 0}))
+        resolve = {**resolve_map(fresh_replicas), "held:8000": held.address}
+        # Held requests must not time out: what is tested is the drain, not the read timeout.
+        gw = gateway(path, resolve, **{**FAST, "read_timeout_s": 30.0}).start(log_dir)
+        try:
+            wait_for(f"http://{gw.address}/ready")
+            url = f"http://{gw.address}"
+            wait_for_state(url, "http://held:8000", "healthy", timeout=3)
+            statuses, bodies, held_at_signal, inflight_at_signal = asyncio.run(
+                drain_scenario(url, gw, held)
+            )
+            assert held_at_signal == 12
+            assert inflight_at_signal == 12
+            assert statuses == [200] * 12
+            assert bodies == [HeldReplica.ANSWER] * 12
+            assert gw.popen is not None
+            # uvicorn re-raises the signal once drained, so a clean stop shows as -SIGTERM.
+            assert gw.popen.wait(15) in (0, -signal.SIGTERM)
+        finally:
+            gw.stop()
+
+
+async def drain_scenario(
+    url: str, gw: Process, held: HeldReplica
+) -> tuple[list[int], list[object], int, int]:
     batch = {"customers": [EXAMPLE_CUSTOMER] * 1000}
+    async with httpx.AsyncClient(timeout=30) as client:
+        tasks = [
+            asyncio.create_task(client.post(f"{url}/predict/batch", json=batch)) for _ in range(12)
+        ]
+        await until(lambda: held.held == 12, "the replica to hold all 12 batches")
+        routing = (await client.get(f"{url}/routing")).json()
+        inflight = sum(r["inflight"] for r in routing["replicas"] if r["url"] == "http://held:8000")
+        gw.signal(signal.SIGTERM)
+        port = int(url.rsplit(":", 1)[1])
+        await until(lambda: not listening(port), "the gateway to stop listening after SIGTERM")
+        # Draining now, and nothing answered yet: every batch was in flight at the signal.
+        held_at_signal = held.held
+        assert not any(task.done() for task in tasks)
+        held.release()
+        responses = await asyncio.gather(*tasks)
+    return (
+        [r.status_code for r in responses],
+        [r.json() for r in responses],
+        held_at_signal,
+        inflight,
+    )
 
-    async def scenario() -> list[int]:
-        async with httpx.AsyncClient(timeout=30) as client:
-            tasks = [
-                asyncio.create_task(client.post(f"{url}/predict/batch", json=batch))
-                for _ in range(12)
-            ]
-            await asyncio.sleep(0.3)  # all 12 are in flight: each takes well over 0.3 s here
-            gw.signal(signal.SIGTERM)
-            responses = await asyncio.gather(*tasks)
-            return [r.status_code for r in responses]
 
-    statuses = asyncio.run(scenario())
-    assert statuses == [200] * 12
-    assert gw.popen is not None
-    # uvicorn re-raises the signal once drained, so a clean stop shows as -SIGTERM.
-    assert gw.popen.wait(15) in (0, -signal.SIGTERM)
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout}s for {what}")
+        await asyncio.sleep(0.01)
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return False
+    return True

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics_share import SNAPSHOT_GLOB, decode
+from gateway.stats import SAMPLE_INTERVAL_S
 from tests.integration.fake_replicas import Proc, running_fakes
 from tests.integration.procs import (
     PROMTOOL,
@@ -216,8 +217,11 @@ def test_stats_reports_the_sum_over_the_workers(
                 break
         assert len(counts) == 2 and all(counts.values()), f"one worker took it all: {counts}"
         # Each worker samples the summed files once a second: after that, every answer agrees.
+        # The files already hold `sent` (waited for above) and one worker answers it; the other
+        # cannot be asked for by name, so wait one sampling interval and half again: every worker
+        # has sampled the files since. A sampler late by more fails this test; none passes it.
         until(lambda: True if stats_requests(gw.url) == sent else None, 5, f"/stats at {sent}")
-        time.sleep(1.5)
+        time.sleep(SAMPLE_INTERVAL_S * 1.5)
         assert [stats_requests(gw.url) for _ in range(6)] == [sent] * 6
     finally:
         gw.stop()

@@ -143,13 +143,16 @@ class Stack:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
-    def wait_for_entry(self, match: Callable[[dict[str, Any]], bool], timeout: float) -> None:
+    def wait_for_entry(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float, count: int = 1
+    ) -> None:
+        """Until the log holds ``count`` entries that ``match``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(match(e) for e in self.entries()):
+            if sum(1 for e in self.entries() if match(e)) >= count:
                 return
             time.sleep(0.1)
-        raise AssertionError(f"no such log entry after {timeout}s: {self.entries()[-3:]}")
+        raise AssertionError(f"not {count} such entries after {timeout}s: {self.entries()[-3:]}")
 
 
 @pytest.fixture
@@ -289,14 +292,18 @@ def test_low_traffic_waits_for_samples_and_never_steps_up(
     stack = start_stack()
     load = Load(stack.gateway_url, rate=5, threads=1).start()
     controller = stack.controller()
+    # Never, shown over twelve checks (every 500 ms, PLAN): three step intervals of 2 s, each a
+    # point where enough samples would have stepped up. Counted in the log, not slept for, so a
+    # slow machine's late checks still all count.
+    holds = 3 * 2_000 // 500
     try:
-        time.sleep(6)  # three times the step interval
+        stack.wait_for_entry(lambda e: e["action"] == "hold", 60, count=holds)
     finally:
         load.stop()
         controller.stop()
     entries = stack.entries()
     checks = [e for e in entries if e["action"] == "hold"]
-    assert len(checks) >= 5
+    assert len(checks) >= holds
     assert {e["verdict"] for e in checks} == {"WAITING_FOR_SAMPLES"}
     assert {e["action"] for e in entries} == {"start", "hold"}
     print(f"\nlow traffic: {len(checks)} checks, all WAITING_FOR_SAMPLES at 20%, "
@@ -341,7 +348,11 @@ def test_a_hand_edit_pauses_the_rollout(start_stack: Callable[..., Stack]) -> No
 
         assert main(["set-weights", "v2.4.0=30", "--file", str(stack.path)]) == 0
         stack.wait_for_entry(lambda e: e["action"] == "pause", 10)
-        time.sleep(3)  # longer than a step: a controller fighting the edit would have written
+        # Nothing happens while paused, so there is nothing to wait for: 3 s is six checks
+        # (every 500 ms) and one and a half step intervals (2 s) of a controller that ignored
+        # the pause, each a point where it would have rewritten the weights or logged.
+        time.sleep(3)
+        assert controller.popen is not None and controller.popen.poll() is None  # still there
         assert load_config(stack.path).config.weights()["v2.4.0"] == 30
         pauses = [e for e in stack.entries() if e["action"] == "pause"]
         assert len(pauses) == 1 and "changed outside the controller" in pauses[0]["reason"]
@@ -366,7 +377,7 @@ def test_the_prometheus_source_gives_the_same_verdicts(
         promql = PrometheusSource(prometheus.url, client)
         # The same traffic seen both ways, once Prometheus has scraped all of it.
         set_weights(str(stack.path), {"v2.3.1": 50, "v2.4.0": 50})
-        time.sleep(1)  # the gateway follows the file
+        wait_for_revision(stack, load_config(stack.path).revision)  # the gateway follows the file
         load = Load(stack.gateway_url, RATE).start()
         time.sleep(6)
         load.stop()
@@ -485,12 +496,15 @@ def blue_green_text(plan: dict[str, Any]) -> str:
 def start_blue_green(start_stack: Callable[..., Stack], *candidate_args: str) -> Stack:
     stack = start_stack(candidate_args)
     stack.path.write_text(blue_green_text(BLUE_GREEN_PLAN))
-    revision = load_config(stack.path).revision
-    deadline = time.monotonic() + 10
-    while httpx.get(f"{stack.gateway_url}/routing").json().get("revision") != revision:
-        assert time.monotonic() < deadline, "the gateway did not load the blue/green file"
-        time.sleep(0.1)
+    wait_for_revision(stack, load_config(stack.path).revision)
     return stack
+
+
+def wait_for_revision(stack: Stack, revision: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{stack.gateway_url}/routing").json().get("revision") != revision:
+        assert time.monotonic() < deadline, f"the gateway did not load revision {revision}"
+        time.sleep(0.1)
 
 
 def test_blue_green_flips_bakes_and_promotes(start_stack: Callable[..., Stack]) -> None:
@@ -574,6 +588,9 @@ def test_through_prometheus_a_window_begins_after_its_routing_took_effect(
                 assert ctl.check(state) is None
             waited = time.monotonic() - (deadline - 15)
             baseline = state.step_baseline
+            # A window of 3 s or more (about 300 requests at RATE), all to stable now: wide
+            # enough that a candidate request in it would show, as the stable count asserted
+            # below (over 100) confirms.
             time.sleep(3)
             later = source.read()
             while not later.newer_than(baseline):

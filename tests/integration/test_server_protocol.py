@@ -622,7 +622,9 @@ def test_query_string_is_answered_with_the_tags(
 # --- 8. clients that go away ----------------------------------------------------------------
 
 
-def test_client_disconnects_do_not_hurt_the_gateway(gw: Proc, revision: str) -> None:
+def test_client_disconnects_do_not_hurt_the_gateway(
+    gw: Proc, revision: str, fakes: dict[str, Proc]
+) -> None:
     slow = [("X-Slow", "0.8")]
     abandoned = [
         request("/predict", CUSTOMER, slow),  # short-cut, in flight at the replica
@@ -632,10 +634,15 @@ def test_client_disconnects_do_not_hurt_the_gateway(gw: Proc, revision: str) -> 
         chunked_head() + chunk(CUSTOMER[:5]),  # gone halfway through a chunked body
     ]
     wires = [Wire(gw.address) for _ in abandoned]
+    posts_before = posts_seen(fakes)
     try:
         for wire, raw in zip(wires, abandoned, strict=True):
             wire.send(raw)
-        time.sleep(0.2)
+        # Gone once the three slow ones are in flight at the replica.
+        deadline = time.monotonic() + 5
+        while posts_seen(fakes) < posts_before + 3:
+            assert time.monotonic() < deadline, "the slow requests never reached the replica"
+            time.sleep(0.02)
         for i, wire in enumerate(wires):
             if i % 2:  # some vanish with a reset rather than a FIN
                 wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -643,7 +650,13 @@ def test_client_disconnects_do_not_hurt_the_gateway(gw: Proc, revision: str) -> 
     finally:
         for wire in wires:
             wire.sock.close()
-    time.sleep(1.0)  # the replica answers the abandoned requests meanwhile
+    # The replica answers the abandoned requests meanwhile, 0.8 s after they reached it, so
+    # within 0.8 s from here. The gateway has finished with them (answers nobody waits for, the
+    # request queued behind one) when it counts none in flight, checked after the 1.0 s: nothing
+    # it does with them can come after the checks below and the clean log.
+    time.sleep(1.0)
+    replicas = httpx.get(f"{gw.url}/routing", timeout=5).json()["replicas"]
+    assert [r["inflight"] for r in replicas] == [0] * len(replicas)
 
     assert gw.popen is not None and gw.popen.poll() is None
     for i in range(5):
@@ -671,6 +684,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
         ):
             idle.send(request())
             assert_prediction(idle.read(), revision)
+            posts_before = posts_seen(fakes)
             slow = [("X-Slow", "1.0"), ("X-Request-Id", "in-flight")]
             short_cut.send(request("/predict", CUSTOMER, slow))
             asgi.send(request("/predict?x=1", CUSTOMER, slow))
@@ -679,12 +693,19 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
                 request("/predict", CUSTOMER, [("X-Slow", "0.8"), ("X-Request-Id", "q-1")]),
                 request("/predict/batch", CUSTOMER, [("X-Request-Id", "q-2")]),
             )
-            time.sleep(0.3)
+            # Until the three slow ones have reached the replica, which holds each 0.8 s or more
+            # from then: the signal lands while they are in flight (asserted below as well).
+            deadline = time.monotonic() + 5
+            while posts_seen(fakes) < posts_before + 3:
+                assert time.monotonic() < deadline, "the slow requests never reached the replica"
+                time.sleep(0.02)
             assert gw.popen is not None
             gw.popen.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
 
             # An idle keep-alive connection is closed at once; no new connection is accepted.
+            # uvicorn closes its listening socket before it closes idle connections, so once
+            # `idle` is closed the refusal below holds; the 0.1 s is margin only.
             assert idle.closed_by_gateway(within=2.0)
             time.sleep(0.1)
             with pytest.raises(ConnectionRefusedError):

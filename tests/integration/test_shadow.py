@@ -270,6 +270,8 @@ def test_shadow_replica_killed_under_load_costs_clients_nothing(
 
     async def load_and_kill() -> Any:
         load = asyncio.create_task(drive(url, count=1500, concurrency=8, max_seconds=60))
+        # Mid-load, shown by the report below: pairs compared (before the kill) and copies
+        # failed or dropped (after it).
         await asyncio.sleep(0.5)
         victim.signal(signal.SIGKILL)
         return await load

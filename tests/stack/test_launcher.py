@@ -247,7 +247,9 @@ def test_supervisor_does_not_restart_after_stop_request() -> None:
     assert pid is not None
     stop(signal.SIGINT, None)
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.3)
+    # Until the kill has taken effect, so the check below sees the exit: the check is where a
+    # restart would happen (back-off 0), so none after it means none at all.
+    wait_for(lambda: supervisor.pid_of("a") is None, 5, "a to die of SIGKILL")
     supervisor.check()
     assert supervisor.pid_of("a") is None
     supervisor.stop_all(grace_s=1)

@@ -2,58 +2,48 @@
 
 uvicorn --factory gateway.app:create_app     (settings from GATEWAY_* variables)
 python -m gateway serve                       (the same, with workers, sane defaults, and the
-                                               server protocol of gateway/server.py)
+                                               server protocol of gateway/server/)
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from apidocs import serve_docs
 from gateway.admission import Admission
 from gateway.client_limits import ClientLimits, client_limits_for_process
-from gateway.errors import GatewayError
-from gateway.health import HealthChecker
+from gateway.endpoints.errors import handle_errors
+from gateway.endpoints.health import serve_health
+from gateway.endpoints.metrics import serve_metrics
+from gateway.endpoints.routing import serve_routing
+from gateway.endpoints.shadow import serve_shadow
+from gateway.endpoints.stats import serve_stats
+from gateway.lifespan import Lifespan
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
 from gateway.pool import PoolLimits
 from gateway.proxy import Proxy
-from gateway.reload import Reloader
 from gateway.settings import GatewaySettings, load_settings
-from gateway.shadow.ledger import ShadowLedger, merge_reports
+from gateway.shadow.ledger import ShadowLedger
 from gateway.shadow.metrics import ShadowCollector
-from gateway.shadow.mirror import Mirror
-from gateway.shadow.report import build_report
-from gateway.state import GatewayState, Snapshot, shadow_note
-from gateway.stats import StatsSampler, read_rollout_log
+from gateway.state import GatewayState, Snapshot
+from gateway.stats import StatsSampler
 from gateway.ui import serve_ui
 from gateway.upstream import Upstream, open_upstream
 from routing_config import ConfigError, load_config
 
-log = logging.getLogger("gateway")
-
 PREDICT_PATHS = frozenset({"/predict", "/predict/batch"})
-
-
-class NotReady(GatewayError):
-    status = 503
-    error = "not_ready"
 
 
 class GatewayApp(FastAPI):
@@ -62,11 +52,11 @@ class GatewayApp(FastAPI):
     Intercepting in ``__call__``, before Starlette's middleware stack and router, keeps the
     framework's per-request cost off this path while the app stays a FastAPI instance. Under
     ``gateway serve`` most prediction requests do not even get here: the server protocol hands
-    them to the proxy itself (gateway/server.py).
+    them to the proxy itself (gateway/server/short_cut.py).
     """
 
     proxy: Proxy | None = None  # set by the lifespan once the upstream client is open
-    # What the server protocol allows a client connection (gateway/server.py enforces it).
+    # What the server protocol allows a client connection (gateway/server/ enforces it).
     client_limits: ClientLimits = ClientLimits()
     client_tally: ClientTally | None = None  # counted by the server protocol
 
@@ -141,72 +131,20 @@ def create_app(
     stats = StatsSampler(functools.partial(request_counts, metrics, shared))
     admission = Admission(settings.queue_timeout_s)
     metrics.clients.queued = admission.queued
-
-    @asynccontextmanager
-    async def lifespan(app: GatewayApp) -> AsyncIterator[None]:
-        forwarder = upstream() if upstream is not None else open_upstream(settings)
-        health_client = httpx.AsyncClient(transport=health_transport)
-        checker = HealthChecker(lambda: state, health_client, settings.health_timeout_s)
-        background: set[asyncio.Task[None]] = set()
-
-        def after_reload() -> None:
-            metrics.reloads.inc()
-            log_shadow(state)
-            # New replicas are "unknown" until checked: check now rather than next interval.
-            task = asyncio.create_task(checker.check_all())
-            background.add(task)
-            task.add_done_callback(background.discard)
-
-        reloader = Reloader(
-            settings.routing_file,
-            state,
-            build,
-            on_success=after_reload,
-            on_failure=metrics.reload_failures.inc,
-        )
-        log_shadow(state)
-        await checker.check_all()  # serve from a known health picture, not an empty one
-        mirror = Mirror(
-            forwarder,
-            ledger,
-            max_inflight=settings.shadow_max_inflight,
-            timeout_s=settings.shadow_timeout_s,
-        )
-        app.proxy = Proxy(
-            state,
-            forwarder,
-            metrics,
-            max_body_bytes=settings.max_body_bytes,
-            request_budget_s=settings.request_budget_s,
-            mirror=mirror,
-            admission=admission,
-        )
-        loops = [
-            asyncio.create_task(checker.run(settings.health_interval_s)),
-            asyncio.create_task(reloader.run(settings.reload_interval_s)),
-            asyncio.create_task(stats.run()),
-        ]
-        if shared is not None:
-            shared.write()  # this worker is in the sum from the start
-            loops.append(asyncio.create_task(shared.run()))
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, reloader.request)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signal.SIGHUP)
-            for task in [*loops, *background]:
-                task.cancel()
-            await asyncio.gather(*loops, *background, return_exceptions=True)
-            if shared is not None:
-                # uvicorn has finished the in-flight requests by now: the file gets them all.
-                shared.write()
-            app.proxy = None
-            await mirror.aclose()
-            await forwarder.aclose()
-            await health_client.aclose()
+    lifespan = Lifespan(
+        settings=settings,
+        state=state,
+        build=build,
+        metrics=metrics,
+        ledger=ledger,
+        stats=stats,
+        admission=admission,
+        shared=shared,
+        open_upstream=(
+            upstream if upstream is not None else functools.partial(open_upstream, settings)
+        ),
+        health_transport=health_transport,
+    )
 
     app = GatewayApp(
         title="StreamFlow model gateway",
@@ -222,60 +160,12 @@ def create_app(
     document_predictions(app)
     app.state.gateway = state
     app.state.metrics = metrics
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """The gateway process is alive."""
-        return {"status": "healthy"}
-
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
-        """200 when a healthy replica of the live route exists, else 503."""
-        if state.is_ready():
-            return JSONResponse({"status": "ready", "revision": state.snapshot.loaded.revision})
-        error = NotReady("no healthy replica for the live route or for stable")
-        return JSONResponse({"error": error.error, "detail": error.detail}, status_code=503)
-
-    @app.get("/routing")
-    async def routing() -> dict[str, object]:
-        """Active config, revision, last reload error and every replica's address and health."""
-        return state.describe()
-
-    @app.get("/shadow")
-    async def shadow() -> dict[str, object]:
-        """How the shadow version's answers differ from the clients', since the shadow section
-        of routing.yaml last changed (summed over workers under ``serve --workers N``)."""
-        plan = state.snapshot.shadow
-        ledger.follow(plan.section if plan else "")
-        if shared is not None:
-            since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
-        else:
-            since, pairs = ledger.since, ledger.pairs
-        return build_report(plan.spec if plan else None, since, pairs)
-
-    @app.get("/stats")
-    async def request_stats() -> JSONResponse:
-        """Per version over the last minute: configured and served share, requests/s, error
-        rate, p50/p99, fallbacks; requests/s per second over ten minutes (the status page's
-        numbers, summed over workers under ``serve --workers N``)."""
-        numbers = stats.describe(state.snapshot.loaded.config.weights())
-        # A JSONResponse as it is: FastAPI's encoder would cost ten times more for the series.
-        return JSONResponse({**numbers, "rollout_log": read_rollout_log(settings.routing_file)})
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = "not_found" if exc.status_code == 404 else "http_error"
-        return JSONResponse({"error": name, "detail": str(exc.detail)}, status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse({"error": "internal_error", "detail": type(exc).__name__}, 500)
-
+    serve_health(app, state)
+    serve_routing(app, state)
+    serve_shadow(app, state, ledger, shared)
+    serve_stats(app, state, stats, settings.routing_file)
+    serve_metrics(app, exposed)
+    handle_errors(app)
     return app
 
 
@@ -283,11 +173,6 @@ def request_counts(metrics: GatewayMetrics, shared: SharedCounters | None) -> li
     """The request and fallback counters /stats samples: this process's, or every worker's sum."""
     own = [*metrics.answered.collect(), *metrics.fallbacks.collect()]
     return own if shared is None else merge(own, shared.read_all())
-
-
-def log_shadow(state: GatewayState) -> None:
-    if state.snapshot.shadow is not None:
-        log.info("shadow: %s", shadow_note(state.snapshot.shadow))
 
 
 def configure_logging() -> None:

@@ -1,7 +1,7 @@
 """What the gateway allows a client connection: how long a request may take to arrive, how many
 connections one process holds open, and the answers it gives a client over either limit.
 
-The server protocol (gateway/server.py) enforces these with one lazily moved timer per
+The server protocol (gateway/server/) enforces these with one lazily moved timer per
 connection; this module holds the numbers and the rules that turn them into due times.
 
 - A request's head must have arrived whole ``header_timeout_s`` after its first byte (after the

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from gateway.pool import PoolLimits, ReplicaPool
 from gateway.routing import RoutingTable
-from gateway.shadow.mirror import ShadowPlan
+from gateway.shadow.plan import ShadowPlan
 from routing_config import LoadedConfig
 
 

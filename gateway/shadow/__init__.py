@@ -4,6 +4,7 @@ compare.py   what one pair of answers says (pure: rows, Δp, tiers, top reasons,
 tally.py     one pair's counts (primary version, shadow version), mergeable across workers
 ledger.py    this process's tallies: the report's (since the section changed) and the metrics'
 report.py    the GET /shadow document built from a tally
-mirror.py    which requests are copied, and the bounded background copies themselves
+plan.py      the shadow section as the request path reads it: which requests are copied
+mirror.py    the bounded background copies themselves
 metrics.py   the Prometheus series (counters and histograms, summable across gateways)
 """

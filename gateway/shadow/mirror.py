@@ -1,4 +1,4 @@
-"""Which prediction requests are copied to the shadow version, and the copies themselves.
+"""The copies of prediction requests to the shadow version (plan.py says which are copied).
 
 A mirror starts after the client's answer is ready and runs as a background task on the same
 event loop: by the time it first runs, the client's bytes are already written (the server writes
@@ -11,17 +11,16 @@ may be serving a canary share to clients too).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.errors import UpstreamFailure
 from gateway.pool import ReplicaPool
 from gateway.shadow.compare import BadAnswer, compare_rows, parse_rows
-from gateway.shadow.ledger import ShadowLedger, section_key
+from gateway.shadow.ledger import ShadowLedger
+from gateway.shadow.plan import ShadowPlan
 from gateway.shadow.tally import OUTCOMES
 from gateway.upstream.base import Upstream
 from gateway.wire import Headers
@@ -29,34 +28,7 @@ from vocabulary.headers import SHADOW_OF as SHADOW_OF_HEADER
 
 log = logging.getLogger("gateway.shadow")
 
-# Its own hash personalisation: which customers are mirrored does not depend on which version
-# routing gives them, and stays the same on every gateway and every run.
-_PERSON = b"sf-shadow"
 SHADOW_OF = SHADOW_OF_HEADER.encode()
-_TWO_TO_64 = float(1 << 64)
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowPlan:
-    """The shadow section of one routing.yaml, ready for the request path."""
-
-    version: str
-    share: float  # 0..1
-    section: str  # fingerprint: a new one starts a new report
-    spec: dict[str, Any]
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any] | None) -> ShadowPlan | None:
-        if spec is None:
-            return None
-        return cls(spec["version"], float(spec["percent"]) / 100.0, section_key(spec), spec)
-
-    def selects(self, sticky_key: bytes | None, roll: float) -> bool:
-        """The sticky key's stable hash when the request has one, else the random ``roll``."""
-        if sticky_key:
-            digest = hashlib.blake2b(sticky_key, digest_size=8, person=_PERSON).digest()
-            roll = int.from_bytes(digest, "big") / _TWO_TO_64
-        return roll < self.share
 
 
 @dataclass(frozen=True, slots=True)

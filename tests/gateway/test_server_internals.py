@@ -1,4 +1,4 @@
-"""The uvicorn internals gateway/server.py relies on are still there, named as it uses them.
+"""The uvicorn internals gateway/server/ relies on are still there, named as it uses them.
 
 A uvicorn upgrade that renames or drops one fails here, in a fraction of a second and naming the
 attribute, before the wire tests (tests/integration/test_server_protocol.py) show the effect.
@@ -16,7 +16,8 @@ from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.server import GatewayProtocol, _Exchange
+from gateway.server import GatewayProtocol
+from gateway.server.short_cut import Exchange
 
 # Methods of HttpToolsProtocol that GatewayProtocol overrides or calls through super().
 OVERRIDDEN = (
@@ -60,7 +61,7 @@ PROTOCOL_ATTRIBUTES = (
 PER_REQUEST_ATTRIBUTES = ("url",)  # set by on_message_begin
 SERVER_STATE_ATTRIBUTES = ("default_headers", "total_requests")
 FLOW_METHODS = ("pause_reading", "resume_reading", "read_paused", "write_paused")
-# What a client timeout reads or sets on an ASGI request cycle (gateway/server.py _time_out).
+# What a client timeout reads or sets on an ASGI request cycle (gateway/server/deadlines.py).
 CYCLE_ATTRIBUTES = ("response_started", "response_complete", "disconnected", "message_event")
 PARSER_METHODS = ("get_method", "should_upgrade", "get_http_version", "should_keep_alive")
 
@@ -111,7 +112,7 @@ def missing(obj: object, names: tuple[str, ...]) -> list[str]:
 def test_the_protocol_methods_gateway_server_overrides_exist() -> None:
     gone = [name for name in OVERRIDDEN if not callable(getattr(HttpToolsProtocol, name, None))]
     assert not gone, (
-        f"uvicorn's HttpToolsProtocol no longer has {gone}: gateway/server.py overrides them"
+        f"uvicorn's HttpToolsProtocol no longer has {gone}: gateway/server/ overrides them"
     )
     params = list(inspect.signature(HttpToolsProtocol._start_asgi_task).parameters)
     assert params == ["self", "cycle", "app"], f"_start_asgi_task takes {params} now"
@@ -148,7 +149,7 @@ def test_status_line_covers_every_status_the_proxy_can_answer() -> None:
 
 def test_exchange_has_every_cycle_attribute_uvicorns_protocol_reads() -> None:
     # uvicorn treats a short-cut exchange as its request cycle (connection lost, shutdown,
-    # pipelining): whatever it reads off a cycle, an _Exchange must have.
+    # pipelining): whatever it reads off a cycle, an Exchange must have.
     # GatewayProtocol's own versions of these handle an exchange before uvicorn's code runs.
     branched = {"on_body", "on_message_complete", "_start_asgi_task", "on_response_complete"}
     read: set[str] = set()
@@ -156,8 +157,8 @@ def test_exchange_has_every_cycle_attribute_uvicorns_protocol_reads() -> None:
         if name not in branched:
             read |= set(re.findall(r"\bcycle\.(\w+)", inspect.getsource(method)))
     assert read, "found no cycle attribute reads in HttpToolsProtocol: update this test"
-    absent = sorted(read - set(_Exchange.__slots__))
-    assert not absent, f"uvicorn now reads {absent} off a request cycle; _Exchange lacks them"
+    absent = sorted(read - set(Exchange.__slots__))
+    assert not absent, f"uvicorn now reads {absent} off a request cycle; Exchange lacks them"
 
 
 async def test_gateway_protocol_still_serves_through_uvicorns_asgi_path() -> None:

@@ -1,4 +1,4 @@
-"""The gateway's HTTP/1.1 server protocol (gateway/server.py) on the wire, with real processes.
+"""The gateway's HTTP/1.1 server protocol (gateway/server/) on the wire, with real processes.
 
 ``python -m gateway serve`` (uvicorn with ``GatewayProtocol``) in front of two tiny replicas
 (tests/integration/trivial_replica.py). Plain ``POST /predict*`` requests take the protocol's

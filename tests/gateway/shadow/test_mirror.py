@@ -7,7 +7,8 @@ import pytest
 from gateway.errors import UpstreamFailure
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.shadow.ledger import ShadowLedger
-from gateway.shadow.mirror import Mirror, ShadowPlan
+from gateway.shadow.mirror import Mirror
+from gateway.shadow.plan import ShadowPlan
 from routing_config import parse_config
 from tests.gateway.fakes import DESIGN_EXAMPLE
 

@@ -1,0 +1,28 @@
+"""GET /shadow: how the shadow version's answers differ from the ones the clients got."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway.metrics_share import SharedCounters
+from gateway.shadow.ledger import ShadowLedger, merge_reports
+from gateway.shadow.report import build_report
+from gateway.state import GatewayState
+
+
+def serve_shadow(
+    app: FastAPI, state: GatewayState, ledger: ShadowLedger, shared: SharedCounters | None
+) -> None:
+    """``shared``: every worker's documents under ``serve --workers N``, else None."""
+
+    @app.get("/shadow")
+    async def shadow() -> dict[str, object]:
+        """How the shadow version's answers differ from the clients', since the shadow section
+        of routing.yaml last changed (summed over workers under ``serve --workers N``)."""
+        plan = state.snapshot.shadow
+        ledger.follow(plan.section if plan else "")
+        if shared is not None:
+            since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
+        else:
+            since, pairs = ledger.since, ledger.pairs
+        return build_report(plan.spec if plan else None, since, pairs)

@@ -1,0 +1,127 @@
+"""What one gateway process runs while it serves: the forwarding client, the proxy, the loops.
+
+Opened when the app starts, in the running loop: the upstream client and the health checks'
+client, the proxy (``GatewayApp.proxy``, which the prediction paths wait for) and the shadow
+mirror; then the background loops (health checks, routing.yaml reloads, /stats samples, the
+summed metrics' file under several workers) and SIGHUP for a reload now. All of it stops at
+shutdown, after uvicorn has finished the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from gateway.admission import Admission
+from gateway.health import HealthChecker
+from gateway.metrics import GatewayMetrics
+from gateway.metrics_share import SharedCounters
+from gateway.proxy import Proxy
+from gateway.reload import Reloader
+from gateway.settings import GatewaySettings
+from gateway.shadow.ledger import ShadowLedger
+from gateway.shadow.mirror import Mirror
+from gateway.state import GatewayState, Snapshot, shadow_note
+from gateway.stats import StatsSampler
+from gateway.upstream import Upstream
+
+if TYPE_CHECKING:
+    from gateway.app import GatewayApp
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True, eq=False)
+class Lifespan:
+    """The app's lifespan, handed the parts create_app built."""
+
+    settings: GatewaySettings
+    state: GatewayState
+    build: Callable[..., Snapshot]  # Snapshot.build with the process's settings
+    metrics: GatewayMetrics
+    ledger: ShadowLedger
+    stats: StatsSampler
+    admission: Admission
+    shared: SharedCounters | None  # every worker's counts, under ``serve --workers N``
+    open_upstream: Callable[[], Upstream]
+    health_transport: httpx.AsyncBaseTransport | None
+
+    @asynccontextmanager
+    async def __call__(self, app: GatewayApp) -> AsyncIterator[None]:
+        settings, state, metrics, shared = self.settings, self.state, self.metrics, self.shared
+        forwarder = self.open_upstream()
+        health_client = httpx.AsyncClient(transport=self.health_transport)
+        checker = HealthChecker(lambda: state, health_client, settings.health_timeout_s)
+        background: set[asyncio.Task[None]] = set()
+
+        def after_reload() -> None:
+            metrics.reloads.inc()
+            log_shadow(state)
+            # New replicas are "unknown" until checked: check now rather than next interval.
+            task = asyncio.create_task(checker.check_all())
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+        reloader = Reloader(
+            settings.routing_file,
+            state,
+            self.build,
+            on_success=after_reload,
+            on_failure=metrics.reload_failures.inc,
+        )
+        log_shadow(state)
+        await checker.check_all()  # serve from a known health picture, not an empty one
+        mirror = Mirror(
+            forwarder,
+            self.ledger,
+            max_inflight=settings.shadow_max_inflight,
+            timeout_s=settings.shadow_timeout_s,
+        )
+        app.proxy = Proxy(
+            state,
+            forwarder,
+            metrics,
+            max_body_bytes=settings.max_body_bytes,
+            request_budget_s=settings.request_budget_s,
+            mirror=mirror,
+            admission=self.admission,
+        )
+        loops = [
+            asyncio.create_task(checker.run(settings.health_interval_s)),
+            asyncio.create_task(reloader.run(settings.reload_interval_s)),
+            asyncio.create_task(self.stats.run()),
+        ]
+        if shared is not None:
+            shared.write()  # this worker is in the sum from the start
+            loops.append(asyncio.create_task(shared.run()))
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, reloader.request)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            for task in [*loops, *background]:
+                task.cancel()
+            await asyncio.gather(*loops, *background, return_exceptions=True)
+            if shared is not None:
+                # uvicorn has finished the in-flight requests by now: the file gets them all.
+                shared.write()
+            app.proxy = None
+            await mirror.aclose()
+            await forwarder.aclose()
+            await health_client.aclose()
+
+
+def log_shadow(state: GatewayState) -> None:
+    if state.snapshot.shadow is not None:
+        log.info("shadow: %s", shadow_note(state.snapshot.shadow))

@@ -1,0 +1,162 @@
+"""GatewayProtocol: uvicorn's httptools protocol with the gateway's pieces mixed in.
+
+Each piece is a class in a module of its own, over the state they share (connection.py): the
+short-cut (short_cut.py), the deadlines (deadlines.py), back-pressure (flow_control.py), the head
+cap (head_cap.py) and the connection cap (connection_cap.py). This class holds the callbacks of
+uvicorn's where more than one piece has a say, and gives each event to them in turn.
+
+The pieces' methods are methods of the one protocol object, so the split costs a request no
+object and no call: every piece's state starts in the one __init__ below, and the two deadline
+moves every request makes are written out in on_message_begin and on_headers_complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.app import GatewayApp
+from gateway.client_limits import ClientLimits
+from gateway.metrics import ClientTally
+from gateway.server.connection import ACCEPTED, ANSWERING, READING_BODY, READING_HEAD
+from gateway.server.connection_cap import ConnectionCap
+from gateway.server.deadlines import NEVER, body_length
+from gateway.server.flow_control import FlowControl
+from gateway.server.head_cap import HeadCap
+from gateway.server.short_cut import Exchange, ShortCut
+
+
+class GatewayProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
+    """Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")``.
+
+    data_received is the head cap's (head_cap.py); pause_writing and resume_writing are
+    back-pressure's (flow_control.py); the callbacks below are shared."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every piece's state (declared in its class) starts here, in one __init__: an __init__
+        # or a call per piece would cost each new connection more.
+        # uvicorn may wrap the app in middleware; the gateway app is at the bottom.
+        app: Any = self.app
+        while app is not None and not isinstance(app, GatewayApp):
+            app = getattr(app, "app", None)
+        self.gateway = app
+        self.limits = app.client_limits if app is not None else ClientLimits()
+        tally = app.client_tally if app is not None else None
+        self.tally = tally if tally is not None else ClientTally()
+        self.deadline_timer = None
+        self.timer_at = NEVER
+        self.phase = ACCEPTED
+        self.since = 0.0
+        self.last_read = 0.0
+        self.body_length = 0
+        self.counted = False
+        self.head_bytes = 0
+        self.check_head = False
+        self.head_refused = False
+        self.send_stalled = 0.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self._admit(transport):
+            return
+        self.since = self.last_read = now = self.loop.time()
+        self._arm(now + self.limits.header_timeout_s)
+
+    def on_message_begin(self) -> None:
+        # The ASGI scope is built in on_headers_complete, and only for requests that need one.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        # The head deadline begins (deadlines.py). Written out here, not called: every request
+        # passes this way.
+        if self.phase != ACCEPTED:  # a connection's first head is timed from the accept
+            self.since = self.last_read
+        self.phase = READING_HEAD
+        due = self.since + self.limits.header_timeout_s
+        if due < self.timer_at:
+            self._arm(due)
+
+    def on_headers_complete(self) -> None:
+        if self.check_head:
+            self._cap_whole_head()
+        # The body deadline begins (deadlines.py), written out as the head's above.
+        self.phase = READING_BODY
+        self.since = last_read = self.last_read
+        due = last_read + self.limits.body_timeout_s  # the earliest a body can be due
+        if due < self.timer_at:
+            self._arm(due)
+        exchange = self._short_cut()
+        if exchange is None:
+            self.body_length = body_length(self.headers)
+            url, headers, expect = self.url, self.headers, self.expect_100_continue
+            super().on_message_begin()  # builds the scope, and resets what the parser gave
+            self.url, self.expect_100_continue = url, expect
+            self.headers = self.scope["headers"] = headers
+            super().on_headers_complete()
+            return
+        previous = self.cycle
+        self.cycle = exchange  # type: ignore[assignment]
+        if previous is None or previous.response_complete:
+            exchange.started = True
+        else:
+            # Pipelined behind a request still being answered: queued in order with uvicorn's.
+            self.flow.pause_reading()
+            self.pipeline.appendleft((exchange, None))  # type: ignore[arg-type]
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if type(cycle) is Exchange:
+            cycle.body.append(body)  # bounded: the declared length was checked
+        else:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        self.phase = ANSWERING
+        if type(cycle) is Exchange:
+            cycle.complete = True
+            if cycle.started:
+                self._answer(cycle)
+        else:
+            super().on_message_complete()
+            if cycle is not None and cycle.response_complete:  # answered early (a 413, a 405)
+                self._become_idle()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # Called for a pipelined request whose turn has come.
+        if type(cycle) is Exchange:
+            cycle.started = True
+            if cycle.complete:
+                self._answer(cycle)
+        else:
+            super()._start_asgi_task(cycle, app)
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, with the keep-alive deadline on the connection's one timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        if self.flow.write_paused:
+            return  # the client is not taking its answers: resume_writing goes on from here
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        if self.phase == ANSWERING:  # not when the next request has begun arriving
+            self._become_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        # The connection passes to a WebSocket protocol, which has its own timeouts and is
+        # never told of this one's: stop timing and counting it here.
+        self._release()
+        super().handle_websocket_upgrade()
+
+    def _release(self) -> None:
+        self._stop_timer()
+        self._count_out()

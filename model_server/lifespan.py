@@ -37,7 +37,7 @@ class Lifespan:
             load_predictor, settings.path, settings.version
         )
         # Warm up so the first real request does not pay for lazy SHAP/sklearn set-up.
-        warm = ChurnPredictionRequest(**EXAMPLE_CUSTOMER)
+        warm = ChurnPredictionRequest.model_validate(EXAMPLE_CUSTOMER)
         await anyio.to_thread.run_sync(predictor.predict, [warm])
         app.state.predictor = predictor
         app.state.metadata = served_metadata

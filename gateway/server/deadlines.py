@@ -119,7 +119,11 @@ class Deadlines(ClientConnection):
             answered = cycle is None or (
                 cycle.response_complete or getattr(cycle, "response_started", False)
             )
-            waiting = bool(self.pipeline) or (type(cycle) is Exchange and not cycle.started)
+            # The short-cut's Exchange sits where uvicorn keeps its cycle (typed as uvicorn's);
+            # an exact type test is the cheapest way to tell them apart on every event.
+            waiting = bool(self.pipeline) or (
+                type(cycle) is Exchange and not cycle.started  # type: ignore[comparison-overlap]
+            )
             if not answered and not waiting:
                 answer = self._timeout_answer(BODY)
             # Whatever runs for this request sees a client gone: nothing more is written.

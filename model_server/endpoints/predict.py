@@ -46,7 +46,7 @@ class Predictions:
         app.post("/predict", response_model=ChurnPredictionResponse)(self.predict)
         app.post("/predict/batch", response_model=BatchPredictionResponse)(self.predict_batch)
 
-    async def predict(self, customer: ChurnPredictionRequest, request: Request) -> JSONResponse:
+    async def predict(self, customer: ChurnPredictionRequest, request: Request) -> Response:
         """Churn probability, risk tier, top 3 SHAP reasons and model version for one customer."""
         results = await self.run_prediction(request, [customer], "single")
         if results is None:

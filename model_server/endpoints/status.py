@@ -30,4 +30,5 @@ def serve_status(app: FastAPI, version: str) -> None:
     @app.get("/metadata")
     async def get_metadata(request: Request) -> dict[str, Any]:
         """The artifact's metadata: version, sha256, training data, metrics."""
-        return request.app.state.metadata
+        metadata: dict[str, Any] = request.app.state.metadata
+        return metadata

@@ -10,7 +10,7 @@ import anyio
 import numpy as np
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from model_server.endpoints.status import not_ready
 from model_server.features import encode_rows

@@ -38,6 +38,7 @@ __all__ = [
     "ConfigIssue",
     "LoadedConfig",
     "PinningSpec",
+    "RolloutHorizon",
     "RolloutSpec",
     "RolloutThresholds",
     "RoutingConfig",
@@ -164,6 +165,14 @@ class ShadowBakeSpec(_Frozen):
     psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2  # shadow vs client
 
 
+class RolloutHorizon(_Frozen):
+    """When a step that has not passed is decided: PASS, FAIL, or halted for the operator
+    (README, "Progressive rollout"). Never before ``interval``."""
+
+    duration: Duration | None = None  # the step's longest time; None: ten times ``interval``
+    requests: Annotated[StrictInt, Field(ge=1)] | None = 100_000  # the candidate's, per step
+
+
 class RolloutSpec(_Frozen):
     """The progressive rollout controller's plan (the `streamflow rollout` commands); the
     gateway only validates it."""
@@ -177,6 +186,7 @@ class RolloutSpec(_Frozen):
     check_every: Duration = 10.0
     min_requests: Annotated[StrictInt, Field(ge=1)] = 300  # per step, before any verdict
     failure_limit: Annotated[StrictInt, Field(ge=1)] = 2  # failed checks in a row: roll back
+    horizon: RolloutHorizon = RolloutHorizon()
     thresholds: RolloutThresholds = RolloutThresholds()
     shadow_bake: ShadowBakeSpec | None = None
 

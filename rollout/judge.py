@@ -266,9 +266,7 @@ def combine(
     failed = (statuses == FAIL).any(axis=0)
     worst = statuses.max(axis=0, initial=PASS).astype(np.int8)
     lenient = np.where(failed, FAIL, np.where(enough, worst, WAITING)).astype(np.int8)
-    within = (
-        np.stack([a.within for a in checks]).all(axis=0) if checks else np.ones_like(enough)
-    )
+    within = np.stack([a.within for a in checks]).all(axis=0) if checks else np.ones_like(enough)
     at_end = np.broadcast_to(np.asarray(horizon, dtype=bool), lenient.shape)
     decided = np.where(lenient == PASS, PASS, np.where(within, PASS, HALTED))
     final = np.where(at_end & (lenient != FAIL), decided, lenient).astype(np.int8)
@@ -412,9 +410,7 @@ def _latency(c: Counts, s: Counts, t: RolloutThresholds, bars: dict[str, float])
             allowed = np.maximum(lower_s * t.p99_ratio, lower_s + tol)
             within &= _provable_upper(c.latency, q, half) <= allowed
     value = np.where(np.isnan(p99_c), 0.0, p99_c)
-    return Assessment(
-        "latency_p99", status, value, within, evidence, log_bar, t.p99_ratio, numbers
-    )
+    return Assessment("latency_p99", status, value, within, evidence, log_bar, t.p99_ratio, numbers)
 
 
 def _drift(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
@@ -434,8 +430,12 @@ def _drift(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
         evidence,
         np.full(value.shape, bar),
         threshold,
-        {"nc": c.probability.sum(axis=1), "ns": s.probability.sum(axis=1), "upper": upper,
-         "empty": empty.astype(float)},  # fmt: skip
+        {
+            "nc": c.probability.sum(axis=1),
+            "ns": s.probability.sum(axis=1),
+            "upper": upper,
+            "empty": empty.astype(float),
+        },  # fmt: skip
     )
 
 
@@ -459,7 +459,9 @@ def _psi_upper(c: Array, s: Array, bar: float) -> Array:
     def term(a: Array, b: Array) -> Array:
         return (a - b) * np.log(a / b)
 
-    corners = np.maximum(np.maximum(term(lc, ls), term(lc, us)), np.maximum(term(uc, ls), term(uc, us)))
+    corners = np.maximum(
+        np.maximum(term(lc, ls), term(lc, us)), np.maximum(term(uc, ls), term(uc, us))
+    )
     return np.asarray(corners.sum(axis=1), dtype=float)
 
 
@@ -493,9 +495,15 @@ def _tiers(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
         np.where(lower > threshold, tier_bar, -np.inf),
         np.full(shift.shape, tier_bar),
         threshold,
-        {"lower": lower, "upper": upper, "empty": empty.astype(float),
-         **{f"c{i}": pc[:, i] for i in range(3)}, **{f"s{i}": ps[:, i] for i in range(3)},
-         "nc": nc[:, 0], "ns": ns[:, 0]},  # fmt: skip
+        {
+            "lower": lower,
+            "upper": upper,
+            "empty": empty.astype(float),
+            **{f"c{i}": pc[:, i] for i in range(3)},
+            **{f"s{i}": ps[:, i] for i in range(3)},
+            "nc": nc[:, 0],
+            "ns": ns[:, 0],
+        },  # fmt: skip
     )
 
 
@@ -582,7 +590,8 @@ def _in_words(a: Assessment, status: Status) -> Check:
             )
         if a.threshold is not None:
             said += (
-                f"; against its ceiling {a.threshold:.2%}: evidence {_evidence(v['ceiling_evidence'])}"
+                f"; against its ceiling {a.threshold:.2%}: evidence "
+                f"{_evidence(v['ceiling_evidence'])}"
                 f", rollback above {_bar(v['ceiling_bar'])} (rate {value:.2%}, at most "
                 f"{v['upper']:.2%})"
             )
@@ -651,7 +660,10 @@ def _in_words(a: Assessment, status: Status) -> Check:
 def _unresolved(a: Assessment) -> str:
     v = {k: float(x[0]) for k, x in a.numbers.items()}
     if a.name == "error_rate":
-        return f"rate {float(a.value[0]):.2%}, at most {v.get('upper', 1.0):.2%} against the ceiling {a.threshold:.2%}"
+        upper, ceiling = v.get("upper", 1.0), a.threshold or 0.0
+        return (
+            f"rate {float(a.value[0]):.2%}, at most {upper:.2%} against the ceiling {ceiling:.2%}"
+        )
     if a.name == "latency_p99":
         return "the buckets do not prove the candidate's p99 and p50 within the allowance"
     if a.name == "psi":
@@ -751,7 +763,9 @@ def judge_shadow(
     verdict = _verdict(checks, compared, compared)
     if horizon and verdict.status is not Status.PASS and verdict.status is not Status.FAIL:
         if within:
-            return Verdict(Status.PASS, tuple(checks), "at its horizon, provably within", compared, compared)
+            return Verdict(
+                Status.PASS, tuple(checks), "at its horizon, provably within", compared, compared
+            )
         return Verdict(
             Status.HALTED,
             tuple(checks),

@@ -100,9 +100,7 @@ def bernoulli_upper(successes: ArrayLike, n: ArrayLike, log_bar: ArrayLike) -> A
     return 1 - bernoulli_lower(total - x, total, log_bar)
 
 
-def log_e_homogeneity(
-    candidate: ArrayLike, stable: ArrayLike, concentration: float = 4.0
-) -> Array:
+def log_e_homogeneity(candidate: ArrayLike, stable: ArrayLike, concentration: float = 4.0) -> Array:
     """Log e-value against "both sides draw from one distribution over the bins" (last axis).
 
     Conditional on an observation falling in a bin, under the null it is the candidate's with

@@ -222,7 +222,7 @@ class Controller:
             self._note(state, f"counters of {', '.join(restarted)} restarted: counted from 0")
         window = now_counts.minus(state.step_baseline)
         spec = self.plan.spec
-        budget = Budget.of(spec)
+        budget = Budget.of(spec, state.step)
         rules = StepRules.of(self.plan, state.step)
         waited = self.clock() - state.step_started
         if state.step < 0:

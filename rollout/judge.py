@@ -112,7 +112,7 @@ CODE_OF_STATUS = {status: code for code, status in STATUS_OF_CODE.items()}
 TAIL = 0.01  # the share of answers a p99 leaves above it
 # Test weights inside a window: the error comparison is the check that must stop a bad
 # candidate early, so it has the largest share of the window's alpha.
-WEIGHTS = {"error_rate": 4.0, "ceiling": 1.0, "tail": 1.0, "median": 1.0, "max": 1.0,
+WEIGHTS = {"error_rate": 8.0, "ceiling": 1.0, "tail": 1.0, "median": 1.0, "max": 1.0,
            "psi": 1.0, "tier_mix": 1.0}  # fmt: skip
 TIER_BINS = ((0, 1, 2), (3, 4, 5), (6, 7, 8, 9))  # low < 0.3 <= medium < 0.6 <= high
 _BOUNDS = np.array(LATENCY_BOUNDS, dtype=float)
@@ -169,15 +169,23 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """The rollout's ``significance`` spread over the windows it judges."""
+    """The rollout's ``significance`` spread over the windows it judges (the shadow bake, then
+    each step), front-loaded: each window has half the share of the one before, normalised to
+    sum to ``significance`` (with four steps 8/15, 4/15, 2/15, 1/15). The first steps see the
+    fewest samples, where a larger alpha stops a bad candidate sooner; later steps see many
+    times more, where evidence grows fast and a smaller alpha costs little (it enters as
+    log(1/alpha))."""
 
     alpha: float  # this window's share
 
     @classmethod
-    def of(cls, spec: RolloutSpec) -> Budget:
+    def of(cls, spec: RolloutSpec, step: int = 0) -> Budget:
         steps = len(spec.steps) if spec.steps is not None else 1
-        windows = steps + (1 if spec.shadow_bake is not None else 0)
-        return cls(spec.thresholds.significance / windows)
+        bake = 1 if spec.shadow_bake is not None else 0
+        windows = steps + bake
+        window = min(max(step + bake, 0), windows - 1)
+        share = 2.0 ** (windows - 1 - window) / (2.0**windows - 1)
+        return cls(spec.thresholds.significance * share)
 
     def log_bar(self, weight: float, total: float) -> float:
         """log(1/alpha) of a test with ``weight`` of the window's ``total``."""
@@ -202,6 +210,15 @@ class Counts:
             np.array([c.saved_by_fallback for c in counts], dtype=float),
             np.array([c.latency for c in counts], dtype=float),
             np.array([c.probability for c in counts], dtype=float),
+        )
+
+    def rows(self, which: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Counts:
+        return Counts(
+            self.requests[which],
+            self.errors[which],
+            self.saved[which],
+            self.latency[which],
+            self.probability[which],
         )
 
 
@@ -286,25 +303,34 @@ def _errors(
     owners = seq.log_e_above(xc, xc + xs, _share(nc, nc + ns))
     # Another window: stable's rate's upper bound, then the candidate's rate above it.
     half = bar + math.log(2)
-    stable_upper = seq.bernoulli_upper(xs, ns, half)
-    against_reference = seq.log_e_above(xc, nc, stable_upper)
-    evidence = np.where(same, owners, against_reference)
+    if same.all():
+        stable_upper = np.ones_like(xs)  # not needed: no reference window
+        evidence = owners
+    else:
+        stable_upper = seq.bernoulli_upper(xs, ns, half)
+        evidence = np.where(same, owners, seq.log_e_above(xc, nc, stable_upper))
     log_bar = np.where(same, bar, half)
     failed = evidence >= log_bar
+    # The evidence leans to a worse candidate (its e-value is over 1: the data are likelier
+    # under a worse candidate than under equal rates): hold the step until it is proven or the
+    # horizon comes, rather than step up on it. Without the hold a candidate with 3 times
+    # stable's error rate steps through 25% and 50% in a minute each with too few errors to
+    # prove it, and at 100% stable's reference is too small to.
+    leans = evidence > 0
     numbers = {"nc": nc, "ns": ns, "xc": xc, "xs": xs, "saved": c.saved,
                "stable_upper": stable_upper, "same": same.astype(float)}  # fmt: skip
-    within = ~failed
-    status = np.where(failed, FAIL, PASS)
+    within = ~leans
+    status = np.where(failed, FAIL, np.where(leans, INCONCLUSIVE, PASS))
     if t.error_rate is not None:
         over = seq.log_e_above(xc, nc, t.error_rate)
-        upper = seq.bernoulli_upper(xc, nc, ceiling_bar)
         proven_over = over >= ceiling_bar
         status = np.where(
-            failed | proven_over, FAIL, np.where(rate_c > t.error_rate, INCONCLUSIVE, PASS)
+            failed | proven_over,
+            FAIL,
+            np.where(leans | (rate_c > t.error_rate), INCONCLUSIVE, PASS),
         )
-        within &= upper <= t.error_rate
-        numbers |= {"ceiling_evidence": over, "ceiling_bar": np.full_like(nc, ceiling_bar),
-                    "upper": upper}  # fmt: skip
+        within &= seq.log_e_below(xc, nc, t.error_rate) >= ceiling_bar  # provably under it
+        numbers |= {"ceiling_evidence": over, "ceiling_bar": np.full_like(nc, ceiling_bar)}
     return Assessment(
         "error_rate",
         status.astype(np.int8),
@@ -588,19 +614,21 @@ def _in_words(a: Assessment, status: Status) -> Check:
                 f"{head} (its reference window; rate at most {v['stable_upper']:.2%}): evidence "
                 f"the candidate's rate is above that {_evidence(e)}, rollback above {_bar(b)}"
             )
+        if e >= b:
+            said += ": worse than stable"
+        elif e > 0:
+            said += ": leaning worse, held until it is proven either way or the horizon"
         if a.threshold is not None:
+            upper = float(seq.bernoulli_upper(v["xc"], v["nc"], v["ceiling_bar"]))
             said += (
                 f"; against its ceiling {a.threshold:.2%}: evidence "
-                f"{_evidence(v['ceiling_evidence'])}"
-                f", rollback above {_bar(v['ceiling_bar'])} (rate {value:.2%}, at most "
-                f"{v['upper']:.2%})"
+                f"{_evidence(v['ceiling_evidence'])}, rollback above {_bar(v['ceiling_bar'])} "
+                f"(rate {value:.2%}, at most {upper:.2%})"
             )
-        if status is Status.FAIL and e >= b:
-            said += ": worse than stable"
-        if status is Status.FAIL and v.get("ceiling_evidence", -np.inf) >= v.get("ceiling_bar", 0):
-            said += ": provably above the ceiling"
-        if status is Status.INCONCLUSIVE:
-            said += "; above the ceiling, not yet significantly"
+            if v["ceiling_evidence"] >= v["ceiling_bar"]:
+                said += ": provably above the ceiling"
+            elif value > a.threshold:
+                said += ": above the ceiling, not yet significantly"
         return Check(a.name, status, value, a.threshold, said, math.exp(min(e, 700)), math.exp(b))
     if a.name == "latency_p99":
         said = f"p99 {_ms(v['p99_c'])} vs stable {_ms(v['p99_s'])}, p50 {_ms(v['med_c'])} vs "
@@ -660,10 +688,15 @@ def _in_words(a: Assessment, status: Status) -> Check:
 def _unresolved(a: Assessment) -> str:
     v = {k: float(x[0]) for k, x in a.numbers.items()}
     if a.name == "error_rate":
-        upper, ceiling = v.get("upper", 1.0), a.threshold or 0.0
-        return (
-            f"rate {float(a.value[0]):.2%}, at most {upper:.2%} against the ceiling {ceiling:.2%}"
-        )
+        said = []
+        if a.evidence[0] > 0:
+            said.append(f"errors lean worse than stable's (evidence {_evidence(a.evidence[0])})")
+        if a.threshold is not None and v["ceiling_evidence"] < v["ceiling_bar"]:
+            upper = float(seq.bernoulli_upper(v["xc"], v["nc"], v["ceiling_bar"]))
+            if upper > a.threshold:
+                said.append(f"rate {float(a.value[0]):.2%}, at most {upper:.2%}, against the "
+                            f"ceiling {a.threshold:.2%}")  # fmt: skip
+        return ", ".join(said) or "undecided"
     if a.name == "latency_p99":
         return "the buckets do not prove the candidate's p99 and p50 within the allowance"
     if a.name == "psi":

@@ -1,4 +1,8 @@
-"""The judge: counts of candidate and stable over a window in, one verdict out. Pure.
+"""The judge as it was before its checks were anytime-valid, kept only so that the simulator
+(rollout/simulate.py) can run the old rule beside the new one; the controller never uses it.
+
+Each check below is a fixed-sample test at ``significance``, run at every check over the growing
+window, so every look spends ``significance`` again: that is what the simulator measures.
 
 Three checks, each with its statistics written down so a verdict can be argued with:
 

@@ -13,7 +13,7 @@ __all__ = ["HORIZON_INTERVALS", "Plan", "plan_of"]
 
 # A step's default horizon, in intervals: long enough for a slow step to gather its samples,
 # short enough that nobody waits an afternoon for a verdict.
-HORIZON_INTERVALS = 10
+HORIZON_INTERVALS = 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ def test_resume_accept_is_logged_and_status_shows_a_halt(
     path, log, source, clock = setup(tmp_path, candidate_error=0.012, stable_error=0.012)
     ctl = controller(path, log, source, clock)
     state = ctl.begin()
-    for _ in range(45):
+    for _ in range(65):
         clock.sleep(1)
         ctl.check(state)
     capsys.readouterr()

@@ -544,7 +544,7 @@ def test_an_undecided_step_halts_at_its_horizon_and_the_operator_decides(tmp_pat
     path, log, source, clock = setup(tmp_path, candidate_error=0.012, stable_error=0.012)
     ctl = controller(path, log, source, clock)
     state = ctl.begin()
-    for _ in range(45):  # the default horizon: ten intervals of 3 s
+    for _ in range(65):  # the default horizon: twenty intervals of 3 s
         clock.sleep(1)
         assert ctl.check(state) is None
     entries = log.read()
@@ -572,7 +572,7 @@ def test_a_step_that_cannot_pass_never_outlives_its_horizon(tmp_path: Path) -> N
     path, log, source, clock = setup(tmp_path, rate=2)  # never the 50 requests a pass needs
     ctl = controller(path, log, source, clock)
     state = ctl.begin()
-    for _ in range(31):
+    for _ in range(61):
         clock.sleep(1)
         ctl.check(state)
     last = log.read()[-1]

@@ -246,7 +246,10 @@ ROLLOUT_FIELDS = (
     "verdict",
     "action",
     "reason",
+    "accept",
 )
+# Of each check: what was compared and how strong the evidence is, in words and numbers.
+ROLLOUT_CHECK_FIELDS = ("name", "status", "detail", "evidence", "bar")
 
 
 def read_rollout_log(routing_file: Path) -> list[dict] | None:
@@ -273,5 +276,13 @@ def read_rollout_log(routing_file: Path) -> list[dict] | None:
         except ValueError:
             continue
         if isinstance(entry, dict):
-            entries.append({key: entry[key] for key in ROLLOUT_FIELDS if key in entry})
+            kept = {key: entry[key] for key in ROLLOUT_FIELDS if key in entry}
+            checks = entry.get("checks")
+            if isinstance(checks, list):
+                kept["checks"] = [
+                    {key: c[key] for key in ROLLOUT_CHECK_FIELDS if key in c}
+                    for c in checks
+                    if isinstance(c, dict)
+                ]
+            entries.append(kept)
     return entries

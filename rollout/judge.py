@@ -713,7 +713,10 @@ def _verdict(checks: Sequence[Check], nc: float, ns: float) -> Verdict:
         if named:
             reason = "; ".join(f"{c.name}: {c.detail}" for c in named)
             return Verdict(status, tuple(checks), reason, nc, ns)
-    return Verdict(Status.PASS, tuple(checks), "every check passed", nc, ns)
+    # The headline comparison in words even when all is well: what was compared, how strong.
+    errors = next((c for c in checks if c.name == "error_rate"), None)
+    said = f" ({errors.detail})" if errors is not None else ""
+    return Verdict(Status.PASS, tuple(checks), f"every check passed{said}", nc, ns)
 
 
 def quantile_from_buckets(

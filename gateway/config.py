@@ -169,7 +169,7 @@ class RolloutHorizon(_Frozen):
     """When a step that has not passed is decided: PASS, FAIL, or halted for the operator
     (README, "Progressive rollout"). Never before ``interval``."""
 
-    duration: Duration | None = None  # the step's longest time; None: ten times ``interval``
+    duration: Duration | None = None  # the step's longest time; None: 20 times ``interval``
     requests: Annotated[StrictInt, Field(ge=1)] | None = 100_000  # the candidate's, per step
 
 

@@ -11,8 +11,9 @@ from gateway.config import LoadedConfig, RolloutHorizon, RolloutSpec
 
 __all__ = ["HORIZON_INTERVALS", "Plan", "plan_of"]
 
-# A step's default horizon, in intervals: long enough for a slow step to gather its samples,
-# short enough that nobody waits an afternoon for a verdict.
+# A step's default horizon, in intervals: long enough for a step to gather the errors that prove
+# a candidate with 3 times stable's error rate bad at 5% of 100 requests a second (ten intervals
+# were not: the simulator halted 10% of them), short enough that nobody waits an afternoon.
 HORIZON_INTERVALS = 20
 
 

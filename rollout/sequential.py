@@ -39,7 +39,7 @@ ArrayLike = npt.ArrayLike
 # equal weights. A discrete mixture of likelihood ratios is a martingale as each one is; the grid
 # spans a quarter more to a hundred times the odds, so a small excess is found on much data and
 # a large one on a few events (the price of the mixture over knowing the ratio: log 9, 2.2 nats).
-ODDS_RATIOS = np.array([1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0])
+ODDS_RATIOS = np.array([2.0, 3.0, 5.0, 10.0, 20.0])
 _EDGE = 1e-12
 
 

@@ -424,7 +424,7 @@ def run(
         f"plan: steps {list(README_PLAN.steps or ())}, interval {README_PLAN.interval:g}s, "
         f"check_every {README_PLAN.check_every:g}s, min_requests {README_PLAN.min_requests}, "
         f"failure_limit {README_PLAN.failure_limit}, default thresholds (significance "
-        f"{README_PLAN.thresholds.significance}); horizon {Plan(README_PLAN, "v1").horizon(0):g}s a step"
+        f"{README_PLAN.thresholds.significance}); horizon {Plan(README_PLAN, 'v1').horizon(0):g}s a step"
     )
     say("candidate requests before the decision: at rollback (bad candidates) or promotion (A/A)")
     say("| " + " | ".join(HEADER) + " |")

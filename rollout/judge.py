@@ -246,8 +246,12 @@ def assess(
     t: RolloutThresholds,
     budget: Budget,
     same_window: bool | Flags = True,
+    decide: bool = True,
 ) -> list[Assessment]:
-    """Every enabled check, on every row of the batch."""
+    """Every enabled check, on every row of the batch. ``decide``: also whether each check is
+    provably within its allowance (the horizon's question; some of its bounds cost a search,
+    so a batch with no row at its horizon may skip them, and its ``within`` is then not
+    meaningful)."""
     same = np.broadcast_to(np.asarray(same_window, dtype=bool), c.requests.shape)
     names = ["error_rate"] + (["ceiling"] if t.error_rate is not None else [])
     if t.p99_ratio is not None:
@@ -265,9 +269,10 @@ def assess(
 
     out = [_errors(c, s, t, same, bar("error_rate"), bar("ceiling") if "ceiling" in names else 0)]
     if t.p99_ratio is not None or t.p99_max_ms is not None:
-        out.append(_latency(c, s, t, {n: bar(n) for n in ("tail", "median", "max") if n in names}))
+        bars = {n: bar(n) for n in ("tail", "median", "max") if n in names}
+        out.append(_latency(c, s, t, bars, decide))
     if t.psi is not None:
-        out.append(_drift(c, s, t.psi, bar("psi")))
+        out.append(_drift(c, s, t.psi, bar("psi"), decide))
     if t.tier_shift is not None:
         out.append(_tiers(c, s, t.tier_shift, bar("tier_mix")))
     return out
@@ -343,7 +348,7 @@ def _errors(
     )
 
 
-def quantiles(q: float, cumulative: Array) -> Array:
+def quantiles(q: float | Array, cumulative: Array) -> Array:
     """The q-quantile of each row's cumulative histogram, interpolated within its bucket as
     gateway.quantile.histogram_quantile does (nan for an empty row)."""
     finite = cumulative[:, :-1]
@@ -363,36 +368,62 @@ def quantiles(q: float, cumulative: Array) -> Array:
     return np.where(total > 0, value, np.nan)
 
 
+def _share_needed(n: Array, q: float, bar: float, above: bool) -> Array:
+    """The smallest share of n answers that provably puts the true share above q (``above``),
+    or the largest that provably keeps it below; nan when no share of n would."""
+    low, high = np.zeros_like(n), np.ones_like(n)
+    for _ in range(18):  # a share to within 4e-6
+        mid = (low + high) / 2
+        if above:
+            proven = seq.log_e_above(mid * n, n, q) >= bar
+            low, high = np.where(proven, low, mid), np.where(proven, mid, high)
+        else:
+            proven = seq.log_e_below(mid * n, n, q) >= bar
+            low, high = np.where(proven, mid, low), np.where(proven, high, mid)
+    share = high if above else low
+    possible = seq.log_e_above(n, n, q) >= bar if above else seq.log_e_below(0 * n, n, q) >= bar
+    return np.where(possible & (n > 0), share, np.nan)
+
+
 def _provable_upper(cumulative: Array, q: float, bar: float) -> Array:
-    """The first bucket bound with provably more than q of the answers at or below it (an
-    upper confidence bound of the q-quantile); inf when there is none."""
-    n = cumulative[:, -1:]
-    above = n - cumulative[:, :-1]
-    proven = seq.log_e_below(above, n, 1 - q) >= bar
-    found = proven.any(axis=1)
-    return np.where(found, _BOUNDS[proven.argmax(axis=1)], np.inf)
+    """An upper confidence bound of the q-quantile: the quantile at the smallest share of
+    answers that provably exceeds q (inf when there are too few answers)."""
+    share = _share_needed(cumulative[:, -1], q, bar, above=True)
+    value = quantiles(np.nan_to_num(share, nan=1.0), cumulative)
+    return np.where(np.isnan(share) | (share >= 1), np.inf, value)
 
 
 def _provable_lower(cumulative: Array, q: float, bar: float) -> Array:
-    """The last bucket bound with provably more than 1 - q of the answers above it (a lower
-    confidence bound of the q-quantile); 0 when there is none."""
-    n = cumulative[:, -1:]
-    above = n - cumulative[:, :-1]
-    proven = seq.log_e_above(above, n, 1 - q) >= bar
-    last = len(LATENCY_BOUNDS) - 1 - proven[:, ::-1].argmax(axis=1)
-    return np.where(proven.any(axis=1), _BOUNDS[last], 0.0)
+    """A lower confidence bound of the q-quantile: the quantile at the largest share of
+    answers that provably stays under q (0 when there is none)."""
+    share = _share_needed(cumulative[:, -1], q, bar, above=False)
+    value = quantiles(np.nan_to_num(share, nan=0.0), cumulative)
+    return np.where(np.isnan(share) | (share <= 0), 0.0, np.nan_to_num(value))
+
+
+def answers_within(cumulative: Array, line: Array) -> Array:
+    """Answers at most ``line`` seconds, per row, interpolated within the bucket the line falls
+    in (as histogram_quantile does: answers spread evenly across a bucket); past the last
+    finite bound only the +Inf bucket is slower."""
+    finite = cumulative[:, :-1]
+    rows = np.arange(len(finite))
+    capped = np.minimum(line, _BOUNDS[-1])
+    at = np.searchsorted(_BOUNDS, capped, side="left")
+    upper_bound, count = _BOUNDS[at], finite[rows, at]
+    lower_bound = np.where(at > 0, _BOUNDS[np.maximum(at - 1, 0)], 0.0)
+    below = np.where(at > 0, finite[rows, np.maximum(at - 1, 0)], 0.0)
+    inside = below + (count - below) * (capped - lower_bound) / (upper_bound - lower_bound)
+    return np.where(np.isinf(line), cumulative[:, -1], inside)
 
 
 def _over(cumulative: Array, line: Array) -> Array:
-    """Answers provably over ``line``: those in buckets whose lower edge is at or above it."""
-    at = np.searchsorted(_BOUNDS, line, side="left")  # first bound >= line
-    n = cumulative[:, -1]
-    rows = np.arange(len(n))
-    below = cumulative[rows, np.minimum(at, len(LATENCY_BOUNDS) - 1)]
-    return np.where(at < len(LATENCY_BOUNDS), n - below, 0.0)
+    """Answers over ``line`` seconds (interpolated within its bucket)."""
+    return cumulative[:, -1] - answers_within(cumulative, line)
 
 
-def _latency(c: Counts, s: Counts, t: RolloutThresholds, bars: dict[str, float]) -> Assessment:
+def _latency(
+    c: Counts, s: Counts, t: RolloutThresholds, bars: dict[str, float], decide: bool
+) -> Assessment:
     nc = c.latency[:, -1]
     tol = t.p99_tolerance_ms / 1000
     p99_c, p99_s = quantiles(0.99, c.latency), quantiles(0.99, s.latency)
@@ -418,7 +449,8 @@ def _latency(c: Counts, s: Counts, t: RolloutThresholds, bars: dict[str, float])
         bar = bars["max"]
         numbers["max_line"] = np.full(nc.shape, line)
         test("max", _over(c.latency, np.full(nc.shape, line)), TAIL, bar, p99_c > line)
-        within &= _provable_upper(c.latency, 1 - TAIL, bar) <= line
+        if decide:
+            within &= _provable_upper(c.latency, 1 - TAIL, bar) <= line
     if t.p99_ratio is not None:
         for name, q, point_c, point_s in (
             ("tail", 1 - TAIL, p99_c, p99_s),
@@ -432,14 +464,15 @@ def _latency(c: Counts, s: Counts, t: RolloutThresholds, bars: dict[str, float])
             numbers[f"{name}_line"] = line
             numbers[f"{name}_stable_upper"] = upper_s
             test(name, _over(c.latency, line), 1 - q, half, looks_over)
-            lower_s = _provable_lower(s.latency, q, half)
-            allowed = np.maximum(lower_s * t.p99_ratio, lower_s + tol)
-            within &= _provable_upper(c.latency, q, half) <= allowed
+            if decide:
+                lower_s = _provable_lower(s.latency, q, half)
+                allowed = np.maximum(lower_s * t.p99_ratio, lower_s + tol)
+                within &= _provable_upper(c.latency, q, half) <= allowed
     value = np.where(np.isnan(p99_c), 0.0, p99_c)
     return Assessment("latency_p99", status, value, within, evidence, log_bar, t.p99_ratio, numbers)
 
 
-def _drift(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
+def _drift(c: Counts, s: Counts, threshold: float, bar: float, decide: bool = True) -> Assessment:
     value = seq.psi(s.probability, c.probability, PSI_FLOOR)
     evidence = seq.log_e_homogeneity(c.probability, s.probability)
     over = np.nan_to_num(value) > threshold
@@ -447,7 +480,7 @@ def _drift(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
     status = np.where(
         over & (evidence >= bar), FAIL, np.where(over | empty, INCONCLUSIVE, PASS)
     ).astype(np.int8)
-    upper = _psi_upper(c.probability, s.probability, bar)
+    upper = _psi_upper(c.probability, s.probability, bar) if decide else np.full_like(value, np.inf)
     return Assessment(
         "psi",
         status,

@@ -189,7 +189,8 @@ def _new_rule(spec: RolloutSpec) -> Decide:
             rows = step == k
             budget = Budget.of(spec, int(k))
             same = np.asarray(Plan(spec, "v1").weight(int(k)) < 100)
-            checks = assess(c.rows(rows), s.rows(rows), spec.thresholds, budget, same)
+            decide_now = bool(horizon[rows].any())
+            checks = assess(c.rows(rows), s.rows(rows), spec.thresholds, budget, same, decide_now)
             enough = enough_of(c.rows(rows), s.rows(rows), spec.min_requests)
             out[rows], _ = combine(checks, enough, horizon[rows])
         return out
@@ -424,7 +425,8 @@ def run(
         f"plan: steps {list(README_PLAN.steps or ())}, interval {README_PLAN.interval:g}s, "
         f"check_every {README_PLAN.check_every:g}s, min_requests {README_PLAN.min_requests}, "
         f"failure_limit {README_PLAN.failure_limit}, default thresholds (significance "
-        f"{README_PLAN.thresholds.significance}); horizon {Plan(README_PLAN, 'v1').horizon(0):g}s a step"
+        f"{README_PLAN.thresholds.significance}); horizon "
+        f"{Plan(README_PLAN, 'v1').horizon(0):g}s a step"
     )
     say("candidate requests before the decision: at rollback (bad candidates) or promotion (A/A)")
     say("| " + " | ".join(HEADER) + " |")

@@ -25,13 +25,14 @@ everything the rollout ever tests is ``significance``.
   the candidate's rate is above it (alpha halved between the two);
 - error rate against the ceiling ``error_rate``: the Bernoulli mixture that the candidate's rate
   is above it;
-- latency, from histogram buckets, counting only what the buckets prove (an answer in a bucket
-  that straddles a line is not counted over it): stable's p99 (and median) upper confidence
-  bound U is the first bucket bound below which it provably has 99% (50%) of its answers; the
-  candidate is allowed max(``p99_ratio`` x U, U + ``p99_tolerance_ms``); it fails when the share
-  of its answers over that provably exceeds 1% (half); and when the share over ``p99_max_ms``
-  provably exceeds 1%. A constant slowdown moves the median as much as the tail, while a few
-  answers a busy machine delayed can lift stable's p99 over a slower candidate's;
+- latency, from histogram buckets, answers spread evenly within a bucket (as Prometheus's
+  histogram_quantile takes them; the one assumption beyond the counts): stable's p99 (and
+  median) upper confidence bound U is its quantile at the smallest share of answers that
+  provably exceeds 99% (half); the candidate is allowed max(``p99_ratio`` x U,
+  U + ``p99_tolerance_ms``); it fails when the share of its answers over that provably exceeds
+  1% (half), and when the share over ``p99_max_ms`` provably exceeds 1%. A constant slowdown
+  moves the median as much as the tail, while a few answers a busy machine delayed can lift
+  stable's p99 over a slower candidate's;
 - prediction drift: PSI of the candidate's churn-probability bins against stable's over ``psi``
   and the two distributions provably different: per bin, each prediction is the candidate's
   with its overall share under "one distribution", tested by a beta mixture per bin, the

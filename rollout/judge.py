@@ -10,9 +10,9 @@ looked at (Ville's inequality); its bounds are confidence sequences, valid at ev
 sequences", Ann. Statist. 2021; Johari, Koomen, Pekelis, Walsh, "Always valid inference", Oper.
 Res. 2022; Lindon and Malek, "Anytime-valid inference for multinomial count data", NeurIPS 2022).
 
-The rollout's ``significance`` is spent once: split evenly over the windows the rollout judges
-(each step, and the shadow bake; ``Budget``), and within a window over the checks by weight
-(the error comparison with stable 4, every other test 1), a Bonferroni split, so the sum over
+The rollout's ``significance`` is spent once: over the windows the rollout judges (each step,
+and the shadow bake), front-loaded (``Budget``), and within a window over the checks by weight
+(the error comparison with stable 8, every other test 1), a Bonferroni split, so the sum over
 everything the rollout ever tests is ``significance``.
 
 - error rate against stable, on the same window: the conditional test. When both versions fail
@@ -47,10 +47,12 @@ otherwise WAITING_FOR_SAMPLES while either side has fewer than ``min_requests``;
 when a check looks worse than its allowance, not provably; else PASS (nothing looks wrong).
 
 At the step's horizon (``horizon=True``) a verdict that is not PASS is decided with the same
-bounds: FAIL when a check is provably outside its allowance, PASS when every check is provably
-inside it (non-inferiority: each confidence bound inside its threshold; the comparison of error
-rates with stable has no margin, so inside means its test did not reject), else HALTED, which
-says in one sentence what is unresolved.
+bounds: FAIL when a check is provably outside its allowance, PASS when every check holding the
+step is provably inside it (non-inferiority: each confidence bound inside its threshold; a
+check that passes stays passed, except short of ``min_requests``, where every check must be
+proven; the comparison of error rates with stable has no margin, so inside means its evidence
+is under the square root of its bar), else HALTED, which says in one sentence what is
+unresolved.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ STATUS_OF_CODE = {
 CODE_OF_STATUS = {status: code for code, status in STATUS_OF_CODE.items()}
 
 TAIL = 0.01  # the share of answers a p99 leaves above it
+LEAN = 0.0  # log e-value over which the error comparison leans worse: the step holds
 # Test weights inside a window: the error comparison is the check that must stop a bad
 # candidate early, so it has the largest share of the window's alpha.
 WEIGHTS = {"error_rate": 8.0, "ceiling": 1.0, "tail": 1.0, "median": 1.0, "max": 1.0,
@@ -171,11 +174,11 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Budget:
     """The rollout's ``significance`` spread over the windows it judges (the shadow bake, then
-    each step), front-loaded: each window has half the share of the one before, normalised to
-    sum to ``significance`` (with four steps 8/15, 4/15, 2/15, 1/15). The first steps see the
-    fewest samples, where a larger alpha stops a bad candidate sooner; later steps see many
-    times more, where evidence grows fast and a smaller alpha costs little (it enters as
-    log(1/alpha))."""
+    each step), front-loaded: each window has a third of the share of the one before,
+    normalised to sum to ``significance`` (with four steps 27/40, 9/40, 3/40, 1/40). The first
+    steps see the fewest samples, where a larger alpha stops a bad candidate sooner; later
+    steps see many times more, where evidence grows fast and a smaller alpha costs little (it
+    enters as log(1/alpha))."""
 
     alpha: float  # this window's share
 
@@ -185,7 +188,7 @@ class Budget:
         bake = 1 if spec.shadow_bake is not None else 0
         windows = steps + bake
         window = min(max(step + bake, 0), windows - 1)
-        share = 2.0 ** (windows - 1 - window) / (2.0**windows - 1)
+        share = 3.0 ** (windows - 1 - window) * 2 / (3.0**windows - 1)
         return cls(spec.thresholds.significance * share)
 
     def log_bar(self, weight: float, total: float) -> float:
@@ -248,6 +251,7 @@ def assess(
     budget: Budget,
     same_window: bool | Flags = True,
     decide: bool = True,
+    min_requests: float = 0,
 ) -> list[Assessment]:
     """Every enabled check, on every row of the batch. ``decide``: also whether each check is
     provably within its allowance (the horizon's question; some of its bounds cost a search,
@@ -275,7 +279,7 @@ def assess(
     if t.psi is not None:
         out.append(_drift(c, s, t.psi, bar("psi"), decide))
     if t.tier_shift is not None:
-        out.append(_tiers(c, s, t.tier_shift, bar("tier_mix")))
+        out.append(_tiers(c, s, t.tier_shift, bar("tier_mix"), min_requests))
     return out
 
 
@@ -284,12 +288,17 @@ def combine(
 ) -> tuple[Codes, Codes]:
     """The verdict of each row, and of each check the status it counts with: FAIL at once;
     WAITING below the minimum; the worst of the rest; at the horizon, what is not a PASS is
-    decided (PASS when every check is provably within, else HALTED)."""
+    decided: PASS when every check that holds the step (not PASS; every check, short of the
+    minimum sample) is provably within its allowance, else HALTED."""
     statuses = np.stack([a.status for a in checks]) if checks else np.zeros((0, len(enough)))
     failed = (statuses == FAIL).any(axis=0)
     worst = statuses.max(axis=0, initial=PASS).astype(np.int8)
     lenient = np.where(failed, FAIL, np.where(enough, worst, WAITING)).astype(np.int8)
-    within = np.stack([a.within for a in checks]).all(axis=0) if checks else np.ones_like(enough)
+    # With enough samples, a check that passes stays passed and those holding the step must be
+    # proven within; short of the minimum, every check must be.
+    passing = (statuses == PASS) & enough
+    settled = (np.stack([a.within for a in checks]) | passing) if checks else None
+    within = settled.all(axis=0) if settled is not None else np.ones_like(enough)
     at_end = np.broadcast_to(np.asarray(horizon, dtype=bool), lenient.shape)
     decided = np.where(lenient == PASS, PASS, np.where(within, PASS, HALTED))
     final = np.where(at_end & (lenient != FAIL), decided, lenient).astype(np.int8)
@@ -322,10 +331,13 @@ def _errors(
     # horizon comes, rather than step up on it. Without the hold a candidate with 3 times
     # stable's error rate steps through 25% and 50% in a minute each with too few errors to
     # prove it, and at 100% stable's reference is too small to.
-    leans = evidence > 0
+    leans = evidence > LEAN
     numbers = {"nc": nc, "ns": ns, "xc": xc, "xs": xs, "saved": c.saved,
                "stable_upper": stable_upper, "same": same.astype(float)}  # fmt: skip
-    within = ~leans
+    # At the horizon the comparison has no margin to be provably inside of: it counts as
+    # within unless its evidence is at least halfway to the bar (on the log scale), so a step
+    # held on a slight lean by a single early error passes, and a strong lean halts.
+    within = evidence < log_bar / 2
     status = np.where(failed, FAIL, np.where(leans, INCONCLUSIVE, PASS))
     if t.error_rate is not None:
         over = seq.log_e_above(xc, nc, t.error_rate)
@@ -335,7 +347,9 @@ def _errors(
             FAIL,
             np.where(leans | (rate_c > t.error_rate), INCONCLUSIVE, PASS),
         )
-        within &= seq.log_e_below(xc, nc, t.error_rate) >= ceiling_bar  # provably under it
+        # The ceiling holds the step only when the rate is over it; then it must be proven under.
+        under = seq.log_e_below(xc, nc, t.error_rate) >= ceiling_bar
+        within &= under | (rate_c <= t.error_rate)
         numbers |= {"ceiling_evidence": over, "ceiling_bar": np.full_like(nc, ceiling_bar)}
     return Assessment(
         "error_rate",
@@ -529,7 +543,7 @@ def _tier_counts(bins: Array) -> Array:
     return np.stack([bins[:, list(tier)].sum(axis=1) for tier in TIER_BINS], axis=1)
 
 
-def _tiers(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
+def _tiers(c: Counts, s: Counts, threshold: float, bar: float, min_count: float = 0) -> Assessment:
     mc, ms = _tier_counts(c.probability), _tier_counts(s.probability)
     nc, ns = mc.sum(axis=1, keepdims=True), ms.sum(axis=1, keepdims=True)
     pc, ps = _share(mc, nc), _share(ms, ns)
@@ -543,16 +557,19 @@ def _tiers(c: Counts, s: Counts, threshold: float, bar: float) -> Assessment:
     lower = np.maximum(change - radius, 0).max(axis=1)
     upper = (change + radius).max(axis=1)
     empty = (nc[:, 0] == 0) & (ns[:, 0] == 0)
+    # The normal mixture is asymptotic (a plug-in variance): it fails nothing on fewer than
+    # ``min_count`` customers a side, where the simulator found it could (2 of 2,000 A/A
+    # rollouts at 10 requests a second, on a few dozen customers).
+    proven = (lower > threshold) & (nc[:, 0] >= min_count) & (ns[:, 0] >= min_count)
     status = np.where(
-        lower > threshold, FAIL, np.where((shift > threshold) | empty, INCONCLUSIVE, PASS)
+        proven, FAIL, np.where((shift > threshold) | empty, INCONCLUSIVE, PASS)
     ).astype(np.int8)
-    # As an e-value: how far the lower bound is from the line, on the bar's scale.
     return Assessment(
         "tier_mix",
         status,
         shift,
         (upper <= threshold) & ~empty,
-        np.where(lower > threshold, tier_bar, -np.inf),
+        np.where(proven, tier_bar, -np.inf),
         np.full(shift.shape, tier_bar),
         threshold,
         {
@@ -586,7 +603,7 @@ def judge(
     reached its horizon and must be decided."""
     budget = budget or Budget(thresholds.significance)
     c, s = Counts.of(candidate), Counts.of(stable)
-    checks = assess(c, s, thresholds, budget, same_window)
+    checks = assess(c, s, thresholds, budget, same_window, min_requests=min_requests)
     nc, ns = candidate.requests, stable.requests
     final, statuses = combine(checks, enough_of(c, s, min_requests), horizon)
     status = STATUS_OF_CODE[int(final[0])]
@@ -650,7 +667,7 @@ def _in_words(a: Assessment, status: Status) -> Check:
             )
         if e >= b:
             said += ": worse than stable"
-        elif e > 0:
+        elif e > LEAN:
             said += ": leaning worse, held until it is proven either way or the horizon"
         if a.threshold is not None:
             upper = float(seq.bernoulli_upper(v["xc"], v["nc"], v["ceiling_bar"]))
@@ -723,8 +740,11 @@ def _unresolved(a: Assessment) -> str:
     v = {k: float(x[0]) for k, x in a.numbers.items()}
     if a.name == "error_rate":
         said = []
-        if a.evidence[0] > 0:
-            said.append(f"errors lean worse than stable's (evidence {_evidence(a.evidence[0])})")
+        if a.evidence[0] >= a.log_bar[0] / 2:
+            said.append(
+                f"errors lean worse than stable's (evidence {_evidence(a.evidence[0])}, "
+                f"rollback above {_bar(a.log_bar[0])})"
+            )
         if a.threshold is not None and v["ceiling_evidence"] < v["ceiling_bar"]:
             upper = float(seq.bernoulli_upper(v["xc"], v["nc"], v["ceiling_bar"]))
             if upper > a.threshold:

@@ -190,7 +190,15 @@ def _new_rule(spec: RolloutSpec) -> Decide:
             budget = Budget.of(spec, int(k))
             same = np.asarray(Plan(spec, "v1").weight(int(k)) < 100)
             decide_now = bool(horizon[rows].any())
-            checks = assess(c.rows(rows), s.rows(rows), spec.thresholds, budget, same, decide_now)
+            checks = assess(
+                c.rows(rows),
+                s.rows(rows),
+                spec.thresholds,
+                budget,
+                same,
+                decide_now,
+                spec.min_requests,
+            )
             enough = enough_of(c.rows(rows), s.rows(rows), spec.min_requests)
             out[rows], _ = combine(checks, enough, horizon[rows])
         return out

@@ -572,7 +572,7 @@ def test_a_step_that_cannot_pass_never_outlives_its_horizon(tmp_path: Path) -> N
     path, log, source, clock = setup(tmp_path, rate=2)  # never the 50 requests a pass needs
     ctl = controller(path, log, source, clock)
     state = ctl.begin()
-    for _ in range(61):
+    for _ in range(65):
         clock.sleep(1)
         ctl.check(state)
     last = log.read()[-1]

@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from statistics import NormalDist
 
-from gateway.config import RolloutThresholds, ShadowBakeSpec
+from gateway.config import RolloutThresholds
 from gateway.quantile import histogram_quantile
 from gateway.shadow.compare import psi as population_stability_index
 from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
@@ -64,8 +64,6 @@ __all__ = [
     "chi_square_critical",
     "chi_square_homogeneity",
     "judge",
-    "judge_reference",
-    "judge_shadow",
     "p99",
     "answers_within",
     "quantile_from_buckets",
@@ -317,56 +315,6 @@ def _drift(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_request
     )
 
 
-def judge_shadow(candidate: VersionCounts, bake: ShadowBakeSpec, significance: float) -> Verdict:
-    """The shadow bake: the candidate's answers to mirrored requests against the answers the
-    clients got, row by row (the gateway's shadow comparison).
-
-    - tier agreement: the share of compared rows whose risk tier both gave; failed when even
-      its one-sided Wilson upper bound at ``significance`` is below ``min_tier_agreement``,
-      inconclusive when it is below but not provably;
-    - PSI of the shadow's probability bins against the clients': as the live drift check
-      (over ``psi`` and a chi-square test of homogeneity at ``significance``). The two sides
-      are the same customers, so the test, made for independent samples, is conservative:
-      paired answers differ less by chance than two groups of customers do.
-    """
-    tiers = candidate.shadow_tiers
-    compared = sum(tiers)
-    if compared < bake.min_comparisons:
-        return Verdict(
-            Status.WAITING_FOR_SAMPLES,
-            (),
-            f"{compared:.0f} shadow comparisons; {bake.min_comparisons} before any verdict",
-            compared,
-            compared,
-        )
-    side = int(math.isqrt(len(tiers)))
-    agreed = sum(tiers[i * side + i] for i in range(side))
-    share = agreed / compared
-    upper = 1 - wilson_lower(compared - agreed, compared, _z(significance))
-    said = f"tiers agree on {share:.1%} of {compared:.0f} compared rows (upper bound {upper:.1%})"
-    floor = bake.min_tier_agreement
-    if upper < floor:
-        agreement = Check("tier_agreement", Status.FAIL, share, floor, f"{said}: below {floor:.0%}")
-    elif share < floor:
-        detail = f"{said}: below {floor:.0%}, not provably yet"
-        agreement = Check("tier_agreement", Status.INCONCLUSIVE, share, floor, detail)
-    else:
-        agreement = Check("tier_agreement", Status.PASS, share, floor, said)
-    checks = [agreement]
-    if bake.psi is not None:
-        checks.append(
-            _psi_check(
-                "shadow_psi",
-                candidate.shadow_bins,
-                candidate.shadow_client_bins,
-                bake.psi,
-                significance,
-                "shadow / client answers",
-            )
-        )
-    return _verdict(checks, compared, compared)
-
-
 def _verdict(checks: Sequence[Check], nc: float, ns: float) -> Verdict:
     for status in (Status.FAIL, Status.WAITING_FOR_SAMPLES, Status.INCONCLUSIVE):
         named = [c for c in checks if c.status is status]
@@ -452,13 +400,3 @@ def _tier_mix(c: VersionCounts, s: VersionCounts, t: RolloutThresholds, min_requ
         detail = f"{said}, over {t.tier_shift:.0%}, not provably yet"
         return Check("tier_mix", Status.INCONCLUSIVE, shift, t.tier_shift, detail)
     return Check("tier_mix", Status.PASS, shift, t.tier_shift, said)
-
-
-def judge_reference(stable: VersionCounts, min_requests: int) -> Verdict:
-    """A window of stable alone, to judge a candidate against where stable will then serve
-    nothing (a blue/green flip): it needs only enough of stable's answers."""
-    ns = stable.requests
-    if ns < min_requests:
-        reason = f"stable {ns:.0f} requests; {min_requests} for a reference before the flip"
-        return Verdict(Status.WAITING_FOR_SAMPLES, (), reason, 0, ns)
-    return Verdict(Status.PASS, (), f"stable's reference: {ns:.0f} requests", 0, ns)

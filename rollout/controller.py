@@ -22,6 +22,13 @@ gateway serves the revision written (``took_effect``) and has a reading with not
 before that; until then the step has no window and no verdict. The wait is said at every
 check and logged as a hold every WAIT_LOGGED_S. And a reading with nothing scraped since the
 previous check is the same samples again: no verdict, and no failure counted twice, on it.
+
+What to do with a verdict is rollout/rules.py's, pure (the simulator drives the same rules):
+failures in a row, a pass after the interval, and the step's horizon, where a step that has not
+passed is decided; one the judge cannot decide there halts: its weights stay, the log says why,
+and the controller waits for ``streamflow rollout resume --accept`` (the step taken as passed)
+or ``abort``, also across a restart. Each window is judged with its share of the rollout's
+significance (rollout/judge.py, ``Budget``).
 """
 
 from __future__ import annotations

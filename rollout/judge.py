@@ -40,7 +40,8 @@ everything the rollout ever tests is ``significance``.
 - tier mix: the largest change of one risk tier's share (low < 0.3 <= medium < 0.6 <= high; the
   total variation distance of the two mixes) provably above ``tier_shift``: the normal mixture
   confidence sequence of each tier's difference (plug-in variance, asymptotic: Waudby-Smith,
-  Arbour, Sinha, Kennedy, Ramdas, "Time-uniform central limit theory", 2021).
+  Arbour, Sinha, Kennedy, Ramdas, "Time-uniform central limit theory", 2021), from
+  ``min_requests`` a side on (asymptotic: on a few dozen customers it is not yet valid).
 
 The verdict: FAIL when any check fails, at any sample size (a proof needs no minimum);
 otherwise WAITING_FOR_SAMPLES while either side has fewer than ``min_requests``; INCONCLUSIVE

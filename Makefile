@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 
-.PHONY: help install tools artifacts up test lint typecheck format bench bench-smoke check-containers e2e-containers clean
+.PHONY: help install tools artifacts up test lint typecheck format bench bench-rollout bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
 	@echo "             (make up PORT=8081: the gateway on another port)"
 	@echo "make test    lint and run every test (unit + integration)"
-	@echo "make bench   benchmark the gateway against nginx and direct"
+	@echo "make bench   benchmark the gateway against nginx and direct, then the rollout simulator"
+	@echo "make bench-rollout  the rollout simulator alone: old and new decision rule, side by side"
 	@echo "make lint    ruff check + format check + the import contracts (ARCHITECTURE.md)"
 	@echo "make typecheck  mypy --strict over every package (settings in pyproject.toml)"
 	@echo "make e2e-containers  build the images and run the compose stack for real (needs a Docker engine)"
@@ -68,6 +69,12 @@ test: lint tools artifacts
 
 bench: artifacts
 	$(BIN)/python -m bench
+	$(BIN)/python -m rollout.simulate
+
+# The rollout section of the bench alone: the controller's decision rule, old and new, on
+# simulated rollouts (no processes, a few minutes).
+bench-rollout: $(INSTALLED)
+	$(BIN)/python -m rollout.simulate
 
 bench-smoke: artifacts
 	$(BIN)/python -m bench --smoke

@@ -57,11 +57,22 @@ def register(commands: Commands) -> None:
         "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
     )
     add("status", run_status, "the decision log as a table: every check with its numbers")
-    for name, summary in (
-        ("pause", "hold the current step: no check acts until resume"),
-        ("resume", "go on from the file as it is now (after a pause or a hand edit)"),
-    ):
-        add(name, run_command, summary).add_argument("--reason", default="")
+    add("pause", run_command, "hold the current step: no check acts until resume").add_argument(
+        "--reason", default=""
+    )
+    resume = add(
+        "resume",
+        run_command,
+        "go on from the file as it is now (after a pause or a hand edit), the step begun afresh; "
+        "--accept takes a step halted at its horizon as passed",
+    )
+    resume.add_argument("--reason", default="")
+    resume.add_argument(
+        "--accept",
+        action="store_true",
+        help="a step halted at its horizon (neither provably good nor bad): take it as passed "
+        "and go on to the next step",
+    )
     add("abort", run_abort, "roll back now: candidate to 0, rollout section removed").add_argument(
         "--reason", default=""
     )
@@ -128,9 +139,11 @@ def run_command(args: argparse.Namespace) -> int:
     from rollout.log import OPERATOR
 
     plan = _plan_for(args.file)
-    entry = {"by": OPERATOR, "plan": plan.id, "action": args.rollout_command}
+    entry: dict[str, object] = {"by": OPERATOR, "plan": plan.id, "action": args.rollout_command}
     if args.reason:
         entry["reason"] = args.reason
+    if getattr(args, "accept", False):
+        entry["accept"] = True
     log = _log_for(args)
     log.append(entry)
     print(f"{args.rollout_command}: written to {log.path}; a running controller acts on it at "
@@ -222,6 +235,14 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
             )
         )
     lines += indent(table(rows))
+    judged = next((e for e in reversed(mine) if e.get("checks")), None)
+    if judged is not None:
+        # What was compared and how strong the evidence is, check by check.
+        lines.append(f"evidence at the last check ({judged.get('verdict', '-')}):")
+        lines += indent([f"{c.get('name')}: {c.get('status')}: {c.get('detail', '')}"
+                         for c in judged["checks"]])  # fmt: skip
     last = mine[-1]
+    if last.get("action") == "halt":
+        lines.append("HALTED: the step's weights stay until the operator decides")
     lines.append(f"last: {last.get('action')}: {last.get('reason', '')}")
     return lines

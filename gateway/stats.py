@@ -29,7 +29,7 @@ from prometheus_client.metrics_core import Metric
 
 from measures.quantile import histogram_quantile
 from measures.request_counts import UNROUTED, RequestCounts, request_counts
-from vocabulary.decision_log import DECISION_FIELDS, decision_log_path
+from vocabulary.decision_log import DECISION_CHECK_FIELDS, DECISION_FIELDS, decision_log_path
 from vocabulary.metric_names import GATEWAY_REQUEST_DURATION
 
 log = logging.getLogger("gateway")
@@ -290,5 +290,13 @@ def read_rollout_log(routing_file: Path) -> list[dict[str, Any]] | None:
         except ValueError:
             continue
         if isinstance(entry, dict):
-            entries.append({key: entry[key] for key in DECISION_FIELDS if key in entry})
+            kept = {key: entry[key] for key in DECISION_FIELDS if key in entry}
+            checks = entry.get("checks")
+            if isinstance(checks, list):
+                kept["checks"] = [
+                    {key: c[key] for key in DECISION_CHECK_FIELDS if key in c}
+                    for c in checks
+                    if isinstance(c, dict)
+                ]
+            entries.append(kept)
     return entries

@@ -22,6 +22,13 @@ gateway serves the revision written (``took_effect``) and has a reading with not
 before that; until then the step has no window and no verdict. The wait is said at every
 check and logged as a hold every WAIT_LOGGED_S. And a reading with nothing scraped since the
 previous check is the same samples again: no verdict, and no failure counted twice, on it.
+
+What to do with a verdict is rollout/rules.py's, pure (the simulator drives the same rules):
+failures in a row, a pass after the interval, and the step's horizon, where a step that has not
+passed is decided; one the judge cannot decide there halts: its weights stay, the log says why,
+and the controller waits for ``streamflow rollout resume --accept`` (the step taken as passed)
+or ``abort``, also across a restart. Each window is judged with its share of the rollout's
+significance (rollout/judge.py, ``Budget``).
 """
 
 from __future__ import annotations
@@ -33,9 +40,18 @@ from pathlib import Path
 from typing import Any
 
 from rollout import actions
-from rollout.judge import Status, Verdict, judge, judge_reference, judge_shadow
+from rollout.judge import (
+    CODE_OF_STATUS,
+    Budget,
+    Status,
+    Verdict,
+    judge,
+    judge_reference,
+    judge_shadow,
+)
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
+from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
 from rollout.sources.base import NotYet, Snapshot, Source, SourceError, VersionCounts
 from routing_config import ConfigError, LoadedConfig, RoutingEditError, load_config
 
@@ -66,6 +82,7 @@ class State:
     revision: str  # of the routing.yaml the controller last wrote or adopted
     failures: int = 0
     paused: str | None = None
+    halted: bool = False  # paused at the horizon: `resume --accept` takes the step as passed
     note: str | None = None  # said (with the baselines) in the next entry: a rebased window
     # Not logged: a restarted controller asks the source again.
     took_effect: float | None = None  # on the source's clock, once it says so
@@ -139,9 +156,10 @@ class Controller:
             failures=int(next((e["failures"] for e in reversed(history) if "failures" in e), 0)),
         )
         self._record(state, "restart", None, f"controller restarted: resuming step {state.step}")
-        commands = [e for e in history if e.get("action") in ("pause", "resume")]
-        if commands and commands[-1]["action"] == "pause":
+        commands = [e for e in history if e.get("action") in ("pause", "resume", "halt")]
+        if commands and commands[-1]["action"] in ("pause", "halt"):
             state.paused = str(commands[-1].get("reason", "paused"))
+            state.halted = commands[-1]["action"] == "halt"
         elif commands and commands[-1].get("by") == OPERATOR:
             self._adopt(state)  # resumed while no controller ran
         return state
@@ -149,6 +167,7 @@ class Controller:
     # --- one check ----------------------------------------------------------------------
 
     def check(self, state: State) -> int | None:
+        accepted = False
         for entry in self.log.follow():
             if entry.get("by") != OPERATOR or entry.get("plan") != self.plan.id:
                 continue
@@ -158,10 +177,16 @@ class Controller:
                 return ROLLED_BACK
             if action == "pause":
                 state.paused = str(entry.get("reason") or "paused by the operator")
+                state.halted = False
+            elif action == "resume" and entry.get("accept") and state.halted:
+                outcome = self._accept(state)
+                if outcome is not None:
+                    return outcome
+                accepted = True
             elif action == "resume":
                 self._adopt(state)
-        if state.paused is not None:
-            return None
+        if state.paused is not None or accepted:
+            return None  # accepted: the next step's window begins, judged from the next check
 
         try:
             loaded = load_config(self.path)
@@ -203,13 +228,16 @@ class Controller:
             self._note(state, f"counters of {', '.join(restarted)} restarted: counted from 0")
         window = now_counts.minus(state.step_baseline)
         spec = self.plan.spec
+        budget = Budget.of(spec, state.step)
+        rules = StepRules.of(self.plan, state.step)
+        waited = self.clock() - state.step_started
         if state.step < 0:
             reference_check = judge_reference(window.of(self.plan.stable), spec.min_requests)
             if spec.shadow_bake is None:
                 return self._act(state, reference_check, now_counts, "stable alone")
-            verdict = judge_shadow(
-                window.of(self.plan.candidate), spec.shadow_bake, spec.thresholds.significance
-            )
+            bake = window.of(self.plan.candidate)
+            at_horizon = bool(rules.at_horizon(waited, sum(bake.shadow_tiers)))
+            verdict = judge_shadow(bake, spec.shadow_bake, budget.alpha, horizon=at_horizon)
             if (
                 verdict.status is Status.PASS
                 and self.plan.weight(0) == 100
@@ -217,10 +245,22 @@ class Controller:
             ):
                 # The bake is then stable's reference for the flip: it needs enough of it.
                 verdict = reference_check
-            return self._act(state, verdict, now_counts, "the clients' answers, same requests")
+            return self._act(
+                state, verdict, now_counts, "the clients' answers, same requests", at_horizon
+            )
         stable, reference = self._stable_reference(state, window)
-        verdict = judge(window.of(self.plan.candidate), stable, spec.thresholds, spec.min_requests)
-        return self._act(state, verdict, now_counts, reference)
+        candidate = window.of(self.plan.candidate)
+        at_horizon = bool(rules.at_horizon(waited, candidate.requests))
+        verdict = judge(
+            candidate,
+            stable,
+            spec.thresholds,
+            spec.min_requests,
+            budget=budget,
+            same_window=self.plan.weight(state.step) < 100,
+            horizon=at_horizon,
+        )
+        return self._act(state, verdict, now_counts, reference, at_horizon)
 
     def _stable_reference(self, state: State, window: Snapshot) -> tuple[VersionCounts, str]:
         """Stable's counts to judge the candidate against, and the window they are of."""
@@ -238,36 +278,67 @@ class Controller:
             return self.plan.before_first.replace("_", " ")
         return f"step {step} ({self.plan.weight(step)}%)"
 
-    def _act(self, state: State, verdict: Verdict, counts: Snapshot, reference: str) -> int | None:
+    def _act(
+        self,
+        state: State,
+        verdict: Verdict,
+        counts: Snapshot,
+        reference: str,
+        at_horizon: bool = False,
+    ) -> int | None:
         spec = self.plan.spec
         verdict = verdict.against(reference)
-        if verdict.status is Status.FAIL:
-            state.failures += 1
-            if state.failures >= spec.failure_limit:
-                state.revision = actions.roll_back(self.path, self.plan).revision
-                why = f"failed {state.failures} checks in a row: {verdict.reason}"
-                self._record(state, "rollback", verdict, why)
-                return ROLLED_BACK
-            why = f"failed check {state.failures} of {spec.failure_limit}: {verdict.reason}"
-            self._record(state, "hold", verdict, why)
-            return None
-        state.failures = 0
+        rules = StepRules.of(self.plan, state.step)
         waited = self.clock() - state.step_started
-        interval = (
-            spec.shadow_bake.duration if spec.shadow_bake and state.step < 0 else spec.interval
+        action, failures = rules.act(
+            CODE_OF_STATUS[verdict.status], state.failures, waited, at_horizon
         )
-        if verdict.status is not Status.PASS or waited < interval:
-            why = verdict.reason
+        state.failures = int(failures)
+        if action == ROLLBACK:
+            state.revision = actions.roll_back(self.path, self.plan).revision
+            if state.failures >= spec.failure_limit:
+                why = f"failed {state.failures} checks in a row: {verdict.reason}"
+            else:
+                why = f"failed at the step's horizon: {verdict.reason}"
+            self._record(state, "rollback", verdict, why)
+            return ROLLED_BACK
+        if action == HALT:
+            state.paused, state.halted = self._halt_sentence(state, waited, verdict), True
+            self._record(state, "halt", verdict, state.paused)
+            return None
+        if action != ADVANCE:
+            if verdict.status is Status.FAIL:
+                why = f"failed check {state.failures} of {spec.failure_limit}: {verdict.reason}"
+            else:
+                why = verdict.reason
             if verdict.status is Status.PASS:
-                why += f"; {waited:.0f}s of the step's {interval:g}s"
+                why += f"; {waited:.0f}s of the step's {rules.interval:g}s"
             self._record(state, "hold", verdict, why)
             return None
+        return self._advance(state, verdict, counts, f"for {waited:.0f}s")
+
+    def _halt_sentence(self, state: State, waited: float, verdict: Verdict) -> str:
+        return (
+            f"{self._window_name(state.step)} reached its horizon after {waited:.0f}s "
+            f"undecided, {verdict.reason}; the step's weights stay: `streamflow rollout resume "
+            f"--accept` takes it as passed, `streamflow rollout abort` rolls back"
+        )
+
+    def _accept(self, state: State) -> int | None:
+        """The operator takes a halted step as passed: on as a PASS would go."""
+        state.paused, state.halted = None, False
+        counts = state.last_read if state.last_read is not None else self.source.read()
+        return self._advance(state, None, counts, "(accepted by the operator at its horizon)")
+
+    def _advance(
+        self, state: State, verdict: Verdict | None, counts: Snapshot, how: str
+    ) -> int | None:
         if state.step == self.plan.last_step:
             state.revision = actions.promote(self.path, self.plan).revision
             self._record(state, "promote", verdict, f"{self.plan.candidate} is now stable")
             return PROMOTED
         passed = self.plan.weight(state.step)
-        if passed < 100:
+        if passed < 100 and state.step_baseline is not None:
             stable_served = counts.minus(state.step_baseline).of(self.plan.stable)
             state.reference = stable_served
             state.reference_window = self._window_name(state.step)
@@ -275,7 +346,7 @@ class Controller:
         state.step += 1
         state.revision = self._write_step(state.step).revision
         self._new_window(state)
-        why = f"passed {what} for {waited:.0f}s: candidate to {self.plan.weight(state.step)}%"
+        why = f"passed {what} {how}: candidate to {self.plan.weight(state.step)}%"
         if state.step == 0 and self.plan.spec.shadow_bake is not None:
             why += ", shadow off"
         self._record(state, "advance", verdict, why, True, passed=passed)
@@ -297,7 +368,7 @@ class Controller:
             loaded = self._write_step(state.step)
         state.revision = loaded.revision
         state.failures = 0
-        state.paused = None
+        state.paused, state.halted = None, False
         self._new_window(state)
         self._record(state, "resume", None, f"resumed at step {state.step}", True)
 

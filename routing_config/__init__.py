@@ -7,7 +7,12 @@ write it). Importing the package gives the schema and the loader; the editor
 
 from routing_config.errors import ConfigError, ConfigIssue, RoutingEditError
 from routing_config.load import LoadedConfig, load_config, parse_config
-from routing_config.rollout_plan import RolloutSpec, RolloutThresholds, ShadowBakeSpec
+from routing_config.rollout_plan import (
+    RolloutHorizon,
+    RolloutSpec,
+    RolloutThresholds,
+    ShadowBakeSpec,
+)
 from routing_config.schema import (
     BlueGreenSpec,
     CanarySpec,
@@ -24,6 +29,7 @@ __all__ = [
     "ConfigIssue",
     "LoadedConfig",
     "PinningSpec",
+    "RolloutHorizon",
     "RolloutSpec",
     "RolloutThresholds",
     "RoutingConfig",

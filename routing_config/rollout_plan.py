@@ -12,7 +12,7 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from routing_config.types import Duration, Frozen, Share
 
-__all__ = ["RolloutSpec", "RolloutThresholds", "ShadowBakeSpec"]
+__all__ = ["RolloutHorizon", "RolloutSpec", "RolloutThresholds", "ShadowBakeSpec"]
 
 
 class RolloutThresholds(Frozen):
@@ -41,6 +41,14 @@ class ShadowBakeSpec(Frozen):
     psi: Annotated[StrictInt | StrictFloat, Field(gt=0)] | None = 0.2  # shadow vs client
 
 
+class RolloutHorizon(Frozen):
+    """When a step that has not passed is decided: PASS, FAIL, or halted for the operator
+    (README, "Progressive rollout"). Never before ``interval``."""
+
+    duration: Duration | None = None  # the step's longest time; None: 20 times ``interval``
+    requests: Annotated[StrictInt, Field(ge=1)] | None = 100_000  # the candidate's, per step
+
+
 class RolloutSpec(Frozen):
     """The progressive rollout controller's plan (the `streamflow rollout` commands); the
     gateway only validates it."""
@@ -54,6 +62,7 @@ class RolloutSpec(Frozen):
     check_every: Duration = 10.0
     min_requests: Annotated[StrictInt, Field(ge=1)] = 300  # per step, before any verdict
     failure_limit: Annotated[StrictInt, Field(ge=1)] = 2  # failed checks in a row: roll back
+    horizon: RolloutHorizon = RolloutHorizon()
     thresholds: RolloutThresholds = RolloutThresholds()
     shadow_bake: ShadowBakeSpec | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DECISION_FIELDS", "decision_log_path"]
+__all__ = ["DECISION_CHECK_FIELDS", "DECISION_FIELDS", "decision_log_path"]
 
 
 def decision_log_path(routing_file: str | Path) -> Path:
@@ -24,4 +24,7 @@ DECISION_FIELDS = (
     "verdict",
     "action",
     "reason",
+    "accept",
 )
+# Of each check in an entry: what was compared and how strong the evidence is.
+DECISION_CHECK_FIELDS = ("name", "status", "detail", "evidence", "bar")

@@ -246,3 +246,16 @@ def test_the_rollout_log_gives_the_last_decisions_and_only_what_the_page_shows(t
     assert all("baselines" not in e and e["time"] for e in entries)
     assert entries[-1]["reason"] == "check 14" and entries[-1]["verdict"] == "PASS"
     assert entries[-1]["phase"] == "step"  # the page names a shadow bake or reference window
+    # Each check's words and evidence, for the page to say what was compared.
+    check = {"name": "error_rate", "status": "PASS", "value": 0.0, "detail": "evidence 0.4",
+             "evidence": 0.4, "bar": 1000.0, "threshold": 0.01}  # fmt: skip
+    halted = tmp_path / "halted" / "routing.yaml"
+    halted.parent.mkdir()
+    DecisionLog(default_log_path(halted)).append(
+        {"by": "controller", "action": "halt", "verdict": "HALTED", "checks": [check]}
+    )
+    last = read_rollout_log(halted)[-1]  # type: ignore[index]
+    assert last["action"] == "halt"
+    assert last["checks"] == [
+        {k: check[k] for k in ("name", "status", "detail", "evidence", "bar")}
+    ]

@@ -256,6 +256,19 @@ def test_a_live_rollout_shows_its_plan_and_the_bake_from_the_files(
     assert "shadow bake" in shown and "step -1" not in shown
     page.screenshot("5-rollout-bake")
 
+    # A step halted at its horizon: at the top of the page and in a red box, with its evidence.
+    step = {"by": "controller", "step": 0, "weight": 10, "phase": "step"}
+    check = {"name": "tier_mix", "status": "INCONCLUSIVE", "value": 0.11, "threshold": 0.1,
+             "detail": "11.0% of customers in another tier (between 6.0% and 16.0%)"}  # fmt: skip
+    log.append({**step, "verdict": "HALTED", "action": "halt", "checks": [check],
+                "reason": "step 0 (10%) reached its horizon after 600s undecided"})  # fmt: skip
+    banner = page.until("#halted-banner", lambda text: "halted" in text, "the halt banner")
+    assert "step 0 (10%)" in banner
+    box = page.text("#rollout-halted")
+    assert "ROLLOUT HALTED" in box and "resume --accept" in box and "abort" in box
+    assert "between 6.0% and 16.0%" in page.text("#rollout-log")
+    page.screenshot("5-rollout-halted")
+
 
 def shadow_customers(count: int) -> list[dict[str, Any]]:
     """Customers spread over the feature space, so the two versions sometimes disagree."""

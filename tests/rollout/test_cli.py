@@ -63,3 +63,21 @@ def test_status_shows_the_shadow_bake(tmp_path: Path, capsys: pytest.CaptureFixt
     bake = [r for r in rows if r[1:3] == ["bake", "shadow"]]
     assert bake and bake[-1][-3:] == ["100.0%", "PASS", "hold"]  # every tier agreed
     assert any(r[1:3] == ["0", "0->10%"] and r[-1] == "advance" for r in rows)
+
+
+def test_resume_accept_is_logged_and_status_shows_a_halt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, log, source, clock = setup(tmp_path, candidate_error=0.012, stable_error=0.012)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    for _ in range(65):
+        clock.sleep(1)
+        ctl.check(state)
+    capsys.readouterr()
+    assert main(["rollout", "status", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "HALTED: the step's weights stay" in out
+    assert "evidence against equal rates" in out and "last check (HALTED)" in out
+    assert main(["rollout", "resume", "--accept", "--file", str(path)]) == 0
+    assert log.read()[-1] == {**log.read()[-1], "action": "resume", "accept": True}

@@ -36,10 +36,13 @@ rollout:
 class Traffic:
     """A source whose counters grow each second by the file's weights, at ``rate`` req/s."""
 
-    def __init__(self, path: Path, rate: int = 200, candidate_error: float = 0.0) -> None:
+    def __init__(
+        self, path: Path, rate: int = 200, candidate_error: float = 0.0, stable_error: float = 0.0
+    ) -> None:
         self.path = path
         self.rate = rate
         self.candidate_error = candidate_error
+        self.stable_error = stable_error
         # Per version: requests, errors, answers in the slow tail.
         self.totals: dict[str, list[float]] = {"v1": [0, 0, 0], "v2": [0, 0, 0]}
         self.down = False
@@ -58,8 +61,8 @@ class Traffic:
             n = self.rate * weight / 100
             self.totals[version][0] += n
             self.totals[version][2] += n * self.tail
-            if version == "v2":
-                self.totals[version][1] += n * self.candidate_error
+            error = self.candidate_error if version == "v2" else self.stable_error
+            self.totals[version][1] += n * error
 
     def read(self) -> Snapshot:
         if self.down:
@@ -534,3 +537,43 @@ def test_a_source_that_never_catches_up_holds_and_says_so(tmp_path: Path) -> Non
     clock.sleep(1)
     ctl.check(state)
     assert state.step_baseline is not None
+
+
+def test_an_undecided_step_halts_at_its_horizon_and_the_operator_decides(tmp_path: Path) -> None:
+    # Both at 1.2%, over the 1% ceiling but not provably: the step cannot pass, nor fail.
+    path, log, source, clock = setup(tmp_path, candidate_error=0.012, stable_error=0.012)
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    for _ in range(65):  # the default horizon: twenty intervals of 3 s
+        clock.sleep(1)
+        assert ctl.check(state) is None
+    entries = log.read()
+    (halt,) = [e for e in entries if e["action"] == "halt"]
+    assert halt["verdict"] == "HALTED" and halt["weight"] == 10
+    assert halt["time"] >= entries[0]["time"]
+    assert "horizon" in halt["reason"] and "error_rate" in halt["reason"]
+    assert "resume --accept" in halt["reason"] and "abort" in halt["reason"]
+    assert entries[-1] == halt  # nothing judged while halted
+    assert load_config(path).config.weights() == {"v1": 90, "v2": 10}
+
+    # A restarted controller is still halted, and the operator takes the step as passed.
+    again = controller(path, log, source, clock)
+    state = again.begin()
+    assert state.halted and state.paused is not None
+    log.append({"by": OPERATOR, "plan": again.plan.id, "action": "resume", "accept": True})
+    clock.sleep(1)
+    assert again.check(state) is None
+    assert load_config(path).config.weights() == {"v1": 50, "v2": 50}
+    advance = log.read()[-1]
+    assert advance["action"] == "advance" and "accepted by the operator" in advance["reason"]
+
+
+def test_a_step_that_cannot_pass_never_outlives_its_horizon(tmp_path: Path) -> None:
+    path, log, source, clock = setup(tmp_path, rate=2)  # never the 50 requests a pass needs
+    ctl = controller(path, log, source, clock)
+    state = ctl.begin()
+    for _ in range(65):
+        clock.sleep(1)
+        ctl.check(state)
+    last = log.read()[-1]
+    assert last["action"] in ("halt", "advance", "rollback"), last

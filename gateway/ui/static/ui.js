@@ -313,22 +313,54 @@ function renderRolloutPlan(plan, routing) {
 }
 
 // The rollout controller's decision log, from /stats "rollout_log" (null until it writes one).
-// Each entry is shown as it comes: time, verdict, and its numbers.
+// Each entry is shown as it comes: time, verdict, and its numbers. A step halted at its horizon
+// (the last word is the controller's "halt", no operator command since) waits for a person: it
+// is shown first, in a red box, with the two commands that end it.
+function halted(entries) {
+  const last = entries[entries.length - 1];
+  return last && last.action === "halt" ? last : null;
+}
+
 function renderRolloutLog(entries) {
   const box = document.getElementById("rollout-log");
+  const banner = document.getElementById("halted-banner");
+  const stopped = entries && entries.length ? halted(entries) : null;
+  banner.hidden = !stopped;
+  fill(banner, stopped ? [el("a", { href: "#rollout-halted" }, "Rollout halted"),
+    ` at step ${stopped.step} (${stopped.weight}%): waiting for an operator (below)`] : []);
   if (!entries || !entries.length) {
     fill(box, el("p", { class: "muted" }, "No rollout decisions logged."));
     return;
   }
-  fill(box, el("table", { class: "log" },
+  const parts = [];
+  const halt = halted(entries);
+  if (halt) {
+    parts.push(el("div", { id: "rollout-halted", role: "alert", "data-field": "rollout_halted" },
+      el("strong", {}, `ROLLOUT HALTED at step ${halt.step} (${halt.weight}%): an operator must decide`),
+      el("p", {}, halt.reason || ""),
+      el("p", { class: "mono" },
+        "streamflow rollout resume --accept   (take the step as passed)  ·  "
+        + "streamflow rollout abort   (roll back)")));
+  }
+  const judged = [...entries].reverse().find((entry) => entry.checks && entry.checks.length);
+  if (judged) {
+    parts.push(el("div", { class: "evidence", "data-field": "rollout_evidence" },
+      el("p", {}, `evidence at the last check (${judged.verdict || "-"}):`),
+      el("ul", {}, judged.checks.map((check) => el("li", {},
+        el("span", { class: `verdict ${(check.status || "").toLowerCase()}` }, check.status || ""),
+        ` ${check.name}: ${check.detail || ""}`)))));
+  }
+  parts.push(el("table", { class: "log" },
     el("caption", {}, "last decisions, newest first"),
-    el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr", {},
+    el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr",
+      { class: entry.action === "halt" ? "halted" : "" },
       el("td", { class: "mono" }, (entry.time || "").replace("T", " ").slice(0, 19)),
       el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
         : entry.phase === "reference" ? "reference window"
         : entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
       el("td", {}, [entry.verdict, entry.action].filter(Boolean).join(" → ")),
       el("td", {}, entry.reason || ""))))));
+  fill(box, parts);
 }
 
 // --- the loop -------------------------------------------------------------------------------

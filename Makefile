@@ -12,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
 	@echo "             (make up PORT=8081: the gateway on another port)"
-	@echo "make test    lint and run every test (unit + integration)"
+	@echo "make test    lint, type-check and run every test (unit + integration)"
 	@echo "make bench   benchmark the gateway against nginx and direct, then the rollout simulator"
 	@echo "make bench-rollout  the rollout simulator alone: old and new decision rule, side by side"
 	@echo "make lint    ruff check + format check + the import contracts (ARCHITECTURE.md)"
@@ -64,7 +64,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint tools artifacts
+test: lint typecheck tools artifacts
 	$(BIN)/python -m pytest
 
 bench: artifacts

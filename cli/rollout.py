@@ -178,7 +178,8 @@ def run_status(args: argparse.Namespace) -> int:
 def _check(entry: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     for check in entry.get("checks", []):
         if check.get("name") == name:
-            return check
+            found: Mapping[str, Any] = check
+            return found
     return {}
 
 

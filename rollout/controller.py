@@ -191,13 +191,15 @@ class Controller:
         try:
             loaded = load_config(self.path)
         except ConfigError as exc:
-            return self._pause(state, f"routing.yaml is invalid: {'; '.join(exc.messages)}")
+            self._pause(state, f"routing.yaml is invalid: {'; '.join(exc.messages)}")
+            return None
         if loaded.revision != state.revision:
-            return self._pause(
+            self._pause(
                 state,
                 f"routing.yaml changed outside the controller (revision {loaded.revision}, "
                 f"it wrote {state.revision}); `streamflow rollout resume` takes it as it is",
             )
+            return None
 
         if state.step_baseline is None:
             written = state.step_started

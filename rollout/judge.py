@@ -59,7 +59,7 @@ unresolved.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -282,7 +282,7 @@ def assess(
 
     out = [_errors(c, s, t, same, bar("error_rate"), bar("ceiling") if "ceiling" in names else 0)]
     if t.p99_ratio is not None or t.p99_max_ms is not None:
-        bars = {n: bar(n) for n in ("tail", "median", "max") if n in names}
+        bars: dict[str, float] = {n: bar(n) for n in ("tail", "median", "max") if n in names}
         out.append(_latency(c, s, t, bars, decide))
     if t.psi is not None:
         out.append(_drift(c, s, t.psi, bar("psi"), decide))
@@ -445,7 +445,7 @@ def _over(cumulative: Array, line: Array) -> Array:
 
 
 def _latency(
-    c: Counts, s: Counts, t: RolloutThresholds, bars: dict[str, float], decide: bool
+    c: Counts, s: Counts, t: RolloutThresholds, bars: Mapping[str, float], decide: bool
 ) -> Assessment:
     nc = c.latency[:, -1]
     tol = t.p99_tolerance_ms / 1000
@@ -482,11 +482,11 @@ def _latency(
             bar = bars[name]
             half = bar + math.log(2)  # stable's bound and the candidate's test
             upper_s = _provable_upper(s.latency, q, half)
-            line = np.maximum(upper_s * t.p99_ratio, upper_s + tol)
+            ratio_line = np.maximum(upper_s * t.p99_ratio, upper_s + tol)
             looks_over = point_c > np.maximum(point_s * t.p99_ratio, point_s + tol)
-            numbers[f"{name}_line"] = line
+            numbers[f"{name}_line"] = ratio_line
             numbers[f"{name}_stable_upper"] = upper_s
-            test(name, _over(c.latency, line), 1 - q, half, looks_over)
+            test(name, _over(c.latency, ratio_line), 1 - q, half, looks_over)
             if decide:
                 lower_s = _provable_lower(s.latency, q, half)
                 allowed = np.maximum(lower_s * t.p99_ratio, lower_s + tol)

@@ -17,6 +17,8 @@ sequence: it covers the truth at every look at once, so a bound read at a data-d
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 from scipy.special import betaln
@@ -74,13 +76,13 @@ def _bisect(
     inside: npt.NDArray[np.bool_] | None,
     low: Array,
     high: Array,
-    keeps_low: object,
+    keeps_low: Callable[[Array], npt.NDArray[np.bool_]],
     steps: int = 40,
 ) -> Array:
     """Bisection on every element at once: ``keeps_low(mid)`` true moves ``low`` up."""
     for _ in range(steps):
         mid = (low + high) / 2
-        up = keeps_low(mid)  # type: ignore[operator]
+        up = keeps_low(mid)
         low, high = np.where(up, mid, low), np.where(up, high, mid)
     return low if inside is None else np.where(inside, low, high)
 

@@ -52,13 +52,15 @@ __all__ = ["Outcome", "Scenario", "run", "simulate", "README_PLAN"]
 Array = npt.NDArray[np.float64]
 
 # The README's plan: steps of a minute, a check every 10 s, the default thresholds.
-README_PLAN = RolloutSpec(
-    candidate="v2",
-    steps=(5, 25, 50, 100),
-    interval="1m",
-    check_every="10s",
-    min_requests=300,
-    failure_limit=2,
+README_PLAN = RolloutSpec.model_validate(
+    {
+        "candidate": "v2",
+        "steps": (5, 25, 50, 100),
+        "interval": "1m",
+        "check_every": "10s",
+        "min_requests": 300,
+        "failure_limit": 2,
+    }
 )
 OLD_STEP_LIMIT_S = 1800.0  # the measurement: 30 minutes at one step is "never ends"
 STABLE_BETA = (2.0, 5.0)  # churn probabilities: mean 0.29, most customers low or medium risk
@@ -322,7 +324,7 @@ def _psi(beta: tuple[float, float]) -> float:
 def _tier_shift(beta: tuple[float, float]) -> float:
     e, a = bin_probabilities(STABLE_BETA), bin_probabilities(beta)
     tiers = TIER_BINS
-    return max(abs(a[list(t)].sum() - e[list(t)].sum()) for t in tiers)
+    return float(max(abs(a[list(t)].sum() - e[list(t)].sum()) for t in tiers))
 
 
 def beta_for(target: float, measure: Callable[[tuple[float, float]], float]) -> tuple[float, float]:

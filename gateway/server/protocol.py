@@ -56,6 +56,8 @@ class GatewayProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
         self.head_refused = False
         self.send_stalled = 0.0
 
+    # uvicorn annotates the base transport; the event loop hands a full Transport (the flow
+    # control's pause and resume need it), so the override is narrower on purpose.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self._admit(transport):
@@ -96,12 +98,15 @@ class GatewayProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
             super().on_headers_complete()
             return
         previous = self.cycle
+        # The short-cut's Exchange stands where uvicorn keeps its cycle, so that uvicorn's own
+        # pipelining and shutdown see a request in progress (uvicorn types it as its class).
         self.cycle = exchange  # type: ignore[assignment]
         if previous is None or previous.response_complete:
             exchange.started = True
         else:
             # Pipelined behind a request still being answered: queued in order with uvicorn's.
             self.flow.pause_reading()
+            # Queued in uvicorn's pipeline as uvicorn's cycles are (typed as its class).
             self.pipeline.appendleft((exchange, None))  # type: ignore[arg-type]
 
     def on_body(self, body: bytes) -> None:

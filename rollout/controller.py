@@ -40,6 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from rollout import actions
+from rollout.counts import Snapshot, VersionCounts
+from rollout.counts_json import (
+    snapshot_from_json,
+    snapshot_to_json,
+    version_counts_from_json,
+    version_counts_to_json,
+)
 from rollout.judge import (
     CODE_OF_STATUS,
     Budget,
@@ -52,7 +59,7 @@ from rollout.judge import (
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
 from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
-from rollout.sources.base import NotYet, Snapshot, Source, SourceError, VersionCounts
+from rollout.sources.base import NotYet, Source, SourceError
 from routing_config import ConfigError, LoadedConfig, RoutingEditError, load_config
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
@@ -149,8 +156,8 @@ class Controller:
         state = State(
             step=int(started["step"]),
             step_started=float(started["step_started"]),
-            step_baseline=Snapshot.from_json(baseline) if baseline is not None else None,
-            reference=VersionCounts.from_json(reference["counts"]) if reference else None,
+            step_baseline=snapshot_from_json(baseline) if baseline is not None else None,
+            reference=version_counts_from_json(reference["counts"]) if reference else None,
             reference_window=str(reference["window"]) if reference else None,
             revision=str(next(e["revision"] for e in reversed(history) if "revision" in e)),
             failures=int(next((e["failures"] for e in reversed(history) if "failures" in e), 0)),
@@ -481,11 +488,13 @@ class Controller:
             # A step whose window has not begun yet has no baseline: a restarted controller
             # waits for one as this one did.
             baseline = state.step_baseline
-            entry["baselines"] = {"step": baseline.to_json() if baseline is not None else None}
+            entry["baselines"] = {
+                "step": snapshot_to_json(baseline) if baseline is not None else None
+            }
             if state.reference is not None:
                 entry["baselines"]["reference"] = {
                     "window": state.reference_window,
-                    "counts": state.reference.to_json(),
+                    "counts": version_counts_to_json(state.reference),
                 }
         self.log.append(entry, at=self.clock())
         verdict_text = verdict.status.value if verdict else "-"

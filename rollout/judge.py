@@ -69,7 +69,7 @@ import numpy.typing as npt
 from measures.psi import PSI_FLOOR
 from measures.quantile import histogram_quantile
 from rollout import sequential as seq
-from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
+from rollout.counts import LATENCY_BOUNDS, VersionCounts
 from routing_config.rollout_plan import RolloutSpec, RolloutThresholds, ShadowBakeSpec
 from vocabulary.buckets import PROBABILITY_BOUNDS, TIER_EDGE_BINS
 

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from rollout import legacy_judge
+from rollout.counts import LATENCY_BOUNDS, PROBABILITY_BOUNDS, VersionCounts
 from rollout.judge import (
     CODE_OF_STATUS,
     TIER_BINS,
@@ -44,7 +45,6 @@ from rollout.judge import (
 )
 from rollout.plan import Plan
 from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
-from rollout.sources.base import LATENCY_BOUNDS, PROBABILITY_BOUNDS, VersionCounts
 from routing_config.rollout_plan import RolloutSpec, RolloutThresholds
 
 __all__ = ["Outcome", "Scenario", "run", "simulate", "README_PLAN"]

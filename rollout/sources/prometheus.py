@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from rollout.counts import Snapshot
 from rollout.sources.base import (
     FALLBACKS,
     LATENCY,
@@ -31,10 +32,9 @@ from rollout.sources.base import (
     UPSTREAM_ERRORS,
     NotYet,
     Sample,
-    Snapshot,
     SourceError,
-    snapshot_from_samples,
 )
+from rollout.sources.reduce import snapshot_from_samples
 from vocabulary import metric_names
 
 __all__ = ["CONFIG_INFO", "QUERIES", "SCRAPED", "PrometheusSource"]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from rollout.counts import Snapshot
 from rollout.sources.base import (
     FALLBACKS,
     LATENCY,
@@ -19,10 +20,9 @@ from rollout.sources.base import (
     UPSTREAM_ERRORS,
     NotYet,
     Sample,
-    Snapshot,
     SourceError,
-    snapshot_from_samples,
 )
+from rollout.sources.reduce import snapshot_from_samples
 from vocabulary import metric_names
 
 __all__ = ["ScrapeSource", "instance_of", "parse_exposition"]

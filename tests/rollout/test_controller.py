@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from rollout.controller import PROMOTED, ROLLED_BACK, Controller
+from rollout.counts import LATENCY_BOUNDS, Snapshot, VersionCounts
 from rollout.log import OPERATOR, DecisionLog
-from rollout.sources.base import LATENCY_BOUNDS, NotYet, Snapshot, SourceError, VersionCounts
+from rollout.sources.base import NotYet, SourceError
 from routing_config import load_config
 
 ROUTING = """\

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.counts import LATENCY_BOUNDS, VersionCounts
 from rollout.judge import Status, judge, quantile_from_buckets
-from rollout.sources.base import LATENCY_BOUNDS, VersionCounts
 from routing_config import RolloutThresholds
 
 DEFAULTS = RolloutThresholds()

@@ -5,16 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from rollout.sources.base import (
-    LATENCY_BOUNDS,
-    NotYet,
-    Sample,
-    Snapshot,
-    SourceError,
-    VersionCounts,
-    snapshot_from_samples,
-)
+from rollout.counts import LATENCY_BOUNDS, Snapshot, VersionCounts
+from rollout.counts_json import snapshot_from_json, snapshot_to_json
+from rollout.sources.base import NotYet, Sample, SourceError
 from rollout.sources.prometheus import CONFIG_INFO, QUERIES, SCRAPED, PrometheusSource
+from rollout.sources.reduce import snapshot_from_samples
 from rollout.sources.scrape import ScrapeSource, parse_exposition
 
 GATEWAY_METRICS = """\
@@ -191,12 +186,12 @@ def test_a_counter_that_went_down_is_a_restart() -> None:
     more = snapshot_from_samples([Sample("gateway_requests_total", {"version": "v1"}, 80)])
     assert after.minus(before).of("v1").requests == 8
     assert more.minus(before).of("v1").requests == 30
-    assert Snapshot.from_json(more.to_json()) == more
+    assert snapshot_from_json(snapshot_to_json(more)) == more
 
 
 def test_the_model_servers_probability_bins_are_the_ones_the_judge_reads() -> None:
     from model_server.metrics import PROBABILITY_BUCKETS
-    from rollout.sources.base import PROBABILITY_BOUNDS
+    from rollout.counts import PROBABILITY_BOUNDS
 
     # The model server keeps its own copy (it does not import the gateway): the two must agree.
     assert tuple(PROBABILITY_BUCKETS) == tuple(PROBABILITY_BOUNDS)
@@ -242,7 +237,7 @@ def test_a_rebased_window_keeps_counting_after_the_counter_passes_the_old_baseli
     later = requests_of(a=1200, b=1500)  # b has now served more than it had before
     assert later.minus(rebased).of("v1").requests == 200 + 1500
     assert later.minus(baseline).of("v1").requests == 200 + 500  # what a stale baseline says
-    assert Snapshot.from_json(rebased.to_json()) == rebased
+    assert snapshot_from_json(snapshot_to_json(rebased)) == rebased
 
 
 def test_scrape_and_prometheus_name_instances_alike() -> None:

@@ -28,7 +28,7 @@ failures in a row, a pass after the interval, and the step's horizon, where a st
 passed is decided; one the judge cannot decide there halts: its weights stay, the log says why,
 and the controller waits for ``streamflow rollout resume --accept`` (the step taken as passed)
 or ``abort``, also across a restart. Each window is judged with its share of the rollout's
-significance (rollout/judge.py, ``Budget``).
+significance (rollout/checks/base.py, ``Budget``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout import actions
+from rollout.checks.base import Budget
 from rollout.counts import Snapshot, VersionCounts
 from rollout.counts_json import (
     snapshot_from_json,
@@ -47,19 +48,12 @@ from rollout.counts_json import (
     version_counts_from_json,
     version_counts_to_json,
 )
-from rollout.judge import (
-    CODE_OF_STATUS,
-    Budget,
-    Status,
-    Verdict,
-    judge,
-    judge_reference,
-    judge_shadow,
-)
+from rollout.judge import judge, judge_reference, judge_shadow
 from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
 from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
 from rollout.sources.base import NotYet, Source, SourceError
+from rollout.verdict import CODE_OF_STATUS, Status, Verdict
 from routing_config import ConfigError, LoadedConfig, RoutingEditError, load_config
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]

@@ -54,8 +54,8 @@ from statistics import NormalDist
 
 from measures.psi import psi as population_stability_index
 from measures.quantile import histogram_quantile
+from rollout.checks.tiers import TIER_BINS
 from rollout.counts import LATENCY_BOUNDS, VersionCounts
-from rollout.judge import TIER_BINS
 from routing_config.rollout_plan import RolloutThresholds
 
 __all__ = [

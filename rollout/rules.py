@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from rollout.judge import FAIL, HALTED, PASS
 from rollout.plan import Plan
+from rollout.verdict import FAIL, HALTED, PASS
 
 __all__ = ["ACTIONS", "ADVANCE", "HALT", "HOLD", "ROLLBACK", "StepRules"]
 

@@ -32,19 +32,13 @@ import numpy.typing as npt
 from scipy import stats
 
 from rollout import legacy_judge
+from rollout.checks.base import Budget, Counts
+from rollout.checks.tiers import TIER_BINS
 from rollout.counts import LATENCY_BOUNDS, PROBABILITY_BOUNDS, VersionCounts
-from rollout.judge import (
-    CODE_OF_STATUS,
-    TIER_BINS,
-    Budget,
-    Counts,
-    Status,
-    assess,
-    combine,
-    enough_of,
-)
+from rollout.judge import assess, combine, enough_of
 from rollout.plan import Plan
 from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
+from rollout.verdict import CODE_OF_STATUS, Status
 from routing_config.rollout_plan import RolloutSpec, RolloutThresholds
 
 __all__ = ["Outcome", "Scenario", "run", "simulate", "README_PLAN"]

@@ -24,10 +24,11 @@ import pytest
 from model_server.schemas import EXAMPLE_CUSTOMER
 from rollout.actions import set_weights
 from rollout.controller import Controller
-from rollout.judge import Status, judge
+from rollout.judge import judge
 from rollout.log import DecisionLog
 from rollout.sources.prometheus import PrometheusSource
 from rollout.sources.scrape import ScrapeSource
+from rollout.verdict import Status
 from routing_config import load_config
 from tests.integration.fake_replicas import Proc
 from tests.integration.procs import free_port, gateway, wait_for

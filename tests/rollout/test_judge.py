@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rollout.checks.latency import quantile_from_buckets
 from rollout.counts import LATENCY_BOUNDS, VersionCounts
-from rollout.judge import Status, judge, quantile_from_buckets
+from rollout.judge import judge
+from rollout.verdict import Status
 from routing_config import RolloutThresholds
 
 DEFAULTS = RolloutThresholds()
@@ -149,7 +151,7 @@ def test_the_shadow_bake_waits_then_judges_agreement_and_psi() -> None:
 
 
 def test_the_tier_mix_fails_on_customers_moved_across_a_tier_bound() -> None:
-    from rollout.judge import tier_mix
+    from rollout.checks.tiers import tier_mix
 
     assert tier_mix(EVEN) == (30, 30, 40)
     # The same low share, some medium customers pushed over 0.6, into the next bin: 8% of
@@ -210,7 +212,7 @@ def test_quantiles_of_a_batch_match_the_gateway_s_histogram_quantile() -> None:
     import numpy as np
 
     from measures.quantile import histogram_quantile
-    from rollout.judge import quantiles
+    from rollout.checks.latency import quantiles
 
     rng = np.random.default_rng(3)
     rows = np.cumsum(rng.integers(0, 20, size=(50, len(LATENCY_BOUNDS) + 1)), axis=1)

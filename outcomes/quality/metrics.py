@@ -86,7 +86,7 @@ def check_labelled(
 def midranks(x: FloatArray) -> FloatArray:
     """1-based ranks of ``x``, tied values sharing the mean of their ranks. O(n log n)."""
     n = x.size
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)
     ordered = x[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     ends = np.r_[starts[1:], n]
@@ -95,16 +95,50 @@ def midranks(x: FloatArray) -> FloatArray:
     return ranks
 
 
+def _components(
+    score: FloatArray, churned: BoolArray, m: int, n: int
+) -> tuple[FloatArray, FloatArray]:
+    """DeLong's structural components of one model, V10 per churner and V01 per stayer, from
+    one sort. Sun and Xu's identities, Tz_i - Tx_i = (stayers below X_i) + (stayers tied with
+    X_i) / 2 and Tz_j - Ty_j = (churners below Y_j) + (churners tied with Y_j) / 2, are read off
+    the tie groups of the sorted scores: one O(n log n) sort instead of three."""
+    order = np.argsort(score)
+    ordered = score[order]
+    label = churned[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    group = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]])  # tie group of each position
+    churners_upto = np.r_[0, np.cumsum(label)]  # churners among the first i sorted scores
+    churners_before = churners_upto[starts]
+    churners_in = np.diff(np.r_[churners_before, m])
+    size = np.diff(np.r_[starts, score.size])
+    stayers_before = starts - churners_before
+    stayers_in = size - churners_in
+    # Per sorted position: a churner's share of stayers below it, a stayer's share of churners
+    # above it (m - churners below - churners tied / 2); back in the customers' order, so the
+    # components of several models line up customer by customer.
+    value = np.where(
+        label,
+        (stayers_before[group] + 0.5 * stayers_in[group]) / n,
+        (m - churners_before[group] - 0.5 * churners_in[group]) / m,
+    )
+    placed = np.empty(score.size, dtype=np.float64)
+    placed[order] = value
+    v10, v01 = placed[churned], placed[~churned]
+    return v10, v01
+
+
 def delong(scores: npt.ArrayLike, churned: BoolArray) -> tuple[FloatArray, FloatArray]:
     """AUCs of ``k`` models scoring the same customers (``scores`` of shape (k, n) or (n,)) and
-    the (k, k) covariance of those AUCs by DeLong, with Sun and Xu's midranks.
+    the (k, k) covariance of those AUCs by DeLong.
 
     With m churners X and n stayers Y, the structural components are, per churner,
     V10(X_i) = (share of stayers below X_i, ties a half) and, per stayer, V01(Y_j) = (share of
     churners above Y_j, ties a half); AUC is the mean of either, and
     Cov = S10 / m + S01 / n, S10 and S01 the sample covariances (ddof 1) of the components
-    across models. Sun and Xu read them off midranks: V10 = (Tz_i - Tx_i) / n and
-    V01 = 1 - (Tz_j - Ty_j) / m, Tz the midranks among all, Tx among churners, Ty among stayers.
+    across models. Sun and Xu read the components off midranks: V10 = (Tz_i - Tx_i) / n and
+    V01 = 1 - (Tz_j - Ty_j) / m, Tz the midranks among all, Tx among churners, Ty among
+    stayers (``_components`` gets the same differences from a single sort). The components of
+    churners keep the customers' order across models, which is what pairs them.
     Needs at least two churners and two stayers (a covariance needs two of each)."""
     s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     y = np.asarray(churned, dtype=bool)
@@ -115,14 +149,10 @@ def delong(scores: npt.ArrayLike, churned: BoolArray) -> tuple[FloatArray, Float
     k = s.shape[0]
     v10 = np.empty((k, m))
     v01 = np.empty((k, n))
-    aucs = np.empty(k)
     for r in range(k):
-        x, w = s[r, y], s[r, ~y]
-        tz = midranks(np.concatenate([x, w]))
-        v10[r] = (tz[:m] - midranks(x)) / n
-        v01[r] = 1.0 - (tz[m:] - midranks(w)) / m
-        aucs[r] = v10[r].mean()
-    d10 = v10 - v10.mean(axis=1, keepdims=True)
+        v10[r], v01[r] = _components(s[r], y, m, n)
+    aucs = v10.mean(axis=1)
+    d10 = v10 - aucs[:, None]
     d01 = v01 - v01.mean(axis=1, keepdims=True)
     covariance = (d10 @ d10.T) / ((m - 1) * m) + (d01 @ d01.T) / ((n - 1) * n)
     return aucs, covariance

@@ -102,25 +102,34 @@ def _components(
     one sort. Sun and Xu's identities, Tz_i - Tx_i = (stayers below X_i) + (stayers tied with
     X_i) / 2 and Tz_j - Ty_j = (churners below Y_j) + (churners tied with Y_j) / 2, are read off
     the tie groups of the sorted scores: one O(n log n) sort instead of three."""
+    size = score.size
     order = np.argsort(score)
     ordered = score[order]
     label = churned[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    group = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]])  # tie group of each position
-    churners_upto = np.r_[0, np.cumsum(label)]  # churners among the first i sorted scores
-    churners_before = churners_upto[starts]
-    churners_in = np.diff(np.r_[churners_before, m])
-    size = np.diff(np.r_[starts, score.size])
-    stayers_before = starts - churners_before
-    stayers_in = size - churners_in
-    # Per sorted position: a churner's share of stayers below it, a stayer's share of churners
-    # above it (m - churners below - churners tied / 2); back in the customers' order, so the
+    churners_upto = np.cumsum(label)  # churners among sorted positions 0..i
+    new = np.empty(size, dtype=bool)  # the first position of each tie group
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    # Per sorted position: a churner's share of stayers below it (ties a half), a stayer's
+    # share of churners above it (ties a half); then back in the customers' order, so the
     # components of several models line up customer by customer.
-    value = np.where(
-        label,
-        (stayers_before[group] + 0.5 * stayers_in[group]) / n,
-        (m - churners_before[group] - 0.5 * churners_in[group]) / m,
-    )
+    if new.all():  # no ties (continuous scores): no tie groups to look up
+        churners_before = churners_upto - label
+        value = np.where(
+            label,
+            (np.arange(size) - churners_before) / n,
+            (m - churners_upto) / m,
+        )
+    else:
+        starts = np.flatnonzero(new)
+        group = np.cumsum(new) - 1
+        churners_before = np.r_[0, churners_upto][starts]
+        churners_in = np.diff(np.r_[churners_before, m])
+        stayers_before = starts - churners_before
+        stayers_in = np.diff(np.r_[starts, size]) - churners_in
+        for_churner = (stayers_before + 0.5 * stayers_in) / n
+        for_stayer = (m - churners_before - 0.5 * churners_in) / m
+        value = np.where(label, for_churner[group], for_stayer[group])
     placed = np.empty(score.size, dtype=np.float64)
     placed[order] = value
     v10, v01 = placed[churned], placed[~churned]

@@ -79,13 +79,17 @@ def noisy(probability: FloatArray, sd: float, rng: np.random.Generator) -> Float
 def population_auc(score: FloatArray, probability: FloatArray) -> float:
     """The AUC ``score`` has on this pool of customers when each churns with ``probability``:
     P(score of a churner > score of a stayer, ties a half) over pairs of distinct customers,
-    sum_{i != j} p_i (1 - p_j) [s_i > s_j] / sum_{i != j} p_i (1 - p_j). Exact, O(n log n);
-    the expectation of the pool's AUC estimates is this for samples drawn from the pool."""
+    sum_{i != j} p_i (1 - p_j) ([s_i > s_j] + [s_i = s_j] / 2) / sum_{i != j} p_i (1 - p_j).
+    Exact, O(n log n); the expectation of AUC estimates on samples drawn from the pool."""
     order = np.argsort(score, kind="stable")
     s, p = score[order], probability[order]
-    if np.any(s[1:] == s[:-1]):
-        raise ValueError("population_auc here assumes distinct scores")
-    below = np.cumsum(1 - p) - (1 - p)  # stayers' weight strictly below each customer
+    stay = 1 - p
+    new = np.r_[True, s[1:] != s[:-1]]
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    before = np.r_[0.0, np.cumsum(stay)][starts]  # stayers' weight below each tie group
+    within = np.add.reduceat(stay, starts)  # and inside it
+    below = before[group] + 0.5 * (within[group] - stay)  # others tied count a half
     numerator = float(np.sum(p * below))
-    denominator = float(p.sum() * (1 - p).sum() - np.sum(p * (1 - p)))
+    denominator = float(p.sum() * stay.sum() - np.sum(p * stay))
     return numerator / denominator

@@ -202,3 +202,18 @@ def test_auc_interval_covers_the_truth_95_percent_of_the_time() -> None:
             low, high = auc.interval(0.95)
             covered += low <= truth <= high
         assert 0.93 <= covered / replicates <= 0.97, (truth, covered / replicates)
+
+
+def test_population_auc_is_the_expected_auc() -> None:
+    """The truth the coverage tests use, against brute force on a small pool with ties:
+    sum over ordered pairs of distinct customers, weights p_i (1 - p_j)."""
+    rng = np.random.default_rng(4)
+    p = rng.random(300)
+    score = np.round(rng.random(300), 1)
+    x, w = score[:, None], score[None, :]
+    psi = (x > w) + 0.5 * (x == w)
+    weight = p[:, None] * (1 - p[None, :])
+    np.fill_diagonal(weight, 0.0)
+    assert population_auc(score, p) == pytest.approx(
+        float((weight * psi).sum() / weight.sum()), abs=1e-12
+    )

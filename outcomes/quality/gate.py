@@ -152,40 +152,39 @@ def decide(
         raise ValueError("alpha must be within (0, 1)")
     if max_auc_drop < 0:
         raise ValueError("max_auc_drop must be at least 0")
-    base: dict[str, Any] = {
-        "min_outcomes": min_outcomes,
-        "max_auc_drop": max_auc_drop,
-        "alpha": alpha,
-    }
-    if comparison is None:
-        return GateResult(
-            Decision.WAIT,
-            "waiting for outcomes: no labelled predictions of both versions yet",
-            None,
-            0,
-            0,
-            **base,
-        )
     c = comparison
-    counts = (c.design, c.n_candidate, c.n_stable)
+
+    def result(decision: Decision, reason: str, **numbers: Any) -> GateResult:
+        return GateResult(
+            decision=decision,
+            reason=reason,
+            design=None if c is None else c.design,
+            n_candidate=0 if c is None else c.n_candidate,
+            n_stable=0 if c is None else c.n_stable,
+            min_outcomes=min_outcomes,
+            max_auc_drop=max_auc_drop,
+            alpha=alpha,
+            **numbers,
+        )
+
+    if c is None:
+        return result(
+            Decision.WAIT, "waiting for outcomes: no labelled predictions of both versions yet"
+        )
     level = f"{100 * (1 - alpha):g}%"
     if c.n_candidate < min_outcomes or c.n_stable < min_outcomes:
         what = "pairs" if c.design == "paired" else "outcomes"
-        return GateResult(
+        return result(
             Decision.WAIT,
             f"waiting for outcomes ({c.design}): {c.candidate} has {c.n_candidate} labelled "
             f"{what}, {c.stable} {c.n_stable}; the gate needs {min_outcomes} on both sides",
-            *counts,
-            **base,
         )
     if c.auc is None:
-        return GateResult(
+        return result(
             Decision.WAIT,
             f"waiting for outcomes ({c.design}): an AUC needs two churners and two customers "
             f"who stayed on each side ({c.candidate}: {c.churned_candidate} churned of "
             f"{c.n_candidate}; {c.stable}: {c.churned_stable} of {c.n_stable})",
-            *counts,
-            **base,
         )
     rho = tuned_rho(max(max_auc_drop, 0.005), alpha)
     radius = confidence_sequence_radius(c.auc.variance, alpha, rho)
@@ -195,24 +194,20 @@ def decide(
         f"AUC {c.candidate} - {c.stable} = {d:+.4f}, {level} always-valid bounds "
         f"[{lower:+.4f}, {upper:+.4f}] ({c.design}, {c.n_candidate} and {c.n_stable} outcomes)"
     )
-    extra = {"auc_difference": d, "lower": lower, "upper": upper, "rho": rho}
+    bounds: dict[str, float] = {"auc_difference": d, "lower": lower, "upper": upper, "rho": rho}
     if lower > -max_auc_drop:
-        return GateResult(
+        return result(
             Decision.PASS,
             f"{numbers}: the lower bound is above -{max_auc_drop:g}, so {c.candidate} is not "
             f"worse than {c.stable} by more than {max_auc_drop:g}",
-            *counts,
-            **base,
-            **extra,
+            **bounds,
         )
     if upper < -max_auc_drop:
-        return GateResult(
+        return result(
             Decision.FAIL,
             f"{numbers}: the upper bound is below -{max_auc_drop:g}, so {c.candidate} ranks "
             f"churners worse than {c.stable} by more than {max_auc_drop:g}",
-            *counts,
-            **base,
-            **extra,
+            **bounds,
         )
     needed = _outcomes_needed(c, abs(d + max_auc_drop), alpha, rho)
     more = (
@@ -220,12 +215,10 @@ def decide(
         if needed is not None
         else ""
     )
-    return GateResult(
+    return result(
         Decision.INCONCLUSIVE,
         f"{numbers}: the bounds straddle -{max_auc_drop:g}, not yet provably better or "
         f"worse than the margin{more}",
-        *counts,
-        **base,
-        **extra,
         outcomes_needed=needed,
+        **bounds,
     )

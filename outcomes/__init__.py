@@ -1,0 +1,1 @@
+"""Predictions recorded, outcomes joined to them, and model quality judged on them."""

@@ -1,0 +1,84 @@
+"""The embedded default: one SQLite file in WAL mode.
+
+WAL lets readers (the quality report, an outcomes post) run beside the writer's thread, and
+several gateway workers on one machine append to the same file (each waits its turn for the
+write lock, up to ``busy_timeout``). ``synchronous=NORMAL`` is WAL's usual setting: a power cut
+may lose the last transactions, never corrupt the file, and a killed process loses nothing it
+committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from outcomes.store.base import StoreError
+from outcomes.store.sql import SqlStore
+
+__all__ = ["SqliteStore"]
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class SqliteStore(SqlStore):
+    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are ours (BEGIN ... COMMIT), not the module's.
+            self.connection = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False
+            )
+            self.connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.connection.execute("PRAGMA journal_mode = WAL")
+            self.connection.execute("PRAGMA synchronous = NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"prediction store {path}: {exc}") from exc
+        # One connection, used by one thread at a time (a caller that shares it serialises).
+        self.lock = threading.Lock()
+        if migrate:
+            try:
+                self.migrate()
+            except BaseException:
+                self.close()  # a refused store leaves no connection behind
+                raise
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self.lock:
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"prediction store {self.path}: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                cursor.close()
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+
+    def _lock_migrations(self, cursor: sqlite3.Cursor) -> None:
+        pass  # BEGIN IMMEDIATE already holds the database's one write lock
+
+    def _create_staging(self, cursor: sqlite3.Cursor) -> None:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staged "
+            "(kind TEXT, key TEXT, row_index INTEGER, churned INTEGER, observed_at REAL)"
+        )
+        cursor.execute("DELETE FROM staged")
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.connection.close()

@@ -50,7 +50,10 @@ class SqliteStore(SqlStore):
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         with self.lock:
-            cursor = self.connection.cursor()
+            try:
+                cursor = self.connection.cursor()
+            except sqlite3.Error as exc:
+                raise StoreError(f"prediction store {self.path}: {exc}") from exc
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 yield cursor

@@ -32,7 +32,9 @@ from gateway.health import HealthChecker
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
+from gateway.outcomes_endpoint import outcomes_router
 from gateway.pool import PoolLimits
+from gateway.prediction_log import PredictionLogCollector, open_prediction_log
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
 from gateway.settings import GatewaySettings, load_settings
@@ -121,6 +123,11 @@ def create_app(
     ledger = ShadowLedger()
     shadow_counts = ShadowCollector(lambda: ledger)
     registry.register(shadow_counts)  # counts first, then gauges, as a summed /metrics has them
+    prediction_log = open_prediction_log(settings)
+    counted = [*metrics.counted(), shadow_counts]
+    if prediction_log is not None:
+        counted.append(PredictionLogCollector(prediction_log))
+        registry.register(counted[-1])
     gauges = metrics.watch(lambda: state)
     exposed = registry  # what /metrics reports
     shared: SharedCounters | None = None
@@ -130,7 +137,7 @@ def create_app(
         try:
             shared = SharedCounters(
                 settings.metrics_dir,
-                [*metrics.counted(), shadow_counts],
+                counted,
                 {"shadow": ledger.to_json},
             )
         except OSError as exc:
@@ -181,6 +188,10 @@ def create_app(
             mirror=mirror,
             admission=admission,
         )
+        if prediction_log is not None:
+            prediction_log.start()
+            app.proxy.record = mirror.record = prediction_log.record
+            app.proxy.log_features = prediction_log.log_features
         loops = [
             asyncio.create_task(checker.run(settings.health_interval_s)),
             asyncio.create_task(reloader.run(settings.reload_interval_s)),
@@ -207,6 +218,8 @@ def create_app(
             await mirror.aclose()
             await forwarder.aclose()
             await health_client.aclose()
+            if prediction_log is not None:
+                await asyncio.to_thread(prediction_log.close)  # writes what is queued
 
     app = GatewayApp(
         title="StreamFlow model gateway",
@@ -220,6 +233,7 @@ def create_app(
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)
+    app.include_router(outcomes_router(settings, prediction_log))
     app.state.gateway = state
     app.state.metrics = metrics
 

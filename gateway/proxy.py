@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
@@ -31,6 +32,7 @@ from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
 from gateway.upstream import Upstream
 from gateway.wire import MODEL_VERSION_LINE, Headers, Message, lines_named
+from outcomes.records import Answered
 from vocabulary import headers as header_names
 
 log = logging.getLogger("gateway.proxy")
@@ -116,6 +118,10 @@ class Proxy:
         self.max_body_bytes = max_body_bytes
         self.request_budget_s = request_budget_s
         self.answered = metrics.answered
+        # The prediction log's writer (gateway/prediction_log.py), when it is on: each answer a
+        # client gets, as raw bytes; the request body too when features are logged.
+        self.record: Callable[[Answered], None] | None = None
+        self.log_features = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry (tests, and requests the server does not short-circuit)."""
@@ -179,6 +185,19 @@ class Proxy:
         elapsed = time.perf_counter() - start
         tags += RESPONSE_TIME_LINE % (elapsed * 1000)
         self.answered.record(version, reason, resp.status, elapsed)
+        logged = None
+        if self.record is not None and resp.status == 200:
+            logged = Answered(
+                time.time(),
+                request_id,
+                sticky,
+                version,
+                reason,
+                snap.revision,
+                resp.body,
+                body if self.log_features else None,
+            )
+            self.record(logged)
         plan = snap.shadow
         if plan is not None and resp.status == 200 and self.mirror is not None:
             # Queued, not awaited: the copy runs once this answer has been written.
@@ -193,6 +212,7 @@ class Proxy:
                 request_id,
                 resp.body,
                 elapsed,
+                logged=logged,
             )
         return Message(resp.status, head + tags, resp.body)
 

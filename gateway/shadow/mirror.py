@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from gateway.shadow.ledger import ShadowLedger, section_key
 from gateway.shadow.tally import OUTCOMES
 from gateway.upstream.base import Upstream
 from gateway.wire import Headers
+from outcomes.records import Answered
 from vocabulary.headers import SHADOW_OF as SHADOW_OF_HEADER
 
 log = logging.getLogger("gateway.shadow")
@@ -72,6 +74,7 @@ class _Copy:
     request_id: bytes
     client_body: bytes
     client_seconds: float
+    logged: Answered | None = None  # the client's answer as the prediction log has it
 
 
 class Mirror:
@@ -85,6 +88,8 @@ class Mirror:
         self.max_inflight = max_inflight
         self.timeout_s = timeout_s
         self.tasks: set[asyncio.Task[None]] = set()
+        # The prediction log's writer, when it is on: each compared shadow answer goes to it.
+        self.record: Callable[[Answered], None] | None = None
 
     def offer(
         self,
@@ -98,6 +103,7 @@ class Mirror:
         request_id: bytes,
         client_body: bytes,
         client_seconds: float,
+        logged: Answered | None = None,
     ) -> None:
         """Called with a client's successful answer; copies the request if the plan selects it."""
         if primary == plan.version or not plan.selects(sticky_key, random.random()):
@@ -108,7 +114,16 @@ class Mirror:
             ledger.count(plan.section, primary, plan.version, "dropped")
             return
         copy = _Copy(
-            plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
+            plan,
+            pool,
+            primary,
+            path,
+            body,
+            headers,
+            request_id,
+            client_body,
+            client_seconds,
+            logged,
         )
         task = asyncio.get_running_loop().create_task(self._mirror(copy))
         self.tasks.add(task)
@@ -149,6 +164,8 @@ class Mirror:
             return "bad_answer"
         latency = {"primary": copy.client_seconds, "shadow": seconds}
         self.ledger.add(plan.section, copy.primary, plan.version, comparisons, request, latency)
+        if copy.logged is not None and self.record is not None:
+            self.record(copy.logged.as_shadow(plan.version, resp.body))
         return None
 
     async def aclose(self) -> None:

@@ -82,7 +82,7 @@ class PredictionLog:
                 self._outcomes_store = None  # reopened on the next post
                 raise
         self.labelled += tally.labelled
-        self.unmatched += tally.unmatched
+        self.unmatched += tally.new_unmatched
         return tally
 
 

@@ -76,6 +76,7 @@ class OutcomeTally:
     duplicates: int = 0
     labelled: int = 0  # predictions that got a label from this batch (new labels only)
     unmatched: int = 0  # outcomes of this batch that belong to no recorded prediction
+    new_unmatched: int = 0  # of those, the ones this batch stored first (counted once)
     unmatched_keys: list[str] = field(default_factory=list)  # the first few, to report
 
     def add(self, other: OutcomeTally, keep: int = 20) -> None:
@@ -84,6 +85,7 @@ class OutcomeTally:
         self.duplicates += other.duplicates
         self.labelled += other.labelled
         self.unmatched += other.unmatched
+        self.new_unmatched += other.new_unmatched
         room = keep - len(self.unmatched_keys)
         if room > 0:
             self.unmatched_keys.extend(other.unmatched_keys[:room])
@@ -95,6 +97,7 @@ class OutcomeTally:
             "duplicates": self.duplicates,
             "labelled": self.labelled,
             "unmatched": self.unmatched,
+            "new_unmatched": self.new_unmatched,
             "unmatched_keys": list(self.unmatched_keys),
         }
 

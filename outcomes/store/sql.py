@@ -85,7 +85,7 @@ _STAGED_COLUMNS = "kind, key, row_index, churned, observed_at"
 # This batch's outcomes as stored (ids included), duplicates of earlier posts too: joining a
 # duplicate again labels predictions that reached the store after its first post.
 _BATCH_OUTCOMES = (
-    "SELECT DISTINCT o.id, o.kind, o.key, o.row_index, o.churned, o.observed_at "
+    "SELECT DISTINCT o.id, o.kind, o.key, o.row_index, o.churned, o.observed_at, o.received_at "
     "FROM outcomes o JOIN staged s ON o.kind = s.kind AND o.key = s.key "
     "AND o.row_index = s.row_index AND o.observed_at = s.observed_at"
 )
@@ -187,13 +187,14 @@ class SqlStore(PredictionStore):
                 self._sql(f"INSERT INTO staged ({_STAGED_COLUMNS}) VALUES (?, ?, ?, ?, ?)"),
                 [(o.kind, o.key, o.row, int(o.churned), float(o.observed_at)) for o in outcomes],
             )
+            received_at = time.time()
             cursor.execute(
                 self._sql(
                     f"INSERT INTO outcomes ({_STAGED_COLUMNS}, received_at) "
                     f"SELECT {_STAGED_COLUMNS}, ? FROM staged WHERE true "
                     "ON CONFLICT (kind, key, row_index, observed_at) DO NOTHING"
                 ),
-                (time.time(),),
+                (received_at,),
             )
             tally.new = max(cursor.rowcount, 0)
             tally.duplicates = tally.received - tally.new
@@ -203,13 +204,15 @@ class SqlStore(PredictionStore):
             tally.labelled += max(cursor.rowcount, 0)
             cursor.execute(
                 self._sql(
-                    f"SELECT b.key FROM ({_BATCH_OUTCOMES}) b WHERE NOT EXISTS "
+                    f"SELECT b.key, b.received_at FROM ({_BATCH_OUTCOMES}) b WHERE NOT EXISTS "
                     "(SELECT 1 FROM labels l WHERE l.outcome_id = b.id) ORDER BY b.id"
                 )
             )
-            unmatched = [row[0] for row in cursor.fetchall()]
+            unmatched = cursor.fetchall()
             tally.unmatched = len(unmatched)
-            tally.unmatched_keys = unmatched[:UNMATCHED_KEYS_REPORTED]
+            # Those first stored by this batch: what the unmatched counter adds, once.
+            tally.new_unmatched = sum(1 for _, at in unmatched if at == received_at)
+            tally.unmatched_keys = [key for key, _ in unmatched[:UNMATCHED_KEYS_REPORTED]]
         return tally
 
     def join(self, *, window_s: float) -> int:

@@ -156,6 +156,8 @@ def test_unmatched_outcomes_are_counted_and_named_not_errors(store: PredictionSt
     )
     assert (tally.new, tally.labelled, tally.unmatched) == (3, 1, 2)
     assert sorted(tally.unmatched_keys) == ["nobody", "stranger"]
+    again = store.write_outcomes([by_customer("stranger")], window_s=DEFAULT_WINDOW_S)
+    assert (again.unmatched, again.new_unmatched) == (1, 0)  # reported, not counted again
 
 
 def test_an_outcome_before_its_prediction_joins_on_repost_or_rejoin(store: PredictionStore) -> None:

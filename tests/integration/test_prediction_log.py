@@ -327,7 +327,8 @@ def test_a_killed_gateway_loses_at_most_its_last_flush_interval(
     oldest_lost = max((killed - at for at, _ in lost), default=0.0)
     print(
         f"\nSIGKILL after {len(answered)} answers: {len(lost)} not in the log, "
-        f"the oldest answered {oldest_lost * 1000:.0f} ms before the kill (flush {FLUSH_S * 1000:.0f} ms)"
+        f"the oldest answered {oldest_lost * 1000:.0f} ms before the kill "
+        f"(flush interval {FLUSH_S * 1000:.0f} ms)"
     )
     assert len(answered) > 100
     # Everything answered more than one flush interval (plus a write's time) before the kill

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from cli import diff, mode, rollout, serve, shadow, status, validate, weights
+from cli import diff, mode, outcomes, rollout, serve, shadow, status, validate, weights
 from cli.base import CommandError, Commands
 from routing_config import RoutingEditError
 
@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     status,
     shadow,
     rollout,
+    outcomes,
     serve,
 )
 
@@ -40,6 +41,7 @@ examples:
   streamflow shadow
   streamflow rollout start
   streamflow rollout status
+  STREAMFLOW_OUTCOMES_TOKEN=... streamflow outcomes load outcomes.csv
 """
 
 

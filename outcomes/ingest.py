@@ -90,6 +90,8 @@ def parse_item(item: Any, row: int, problems: list[Problem]) -> Outcome | None:
     index = 0
     if "row" in item:
         value = item["row"]
+        if isinstance(value, str) and value.strip().isdigit():  # CSV cells arrive as text
+            value = int(value)
         if customer_id is not None:
             problems.append(Problem(row, "row", "row goes with request_id only"))
         elif isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -87,9 +87,9 @@ REQUEST_ID = header_names.REQUEST_ID.encode()
 FALLBACK_FROM = header_names.FALLBACK_FROM.encode()
 RESPONSE_TIME_LINE = f"{header_names.RESPONSE_TIME_MS}: %.2f\r\n".encode()
 
-# The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
+# The version and variant bits of a UUID (RFC 9562), and their values for version 7.
 UUID_FIXED_BITS = (0xF000 << 64) | (0xC000 << 48)
-UUID_V4_BITS = (0x4000 << 64) | (0x8000 << 48)
+UUID_V7_BITS = (0x7000 << 64) | (0x8000 << 48)
 
 
 class ClientGone(Exception):
@@ -430,13 +430,16 @@ def request_id_of(headers: Headers) -> bytes:
 
 
 def new_request_id() -> bytes:
-    """A random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex``.
+    """A version 7 UUID (RFC 9562) as 32 hex digits: Unix milliseconds, then 74 random bits.
 
-    Built from ``random.getrandbits``: an id to correlate logs needs uniqueness, not secrecy,
-    and a UUID object (or an os.urandom call) per request showed in profiles.
+    Time-ordered: the prediction log's index on request ids then grows at its end rather than
+    at random places (random keys made that index most of the log's write cost), and ids sort
+    by when they were made. Built from ``random.getrandbits``: an id to correlate logs needs
+    uniqueness, not secrecy, and a UUID object (or an os.urandom call) per request showed in
+    profiles.
     """
-    value = random.getrandbits(128) & ~UUID_FIXED_BITS | UUID_V4_BITS
-    return b"%032x" % value
+    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
+    return b"%032x" % (value & ~UUID_FIXED_BITS | UUID_V7_BITS)
 
 
 def replica_version(snap: Snapshot, replica: Replica, resp: Message) -> str:

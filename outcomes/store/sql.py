@@ -41,7 +41,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 features TEXT
             )""",
             "CREATE INDEX predictions_request ON predictions (request_id, row_index)",
-            "CREATE INDEX predictions_customer ON predictions (customer_key, time)",
+            # Partial: answers without a customer key cost the index nothing.
+            "CREATE INDEX predictions_customer ON predictions (customer_key, time) "
+            "WHERE customer_key IS NOT NULL",
             "CREATE INDEX predictions_time ON predictions (time)",
             """CREATE TABLE outcomes (
                 id {id},

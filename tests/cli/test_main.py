@@ -44,8 +44,8 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
     assert code == 0
     listed = re.findall(r"^    (\S+)\s", out, re.M)
     assert listed == [
-        "validate", "diff", "set-weights", "switch", "mode", "status", "shadow", "rollout", "outcomes",
-        "serve",
+        "validate", "diff", "set-weights", "switch", "mode", "status", "shadow", "rollout",
+        "outcomes", "serve",
     ]  # fmt: skip
 
 

@@ -25,7 +25,7 @@ staged batch, or every outcome without a label.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_WINDOW_S", "label_sql"]
+__all__ = ["DEFAULT_WINDOW_S", "customer_bounds", "label_sql"]
 
 DEFAULT_WINDOW_S = 30 * 86400.0
 
@@ -43,25 +43,49 @@ SELECT {columns} FROM (
            ROW_NUMBER() OVER (
                PARTITION BY o.id, p.version ORDER BY p.time DESC, p.id DESC
            ) AS rank
-    FROM ({outcomes}) o
-    JOIN predictions p ON {rule}
+    FROM {tables}
+    WHERE {rule}
 ) ranked
 WHERE rank = 1
 ON CONFLICT (prediction_id) DO NOTHING
 """
 
 BY_REQUEST = "o.kind = 'request' AND p.request_id = o.key AND p.row_index = o.row_index"
-# The window's width is the one parameter.
+# Parameters: the window's width, then the bounds of the scan (lowest observed_at - window,
+# highest observed_at).
 BY_CUSTOMER = (
     "o.kind = 'customer' AND p.customer_key = o.key "
-    "AND p.time <= o.observed_at AND p.time > o.observed_at - ?"
+    "AND p.time <= o.observed_at AND p.time > o.observed_at - ? "
+    "AND p.time > ? AND p.time <= ?"
 )
 
 
 def label_sql(outcomes: str) -> tuple[str, str]:
     """The two statements that label predictions from ``outcomes`` (a SELECT of outcome rows
-    with id, kind, key, row_index, churned, observed_at): by request id (no parameter), then by
-    customer id (one parameter: the window in seconds)."""
-    by_request = _RANKED.format(columns=_LABEL_COLUMNS, outcomes=outcomes, rule=BY_REQUEST)
-    by_customer = _RANKED.format(columns=_LABEL_COLUMNS, outcomes=outcomes, rule=BY_CUSTOMER)
+    with id, kind, key, row_index, churned, observed_at): by request id (no parameter; the
+    request index finds each), then by customer id (three parameters: the window in seconds,
+    and the scan's bounds, ``customer_bounds``).
+
+    Customer keys have no index: customers arrive in random order, and keeping an index on
+    random keys was most of the prediction log's write cost (and grew with the table). So the
+    customer join reads the predictions made in the batch's window once, in time order (the
+    time index), and looks each up among the batch's outcomes (``CROSS JOIN`` keeps SQLite's
+    loops in that order; PostgreSQL hashes the outcomes). A batch's cost is one pass over its
+    window's predictions: send customer outcomes in large batches (the CLI's chunks are).
+    """
+    by_request = _RANKED.format(
+        columns=_LABEL_COLUMNS,
+        tables=f"({outcomes}) o JOIN predictions p ON true",
+        rule=BY_REQUEST,
+    )
+    by_customer = _RANKED.format(
+        columns=_LABEL_COLUMNS,
+        tables=f"predictions p CROSS JOIN ({outcomes}) o",
+        rule=BY_CUSTOMER,
+    )
     return by_request, by_customer
+
+
+def customer_bounds(outcomes: str) -> str:
+    """The lowest and highest observed_at of the customer outcomes in ``outcomes``."""
+    return f"SELECT MIN(observed_at), MAX(observed_at) FROM ({outcomes}) b WHERE kind = 'customer'"

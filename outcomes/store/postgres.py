@@ -81,6 +81,12 @@ class PostgresStore(SqlStore):
             "CREATE TEMP TABLE IF NOT EXISTS staged (kind TEXT, key TEXT, row_index INTEGER, "
             "churned INTEGER, observed_at DOUBLE PRECISION) ON COMMIT DELETE ROWS"
         )
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS joining (id BIGINT, kind TEXT, key TEXT, "
+            "row_index INTEGER, churned INTEGER, observed_at DOUBLE PRECISION, "
+            "received_at DOUBLE PRECISION) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("CREATE INDEX IF NOT EXISTS joining_key ON joining (key)")
 
     def close(self) -> None:
         if self.connection is not None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from outcomes.join import label_sql
+from outcomes.join import customer_bounds, label_sql
 from outcomes.records import Labelled, Outcome, OutcomeTally, Prediction
 from outcomes.store.base import PredictionStore, SchemaTooNew
 
@@ -41,9 +41,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 features TEXT
             )""",
             "CREATE INDEX predictions_request ON predictions (request_id, row_index)",
-            # Partial: answers without a customer key cost the index nothing.
-            "CREATE INDEX predictions_customer ON predictions (customer_key, time) "
-            "WHERE customer_key IS NOT NULL",
+            # No index on customer_key: see outcomes/join.py (random keys made it most of the
+            # write cost); customer joins read their window in time order instead.
             "CREATE INDEX predictions_time ON predictions (time)",
             """CREATE TABLE outcomes (
                 id {id},
@@ -92,9 +91,14 @@ _BATCH_OUTCOMES = (
     "AND o.row_index = s.row_index AND o.observed_at = s.observed_at"
 )
 _UNLABELLED_OUTCOMES = (
-    "SELECT o.id, o.kind, o.key, o.row_index, o.churned, o.observed_at FROM outcomes o "
+    "SELECT o.id, o.kind, o.key, o.row_index, o.churned, o.observed_at, o.received_at "
+    "FROM outcomes o "
     "WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.outcome_id = o.id)"
 )
+# The outcomes one statement joins, copied into a temporary table indexed by key, so each
+# prediction read looks its key up (a subquery there was re-read per prediction).
+_JOINING_COLUMNS = "id, kind, key, row_index, churned, observed_at, received_at"
+_JOINING = f"SELECT {_JOINING_COLUMNS} FROM joining"
 _PREDICTION_COLUMNS = (
     "time, request_id, row_index, customer_key, version, assignment, routing_revision, "
     "churn_probability, risk_tier, features"
@@ -118,7 +122,8 @@ class SqlStore(PredictionStore):
 
     @abc.abstractmethod
     def _create_staging(self, cursor: Any) -> None:
-        """Make the (connection-private) staging table for an outcomes batch, empty."""
+        """Make the connection-private tables of an outcomes batch, empty: ``staged`` (as
+        posted) and ``joining`` (stored outcomes to join, _JOINING_COLUMNS, indexed by key)."""
 
     def _sql(self, statement: str) -> str:
         return statement
@@ -182,7 +187,7 @@ class SqlStore(PredictionStore):
         tally = OutcomeTally(received=len(outcomes))
         if not outcomes:
             return tally
-        by_request, by_customer = label_sql(_BATCH_OUTCOMES)
+        by_request, by_customer = label_sql(_JOINING)
         with self._transaction() as cursor:
             self._create_staging(cursor)
             cursor.executemany(
@@ -200,13 +205,13 @@ class SqlStore(PredictionStore):
             )
             tally.new = max(cursor.rowcount, 0)
             tally.duplicates = tally.received - tally.new
+            cursor.execute(f"INSERT INTO joining ({_JOINING_COLUMNS}) {_BATCH_OUTCOMES}")
             cursor.execute(self._sql(by_request))
             tally.labelled = max(cursor.rowcount, 0)
-            cursor.execute(self._sql(by_customer), (window_s,))
-            tally.labelled += max(cursor.rowcount, 0)
+            tally.labelled += self._join_customers(cursor, by_customer, window_s)
             cursor.execute(
                 self._sql(
-                    f"SELECT b.key, b.received_at FROM ({_BATCH_OUTCOMES}) b WHERE NOT EXISTS "
+                    "SELECT b.key, b.received_at FROM joining b WHERE NOT EXISTS "
                     "(SELECT 1 FROM labels l WHERE l.outcome_id = b.id) ORDER BY b.id"
                 )
             )
@@ -218,12 +223,21 @@ class SqlStore(PredictionStore):
         return tally
 
     def join(self, *, window_s: float) -> int:
-        by_request, by_customer = label_sql(_UNLABELLED_OUTCOMES)
+        by_request, by_customer = label_sql(_JOINING)
         with self._transaction() as cursor:
+            self._create_staging(cursor)
+            cursor.execute(f"INSERT INTO joining ({_JOINING_COLUMNS}) {_UNLABELLED_OUTCOMES}")
             cursor.execute(self._sql(by_request))
             labelled = max(cursor.rowcount, 0)
-            cursor.execute(self._sql(by_customer), (window_s,))
-            return labelled + max(cursor.rowcount, 0)
+            return labelled + self._join_customers(cursor, by_customer, window_s)
+
+    def _join_customers(self, cursor: Any, statement: str, window_s: float) -> int:
+        cursor.execute(self._sql(customer_bounds(_JOINING)))
+        lowest, highest = cursor.fetchone()
+        if lowest is None:
+            return 0
+        cursor.execute(self._sql(statement), (window_s, lowest - window_s, highest))
+        return max(cursor.rowcount, 0)
 
     def prune(
         self,

@@ -81,6 +81,12 @@ class SqliteStore(SqlStore):
             "(kind TEXT, key TEXT, row_index INTEGER, churned INTEGER, observed_at REAL)"
         )
         cursor.execute("DELETE FROM staged")
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS joining (id INTEGER, kind TEXT, key TEXT, "
+            "row_index INTEGER, churned INTEGER, observed_at REAL, received_at REAL)"
+        )
+        cursor.execute("CREATE INDEX IF NOT EXISTS temp.joining_key ON joining (key)")
+        cursor.execute("DELETE FROM joining")
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from outcomes.records import Answered, NotAPrediction, Prediction, predictions_of
+from outcomes.records import Answered
 from outcomes.store.base import PredictionStore, StoreError
 
 __all__ = ["DROP_CAUSES", "PredictionWriter", "WriterLimits"]
@@ -151,19 +151,14 @@ class PredictionWriter:
         if not batch:
             self.flushes += 1
             return
-        rows: list[Prediction] = []
-        for answered in batch:
-            try:
-                rows.extend(predictions_of(answered))
-            except NotAPrediction:
-                self.unparsable += 1
         try:
             store = self._open()
-            store.write_predictions(rows)
+            rows, unparsable = store.write_answers(batch)
         except StoreError as exc:
             self._fail(exc, len(batch))
         else:
-            self.written += len(rows)
+            self.written += rows
+            self.unparsable += unparsable
             if self.last_error is not None:
                 log.info("prediction log: the store is back; writing again")
                 self.last_error = None

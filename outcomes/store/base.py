@@ -10,7 +10,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 
-from outcomes.records import Labelled, Outcome, OutcomeTally, Prediction
+from outcomes.records import (
+    Answered,
+    Labelled,
+    NotAPrediction,
+    Outcome,
+    OutcomeTally,
+    Prediction,
+    predictions_of,
+)
 
 __all__ = ["PredictionStore", "SchemaTooNew", "StoreError"]
 
@@ -39,6 +47,19 @@ class PredictionStore(abc.ABC):
     @abc.abstractmethod
     def write_predictions(self, rows: Sequence[Prediction]) -> int:
         """Append a batch of predictions in one transaction; returns how many."""
+
+    def write_answers(self, answers: Sequence[Answered]) -> tuple[int, int]:
+        """The writer's call: raw answers as the gateway had them, parsed into rows and
+        appended in one transaction; (rows written, answers that were no prediction). A store
+        may do the parsing itself (SQLite does, in its own JSON functions)."""
+        rows: list[Prediction] = []
+        unparsable = 0
+        for answered in answers:
+            try:
+                rows.extend(predictions_of(answered))
+            except NotAPrediction:
+                unparsable += 1
+        return self.write_predictions(rows), unparsable
 
     @abc.abstractmethod
     def write_outcomes(self, outcomes: Sequence[Outcome], *, window_s: float) -> OutcomeTally:

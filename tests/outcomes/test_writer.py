@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from outcomes.records import Answered, Prediction, predictions_of
-from outcomes.store.base import StoreError
+from outcomes.records import Answered, predictions_of
+from outcomes.store.base import PredictionStore, StoreError
 from outcomes.store.sqlite import SqliteStore
 from outcomes.writer import QUEUE_FULL, STORE_ERROR, PredictionWriter, WriterLimits
 
@@ -33,11 +33,11 @@ class FakeStore(SqliteStore):
         self.gate = threading.Event()
         self.gate.set()
 
-    def write_predictions(self, rows: Sequence[Prediction]) -> int:
+    def write_answers(self, answers: Sequence[Answered]) -> tuple[int, int]:
         self.gate.wait()
         if self.failing:
             raise StoreError("disk full")
-        return super().write_predictions(rows)
+        return super().write_answers(answers)
 
     def close(self) -> None:
         pass
@@ -176,3 +176,31 @@ def test_drops_are_logged_once_per_interval(caplog: object) -> None:
     assert "and 1 answers (store error)" in drops[0].getMessage()
     assert "and 5 answers (store error)" in drops[1].getMessage()
     assert "disk full" in drops[0].getMessage()
+
+
+def test_sqlite_takes_answers_apart_as_python_does(tmp_path: Path) -> None:
+    """SQLite's JSON path (one statement a batch) against the interface's Python path."""
+    rows = [dict(orjson.loads(ANSWER), churn_probability=0.1 * i) for i in range(3)]
+    batch = orjson.dumps({"predictions": rows, "batch_size": 3})
+    customers = orjson.dumps({"customers": [{"tenure": i, "note": 'say "hi"'} for i in range(3)]})
+    answers = [
+        answered("single", request=orjson.dumps({"tenure": 9})),
+        answered("batch", body=batch, request=customers),
+        answered("plain"),
+        Answered(2.5, b"odd", b'key "quoted" \\ \xe9', "v2.4.0", "shadow", b"rev", ANSWER),
+        answered("not-a-prediction", body=b'{"error": "x"}'),
+    ]
+    fast, slow = SqliteStore(tmp_path / "a.sqlite3"), SqliteStore(tmp_path / "b.sqlite3")
+    assert fast.write_answers(answers)[0] == 6
+    assert PredictionStore.write_answers(slow, answers) == (6, 1)
+
+    def everything(store: SqliteStore) -> list[tuple[object, ...]]:
+        return store.connection.execute(
+            "SELECT time, request_id, row_index, customer_key, version, assignment, "
+            "routing_revision, churn_probability, risk_tier, features FROM predictions "
+            "ORDER BY id"
+        ).fetchall()
+
+    assert everything(fast) == everything(slow)
+    # An answer that is not JSON: the batch goes the slow way, the rest is kept.
+    assert fast.write_answers([answered("broken", body=b"{not json"), answered("ok")]) == (1, 1)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
 
-from outcomes.records import Answered
+from outcomes.records import Answered, NotAPrediction, Prediction, predictions_of
 from outcomes.store.base import StoreError
 from outcomes.store.sql import SqlStore
 
@@ -25,31 +26,20 @@ __all__ = ["SqliteStore"]
 
 BUSY_TIMEOUT_MS = 5000
 
-# A batch of answers as one JSON array, each [time, request_id, customer_key, version,
-# assignment, revision, answer, request]: SQLite's JSON functions take the rows apart (a batch
-# answer's ``predictions``, each with its row index), in C, in one statement. The writer's
-# thread then holds the GIL only to join bytes: parsing in Python, and a GIL hand-over per
-# row of executemany, slowed the event loop beside it (bench/README.md).
-_INSERT_ANSWERS = """
+# A batch of rows as one JSON array of objects (orjson serialises the dataclasses in C), taken
+# apart by SQLite's JSON functions in one statement: the writer's thread releases the GIL once a
+# batch, where executemany released and took it back for every row, each time waiting on the
+# event loop's thread beside it (bench/README.md).
+_INSERT_ROWS = """
 INSERT INTO predictions (time, request_id, row_index, customer_key, version, assignment,
                          routing_revision, churn_probability, risk_tier, features)
-SELECT a.value ->> 0, a.value ->> 1, r.key, a.value ->> 2, a.value ->> 3, a.value ->> 4,
-       a.value ->> 5, r.value ->> 'churn_probability', r.value ->> 'risk_tier',
-       CASE
-           WHEN json_type(a.value, '$[7]') IS NOT 'object' THEN NULL
-           WHEN json_type(a.value, '$[7].customers') = 'array'
-               THEN json_extract(a.value, '$[7].customers[' || r.key || ']')
-           ELSE json_extract(a.value, '$[7]')
-       END
-FROM json_each(?) a,
-     json_each(CASE
-         WHEN json_type(a.value, '$[6].predictions') = 'array'
-             THEN json_extract(a.value, '$[6].predictions')
-         ELSE json_array(json_extract(a.value, '$[6]'))
-     END) r
-WHERE json_type(r.value, '$.churn_probability') IN ('real', 'integer')
-  AND json_type(r.value, '$.risk_tier') = 'text'
+SELECT value ->> 'time', value ->> 'request_id', value ->> 'row', value ->> 'customer_key',
+       value ->> 'version', value ->> 'assignment', value ->> 'routing_revision',
+       value ->> 'churn_probability', value ->> 'risk_tier', value ->> 'features'
+FROM json_each(?)
 """
+# Answers parsed between pauses that let the event loop's thread take the GIL.
+PARSE_SLICE = 128
 
 
 class SqliteStore(SqlStore):
@@ -97,31 +87,24 @@ class SqliteStore(SqlStore):
                 cursor.close()
 
     def write_answers(self, answers: Sequence[Answered]) -> tuple[int, int]:
-        if not answers:
-            return 0, 0
-        parts = []
-        for a in answers:
-            head = orjson.dumps(
-                [
-                    a.time,
-                    a.request_id.decode("latin-1"),
-                    a.customer_key.decode("latin-1") if a.customer_key else None,
-                    a.version,
-                    a.assignment,
-                    a.revision.decode("latin-1"),
-                ]
-            )
-            parts.append(b"%s,%s,%s]" % (head[:-1], a.body, a.request or b"null"))
-        document = b"[" + b",".join(parts) + b"]"
-        try:
-            with self._transaction() as cursor:
-                cursor.execute(_INSERT_ANSWERS, (document.decode("utf-8", "replace"),))
-                return max(cursor.rowcount, 0), 0
-        except StoreError as exc:
-            if "malformed JSON" not in str(exc):
-                raise
-        # An answer that is not JSON spoils the batch's document: parse them one by one.
-        return super().write_answers(answers)
+        rows: list[Prediction] = []
+        unparsable = 0
+        for index, answered in enumerate(answers):
+            if index % PARSE_SLICE == PARSE_SLICE - 1:
+                time.sleep(0)  # a pause: the event loop's thread need not wait for the batch
+            try:
+                rows.extend(predictions_of(answered))
+            except NotAPrediction:
+                unparsable += 1
+        return self.write_predictions(rows), unparsable
+
+    def write_predictions(self, rows: Sequence[Prediction]) -> int:
+        if not rows:
+            return 0
+        document = orjson.dumps(list(rows)).decode()
+        with self._transaction() as cursor:
+            cursor.execute(_INSERT_ROWS, (document,))
+        return len(rows)
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):

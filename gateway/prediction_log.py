@@ -100,8 +100,8 @@ class PredictionLogCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         writer = self.log.writer
         rows = CounterMetricFamily(
-            metric_names.GATEWAY_PREDICTION_LOG_ROWS.name,
-            "Prediction rows written to the prediction log.",
+            metric_names.GATEWAY_PREDICTION_LOG_ANSWERS.name,
+            "Answers written to the prediction log (a batch answer is one).",
             value=writer.written,
         )
         dropped = CounterMetricFamily(

@@ -2,11 +2,13 @@
 
 ``offer`` is all the request path calls: an append to a list under a lock (about a
 microsecond), or a drop counted when the list holds its cap of answers or bytes. A thread of
-its own wakes every flush interval, takes the whole list, parses the answers into rows and
-writes them in one transaction. A store that is slow lets the list fill up, and what does not
-fit is dropped; a store that fails (unwritable, full, unreachable) loses that batch, counted;
-the next flush tries again, so logging resumes by itself when the store is back. Drops are
-logged once per interval, with their count and the last error, never once per record.
+its own wakes every flush interval, takes the whole list and stores it as one batch, unparsed,
+in one transaction; the batches are made into rows when the gateway is quiet, or by the first
+read that needs them (outcomes/store/base.py). A store that is slow lets the list fill up,
+and what does not fit is dropped; a store that fails (unwritable, full, unreachable) loses
+that batch, counted; the next flush tries again, so logging resumes by itself when the store
+is back. Drops are logged once per interval, with their count and the last error, never once
+per record.
 
 What a killed process loses is what it had not flushed: at most one flush interval of answers
 (plus the batch being written, if the kill lands inside the transaction).
@@ -43,6 +45,10 @@ class WriterLimits:
     max_age_s: float | None = None
     max_rows: int | None = None
     prune_interval_s: float = 60.0
+    # A flush of at most this many answers is a quiet moment: then up to materialize_batches
+    # stored batches are made into rows (outcomes/store/base.py).
+    quiet_answers: int = 100
+    materialize_batches: int = 20
 
 
 class PredictionWriter:
@@ -62,7 +68,7 @@ class PredictionWriter:
         self.pending: list[Answered] = []
         self.pending_bytes = 0
         # Counters (read by the metrics; written under the lock or by the thread alone).
-        self.written = 0  # rows
+        self.written = 0  # answers stored
         self.dropped = {cause: 0 for cause in DROP_CAUSES}  # answers (a batch answer is one)
         self.unparsable = 0
         self.flushes = 0
@@ -153,12 +159,15 @@ class PredictionWriter:
             return
         try:
             store = self._open()
-            rows, unparsable = store.write_answers(batch)
+            store.write_answers(batch)
+            if len(batch) <= self.limits.quiet_answers:
+                # A quiet moment: make rows of stored batches now rather than when read.
+                _, unparsable = store.materialize(self.limits.materialize_batches)
+                self.unparsable += unparsable
         except StoreError as exc:
             self._fail(exc, len(batch))
         else:
-            self.written += rows
-            self.unparsable += unparsable
+            self.written += len(batch)
             if self.last_error is not None:
                 log.info("prediction log: the store is back; writing again")
                 self.last_error = None

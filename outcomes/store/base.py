@@ -1,5 +1,10 @@
 """The one interface every prediction store has (SQLite, PostgreSQL), and its errors.
 
+The gateway's writer stores each flush's answers as one raw batch (``write_answers``), which
+costs the serving process next to nothing; the rows are made from the batches later
+(``materialize``): by the writer when the gateway is quiet, and by any read or join before it
+reads. Parsing and indexing a row was, done at once, most of the log's cost under load.
+
 The writer calls ``write_predictions``; ``POST /outcomes`` and ``streamflow outcomes load``
 call ``write_outcomes``; the quality report calls ``labelled``. Each store is used from one
 thread at a time (the writer's own, or the caller's under a lock).
@@ -10,15 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 
-from outcomes.records import (
-    Answered,
-    Labelled,
-    NotAPrediction,
-    Outcome,
-    OutcomeTally,
-    Prediction,
-    predictions_of,
-)
+from outcomes.records import Answered, Labelled, Outcome, OutcomeTally, Prediction
 
 __all__ = ["PredictionStore", "SchemaTooNew", "StoreError"]
 
@@ -48,18 +45,17 @@ class PredictionStore(abc.ABC):
     def write_predictions(self, rows: Sequence[Prediction]) -> int:
         """Append a batch of predictions in one transaction; returns how many."""
 
-    def write_answers(self, answers: Sequence[Answered]) -> tuple[int, int]:
-        """The writer's call: raw answers as the gateway had them, parsed into rows and
-        appended in one transaction; (rows written, answers that were no prediction). A store
-        may do the parsing itself (SQLite does, in its own JSON functions)."""
-        rows: list[Prediction] = []
-        unparsable = 0
-        for answered in answers:
-            try:
-                rows.extend(predictions_of(answered))
-            except NotAPrediction:
-                unparsable += 1
-        return self.write_predictions(rows), unparsable
+    @abc.abstractmethod
+    def write_answers(self, answers: Sequence[Answered]) -> int:
+        """The writer's call: raw answers as the gateway had them, appended as one batch in
+        one transaction, unparsed (``materialize`` makes them rows); returns how many."""
+
+    @abc.abstractmethod
+    def materialize(self, max_batches: int | None = None) -> tuple[int, int]:
+        """Turn stored batches of answers into prediction rows (oldest first; at most
+        ``max_batches``, default all), each batch exactly once even with several processes
+        at it; returns (rows made, answers that were no prediction). Every read and join
+        does this first, so callers never see a batch unmade."""
 
     @abc.abstractmethod
     def write_outcomes(self, outcomes: Sequence[Outcome], *, window_s: float) -> OutcomeTally:

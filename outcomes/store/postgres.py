@@ -26,6 +26,8 @@ CONNECT_TIMEOUT_S = 3
 class PostgresStore(SqlStore):
     ID_COLUMN = "BIGSERIAL PRIMARY KEY"
     REAL = "DOUBLE PRECISION"
+    BLOB = "BYTEA"
+    CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url

@@ -13,7 +13,17 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from outcomes.join import customer_bounds, label_sql
-from outcomes.records import Labelled, Outcome, OutcomeTally, Prediction
+from outcomes.records import (
+    Answered,
+    Labelled,
+    NotAPrediction,
+    Outcome,
+    OutcomeTally,
+    Prediction,
+    decode_answers,
+    encode_answers,
+    predictions_of,
+)
 from outcomes.store.base import PredictionStore, SchemaTooNew
 
 __all__ = ["MIGRATIONS", "SqlStore"]
@@ -79,6 +89,17 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX labels_outcome ON labels (outcome_id)",
         ),
     ),
+    (
+        3,
+        "answer batches: each flush's answers as the gateway had them, made into rows later",
+        (
+            """CREATE TABLE answer_batches (
+                id {id},
+                time_last {real} NOT NULL,
+                answers {blob} NOT NULL
+            )""",
+        ),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 
@@ -108,6 +129,11 @@ _PREDICTION_COLUMNS = (
 class SqlStore(PredictionStore):
     ID_COLUMN: str = "INTEGER PRIMARY KEY"
     REAL: str = "REAL"
+    BLOB: str = "BLOB"
+    # Appended to the SELECT that claims batches to materialize (PostgreSQL: skip the ones
+    # another process is making).
+    CLAIM_LOCK: str = ""
+    MATERIALIZE_CHUNK = 50  # batches a transaction
 
     # --- what a dialect supplies ---
 
@@ -161,7 +187,11 @@ class SqlStore(PredictionStore):
                 if current >= version:
                     continue
                 for statement in statements:
-                    cursor.execute(self._sql(statement.format(id=self.ID_COLUMN, real=self.REAL)))
+                    cursor.execute(
+                        self._sql(
+                            statement.format(id=self.ID_COLUMN, real=self.REAL, blob=self.BLOB)
+                        )
+                    )
                 cursor.execute(
                     self._sql(
                         "INSERT INTO schema_migrations (version, description, applied_at) "
@@ -176,18 +206,72 @@ class SqlStore(PredictionStore):
     def write_predictions(self, rows: Sequence[Prediction]) -> int:
         if not rows:
             return 0
+        with self._transaction() as cursor:
+            self._insert_rows(cursor, rows)
+        return len(rows)
+
+    def _insert_rows(self, cursor: Any, rows: Sequence[Prediction]) -> None:
         statement = self._sql(
             f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        cursor.executemany(statement, [_prediction_values(row) for row in rows])
+
+    def write_answers(self, answers: Sequence[Answered]) -> int:
+        if not answers:
+            return 0
+        blob = encode_answers(answers)
+        last = max(a.time for a in answers)
         with self._transaction() as cursor:
-            cursor.executemany(statement, [_prediction_values(row) for row in rows])
-        return len(rows)
+            cursor.execute(
+                self._sql("INSERT INTO answer_batches (time_last, answers) VALUES (?, ?)"),
+                (last, blob),
+            )
+        return len(answers)
+
+    def materialize(self, max_batches: int | None = None) -> tuple[int, int]:
+        made = unparsable = 0
+        left = max_batches
+        while left is None or left > 0:
+            chunk = self.MATERIALIZE_CHUNK if left is None else min(left, self.MATERIALIZE_CHUNK)
+            with self._transaction() as cursor:
+                cursor.execute(
+                    self._sql(
+                        "SELECT id, answers FROM answer_batches ORDER BY id LIMIT ?"
+                        + self.CLAIM_LOCK
+                    ),
+                    (chunk,),
+                )
+                claimed = cursor.fetchall()
+                if not claimed:
+                    break
+                rows: list[Prediction] = []
+                for _, blob in claimed:
+                    for answered in decode_answers(bytes(blob)):
+                        try:
+                            rows.extend(predictions_of(answered))
+                        except NotAPrediction:
+                            unparsable += 1
+                if rows:
+                    self._insert_rows(cursor, rows)
+                ids = [row[0] for row in claimed]
+                cursor.execute(
+                    self._sql(
+                        f"DELETE FROM answer_batches WHERE id IN ({', '.join('?' for _ in ids)})"
+                    ),
+                    ids,
+                )
+            made += len(rows)
+            if left is not None:
+                left -= len(claimed)
+        return made, unparsable
 
     def write_outcomes(self, outcomes: Sequence[Outcome], *, window_s: float) -> OutcomeTally:
         tally = OutcomeTally(received=len(outcomes))
         if not outcomes:
             return tally
+        self.materialize()
         by_request, by_customer = label_sql(_JOINING)
+        self.materialize()
         with self._transaction() as cursor:
             self._create_staging(cursor)
             cursor.executemany(
@@ -224,6 +308,7 @@ class SqlStore(PredictionStore):
 
     def join(self, *, window_s: float) -> int:
         by_request, by_customer = label_sql(_JOINING)
+        self.materialize()
         with self._transaction() as cursor:
             self._create_staging(cursor)
             cursor.execute(f"INSERT INTO joining ({_JOINING_COLUMNS}) {_UNLABELLED_OUTCOMES}")
@@ -247,6 +332,7 @@ class SqlStore(PredictionStore):
         now: float | None = None,
     ) -> int:
         deleted = 0
+        self.materialize()
         with self._transaction() as cursor:
             if max_age_s is not None:
                 cutoff = (time.time() if now is None else now) - max_age_s
@@ -254,6 +340,9 @@ class SqlStore(PredictionStore):
                 deleted += max(cursor.rowcount, 0)
                 cursor.execute(self._sql("DELETE FROM labels WHERE time < ?"), (cutoff,))
                 cursor.execute(self._sql("DELETE FROM outcomes WHERE observed_at < ?"), (cutoff,))
+                cursor.execute(
+                    self._sql("DELETE FROM answer_batches WHERE time_last < ?"), (cutoff,)
+                )
             if max_rows is not None:
                 # Ids grow with time: the rows past the newest max_rows ids are the oldest.
                 cursor.execute(
@@ -303,6 +392,7 @@ class SqlStore(PredictionStore):
         return Labelled(t, v, a, p, tier, [bool(c) for c in churned], rid, row, key)
 
     def counts(self) -> dict[str, int]:
+        self.materialize()
         found = {}
         with self._transaction() as cursor:
             for table in ("predictions", "outcomes", "labels"):

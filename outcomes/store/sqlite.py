@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
 
-from outcomes.records import Answered, NotAPrediction, Prediction, predictions_of
+from outcomes.records import Prediction
 from outcomes.store.base import StoreError
 from outcomes.store.sql import SqlStore
 
@@ -27,9 +26,8 @@ __all__ = ["SqliteStore"]
 BUSY_TIMEOUT_MS = 5000
 
 # A batch of rows as one JSON array of objects (orjson serialises the dataclasses in C), taken
-# apart by SQLite's JSON functions in one statement: the writer's thread releases the GIL once a
-# batch, where executemany released and took it back for every row, each time waiting on the
-# event loop's thread beside it (bench/README.md).
+# apart by SQLite's JSON functions in one statement: the GIL is released once a batch, where
+# executemany released and took it back for every row.
 _INSERT_ROWS = """
 INSERT INTO predictions (time, request_id, row_index, customer_key, version, assignment,
                          routing_revision, churn_probability, risk_tier, features)
@@ -38,8 +36,6 @@ SELECT value ->> 'time', value ->> 'request_id', value ->> 'row', value ->> 'cus
        value ->> 'churn_probability', value ->> 'risk_tier', value ->> 'features'
 FROM json_each(?)
 """
-# Answers parsed between pauses that let the event loop's thread take the GIL.
-PARSE_SLICE = 128
 
 
 class SqliteStore(SqlStore):
@@ -86,25 +82,8 @@ class SqliteStore(SqlStore):
             finally:
                 cursor.close()
 
-    def write_answers(self, answers: Sequence[Answered]) -> tuple[int, int]:
-        rows: list[Prediction] = []
-        unparsable = 0
-        for index, answered in enumerate(answers):
-            if index % PARSE_SLICE == PARSE_SLICE - 1:
-                time.sleep(0)  # a pause: the event loop's thread need not wait for the batch
-            try:
-                rows.extend(predictions_of(answered))
-            except NotAPrediction:
-                unparsable += 1
-        return self.write_predictions(rows), unparsable
-
-    def write_predictions(self, rows: Sequence[Prediction]) -> int:
-        if not rows:
-            return 0
-        document = orjson.dumps(list(rows)).decode()
-        with self._transaction() as cursor:
-            cursor.execute(_INSERT_ROWS, (document,))
-        return len(rows)
+    def _insert_rows(self, cursor: sqlite3.Cursor, rows: Sequence[Prediction]) -> None:
+        cursor.execute(_INSERT_ROWS, (orjson.dumps(list(rows)).decode(),))
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -77,6 +77,7 @@ def metric(url: str, name: str, labels: str = "") -> float:
 
 
 def all_rows(store: PredictionStore) -> list[tuple[Any, ...]]:
+    store.materialize()
     with store._transaction() as cursor:  # type: ignore[attr-defined]
         cursor.execute(
             "SELECT request_id, row_index, customer_key, version, assignment, routing_revision, "
@@ -247,7 +248,7 @@ def test_a_locked_sqlite_store_under_load_fails_no_client_and_logging_resumes(
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     time.sleep(7)
-    written_while_locked = metric(url, "gateway_prediction_log_rows_total")
+    written_while_locked = metric(url, "gateway_prediction_log_answers_total")
     blocker.execute("ROLLBACK")
     blocker.close()
     thread.join(30)
@@ -256,7 +257,7 @@ def test_a_locked_sqlite_store_under_load_fails_no_client_and_logging_resumes(
     assert result.failed == 0, result.errors
     dropped = metric(url, "gateway_prediction_log_dropped_total", '{cause="store_error"}')
     assert dropped > 0
-    written = metric(url, "gateway_prediction_log_rows_total")
+    written = metric(url, "gateway_prediction_log_answers_total")
     assert written > written_while_locked  # resumed
     print(f"\nsqlite locked 7 s under load: {result.sent} sent, 0 failed, {dropped:.0f} dropped")
 
@@ -274,7 +275,7 @@ def test_postgres_stopped_under_load_fails_no_client_and_logging_resumes(
     try:
         time.sleep(3)
         dropped = metric(url, "gateway_prediction_log_dropped_total", '{cause="store_error"}')
-        written_while_down = metric(url, "gateway_prediction_log_rows_total")
+        written_while_down = metric(url, "gateway_prediction_log_answers_total")
     finally:
         postgres_server.start()
         postgres_server.wait_ready()
@@ -283,7 +284,7 @@ def test_postgres_stopped_under_load_fails_no_client_and_logging_resumes(
     time.sleep(1)
     assert result.failed == 0, result.errors
     assert dropped > 0
-    written = metric(url, "gateway_prediction_log_rows_total")
+    written = metric(url, "gateway_prediction_log_answers_total")
     assert written > written_while_down
     store = PostgresStore(database)
     assert store.counts()["predictions"] == written

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from outcomes.records import Answered, predictions_of
+from outcomes.join import DEFAULT_WINDOW_S
+from outcomes.records import Answered, Outcome, predictions_of
 from outcomes.store.base import PredictionStore, StoreError
 from outcomes.store.sqlite import SqliteStore
 from outcomes.writer import QUEUE_FULL, STORE_ERROR, PredictionWriter, WriterLimits
@@ -33,7 +34,7 @@ class FakeStore(SqliteStore):
         self.gate = threading.Event()
         self.gate.set()
 
-    def write_answers(self, answers: Sequence[Answered]) -> tuple[int, int]:
+    def write_answers(self, answers: Sequence[Answered]) -> int:
         self.gate.wait()
         if self.failing:
             raise StoreError("disk full")
@@ -128,8 +129,9 @@ def test_an_unparsable_answer_is_skipped_and_counted() -> None:
     writer = PredictionWriter(lambda: store)
     writer.offer(answered(body=b"not json"))
     writer.offer(answered())
-    writer.flush()  # no thread: flushes in the caller
-    assert (writer.unparsable, writer.written) == (1, 1)
+    writer.flush()  # no thread: flushes in the caller; a quiet flush makes the rows too
+    assert (writer.unparsable, writer.written) == (1, 2)
+    assert store.counts()["predictions"] == 1
 
 
 def test_close_writes_what_is_queued(tmp_path: Path) -> None:
@@ -178,8 +180,8 @@ def test_drops_are_logged_once_per_interval(caplog: object) -> None:
     assert "disk full" in drops[0].getMessage()
 
 
-def test_sqlite_takes_answers_apart_as_python_does(tmp_path: Path) -> None:
-    """SQLite's JSON path (one statement a batch) against the interface's Python path."""
+def test_stored_batches_become_the_rows_python_makes(store: PredictionStore) -> None:
+    """Answers stored raw, made into rows later: the same rows as predictions_of gives."""
     rows = [dict(orjson.loads(ANSWER), churn_probability=0.1 * i) for i in range(3)]
     batch = orjson.dumps({"predictions": rows, "batch_size": 3})
     customers = orjson.dumps({"customers": [{"tenure": i, "note": 'say "hi"'} for i in range(3)]})
@@ -189,18 +191,35 @@ def test_sqlite_takes_answers_apart_as_python_does(tmp_path: Path) -> None:
         answered("plain"),
         Answered(2.5, b"odd", b'key "quoted" \\ \xe9', "v2.4.0", "shadow", b"rev", ANSWER),
         answered("not-a-prediction", body=b'{"error": "x"}'),
+        answered("broken", body=b"{not json"),
     ]
-    fast, slow = SqliteStore(tmp_path / "a.sqlite3"), SqliteStore(tmp_path / "b.sqlite3")
-    assert fast.write_answers(answers)[0] == 6
-    assert PredictionStore.write_answers(slow, answers) == (6, 1)
-
-    def everything(store: SqliteStore) -> list[tuple[object, ...]]:
-        return store.connection.execute(
+    assert store.write_answers(answers[:3]) == 3
+    assert store.write_answers(answers[3:]) == 3
+    assert store.materialize(max_batches=1) == (5, 0)
+    assert store.materialize() == (1, 2)
+    assert store.materialize() == (0, 0)
+    with store._transaction() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
             "SELECT time, request_id, row_index, customer_key, version, assignment, "
             "routing_revision, churn_probability, risk_tier, features FROM predictions "
             "ORDER BY id"
-        ).fetchall()
+        )
+        stored = [tuple(row) for row in cursor.fetchall()]
+    expected = []
+    for a in answers[:4]:
+        for p in predictions_of(a):
+            expected.append(
+                (
+                    p.time, p.request_id, p.row, p.customer_key, p.version, p.assignment,
+                    p.routing_revision, p.churn_probability, p.risk_tier, p.features,
+                )
+            )  # fmt: skip
+    assert stored == expected
 
-    assert everything(fast) == everything(slow)
-    # An answer that is not JSON: the batch goes the slow way, the rest is kept.
-    assert fast.write_answers([answered("broken", body=b"{not json"), answered("ok")]) == (1, 1)
+
+def test_reads_and_joins_make_the_rows_first(store: PredictionStore) -> None:
+    store.write_answers([answered("r1")])
+    assert store.counts()["predictions"] == 1
+    store.write_answers([answered("r2")])
+    tally = store.write_outcomes([Outcome(True, 5.0, request_id="r2")], window_s=DEFAULT_WINDOW_S)
+    assert tally.labelled == 1

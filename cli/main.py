@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from cli import diff, mode, rollout, serve, shadow, status, validate, weights
+from cli import diff, mode, outcomes, rollout, serve, shadow, status, validate, weights
 from cli.base import CommandError, Commands, Run
 from routing_config import RoutingEditError
 
@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     status,
     shadow,
     rollout,
+    outcomes,
     serve,
 )
 
@@ -47,6 +48,7 @@ examples:
   streamflow shadow
   streamflow rollout start
   streamflow rollout status
+  STREAMFLOW_OUTCOMES_TOKEN=... streamflow outcomes load outcomes.csv
 """
 
 

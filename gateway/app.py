@@ -32,7 +32,9 @@ from gateway.lifespan import Lifespan
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
+from gateway.outcomes_endpoint import outcomes_router
 from gateway.pool import PoolLimits
+from gateway.prediction_log import PredictionLogCollector, open_prediction_log
 from gateway.proxy import Proxy
 from gateway.settings import GatewaySettings, load_settings
 from gateway.shadow.ledger import ShadowLedger
@@ -111,6 +113,11 @@ def create_app(
     ledger = ShadowLedger()
     shadow_counts = ShadowCollector(lambda: ledger)
     registry.register(shadow_counts)  # counts first, then gauges, as a summed /metrics has them
+    prediction_log = open_prediction_log(settings)
+    counted = [*metrics.counted(), shadow_counts]
+    if prediction_log is not None:
+        counted.append(PredictionLogCollector(prediction_log))
+        registry.register(counted[-1])
     gauges = metrics.watch(lambda: state)
     exposed = registry  # what /metrics reports
     shared: SharedCounters | None = None
@@ -120,7 +127,7 @@ def create_app(
         try:
             shared = SharedCounters(
                 settings.metrics_dir,
-                [*metrics.counted(), shadow_counts],
+                counted,
                 {"shadow": ledger.to_json},
             )
         except OSError as exc:
@@ -144,6 +151,7 @@ def create_app(
             upstream if upstream is not None else functools.partial(open_upstream, settings)
         ),
         health_transport=health_transport,
+        prediction_log=prediction_log,
     )
 
     app = GatewayApp(
@@ -158,6 +166,7 @@ def create_app(
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)
+    app.include_router(outcomes_router(settings, prediction_log))
     app.state.gateway = state
     app.state.metrics = metrics
     serve_health(app, state)

@@ -25,6 +25,7 @@ from gateway.client_limits import ClientLimits, client_limits_for_process
 from gateway.endpoints.errors import handle_errors
 from gateway.endpoints.health import serve_health
 from gateway.endpoints.metrics import serve_metrics
+from gateway.endpoints.quality import QualityCollector, QualityReports, serve_quality
 from gateway.endpoints.routing import serve_routing
 from gateway.endpoints.shadow import serve_shadow
 from gateway.endpoints.stats import serve_stats
@@ -135,6 +136,10 @@ def create_app(
         exposed = CollectorRegistry()
         exposed.register(shared)
         exposed.register(gauges)
+    reports = None
+    if prediction_log is not None:
+        reports = QualityReports(state, prediction_log, settings)
+        exposed.register(QualityCollector(reports))  # gauges, recomputed every so often
     stats = StatsSampler(functools.partial(request_counts, metrics, shared))
     admission = Admission(settings.queue_timeout_s)
     metrics.clients.queued = admission.queued
@@ -173,6 +178,7 @@ def create_app(
     serve_routing(app, state)
     serve_shadow(app, state, ledger, shared)
     serve_stats(app, state, stats, settings.routing_file)
+    serve_quality(app, reports)
     serve_metrics(app, exposed)
     handle_errors(app)
     return app

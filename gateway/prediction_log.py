@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.settings import GatewaySettings
+from outcomes.quality.report import QualityInput
+from outcomes.quality_input import quality_input
 from outcomes.records import Outcome, OutcomeTally
 from outcomes.store import PredictionStore, describe, open_store
 from outcomes.writer import DROP_CAUSES, PredictionWriter, WriterLimits
@@ -25,6 +28,8 @@ from vocabulary import metric_names
 log = logging.getLogger("gateway.prediction_log")
 
 DAY_S = 86400.0
+
+T = TypeVar("T")
 
 
 class PredictionLog:
@@ -67,20 +72,38 @@ class PredictionLog:
                 self._outcomes_store.close()
                 self._outcomes_store = None
 
+    def _with_store(self, call: Callable[[PredictionStore], T]) -> T:
+        """``call`` on this process's own store (opened on first use, reopened after a
+        failure), one caller at a time: outcomes posted and quality read share it."""
+        with self._outcomes_lock:
+            if self._outcomes_store is None:
+                self._outcomes_store = self._open()
+            try:
+                return call(self._outcomes_store)
+            except Exception:
+                self._outcomes_store.close()
+                self._outcomes_store = None  # reopened on the next call
+                raise
+
+    def quality_input(
+        self, *, start: float, end: float, stable: str, candidate: str | None
+    ) -> QualityInput:
+        """Blocking (run it in a thread): the labelled predictions made in [start, end), as the
+        quality report reads them. Raises StoreError when the store cannot be read."""
+        return self._with_store(
+            lambda store: quality_input(
+                store, start=start, end=end, stable=stable, candidate=candidate
+            )
+        )
+
     def write_outcomes(self, outcomes: list[Outcome]) -> OutcomeTally:
         """Blocking (run it in a thread): this process's queued answers first, so an outcome
         for an answer just given finds it, then the outcomes and their labels. Raises
         StoreError when the store cannot take them."""
         self.writer.flush(timeout_s=self.settings.prediction_log_flush_s * 5 + 1)
-        with self._outcomes_lock:
-            if self._outcomes_store is None:
-                self._outcomes_store = self._open()
-            try:
-                tally = self._outcomes_store.write_outcomes(outcomes, window_s=self.window_s)
-            except Exception:
-                self._outcomes_store.close()
-                self._outcomes_store = None  # reopened on the next post
-                raise
+        tally = self._with_store(
+            lambda store: store.write_outcomes(outcomes, window_s=self.window_s)
+        )
         self.labelled += tally.labelled
         self.unmatched += tally.new_unmatched
         return tally

@@ -76,6 +76,10 @@ class GatewaySettings(BaseSettings):
     outcomes_token: SecretStr | None = None
     outcomes_window_days: float = Field(default=30.0, gt=0)
     outcomes_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # GET /quality's default window (prediction times, ending now), and how often the quality
+    # gauges on /metrics are recomputed from the store (never per scrape).
+    quality_window_days: float = Field(default=30.0, gt=0, le=366)
+    quality_metrics_interval_s: float = Field(default=60.0, ge=1)
 
     access_log: bool = False
     # Where each worker process leaves its counters for the others to sum at scrape

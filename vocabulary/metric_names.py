@@ -82,3 +82,8 @@ GATEWAY_PREDICTION_LOG_DROPPED = Family("gateway_prediction_log_dropped", ("caus
 # Predictions labelled by posted outcomes, and posted outcomes that matched no prediction.
 GATEWAY_OUTCOMES_LABELLED = Family("gateway_outcomes_labelled")
 GATEWAY_OUTCOMES_UNMATCHED = Family("gateway_outcomes_unmatched")
+# Model quality on labelled outcomes (GET /quality's default window), per configured version:
+# ROC AUC and Brier score, recomputed at most every GATEWAY_QUALITY_METRICS_INTERVAL_S.
+GATEWAY_QUALITY_AUC = Family("gateway_quality_auc", ("version",))
+GATEWAY_QUALITY_BRIER = Family("gateway_quality_brier", ("version",))
+GATEWAY_QUALITY_LABELLED = Family("gateway_quality_labelled", ("version",))

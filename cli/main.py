@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from cli import diff, mode, outcomes, rollout, serve, shadow, status, validate, weights
+from cli import diff, mode, outcomes, quality, rollout, serve, shadow, status, validate, weights
 from cli.base import CommandError, Commands, Run
 from routing_config import RoutingEditError
 
@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     shadow,
     rollout,
     outcomes,
+    quality,
     serve,
 )
 
@@ -49,6 +50,7 @@ examples:
   streamflow rollout start
   streamflow rollout status
   STREAMFLOW_OUTCOMES_TOKEN=... streamflow outcomes load outcomes.csv
+  streamflow quality --window 7d
 """
 
 

@@ -177,7 +177,7 @@ def create_app(
     serve_health(app, state)
     serve_routing(app, state)
     serve_shadow(app, state, ledger, shared)
-    serve_stats(app, state, stats, settings.routing_file)
+    serve_stats(app, state, stats, settings.routing_file, prediction_log is not None)
     serve_quality(app, reports)
     serve_metrics(app, exposed)
     handle_errors(app)

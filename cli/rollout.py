@@ -111,6 +111,7 @@ def run_start(args: argparse.Namespace) -> int:
 
     from rollout.controller import Controller, RolloutError
     from rollout.sources.prometheus import PrometheusSource
+    from rollout.sources.quality import GatewayQuality
     from rollout.sources.scrape import ScrapeSource
 
     load_routing(args.file)  # a clear error for an invalid file before anything runs
@@ -121,7 +122,8 @@ def run_start(args: argparse.Namespace) -> int:
             else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
         )
         try:
-            controller = Controller(args.file, _log_for(args), source, say=_say)
+            quality = GatewayQuality(args.gateway or [DEFAULT_GATEWAY], client)
+            controller = Controller(args.file, _log_for(args), source, say=_say, quality=quality)
             print(f"judging on {source.describe()}; log: {controller.log.path}", flush=True)
             return controller.run()
         except RolloutError as exc:

@@ -253,3 +253,17 @@ def test_the_report_s_json_gives_the_gate_what_the_comparison_gives(design: str)
     assert via_json.auc_difference == pytest.approx(expected.auc_difference, abs=1e-12)
     assert via_json.lower == pytest.approx(expected.lower, abs=1e-12)
     assert comparison_of({"comparison": {design: None}}, design) is None
+
+
+def test_rollout_status_says_the_gate_s_numbers(tmp_path: Path) -> None:
+    from cli.rollout import format_log
+
+    ctl, path, log, source, clock, fake = setup(
+        tmp_path, ROUTING + QUALITY, difference=-0.05, rate=20
+    )
+    assert ctl.run() == ROLLED_BACK
+    text = "\n".join(format_log(log.read()))
+    assert "(waiting for outcomes)" in text
+    assert "quality gate (unpaired): FAIL:" in text and "needs 500 each" in text
+    assert "AUC difference -0.0500" in text and "margin -0.01" in text
+    assert "last: rollback: quality gate FAIL" in text

@@ -307,6 +307,12 @@ function renderRolloutPlan(plan, routing) {
     facts.splice(1, 0, ["shadow bake", `${plan.shadow_bake.percent} % of predictions for `
       + `${plan.shadow_bake.duration} s before any customer is served`]);
   }
+  if (plan.quality) {
+    const q = plan.quality;
+    facts.push(["quality gate", `${q.min_outcomes ?? 500} outcomes each side, AUC at most `
+      + `${q.max_auc_drop ?? 0.01} below stable, waits at most ${q.max_wait ?? 3600} s, `
+      + (plan.shadow_bake ? "paired, at the end of the shadow bake" : "unpaired, before 100 %")]);
+  }
   if (plan.thresholds) {
     facts.push(["thresholds", Object.entries(plan.thresholds).map(([k, v]) => `${k} ${v}`).join(" · ")]);
   }
@@ -344,6 +350,18 @@ function renderRolloutLog(entries) {
         "streamflow rollout resume --accept   (take the step as passed)  ·  "
         + "streamflow rollout abort   (roll back)")));
   }
+  const gated = [...entries].reverse().find((entry) => entry.quality);
+  if (gated) {
+    const q = gated.quality;
+    const f = (v) => (v === null || v === undefined ? "–" : `${v >= 0 ? "+" : ""}${Number(v).toFixed(4)}`);
+    parts.push(el("p", { "data-field": "rollout_quality" },
+      el("span", { class: `verdict ${String(q.decision || "").toLowerCase()}` },
+        gated.state === "waiting_for_outcomes" && gated.action === "hold"
+          ? "waiting for outcomes" : `quality gate ${q.decision}`),
+      ` (${q.design || "-"}): ${q.n_candidate} and ${q.n_stable} labelled outcomes of `
+      + `${q.min_outcomes} needed each; AUC difference ${f(q.auc_difference)}, always-valid bounds `
+      + `[${f(q.lower)}, ${f(q.upper)}], margin −${q.max_auc_drop}`));
+  }
   const judged = [...entries].reverse().find((entry) => entry.checks && entry.checks.length);
   if (judged) {
     parts.push(el("div", { class: "evidence", "data-field": "rollout_evidence" },
@@ -360,7 +378,9 @@ function renderRolloutLog(entries) {
       el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
         : entry.phase === "reference" ? "reference window"
         : entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
-      el("td", {}, [entry.verdict, entry.action].filter(Boolean).join(" → ")),
+      el("td", {}, [entry.verdict, entry.action,
+        entry.state === "waiting_for_outcomes" ? "waiting for outcomes" : null]
+        .filter(Boolean).join(" → ")),
       el("td", {}, entry.reason || ""))))));
   fill(box, parts);
 }

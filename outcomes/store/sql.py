@@ -313,7 +313,7 @@ class SqlStore(PredictionStore):
             self._create_staging(cursor)
             cursor.execute(f"INSERT INTO joining ({_JOINING_COLUMNS}) {_UNLABELLED_OUTCOMES}")
             cursor.execute(self._sql(by_request))
-            labelled = max(cursor.rowcount, 0)
+            labelled: int = max(cursor.rowcount, 0)
             return labelled + self._join_customers(cursor, by_customer, window_s)
 
     def _join_customers(self, cursor: Any, statement: str, window_s: float) -> int:
@@ -322,7 +322,8 @@ class SqlStore(PredictionStore):
         if lowest is None:
             return 0
         cursor.execute(self._sql(statement), (window_s, lowest - window_s, highest))
-        return max(cursor.rowcount, 0)
+        joined: int = max(cursor.rowcount, 0)
+        return joined
 
     def prune(
         self,

@@ -12,6 +12,8 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import orjson
+
 from outcomes.join import customer_bounds, label_sql
 from outcomes.records import (
     Answered,
@@ -120,6 +122,17 @@ _UNLABELLED_OUTCOMES = (
 # prediction read looks its key up (a subquery there was re-read per prediction).
 _JOINING_COLUMNS = "id, kind, key, row_index, churned, observed_at, received_at"
 _JOINING = f"SELECT {_JOINING_COLUMNS} FROM joining"
+_LABELLED_COLUMNS = (
+    "time",
+    "version",
+    "assignment",
+    "churn_probability",
+    "risk_tier",
+    "churned",
+    "request_id",
+    "row_index",
+    "customer_key",
+)
 _PREDICTION_COLUMNS = (
     "time, request_id, row_index, customer_key, version, assignment, routing_revision, "
     "churn_probability, risk_tier, features"
@@ -134,6 +147,8 @@ class SqlStore(PredictionStore):
     # another process is making).
     CLAIM_LOCK: str = ""
     MATERIALIZE_CHUNK = 50  # batches a transaction
+    # One column of labelled rows as a JSON array, in the order of the subquery it reads.
+    COLUMN_AGGREGATE: str = "json_group_array({column})"
 
     # --- what a dialect supplies ---
 
@@ -377,19 +392,19 @@ class SqlStore(PredictionStore):
                 return Labelled([], [], [], [], [], [], [], [], [])
             where.append(f"assignment IN ({', '.join('?' for _ in chosen)})")
             params.extend(chosen)
+        # Each column as one JSON array, made by the database and parsed by orjson: a million
+        # rows as nine strings, not a million tuples.
+        columns = ", ".join(self.COLUMN_AGGREGATE.format(column=c) for c in _LABELLED_COLUMNS)
         statement = (
-            "SELECT time, version, assignment, churn_probability, risk_tier, churned, "
-            f"request_id, row_index, customer_key FROM labels WHERE {' AND '.join(where)} "
-            "ORDER BY time, prediction_id"
+            f"SELECT {columns} FROM (SELECT * FROM labels WHERE {' AND '.join(where)} "
+            "ORDER BY time) ordered"
         )
         with self._transaction() as cursor:
             cursor.execute(self._sql(statement), params)
-            rows = cursor.fetchall()
-        if not rows:
+            found = cursor.fetchone()
+        if found is None or found[0] is None:
             return Labelled([], [], [], [], [], [], [], [], [])
-        t, v, a, p, tier, churned, rid, row, key = (
-            list(column) for column in zip(*rows, strict=True)
-        )
+        t, v, a, p, tier, churned, rid, row, key = (orjson.loads(column) for column in found)
         return Labelled(t, v, a, p, tier, [bool(c) for c in churned], rid, row, key)
 
     def counts(self) -> dict[str, int]:

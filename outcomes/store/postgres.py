@@ -28,6 +28,9 @@ class PostgresStore(SqlStore):
     REAL = "DOUBLE PRECISION"
     BLOB = "BYTEA"
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    # json_agg in the order given, as text for orjson (PostgreSQL does not promise to keep a
+    # subquery's order into an aggregate).
+    COLUMN_AGGREGATE = "json_agg({column} ORDER BY time)::text"
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url

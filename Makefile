@@ -28,7 +28,9 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 # promtool checks the /metrics format in the tests, chromium runs the status page's browser
-# tests (Playwright drives it; no browser download); both installed from Debian when we can.
+# tests (Playwright drives it; no browser download), PostgreSQL's server runs the prediction
+# store's tests (tests/outcomes/postgres_server.py starts its own); all installed from Debian
+# when we can.
 tools:
 	@command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -36,6 +38,12 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool not found and cannot be installed here: its test will be skipped"; fi; }
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing postgresql (Debian package) for the prediction store's tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends postgresql >/dev/null; \
+	  else echo "PostgreSQL not found and cannot be installed here: its store tests will be skipped"; fi; }
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing chromium (Debian package) for the status page's browser tests"; \
@@ -86,4 +94,4 @@ e2e-containers: $(INSTALLED)
 	bash deploy/e2e-containers.sh
 
 clean:
-	rm -rf $(VENV) artifacts .cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis

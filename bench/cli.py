@@ -218,6 +218,11 @@ class Run:
             targets.append(
                 Target(report.SHADOW_TARGET, workers, f"http://127.0.0.1:{port}/predict")
             )
+            # The prediction log's cost, in the same rounds: every answer recorded in SQLite.
+            log_env = {"GATEWAY_PREDICTION_LOG": "true", "GATEWAY_DATA_DIR": str(self.tmp / "data")}
+            gateway, port = self.start_gateway(backend, workers, resolve, env=log_env, name="log")
+            gateways.append(gateway)
+            targets.append(Target(report.LOG_TARGET, workers, f"http://127.0.0.1:{port}/predict"))
         self.drive(backend, targets)
         for gateway in gateways:
             self.procs.stop(gateway)

@@ -20,6 +20,11 @@ REAL_RATIO_BAR = 0.8
 # The real-replica gateway again with 10% of predictions copied to the shadow version.
 SHADOW_TARGET = "gateway+shadow10"
 SHADOW_RATIO_BAR = 0.9
+# The real-replica gateway again with the prediction log on (SQLite, the default store): at
+# most 5% fewer req/s at 64 connections, at most 0.05 ms more p50 at 1 (issue: outcomes).
+LOG_TARGET = "gateway+log"
+LOG_RATIO_BAR = 0.95
+LOG_P50_BAR_MS = 0.05
 BATCH_SPEEDUP_BAR = 5.0
 # Goodput (answers below 400 a second) at 4x the replicas' capacity over goodput at 1x.
 OVERLOAD_GOODPUT_BAR = 0.9
@@ -188,6 +193,29 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
                     "shadow on vs off, same run",
                 )
             )
+        logged = _find(rows, "real", LOG_TARGET, high, workers)
+        if logged is not None:
+            bars.append(
+                Bar(
+                    f"real replicas, {high} conns: {LOG_TARGET} >= {LOG_RATIO_BAR}x gateway req/s",
+                    round(logged["rps"] / row["rps"], 3) if row["rps"] else None,
+                    LOG_RATIO_BAR,
+                    True,
+                    "prediction log on vs off, same run",
+                )
+            )
+    plain_low = gateway("real", low)
+    logged_low = _find(rows, "real", LOG_TARGET, low, workers)
+    if plain_low is not None and logged_low is not None:
+        bars.append(
+            Bar(
+                f"real replicas, {low} conn: {LOG_TARGET} p50 <= gateway + {LOG_P50_BAR_MS} ms",
+                round(logged_low["p50_ms"] - plain_low["p50_ms"], 3),
+                LOG_P50_BAR_MS,
+                False,
+                "ms over the log off, same run",
+            )
+        )
     overload = doc.get("overload")
     if overload:
         from bench.overload import goodput_ratio
@@ -237,7 +265,15 @@ def build(
     elapsed_s: float,
     overload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    order = {"trivial": 0, "real": 1, "direct": 0, "nginx": 1, "gateway": 2, SHADOW_TARGET: 3}
+    order = {
+        "trivial": 0,
+        "real": 1,
+        "direct": 0,
+        "nginx": 1,
+        "gateway": 2,
+        SHADOW_TARGET: 3,
+        LOG_TARGET: 4,
+    }
     rows = sorted(
         (m.as_dict() for m in measurements),
         key=lambda r: (

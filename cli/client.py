@@ -32,7 +32,8 @@ def fetch_json(
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise CommandError(f"cannot reach a gateway at {url}: {exc}") from None
     if response.status_code != 200:
-        raise CommandError(f"gateway at {url} answered GET {path} with {response.status_code}")
+        said = f"gateway at {url} answered GET {path} with {response.status_code}"
+        raise CommandError(f"{said}: {detail}" if (detail := _detail(response)) else said)
     try:
         data = response.json()
     except ValueError:
@@ -40,3 +41,13 @@ def fetch_json(
     if not isinstance(data, dict):
         raise CommandError(f"gateway at {url} answered GET {path} with no JSON object")
     return data
+
+
+def _detail(response: httpx.Response) -> str | None:
+    """The gateway's own words for an error (its JSON ``detail``), when it gave any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) and detail else None

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from cli import diff, mode, rollout, serve, shadow, status, validate, weights
+from cli import diff, mode, outcomes, quality, rollout, serve, shadow, status, validate, weights
 from cli.base import CommandError, Commands, Run
 from routing_config import RoutingEditError
 
@@ -33,6 +33,8 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     status,
     shadow,
     rollout,
+    outcomes,
+    quality,
     serve,
 )
 
@@ -47,6 +49,8 @@ examples:
   streamflow shadow
   streamflow rollout start
   streamflow rollout status
+  STREAMFLOW_OUTCOMES_TOKEN=... streamflow outcomes load outcomes.csv
+  streamflow quality --window 7d
 """
 
 

@@ -111,6 +111,7 @@ def run_start(args: argparse.Namespace) -> int:
 
     from rollout.controller import Controller, RolloutError
     from rollout.sources.prometheus import PrometheusSource
+    from rollout.sources.quality import GatewayQuality
     from rollout.sources.scrape import ScrapeSource
 
     load_routing(args.file)  # a clear error for an invalid file before anything runs
@@ -121,7 +122,8 @@ def run_start(args: argparse.Namespace) -> int:
             else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
         )
         try:
-            controller = Controller(args.file, _log_for(args), source, say=_say)
+            quality = GatewayQuality(args.gateway or [DEFAULT_GATEWAY], client)
+            controller = Controller(args.file, _log_for(args), source, say=_say, quality=quality)
             print(f"judging on {source.describe()}; log: {controller.log.path}", flush=True)
             return controller.run()
         except RolloutError as exc:
@@ -232,7 +234,9 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
                 _number(psi.get("value")),
                 _number(tiers.get("value"), 100, "{:.1f}%"),
                 str(e.get("verdict", "-")),
-                f"{e.get('action', '-')}" + (" (operator)" if e.get("by") == "operator" else ""),
+                f"{e.get('action', '-')}"
+                + (" (operator)" if e.get("by") == "operator" else "")
+                + (" (waiting for outcomes)" if e.get("state") == "waiting_for_outcomes" else ""),
             )
         )
     lines += indent(table(rows))
@@ -242,7 +246,21 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         lines.append(f"evidence at the last check ({judged.get('verdict', '-')}):")
         lines += indent([f"{c.get('name')}: {c.get('status')}: {c.get('detail', '')}"
                          for c in judged["checks"]])  # fmt: skip
+    gated = next((e for e in reversed(mine) if e.get("quality")), None)
+    if gated is not None:
+        # The quality gate's last word: its decision and every number behind it.
+        q = gated["quality"]
+        lines.append(
+            f"quality gate ({q.get('design') or '-'}): {q.get('decision')}: "
+            f"{q.get('n_candidate')} and {q.get('n_stable')} labelled outcomes, "
+            f"needs {q.get('min_outcomes')} each; AUC difference "
+            f"{_number(q.get('auc_difference'), fmt='{:+.4f}')}, bounds "
+            f"[{_number(q.get('lower'), fmt='{:+.4f}')}, {_number(q.get('upper'), fmt='{:+.4f}')}]"
+            f", margin -{q.get('max_auc_drop')}"
+        )
     last = mine[-1]
+    if last.get("state") == "waiting_for_outcomes" and last.get("action") == "hold":
+        lines.append("WAITING FOR OUTCOMES: the quality gate holds the step")
     if last.get("action") == "halt":
         lines.append("HALTED: the step's weights stay until the operator decides")
     lines.append(f"last: {last.get('action')}: {last.get('reason', '')}")

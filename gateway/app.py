@@ -25,6 +25,7 @@ from gateway.client_limits import ClientLimits, client_limits_for_process
 from gateway.endpoints.errors import handle_errors
 from gateway.endpoints.health import serve_health
 from gateway.endpoints.metrics import serve_metrics
+from gateway.endpoints.quality import QualityCollector, QualityReports, serve_quality
 from gateway.endpoints.routing import serve_routing
 from gateway.endpoints.shadow import serve_shadow
 from gateway.endpoints.stats import serve_stats
@@ -32,7 +33,9 @@ from gateway.lifespan import Lifespan
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
+from gateway.outcomes_endpoint import outcomes_router
 from gateway.pool import PoolLimits
+from gateway.prediction_log import PredictionLogCollector, open_prediction_log
 from gateway.proxy import Proxy
 from gateway.settings import GatewaySettings, load_settings
 from gateway.shadow.ledger import ShadowLedger
@@ -111,6 +114,11 @@ def create_app(
     ledger = ShadowLedger()
     shadow_counts = ShadowCollector(lambda: ledger)
     registry.register(shadow_counts)  # counts first, then gauges, as a summed /metrics has them
+    prediction_log = open_prediction_log(settings)
+    counted = [*metrics.counted(), shadow_counts]
+    if prediction_log is not None:
+        counted.append(PredictionLogCollector(prediction_log))
+        registry.register(counted[-1])
     gauges = metrics.watch(lambda: state)
     exposed = registry  # what /metrics reports
     shared: SharedCounters | None = None
@@ -120,7 +128,7 @@ def create_app(
         try:
             shared = SharedCounters(
                 settings.metrics_dir,
-                [*metrics.counted(), shadow_counts],
+                counted,
                 {"shadow": ledger.to_json},
             )
         except OSError as exc:
@@ -128,6 +136,10 @@ def create_app(
         exposed = CollectorRegistry()
         exposed.register(shared)
         exposed.register(gauges)
+    reports = None
+    if prediction_log is not None:
+        reports = QualityReports(state, prediction_log, settings)
+        exposed.register(QualityCollector(reports))  # gauges, recomputed every so often
     stats = StatsSampler(functools.partial(request_counts, metrics, shared))
     admission = Admission(settings.queue_timeout_s)
     metrics.clients.queued = admission.queued
@@ -144,6 +156,7 @@ def create_app(
             upstream if upstream is not None else functools.partial(open_upstream, settings)
         ),
         health_transport=health_transport,
+        prediction_log=prediction_log,
     )
 
     app = GatewayApp(
@@ -158,12 +171,14 @@ def create_app(
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)
+    app.include_router(outcomes_router(settings, prediction_log))
     app.state.gateway = state
     app.state.metrics = metrics
     serve_health(app, state)
     serve_routing(app, state)
     serve_shadow(app, state, ledger, shared)
-    serve_stats(app, state, stats, settings.routing_file)
+    serve_stats(app, state, stats, settings.routing_file, prediction_log is not None)
+    serve_quality(app, reports)
     serve_metrics(app, exposed)
     handle_errors(app)
     return app

@@ -24,6 +24,7 @@ from gateway.admission import Admission
 from gateway.health import HealthChecker
 from gateway.metrics import GatewayMetrics
 from gateway.metrics_share import SharedCounters
+from gateway.prediction_log import PredictionLog
 from gateway.proxy import Proxy
 from gateway.reload import Reloader
 from gateway.settings import GatewaySettings
@@ -53,6 +54,7 @@ class Lifespan:
     shared: SharedCounters | None  # every worker's counts, under ``serve --workers N``
     open_upstream: Callable[[], Upstream]
     health_transport: httpx.AsyncBaseTransport | None
+    prediction_log: PredictionLog | None = None  # records what clients got, when it is on
 
     @asynccontextmanager
     async def __call__(self, app: GatewayApp) -> AsyncIterator[None]:
@@ -94,6 +96,11 @@ class Lifespan:
             mirror=mirror,
             admission=self.admission,
         )
+        prediction_log = self.prediction_log
+        if prediction_log is not None:
+            prediction_log.start()
+            app.proxy.record = mirror.record = prediction_log.record
+            app.proxy.log_features = prediction_log.log_features
         loops = [
             asyncio.create_task(checker.run(settings.health_interval_s)),
             asyncio.create_task(reloader.run(settings.reload_interval_s)),
@@ -120,6 +127,8 @@ class Lifespan:
             await mirror.aclose()
             await forwarder.aclose()
             await health_client.aclose()
+            if prediction_log is not None:
+                await asyncio.to_thread(prediction_log.close)  # writes what is queued
 
 
 def log_shadow(state: GatewayState) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,13 +59,35 @@ class GatewaySettings(BaseSettings):
     shadow_max_inflight: int = Field(default=64, ge=1)
     shadow_timeout_s: float = Field(default=2.0, gt=0)
 
+    # The prediction log (outcomes/, README "Outcomes"): every answer a client got, and every
+    # compared shadow answer, recorded off the request path. prediction_log_url: empty for
+    # predictions.sqlite3 in data_dir, a path or sqlite:///path for another SQLite file,
+    # postgresql://... for a store several gateways share.
+    prediction_log: bool = False
+    prediction_log_url: str = ""
+    data_dir: Path = Path("data")
+    prediction_log_features: bool = False  # also each row's request features (JSON)
+    prediction_log_max_age_days: float = Field(default=90.0, ge=0)  # 0: keep forever
+    prediction_log_max_rows: int = Field(default=10_000_000, ge=0)  # 0: no cap
+    prediction_log_queue: int = Field(default=50_000, ge=1)  # answers waiting, beyond: dropped
+    prediction_log_flush_s: float = Field(default=0.2, gt=0)
+    # POST /outcomes is off unless a bearer token is set; customer ids join the latest
+    # prediction per version within this window before observed_at (outcomes/join.py).
+    outcomes_token: SecretStr | None = None
+    outcomes_window_days: float = Field(default=30.0, gt=0)
+    outcomes_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # GET /quality's default window (prediction times, ending now), and how often the quality
+    # gauges on /metrics are recomputed from the store (never per scrape).
+    quality_window_days: float = Field(default=30.0, gt=0, le=366)
+    quality_metrics_interval_s: float = Field(default=60.0, ge=1)
+
     access_log: bool = False
     # Where each worker process leaves its counters for the others to sum at scrape
     # (gateway/metrics_share.py). ``serve --workers N`` makes a private one when unset; unset
     # with one worker, /metrics reports this process's counters alone.
     metrics_dir: Path | None = None
 
-    @field_validator("metrics_dir", mode="before")
+    @field_validator("metrics_dir", "outcomes_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # not Path(""), the working directory

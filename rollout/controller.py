@@ -29,6 +29,15 @@ passed is decided; one the judge cannot decide there halts: its weights stay, th
 and the controller waits for ``streamflow rollout resume --accept`` (the step taken as passed)
 or ``abort``, also across a restart. Each window is judged with its share of the rollout's
 significance (rollout/checks/base.py, ``Budget``).
+
+The quality gate (``rollout.quality``, once per rollout): where the plan would leave the shadow
+bake (a plan with one) or the step before 100% (a plan without), a passing step does not
+advance until the gateway's GET /quality says the candidate is not worse than stable on real
+outcomes (rollout/checks/quality.py, ``outcomes.quality.gate``). Until then the controller is
+*waiting for outcomes*: every check reads the report since the rollout began and logs the
+gate's numbers; FAIL rolls back, PASS advances, and waiting (too few outcomes, or bounds that
+straddle the margin) past ``max_wait`` halts for the operator, as a step's horizon does. The
+wait's start is kept in the log, so a restarted controller keeps the same longest wait.
 """
 
 from __future__ import annotations
@@ -39,8 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from outcomes.quality.gate import Decision, GateResult
 from rollout import actions
 from rollout.checks.base import Budget
+from rollout.checks.quality import quality_gate
 from rollout.counts import Snapshot, VersionCounts
 from rollout.counts_json import (
     snapshot_from_json,
@@ -53,10 +64,11 @@ from rollout.log import CONTROLLER, OPERATOR, DecisionLog
 from rollout.plan import Plan, plan_of
 from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
 from rollout.sources.base import NotYet, Source, SourceError
+from rollout.sources.quality import QualitySource
 from rollout.verdict import CODE_OF_STATUS, Status, Verdict
 from routing_config import ConfigError, LoadedConfig, RoutingEditError, load_config
 
-__all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "RolloutError", "State"]
+__all__ = ["PROMOTED", "ROLLED_BACK", "WAITING_FOR_OUTCOMES", "Controller", "RolloutError", "State"]
 
 PROMOTED = 0
 ROLLED_BACK = 1
@@ -64,6 +76,8 @@ TERMINAL = {"promote", "rollback", "abort"}
 # Catching up takes a gateway's reload (2 s) and up to two scrapes (Prometheus's default
 # interval is 15 s); waiting longer than this is worth a line in the log, and again as often.
 WAIT_LOGGED_S = 60.0
+# The named state of a passing step held by the quality gate (the log's "state" field).
+WAITING_FOR_OUTCOMES = "waiting_for_outcomes"
 
 
 class RolloutError(Exception):
@@ -85,6 +99,12 @@ class State:
     paused: str | None = None
     halted: bool = False  # paused at the horizon: `resume --accept` takes the step as passed
     note: str | None = None  # said (with the baselines) in the next entry: a rebased window
+    # The quality gate: when the rollout began (its report reads predictions since), whether
+    # it has passed, and since when the controller waits for outcomes (all logged).
+    rollout_started: float = 0.0
+    quality_passed: bool = False
+    quality_waiting_since: float | None = None
+    quality: GateResult | None = None  # said in the next entry
     # Not logged: a restarted controller asks the source again.
     took_effect: float | None = None  # on the source's clock, once it says so
     last_read: Snapshot | None = None  # the last reading a check judged (or began with)
@@ -102,6 +122,7 @@ class Controller:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         say: Callable[[str], None] = print,
+        quality: QualitySource | None = None,
     ) -> None:
         self.path = str(routing_file)
         self.log = log
@@ -114,6 +135,12 @@ class Controller:
         if plan is None:
             raise RolloutError(f"{self.path} has no rollout section: nothing to roll out")
         self.plan: Plan = plan
+        if plan.spec.quality is not None and quality is None:
+            raise RolloutError(
+                "the plan has a quality gate (rollout.quality): the controller needs a "
+                "gateway's GET /quality to read it"
+            )
+        self.quality = quality
 
     def run(self) -> int:
         """Until promoted (0) or rolled back or aborted (1)."""
@@ -134,6 +161,7 @@ class Controller:
         first = self.plan.first_step
         loaded = self._write_step(first)
         state = State(first, self.clock(), None, None, None, loaded.revision)
+        state.rollout_started = state.step_started
         self._new_window(state)
         why = f"rollout of {self.plan.candidate} begins"
         if first < 0 and self.plan.spec.shadow_bake is not None:
@@ -156,6 +184,13 @@ class Controller:
             revision=str(next(e["revision"] for e in reversed(history) if "revision" in e)),
             failures=int(next((e["failures"] for e in reversed(history) if "failures" in e), 0)),
         )
+        quality: dict[str, Any] = next(
+            (e["quality_state"] for e in reversed(history) if "quality_state" in e), {}
+        )
+        state.rollout_started = float(quality.get("since", history[0].get("step_started", 0.0)))
+        state.quality_passed = bool(quality.get("passed", False))
+        waiting = quality.get("waiting_since")
+        state.quality_waiting_since = float(waiting) if waiting is not None else None
         self._record(state, "restart", None, f"controller restarted: resuming step {state.step}")
         commands = [e for e in history if e.get("action") in ("pause", "resume", "halt")]
         if commands and commands[-1]["action"] in ("pause", "halt"):
@@ -309,6 +344,8 @@ class Controller:
             state.paused, state.halted = self._halt_sentence(state, waited, verdict), True
             self._record(state, "halt", verdict, state.paused)
             return None
+        if action == ADVANCE and self.plan.quality_gate_at(state.step) and not state.quality_passed:
+            return self._quality_gate(state, verdict, counts)
         if action != ADVANCE:
             if verdict.status is Status.FAIL:
                 why = f"failed check {state.failures} of {spec.failure_limit}: {verdict.reason}"
@@ -320,6 +357,53 @@ class Controller:
             return None
         return self._advance(state, verdict, counts, f"for {waited:.0f}s")
 
+    def _quality_gate(self, state: State, verdict: Verdict, counts: Snapshot) -> int | None:
+        """The step passed: advance only on the quality gate's PASS (module docstring)."""
+        spec = self.plan.spec.quality
+        assert spec is not None and self.quality is not None
+        now = self.clock()
+        if state.quality_waiting_since is None:
+            state.quality_waiting_since = now
+        waited = now - state.quality_waiting_since
+        try:
+            report = self.quality.report(
+                stable=self.plan.stable, candidate=self.plan.candidate, since=state.rollout_started
+            )
+        except SourceError as exc:
+            gate = None
+            said = f"waiting for outcomes: no quality report ({exc})"
+        else:
+            gate = quality_gate(report, self.plan.quality_design, spec)
+            said = gate.reason
+        state.quality = gate
+        if gate is not None and gate.decision is Decision.PASS:
+            state.quality_passed, state.quality_waiting_since = True, None
+            return self._advance(state, verdict, counts, f"and the quality gate PASS: {said}")
+        if gate is not None and gate.decision is Decision.FAIL:
+            state.revision = actions.roll_back(self.path, self.plan).revision
+            self._record(state, "rollback", verdict, f"quality gate FAIL: {said}")
+            return ROLLED_BACK
+        if waited >= spec.max_wait:
+            state.paused, state.halted = (
+                (
+                    f"waited {waited:.0f}s for outcomes, past the quality gate's longest wait "
+                    f"({spec.max_wait:g}s), undecided: {said}; the step's weights stay: "
+                    "`streamflow rollout resume --accept` takes the gate as passed, "
+                    "`streamflow rollout abort` rolls back"
+                ),
+                True,
+            )
+            self._record(state, "halt", verdict, state.paused, state_name=WAITING_FOR_OUTCOMES)
+            return None
+        self._record(
+            state,
+            "hold",
+            verdict,
+            f"waiting for outcomes ({waited:.0f}s of at most {spec.max_wait:g}s): {said}",
+            state_name=WAITING_FOR_OUTCOMES,
+        )
+        return None
+
     def _halt_sentence(self, state: State, waited: float, verdict: Verdict) -> str:
         return (
             f"{self._window_name(state.step)} reached its horizon after {waited:.0f}s "
@@ -330,6 +414,8 @@ class Controller:
     def _accept(self, state: State) -> int | None:
         """The operator takes a halted step as passed: on as a PASS would go."""
         state.paused, state.halted = None, False
+        if self.plan.quality_gate_at(state.step):
+            state.quality_passed, state.quality_waiting_since = True, None
         counts = state.last_read if state.last_read is not None else self.source.read()
         return self._advance(state, None, counts, "(accepted by the operator at its horizon)")
 
@@ -456,6 +542,7 @@ class Controller:
         reason: str,
         baselines: bool = False,
         passed: int | None = None,
+        state_name: str | None = None,
     ) -> None:
         if state.note is not None:
             reason = f"{reason} ({state.note})"
@@ -478,6 +565,18 @@ class Controller:
             entry["from_weight"] = passed  # the verdict's samples are of that step
         if verdict is not None:
             entry.update(verdict.to_json())
+        if state_name is not None:
+            entry["state"] = state_name
+        if self.plan.spec.quality is not None:
+            entry["quality_state"] = {
+                "since": state.rollout_started,
+                "passed": state.quality_passed,
+                "waiting_since": state.quality_waiting_since,
+                "design": self.plan.quality_design,
+            }
+            if state.quality is not None:
+                entry["quality"] = state.quality.to_json()
+                state.quality = None
         if baselines:
             # A step whose window has not begun yet has no baseline: a restarted controller
             # waits for one as this one did.

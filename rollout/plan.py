@@ -33,6 +33,8 @@ class Plan:
         section = self.spec.model_dump()
         if self.spec.horizon == RolloutHorizon():
             del section["horizon"]  # a plan written before horizons keeps its id
+        if self.spec.quality is None:
+            del section["quality"]  # nor does a plan without a quality gate change its id
         text = json.dumps({"stable": self.stable, **section}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -62,6 +64,21 @@ class Plan:
     def before_first(self) -> str:
         """What step -1 is: ``shadow_bake`` or ``reference``."""
         return "shadow_bake" if self.spec.shadow_bake is not None else "reference"
+
+    def quality_gate_at(self, step: int) -> bool:
+        """Whether leaving ``step`` needs the quality gate's PASS first (once per rollout):
+        the shadow bake's end when the plan has one (no customer served yet), else the step
+        before the candidate reaches 100%."""
+        if self.spec.quality is None:
+            return False
+        if self.spec.shadow_bake is not None:
+            return step == -1
+        return self.weight(step) < 100 and step < self.last_step and self.weight(step + 1) == 100
+
+    @property
+    def quality_design(self) -> str:
+        """One design a rollout: paired on the bake's shadow rows, else unpaired."""
+        return "paired" if self.spec.shadow_bake is not None else "unpaired"
 
     def weight(self, step: int) -> int:
         return self.steps[step] if step >= 0 else 0

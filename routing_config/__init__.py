@@ -9,6 +9,7 @@ from routing_config.errors import ConfigError, ConfigIssue, RoutingEditError
 from routing_config.load import LoadedConfig, load_config, parse_config
 from routing_config.rollout_plan import (
     RolloutHorizon,
+    RolloutQuality,
     RolloutSpec,
     RolloutThresholds,
     ShadowBakeSpec,
@@ -30,6 +31,7 @@ __all__ = [
     "LoadedConfig",
     "PinningSpec",
     "RolloutHorizon",
+    "RolloutQuality",
     "RolloutSpec",
     "RolloutThresholds",
     "RoutingConfig",

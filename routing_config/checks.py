@@ -113,6 +113,15 @@ def cross_field_problems(cfg: RoutingConfig) -> list[tuple[Loc, str]]:
         if cfg.rollout.check_every > cfg.rollout.interval:
             problems.append((("rollout", "check_every"), "must not be longer than interval"))
         bake = cfg.rollout.shadow_bake
+        first = rollout.steps[0] if rollout.steps else 100
+        if rollout.quality is not None and bake is None and first == 100:
+            problems.append(
+                (
+                    ("rollout", "quality"),
+                    "the candidate serves no customer before 100% here, so only a shadow bake "
+                    "can give it outcomes: add rollout.shadow_bake",
+                )
+            )
         if bake is not None and cfg.rollout.check_every > bake.duration:
             problems.append(
                 (("rollout", "shadow_bake", "duration"), "must not be shorter than check_every")

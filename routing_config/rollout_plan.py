@@ -12,7 +12,13 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from routing_config.types import Duration, Frozen, Share
 
-__all__ = ["RolloutHorizon", "RolloutSpec", "RolloutThresholds", "ShadowBakeSpec"]
+__all__ = [
+    "RolloutHorizon",
+    "RolloutQuality",
+    "RolloutSpec",
+    "RolloutThresholds",
+    "ShadowBakeSpec",
+]
 
 
 class RolloutThresholds(Frozen):
@@ -49,6 +55,20 @@ class RolloutHorizon(Frozen):
     requests: Annotated[StrictInt, Field(ge=1)] | None = 100_000  # the candidate's, per step
 
 
+class RolloutQuality(Frozen):
+    """The quality gate (README, "Quality"): before the candidate reaches 100% (with a shadow
+    bake: before any customer is served) the controller waits for ``min_outcomes`` labelled
+    outcomes on both sides, then needs the candidate's AUC provably not below stable's by more
+    than ``max_auc_drop`` (always-valid bounds at level 1 - ``alpha``); past ``max_wait``
+    without a decision the rollout halts for the operator. Paired on the bake's shadow rows
+    when the plan has a shadow bake, unpaired over the canary split otherwise."""
+
+    min_outcomes: Annotated[StrictInt, Field(ge=1)] = 500
+    max_auc_drop: Annotated[StrictInt | StrictFloat, Field(ge=0, le=0.5)] = 0.01
+    max_wait: Duration = 3600.0
+    alpha: Annotated[StrictFloat, Field(gt=0, le=0.5)] = 0.05
+
+
 class RolloutSpec(Frozen):
     """The progressive rollout controller's plan (the `streamflow rollout` commands); the
     gateway only validates it."""
@@ -65,6 +85,7 @@ class RolloutSpec(Frozen):
     horizon: RolloutHorizon = RolloutHorizon()
     thresholds: RolloutThresholds = RolloutThresholds()
     shadow_bake: ShadowBakeSpec | None = None
+    quality: RolloutQuality | None = None
 
     @field_validator("steps")
     @classmethod

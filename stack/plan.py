@@ -6,6 +6,7 @@ Whether a port is free is passed in, so the plan is a plain function that tests 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,12 @@ def build_plan(
             env={
                 "GATEWAY_ROUTING_FILE": str(routing_path),
                 "GATEWAY_RESOLVE": json.dumps(resolve),
+                # The prediction log on, in data/ beside routing.yaml (gitignored), unless the
+                # operator's environment says otherwise.
+                "GATEWAY_PREDICTION_LOG": os.environ.get("GATEWAY_PREDICTION_LOG", "true"),
+                "GATEWAY_DATA_DIR": os.environ.get(
+                    "GATEWAY_DATA_DIR", str(routing_path.parent / "data")
+                ),
             },
             address=f"{host}:{port}",
             version=None,

@@ -73,3 +73,17 @@ MODEL_REQUEST_DURATION = Family("model_request_duration_seconds", ("endpoint",))
 MODEL_BATCH_SIZE = Family("model_batch_size")
 MODEL_INFO = Family("model_info", ("version",))
 MODEL_CHURN_PROBABILITY = Family("model_churn_probability", ("version", "shadow"))
+
+# --- the gateway's prediction log and the outcomes joined to it (outcomes/) -------------------
+# Answers written to the prediction store (a batch answer is one).
+GATEWAY_PREDICTION_LOG_ANSWERS = Family("gateway_prediction_log_answers")
+# Answers not logged, by cause: queue_full (the writer's queue at its cap) or store_error.
+GATEWAY_PREDICTION_LOG_DROPPED = Family("gateway_prediction_log_dropped", ("cause",))
+# Predictions labelled by posted outcomes, and posted outcomes that matched no prediction.
+GATEWAY_OUTCOMES_LABELLED = Family("gateway_outcomes_labelled")
+GATEWAY_OUTCOMES_UNMATCHED = Family("gateway_outcomes_unmatched")
+# Model quality on labelled outcomes (GET /quality's default window), per configured version:
+# ROC AUC and Brier score, recomputed at most every GATEWAY_QUALITY_METRICS_INTERVAL_S.
+GATEWAY_QUALITY_AUC = Family("gateway_quality_auc", ("version",))
+GATEWAY_QUALITY_BRIER = Family("gateway_quality_brier", ("version",))
+GATEWAY_QUALITY_LABELLED = Family("gateway_quality_labelled", ("version",))

@@ -7,6 +7,7 @@ and calls them:
 health.py    GET /health (the process is alive), GET /ready (a live route can be served)
 routing.py   GET /routing: the active config and every replica's health
 shadow.py    GET /shadow: the shadow version's comparison report
+quality.py   GET /quality: model quality on real outcomes, and its gauges on /metrics
 stats.py     GET /stats: the status page's numbers and the rollout controller's decisions
 metrics.py   GET /metrics: Prometheus text format
 errors.py    the JSON error answers for HTTP errors and unexpected exceptions

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.errors import UpstreamFailure
@@ -24,6 +25,7 @@ from gateway.shadow.plan import ShadowPlan
 from gateway.shadow.tally import OUTCOMES
 from gateway.upstream.base import Upstream
 from gateway.wire import Headers
+from outcomes.records import Answered
 from vocabulary.headers import SHADOW_OF as SHADOW_OF_HEADER
 
 log = logging.getLogger("gateway.shadow")
@@ -44,6 +46,7 @@ class _Copy:
     request_id: bytes
     client_body: bytes
     client_seconds: float
+    logged: Answered | None = None  # the client's answer as the prediction log has it
 
 
 class Mirror:
@@ -57,6 +60,8 @@ class Mirror:
         self.max_inflight = max_inflight
         self.timeout_s = timeout_s
         self.tasks: set[asyncio.Task[None]] = set()
+        # The prediction log's writer, when it is on: each compared shadow answer goes to it.
+        self.record: Callable[[Answered], None] | None = None
 
     def offer(
         self,
@@ -70,6 +75,7 @@ class Mirror:
         request_id: bytes,
         client_body: bytes,
         client_seconds: float,
+        logged: Answered | None = None,
     ) -> None:
         """Called with a client's successful answer; copies the request if the plan selects it."""
         if primary == plan.version or not plan.selects(sticky_key, random.random()):
@@ -80,7 +86,16 @@ class Mirror:
             ledger.count(plan.section, primary, plan.version, "dropped")
             return
         copy = _Copy(
-            plan, pool, primary, path, body, headers, request_id, client_body, client_seconds
+            plan,
+            pool,
+            primary,
+            path,
+            body,
+            headers,
+            request_id,
+            client_body,
+            client_seconds,
+            logged,
         )
         task = asyncio.get_running_loop().create_task(self._mirror(copy))
         self.tasks.add(task)
@@ -121,6 +136,8 @@ class Mirror:
             return "bad_answer"
         latency = {"primary": copy.client_seconds, "shadow": seconds}
         self.ledger.add(plan.section, copy.primary, plan.version, comparisons, request, latency)
+        if copy.logged is not None and self.record is not None:
+            self.record(copy.logged.as_shadow(plan.version, resp.body))
         return None
 
     async def aclose(self) -> None:

@@ -45,7 +45,7 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
     listed = re.findall(r"^    (\S+)\s", out, re.M)
     assert listed == [
         "validate", "diff", "set-weights", "switch", "mode", "status", "shadow", "rollout",
-        "serve",
+        "outcomes", "quality", "serve",
     ]  # fmt: skip
 
 

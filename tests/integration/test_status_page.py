@@ -318,6 +318,53 @@ def test_with_shadowing_on_the_agreement_shown_equals_the_shadow_report(
     page.screenshot("6-shadow-on")
 
 
+def test_the_quality_section_reads_quality_and_says_when_the_log_is_off(
+    start_gateway: Callable[..., tuple[Process, Path]],
+    open_page: Callable[..., StatusPage],
+    tmp_path: Path,
+) -> None:
+    gw, _ = start_gateway(weights={"v2.3.1": 50, "v2.4.0": 50})
+    page = open_page(url_of(gw))
+    page.until('[data-field="quality_off"]', lambda t: "prediction log is off" in t, "off")
+
+    token = "page-token"
+    settings = {"prediction_log": 1, "data_dir": tmp_path / "data", "outcomes_token": token}
+    gw, _ = start_gateway(weights={"v2.3.1": 50, "v2.4.0": 50}, settings=settings)
+    url = url_of(gw)
+    customers = shadow_customers(200)
+    outcomes = []
+    with httpx.Client(timeout=10) as client:
+        for i, customer in enumerate(customers):
+            answer = client.post(f"{url}/predict", json=customer)
+            assert answer.status_code == 200, answer.text
+            outcomes.append(
+                {
+                    "request_id": answer.headers["X-Request-Id"],
+                    "churned": answer.json()["churn_probability"] > 0.3 or i % 7 == 0,
+                    "observed_at": time.time(),
+                }
+            )
+        time.sleep(0.5)  # one flush interval and more
+        posted = client.post(
+            f"{url}/outcomes", json=outcomes, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert posted.status_code == 200, posted.text
+        assert posted.json()["labelled"] == 200
+    report = httpx.get(f"{url}/quality", timeout=30).json()
+    assert report["comparison"]["unpaired"] is not None, report  # both versions served
+    for viewport, name in ((WIDE, "9-quality"), (NARROW, "10-quality-400px")):
+        page = open_page(url, viewport)
+        for version, numbers in report["versions"].items():
+            cell = f'#quality-table tr[data-version="{version}"] td:nth-child(2)'
+            page.until(cell, lambda t, n=numbers: t == str(n["labelled"]), f"{version} labelled")
+        assert page.page.locator("#reliability svg polyline").count() == len(report["versions"])
+        assert "unpaired" in page.text('[data-field="quality_unpaired"]')
+        width = page.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], f"the page is {width} px wide"
+        assert not page.errors, page.errors
+        page.screenshot(name)
+
+
 def test_killing_a_replica_turns_its_row_unhealthy(
     start_gateway: Callable[..., tuple[Process, Path]],
     open_page: Callable[..., StatusPage],

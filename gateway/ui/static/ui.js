@@ -1,10 +1,12 @@
-// The status page: reads GET /routing, /stats and /shadow every second and draws them.
+// The status page: reads GET /routing, /stats and /shadow every second and draws them, and
+// GET /quality every half minute (a report reads the prediction log: not for every second).
 // Read-only by design: it sends GET requests and nothing else. No framework, no build step.
 "use strict";
 
 const REFRESH_MS = 1000;
 const CHART_SPAN_S = 600;
 const MIN_CHART_SPAN_S = 60;
+const QUALITY_REFRESH_MS = 30000;
 const PALETTE = ["#1f5fa8", "#c0392b", "#2e7d32", "#7b3fa0", "#b26a00", "#00838f"];
 const DASHES = ["", "7 4", "2 3", "10 3 2 3", "4 4", "1 2"];
 // Health in words and a symbol, so a state never rests on its colour alone.
@@ -305,6 +307,12 @@ function renderRolloutPlan(plan, routing) {
     facts.splice(1, 0, ["shadow bake", `${plan.shadow_bake.percent} % of predictions for `
       + `${plan.shadow_bake.duration} s before any customer is served`]);
   }
+  if (plan.quality) {
+    const q = plan.quality;
+    facts.push(["quality gate", `${q.min_outcomes ?? 500} outcomes each side, AUC at most `
+      + `${q.max_auc_drop ?? 0.01} below stable, waits at most ${q.max_wait ?? 3600} s, `
+      + (plan.shadow_bake ? "paired, at the end of the shadow bake" : "unpaired, before 100 %")]);
+  }
   if (plan.thresholds) {
     facts.push(["thresholds", Object.entries(plan.thresholds).map(([k, v]) => `${k} ${v}`).join(" · ")]);
   }
@@ -342,6 +350,18 @@ function renderRolloutLog(entries) {
         "streamflow rollout resume --accept   (take the step as passed)  ·  "
         + "streamflow rollout abort   (roll back)")));
   }
+  const gated = [...entries].reverse().find((entry) => entry.quality);
+  if (gated) {
+    const q = gated.quality;
+    const f = (v) => (v === null || v === undefined ? "–" : `${v >= 0 ? "+" : ""}${Number(v).toFixed(4)}`);
+    parts.push(el("p", { "data-field": "rollout_quality" },
+      el("span", { class: `verdict ${String(q.decision || "").toLowerCase()}` },
+        gated.state === "waiting_for_outcomes" && gated.action === "hold"
+          ? "waiting for outcomes" : `quality gate ${q.decision}`),
+      ` (${q.design || "-"}): ${q.n_candidate} and ${q.n_stable} labelled outcomes of `
+      + `${q.min_outcomes} needed each; AUC difference ${f(q.auc_difference)}, always-valid bounds `
+      + `[${f(q.lower)}, ${f(q.upper)}], margin −${q.max_auc_drop}`));
+  }
   const judged = [...entries].reverse().find((entry) => entry.checks && entry.checks.length);
   if (judged) {
     parts.push(el("div", { class: "evidence", "data-field": "rollout_evidence" },
@@ -358,9 +378,150 @@ function renderRolloutLog(entries) {
       el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
         : entry.phase === "reference" ? "reference window"
         : entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
-      el("td", {}, [entry.verdict, entry.action].filter(Boolean).join(" → ")),
+      el("td", {}, [entry.verdict, entry.action,
+        entry.state === "waiting_for_outcomes" ? "waiting for outcomes" : null]
+        .filter(Boolean).join(" → ")),
       el("td", {}, entry.reason || ""))))));
   fill(box, parts);
+}
+
+// --- quality --------------------------------------------------------------------------------
+
+// Whether the prediction log is on, from /stats: GET /quality is asked only then (it answers
+// 404 when the log is off, and the page never makes a request it knows will fail).
+let predictionLog;
+
+async function getQuality() {
+  if (predictionLog === false) return { off: "" };
+  const response = await fetch("quality", { cache: "no-store" });
+  if (response.status === 404) {
+    const body = await response.json().catch(() => ({}));
+    if (body.error === "prediction_log_off") return { off: body.detail || "" };
+  }
+  if (!response.ok) throw new Error(`quality: HTTP ${response.status}`);
+  return response.json();
+}
+
+function interval(numbers, digits = 3, signed = false) {
+  if (!numbers) return "–";
+  const value = numbers.value ?? numbers.estimate;
+  const f = (v) => (v === null || v === undefined ? "–"
+    : `${signed && v >= 0 ? "+" : ""}${Number(v).toFixed(digits)}`);
+  const [low, high] = numbers.interval || [null, null];
+  return `${f(value)} [${f(low)}, ${f(high)}]`;
+}
+
+// Observed churn rate against mean predicted probability per bin, one marker per version; the
+// dashed diagonal is perfect calibration. Drawn in the box's real width (narrow screens too).
+function renderReliability(report) {
+  const box = document.getElementById("reliability");
+  if (!box) return;
+  const size = Math.max(200, Math.min(320, box.clientWidth || 320));
+  const pad = { left: 36, right: 8, top: 8, bottom: 30 };
+  const x = (p) => pad.left + p * (size - pad.left - pad.right);
+  const y = (p) => pad.top + (1 - p) * (size - pad.top - pad.bottom);
+  const chart = svg("svg", { width: size, height: size, viewBox: `0 0 ${size} ${size}`,
+    role: "img", "aria-label": "reliability diagram: observed churn rate per predicted bin" });
+  for (const v of [0, 0.5, 1]) {
+    chart.append(svg("line", { x1: x(0), x2: x(1), y1: y(v), y2: y(v), class: "grid" }));
+    chart.append(svg("text", { x: pad.left - 4, y: y(v) + 4, "text-anchor": "end" }, v));
+    chart.append(svg("text", { x: x(v), y: size - 16, "text-anchor": "middle" }, v));
+  }
+  chart.append(svg("text", { x: x(0.5), y: size - 2, "text-anchor": "middle" },
+    "predicted probability"));
+  chart.append(svg("line", { x1: x(0), y1: y(0), x2: x(1), y2: y(1), class: "diagonal" }));
+  Object.entries(report.versions).forEach(([version, v], index) => {
+    const bins = ((v.calibration || {}).bins || []).filter((b) => b.count > 0
+      && b.mean_probability !== null && b.observed_rate !== null);
+    if (!bins.length) return;
+    const { stroke, dash } = colourOf(index);
+    const points = bins.map((b) => `${x(b.mean_probability).toFixed(1)},${y(b.observed_rate).toFixed(1)}`);
+    chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke,
+      "stroke-width": 2, "stroke-dasharray": dash, "data-version": version }));
+    for (const b of bins) {
+      const dot = svg("circle", { cx: x(b.mean_probability), cy: y(b.observed_rate), r: 3,
+        fill: stroke });
+      dot.append(svg("title", {}, `${version}: ${b.count} predictions, mean `
+        + `${b.mean_probability.toFixed(3)}, observed ${b.observed_rate.toFixed(3)}`));
+      chart.append(dot);
+    }
+  });
+  const legend = el("ul", { class: "legend" }, Object.keys(report.versions).map((version, i) => {
+    const { stroke, dash } = colourOf(i);
+    const sample = svg("svg", { width: 28, height: 10, "aria-hidden": "true" });
+    sample.append(svg("line", { x1: 0, x2: 28, y1: 5, y2: 5, stroke, "stroke-width": 2,
+      "stroke-dasharray": dash }));
+    return el("li", {}, sample, ` ${version}`);
+  }));
+  fill(box, chart, legend);
+}
+
+function renderQuality(report) {
+  const box = document.getElementById("quality-body");
+  if (report.off !== undefined) {
+    fill(box, el("p", { class: "muted", "data-field": "quality_off" },
+      "The prediction log is off, so there is nothing to judge on outcomes. "
+      + "Turn it on with GATEWAY_PREDICTION_LOG=1 and post outcomes (README, Outcomes)."));
+    return;
+  }
+  const versions = Object.entries(report.versions || {});
+  const days = report.window && report.window.seconds ? report.window.seconds / 86400 : null;
+  const span = days === null ? "" : days >= 1 ? `${+days.toFixed(1)} days` : `${+(days * 24).toFixed(1)} h`;
+  if (!versions.length) {
+    fill(box, el("p", { class: "muted", "data-field": "quality_empty" },
+      `No labelled predictions in the last ${span} yet: outcomes join predictions when they are `
+      + "posted (POST /outcomes or streamflow outcomes load)."));
+    return;
+  }
+  const tiers = [];
+  for (const [, v] of versions) for (const t of Object.keys(v.tiers || {})) if (!tiers.includes(t)) tiers.push(t);
+  const table = el("table", { id: "quality-table" },
+    el("caption", {}, `predictions of the last ${span}, each with its observed outcome`),
+    el("thead", {}, el("tr", {},
+      el("th", { scope: "col" }, "version"), el("th", { scope: "col", class: "num" }, "labelled"),
+      el("th", { scope: "col", class: "num" }, "churn"),
+      el("th", { scope: "col", class: "num" }, "AUC [95 %]"),
+      el("th", { scope: "col", class: "num" }, "Brier"),
+      el("th", { scope: "col", class: "num" }, "log loss"),
+      el("th", { scope: "col", class: "num", title: "expected calibration error" }, "ECE"),
+      tiers.map((t) => el("th", { scope: "col", class: "num" }, `${t}: churn`)))),
+    el("tbody", {}, versions.map(([version, v]) => el("tr", { "data-version": version },
+      el("td", {}, version), el("td", { class: "num" }, v.labelled),
+      el("td", { class: "num" }, v.churn_rate === null ? "–" : percent(100 * v.churn_rate)),
+      el("td", { class: "num" }, interval(v.auc)),
+      el("td", { class: "num" }, num(v.brier, 4)), el("td", { class: "num" }, num(v.log_loss, 4)),
+      el("td", { class: "num" }, num((v.calibration || {}).expected_calibration_error, 4)),
+      tiers.map((t) => {
+        const tier = (v.tiers || {})[t] || {};
+        return el("td", { class: "num" }, tier.observed_rate === null || tier.observed_rate === undefined
+          ? "–" : `${percent(100 * tier.observed_rate)} of ${tier.count}`);
+      })))));
+  const lines = [];
+  const comparison = report.comparison || {};
+  for (const [design, said] of [["paired", "paired (shadow rows)"],
+    ["unpaired", "unpaired (canary split, weighted and sticky only)"]]) {
+    const c = comparison[design];
+    if (!c) continue;
+    let text = `${said}: AUC ${interval(c.auc_difference, 4, true)}, Brier `
+      + `${interval(c.brier_difference, 4, true)}, on ${c.candidate_outcomes} and ${c.stable_outcomes} outcomes`;
+    if (c.excluded) {
+      const left = Object.entries(c.excluded).map(([ver, counts]) => {
+        const n = Object.values(counts || {}).reduce((a, b) => a + b, 0);
+        return `${n} of ${ver}`;
+      });
+      text += `; left out (pinned, fallback, blue/green, shadow): ${left.join(", ")}`;
+    }
+    lines.push(el("li", { "data-field": `quality_${design}` }, text));
+  }
+  const parts = [el("div", { class: "scroll" }, table)];
+  if (report.candidate && lines.length) {
+    parts.push(el("p", {}, `${report.candidate} − ${report.stable}, with 95 % intervals:`),
+      el("ul", { class: "quality-compare" }, lines));
+  }
+  parts.push(el("figure", {}, el("figcaption", {}, "Reliability: observed churn against predicted probability"),
+    el("div", { id: "reliability" })));
+  fill(box, parts);
+  renderReliability(report);
 }
 
 // --- the loop -------------------------------------------------------------------------------
@@ -389,6 +550,7 @@ async function refresh() {
     section("the rollout plan", () => renderRolloutPlan((r.config || {}).rollout, r), problems);
   }
   if (stats.status === "fulfilled") {
+    predictionLog = Boolean(stats.value.prediction_log);
     section("the versions", () => renderVersions(stats.value), problems);
     section("the rollout log", () => renderRolloutLog(stats.value.rollout_log), problems);
   }
@@ -411,4 +573,21 @@ async function loop() {
   setTimeout(loop, REFRESH_MS);
 }
 
-document.addEventListener("DOMContentLoaded", loop);
+async function qualityLoop() {
+  if (predictionLog === undefined) {  // /stats not read yet
+    setTimeout(qualityLoop, REFRESH_MS);
+    return;
+  }
+  try {
+    renderQuality(await getQuality());
+  } catch (error) {
+    fill(document.getElementById("quality-body"),
+      el("p", { class: "error-text" }, `cannot read /quality: ${error.message}`));
+  }
+  setTimeout(qualityLoop, QUALITY_REFRESH_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  loop();
+  qualityLoop();
+});

@@ -1,0 +1,1 @@
+"""Model quality from labelled predictions: metrics, comparisons, the report and the gate. Pure."""

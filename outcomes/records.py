@@ -1,0 +1,282 @@
+"""What the prediction log holds: one scored row as a client (or the shadow comparison) got it,
+one observed outcome, and the labelled pairs the quality report reads.
+
+The gateway hands the writer an ``Answered`` (the raw bytes of one answer, nothing parsed) and
+the writer turns it into ``Prediction`` rows in its own thread, so the client's path never pays
+for parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from vocabulary.headers import ROUTE_REASONS
+
+__all__ = [
+    "ASSIGNMENTS",
+    "Answered",
+    "decode_answers",
+    "encode_answers",
+    "Labelled",
+    "Outcome",
+    "OutcomeTally",
+    "Prediction",
+    "predictions_of",
+]
+
+# How a prediction was assigned to its version: the route reasons a client's answer carries,
+# and ``shadow`` for a mirrored copy that was compared and never returned.
+SHADOW = "shadow"
+ASSIGNMENTS: tuple[str, ...] = (*ROUTE_REASONS, SHADOW)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One scored row: a single answer is row 0; a batch answer's rows are 0..n-1."""
+
+    time: float  # Unix seconds when the answer was ready
+    request_id: str
+    row: int
+    customer_key: str | None  # the sticky header's value, when the request carried one
+    version: str
+    assignment: str  # one of ASSIGNMENTS
+    routing_revision: str
+    churn_probability: float
+    risk_tier: str
+    features: str | None = None  # the row's request features as JSON (off by default)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One observed outcome, keyed by the request (and row) that scored it or by the customer."""
+
+    churned: bool
+    observed_at: float  # Unix seconds
+    request_id: str | None = None
+    customer_id: str | None = None
+    row: int = 0  # with request_id: which row of a batch answer
+
+    @property
+    def kind(self) -> str:
+        return "request" if self.request_id is not None else "customer"
+
+    @property
+    def key(self) -> str:
+        key = self.request_id if self.request_id is not None else self.customer_id
+        assert key is not None
+        return key
+
+
+@dataclass(slots=True)
+class OutcomeTally:
+    """What writing one batch of outcomes did."""
+
+    received: int = 0
+    new: int = 0  # not seen before (the same outcome twice counts once)
+    duplicates: int = 0
+    labelled: int = 0  # predictions that got a label from this batch (new labels only)
+    unmatched: int = 0  # outcomes of this batch that belong to no recorded prediction
+    new_unmatched: int = 0  # of those, the ones this batch stored first (counted once)
+    unmatched_keys: list[str] = field(default_factory=list)  # the first few, to report
+
+    def add(self, other: OutcomeTally, keep: int = 20) -> None:
+        self.received += other.received
+        self.new += other.new
+        self.duplicates += other.duplicates
+        self.labelled += other.labelled
+        self.unmatched += other.unmatched
+        self.new_unmatched += other.new_unmatched
+        room = keep - len(self.unmatched_keys)
+        if room > 0:
+            self.unmatched_keys.extend(other.unmatched_keys[:room])
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "received": self.received,
+            "new": self.new,
+            "duplicates": self.duplicates,
+            "labelled": self.labelled,
+            "unmatched": self.unmatched,
+            "new_unmatched": self.new_unmatched,
+            "unmatched_keys": list(self.unmatched_keys),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """Labelled predictions as parallel columns (cheap to build for a million rows, and what
+    numpy wants): row i is one prediction and the outcome joined to it."""
+
+    time: list[float]
+    version: list[str]
+    assignment: list[str]
+    churn_probability: list[float]
+    risk_tier: list[str]
+    churned: list[bool]
+    request_id: list[str]
+    row: list[int]
+    customer_key: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs four times more
+class Answered:
+    """One answer as the gateway had it: raw bytes, parsed later (never changed once made)."""
+
+    time: float
+    request_id: bytes
+    customer_key: bytes | None
+    version: str
+    assignment: str
+    revision: bytes
+    body: bytes  # the answer: a ChurnPredictionResponse or a batch of them
+    request: bytes | None = None  # the request body, only when features are logged
+
+    def as_shadow(self, version: str, body: bytes) -> Answered:
+        """The shadow version's answer to the same request (same id, key and time)."""
+        return Answered(
+            self.time,
+            self.request_id,
+            self.customer_key,
+            version,
+            SHADOW,
+            self.revision,
+            body,
+            self.request,
+        )
+
+
+class NotAPrediction(ValueError):
+    """An answer body with no prediction in it (the writer counts and skips it)."""
+
+
+def predictions_of(answered: Answered) -> list[Prediction]:
+    """The rows of one answer. Raises NotAPrediction for a body that is not one."""
+    try:
+        document = orjson.loads(answered.body)
+    except orjson.JSONDecodeError as exc:
+        raise NotAPrediction(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise NotAPrediction("not a JSON object")
+    items = document.get("predictions")
+    if items is None:
+        items = [document]
+    elif not isinstance(items, list):
+        raise NotAPrediction("predictions is not a list")
+    features: list[str | None] = [None] * len(items)
+    if answered.request is not None:
+        features = _features(answered.request, len(items))
+    request_id = answered.request_id.decode("latin-1")
+    key = answered.customer_key.decode("latin-1") if answered.customer_key else None
+    revision = answered.revision.decode("latin-1")
+    rows = []
+    for row, item in enumerate(items):
+        try:
+            probability = float(item["churn_probability"])
+            tier = str(item["risk_tier"])
+        except (KeyError, TypeError, ValueError):
+            raise NotAPrediction(f"row {row}: no churn_probability or risk_tier") from None
+        rows.append(
+            Prediction(
+                answered.time,
+                request_id,
+                row,
+                key,
+                answered.version,
+                answered.assignment,
+                revision,
+                probability,
+                tier,
+                features[row],
+            )
+        )
+    return rows
+
+
+def _features(request: bytes, rows: int) -> list[str | None]:
+    """Each row's customer from the request body, as compact JSON (None when unreadable)."""
+    try:
+        document = orjson.loads(request)
+    except orjson.JSONDecodeError:
+        return [None] * rows
+    customers = document.get("customers") if isinstance(document, dict) else None
+    if customers is None:
+        customers = [document]
+    if not isinstance(customers, list) or len(customers) != rows:
+        return [None] * rows
+    return [orjson.dumps(customer).decode() for customer in customers]
+
+
+_PROBABILITY = re.compile(rb'"churn_probability"\s*:\s*(-?[0-9][0-9.eE+-]*)')
+_TIER = re.compile(rb'"risk_tier"\s*:\s*("[a-z]+")')
+
+
+def compact(body: bytes) -> bytes:
+    """What the log needs of a single answer (probability and tier), as a small JSON object:
+    the top reasons are most of an answer's bytes, and bytes written are most of a batch's
+    cost. A batch answer, or a body the patterns do not find, is kept whole."""
+    if b'"predictions"' in body:
+        return body
+    probability = _PROBABILITY.search(body)
+    tier = _TIER.search(body)
+    if probability is None or tier is None:
+        return body
+    return b'{"churn_probability":%s,"risk_tier":%s}' % (probability[1], tier[1])
+
+
+# One answer in a stored batch: three lengths, then its head (JSON: time, request id, customer
+# key, version, assignment, revision), the answer's bytes and the request's (features; or none).
+_FRAME = struct.Struct("<III")
+
+
+def encode_answers(answers: Sequence[Answered]) -> bytes:
+    """A batch of answers as one blob, as the writer stores it (no parsing: a few C calls an
+    answer)."""
+    parts = []
+    for a in answers:
+        head = orjson.dumps(
+            [
+                a.time,
+                a.request_id.decode("latin-1"),
+                a.customer_key.decode("latin-1") if a.customer_key else None,
+                a.version,
+                a.assignment,
+                a.revision.decode("latin-1"),
+            ]
+        )
+        request = a.request if a.request is not None else b""
+        body = compact(a.body)
+        parts.append(_FRAME.pack(len(head), len(body), len(request)))
+        parts += (head, body, request)
+    return b"".join(parts)
+
+
+def decode_answers(blob: bytes) -> Iterator[Answered]:
+    view = memoryview(blob)
+    at = 0
+    while at < len(view):
+        heads, bodies, requests = _FRAME.unpack_from(view, at)
+        at += _FRAME.size
+        time_, request_id, key, version, assignment, revision = orjson.loads(view[at : at + heads])
+        at += heads
+        body = bytes(view[at : at + bodies])
+        at += bodies
+        request = bytes(view[at : at + requests]) if requests else None
+        at += requests
+        yield Answered(
+            time_,
+            request_id.encode("latin-1"),
+            key.encode("latin-1") if key is not None else None,
+            version,
+            assignment,
+            revision.encode("latin-1"),
+            body,
+            request,
+        )

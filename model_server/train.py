@@ -60,6 +60,13 @@ RECIPES: dict[str, VersionRecipe] = {
 
 def generate_dataset(rows: int = DATA_ROWS, seed: int = DATA_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic subscribers whose churn follows the chapter's story, plus noise."""
+    features, _, churned = draw_customers(rows, seed)
+    return features, churned.astype(np.int64)
+
+
+def draw_customers(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The generator's customers: (features, the true churn probability each outcome was drawn
+    from, the outcome). Tests of model quality need the probability; training uses the rest."""
     rng = np.random.default_rng(seed)
     contract = rng.choice(3, size=rows, p=[0.55, 0.25, 0.20])
     tenure = np.clip(rng.gamma(2.0, 12.0 + 10.0 * contract, size=rows), 0, 120).round()
@@ -86,7 +93,8 @@ def generate_dataset(rows: int = DATA_ROWS, seed: int = DATA_SEED) -> tuple[np.n
         - 0.08 * streaming
         + rng.normal(0, 0.6, rows)
     )
-    churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    probability = 1 / (1 + np.exp(-logit))
+    churned = rng.random(rows) < probability
 
     features = np.column_stack(
         [
@@ -102,7 +110,7 @@ def generate_dataset(rows: int = DATA_ROWS, seed: int = DATA_SEED) -> tuple[np.n
             senior,
         ]
     ).astype(np.float64)
-    return features, churned.astype(np.int64)
+    return features, probability, churned
 
 
 def dataset_id(features: np.ndarray, labels: np.ndarray) -> str:

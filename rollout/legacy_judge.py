@@ -48,20 +48,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
 from statistics import NormalDist
 
 from measures.psi import psi as population_stability_index
 from measures.quantile import histogram_quantile
 from rollout.checks.tiers import TIER_BINS
 from rollout.counts import LATENCY_BOUNDS, VersionCounts
+from rollout.verdict import Check, Status, Verdict
 from routing_config.rollout_plan import RolloutThresholds
 
 __all__ = [
-    "Check",
-    "Status",
-    "Verdict",
     "chi_square_critical",
     "chi_square_homogeneity",
     "judge",
@@ -71,55 +67,6 @@ __all__ = [
     "tier_mix",
     "wilson_lower",
 ]
-
-
-class Status(StrEnum):
-    WAITING_FOR_SAMPLES = "WAITING_FOR_SAMPLES"
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str  # error_rate | latency_p99 | psi | tier_mix | tier_agreement | shadow_psi
-    status: Status
-    value: float | None  # the candidate's number (rate, seconds, PSI)
-    threshold: float | None
-    detail: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "value": self.value,
-            "threshold": self.threshold,
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    status: Status
-    checks: tuple[Check, ...]
-    reason: str
-    candidate_requests: float
-    stable_requests: float
-    reference: str | None = None  # the window stable's counts are of, when the caller says
-
-    def against(self, reference: str) -> Verdict:
-        return replace(self, reference=reference)
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "verdict": self.status.value,
-            "judged": self.reason,
-            "samples": {"candidate": self.candidate_requests, "stable": self.stable_requests},
-            "checks": [check.to_json() for check in self.checks],
-        }
-        if self.reference is not None:
-            out["stable_window"] = self.reference
-        return out
 
 
 def judge(

@@ -38,7 +38,7 @@ from rollout.counts import LATENCY_BOUNDS, PROBABILITY_BOUNDS, VersionCounts
 from rollout.judge import assess, combine, enough_of
 from rollout.plan import Plan
 from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
-from rollout.verdict import CODE_OF_STATUS, Status
+from rollout.verdict import CODE_OF_STATUS
 from routing_config.rollout_plan import RolloutSpec, RolloutThresholds
 
 __all__ = ["Outcome", "Scenario", "run", "simulate", "README_PLAN"]
@@ -211,7 +211,7 @@ def _old_rule(spec: RolloutSpec) -> Decide:
         out = np.empty(len(c.requests), dtype=np.int8)
         for i in range(len(out)):
             verdict = legacy_judge.judge(_one(c, i), _one(s, i), spec.thresholds, spec.min_requests)
-            out[i] = CODE_OF_STATUS[Status(verdict.status.value)]
+            out[i] = CODE_OF_STATUS[verdict.status]
         return out
 
     return decide

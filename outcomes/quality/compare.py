@@ -38,7 +38,13 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from outcomes.quality.metrics import check_labelled, delong, squared_errors, z_of
+from outcomes.quality.metrics import (
+    check_labelled,
+    delong,
+    enough_for_auc,
+    squared_errors,
+    z_of,
+)
 
 __all__ = ["Comparison", "Difference", "compare_paired", "compare_unpaired"]
 
@@ -79,11 +85,6 @@ class Comparison:
     auc_correlation: float | None = None  # paired only: corr(AUC_c, AUC_s) by DeLong
 
 
-def _enough_for_auc(churned: npt.NDArray[np.bool_]) -> bool:
-    m = int(churned.sum())
-    return m >= 2 and churned.size - m >= 2
-
-
 def compare_unpaired(
     candidate_probability: npt.ArrayLike,
     candidate_churned: npt.ArrayLike,
@@ -97,7 +98,7 @@ def compare_unpaired(
     pc, yc = check_labelled(candidate_probability, candidate_churned)
     ps, ys = check_labelled(stable_probability, stable_churned)
     auc = None
-    if _enough_for_auc(yc) and _enough_for_auc(ys):
+    if enough_for_auc(yc) and enough_for_auc(ys):
         (ac,), vc = delong(pc, yc)
         (as_,), vs = delong(ps, ys)
         auc = Difference(float(ac - as_), float(vc[0, 0] + vs[0, 0]))
@@ -134,7 +135,7 @@ def compare_paired(
     ps, _ = check_labelled(stable_probability, y)
     auc = None
     correlation = None
-    if _enough_for_auc(y):
+    if enough_for_auc(y):
         aucs, cov = delong(np.vstack([pc, ps]), y)
         variance = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
         auc = Difference(float(aucs[0] - aucs[1]), variance)

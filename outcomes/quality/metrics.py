@@ -37,6 +37,7 @@ from vocabulary.buckets import PROBABILITY_BIN_LABELS, PROBABILITY_BOUNDS
 from vocabulary.tiers import RISK_TIERS, TIER_EDGES
 
 __all__ = [
+    "enough_for_auc",
     "Auc",
     "CalibrationBin",
     "Calibration",
@@ -184,10 +185,15 @@ class Auc:
         return max(self.value - half, 0.0), min(self.value + half, 1.0)
 
 
+def enough_for_auc(churned: BoolArray) -> bool:
+    """At least two churners and two stayers: DeLong's variance needs both."""
+    m = int(churned.sum())
+    return m >= 2 and churned.size - m >= 2
+
+
 def roc_auc(probability: FloatArray, churned: BoolArray) -> Auc | None:
     """AUC with its DeLong variance; None with fewer than two churners or two stayers."""
-    m = int(churned.sum())
-    if m < 2 or churned.size - m < 2:
+    if not enough_for_auc(churned):
         return None
     aucs, covariance = delong(probability, churned)
     return Auc(float(aucs[0]), float(covariance[0, 0]))

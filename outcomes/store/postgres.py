@@ -37,11 +37,7 @@ class PostgresStore(SqlStore):
         self.connection: psycopg.Connection[tuple[object, ...]] | None = None
         self.lock = threading.Lock()
         if migrate:
-            try:
-                self.migrate()
-            except BaseException:
-                self.close()  # a refused store leaves no connection behind
-                raise
+            self._migrate_or_close()
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         connection = self.connection

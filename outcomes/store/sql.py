@@ -171,6 +171,15 @@ class SqlStore(PredictionStore):
         found = cursor.fetchone()[0]
         return int(found) if found is not None else 0
 
+    def _migrate_or_close(self) -> None:
+        """Bring a newly opened store to the current schema; a refused store leaves no
+        connection behind."""
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()
+            raise
+
     def migrate(self, target: int | None = None) -> int:
         target = LATEST if target is None else target
         for version, description, statements in MIGRATIONS:

@@ -56,11 +56,7 @@ class SqliteStore(SqlStore):
         # One connection, used by one thread at a time (a caller that shares it serialises).
         self.lock = threading.Lock()
         if migrate:
-            try:
-                self.migrate()
-            except BaseException:
-                self.close()  # a refused store leaves no connection behind
-                raise
+            self._migrate_or_close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:

@@ -25,6 +25,7 @@ from gateway.client_limits import ClientLimits, client_limits_for_process
 from gateway.endpoints.errors import handle_errors
 from gateway.endpoints.health import serve_health
 from gateway.endpoints.metrics import serve_metrics
+from gateway.endpoints.outcomes import outcomes_router
 from gateway.endpoints.quality import QualityCollector, QualityReports, serve_quality
 from gateway.endpoints.routing import serve_routing
 from gateway.endpoints.shadow import serve_shadow
@@ -33,7 +34,6 @@ from gateway.lifespan import Lifespan
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
-from gateway.outcomes_endpoint import outcomes_router
 from gateway.pool import PoolLimits
 from gateway.prediction_log import PredictionLogCollector, open_prediction_log
 from gateway.proxy import Proxy

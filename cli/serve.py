@@ -9,12 +9,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cli.base import ROUTING_FILE_ENV, CommandError, Commands
 
 __all__ = ["register"]
 
 METRICS_DIR_ENV = "GATEWAY_METRICS_DIR"
+ADMIN_PORT_ENV = "GATEWAY_ADMIN_PORT"
+APP = "gateway.app:create_app"
 
 
 def register(commands: Commands) -> None:
@@ -23,7 +26,8 @@ def register(commands: Commands) -> None:
         run,
         "run the gateway",
         "Run the gateway with uvicorn (Ctrl-C stops it). Other settings come from GATEWAY_* "
-        "environment variables.",
+        f"environment variables; {ADMIN_PORT_ENV} opens a second listener and serves the "
+        "operators' endpoints (/routing, /metrics, /ui, ...) only there.",
     )
     sub.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     sub.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
@@ -45,20 +49,59 @@ def run(args: argparse.Namespace) -> int:
         # Through the environment so every worker process's settings see it.
         os.environ[ROUTING_FILE_ENV] = args.file
     settings = load_settings()
-    with _metrics_dir(settings.metrics_dir, args.workers):
-        uvicorn.run(
-            "gateway.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level="info",
-            access_log=settings.access_log,
-            timeout_graceful_shutdown=10,
-            # uvicorn's httptools protocol with plain predictions short-cut (gateway/server/).
-            http="gateway.server:GatewayProtocol",
+    if settings.admin_port and settings.admin_port == args.port:
+        raise CommandError(
+            f"gateway refused to start: {ADMIN_PORT_ENV}={settings.admin_port} is the client "
+            "port (--port): give the admin listener a port of its own, or 0 for one port"
         )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_level": "info",
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": 10,
+        # uvicorn's httptools protocol with plain predictions short-cut (gateway/server/).
+        "http": "gateway.server:GatewayProtocol",
+    }
+    with _metrics_dir(settings.metrics_dir, args.workers):
+        if settings.admin_port:
+            _serve_with_admin(options, settings.admin_host or args.host, settings.admin_port)
+        else:
+            uvicorn.run(APP, **options)
     return 0
+
+
+def _serve_with_admin(options: dict[str, Any], admin_host: str, admin_port: int) -> None:
+    """uvicorn.run, with a second listening socket for the admin endpoints.
+
+    Both sockets are bound here, before any worker starts, and every worker serves both with one
+    app (uvicorn's Server.run and Multiprocess take a list of sockets: the way gunicorn's
+    uvicorn worker hands them over), so the admin port needs no process, app or lifespan of its
+    own, and works with any number of workers. The app answers the operators' paths only on the
+    admin port (gateway/listeners.py).
+    """
+    from uvicorn import Config, Server
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    config = Config(APP, **options)
+    sockets = [config.bind_socket(), Config(APP, host=admin_host, port=admin_port).bind_socket()]
+    print(f"admin endpoints on {admin_host}:{admin_port} only ({ADMIN_PORT_ENV})", flush=True)
+    server = Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if config.workers == 1 and not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 @contextlib.contextmanager

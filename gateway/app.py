@@ -31,6 +31,7 @@ from gateway.endpoints.routing import serve_routing
 from gateway.endpoints.shadow import serve_shadow
 from gateway.endpoints.stats import serve_stats
 from gateway.lifespan import Lifespan
+from gateway.listeners import NOT_FOUND, refused
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
@@ -62,6 +63,8 @@ class GatewayApp(FastAPI):
     # What the server protocol allows a client connection (gateway/server/ enforces it).
     client_limits: ClientLimits = ClientLimits()
     client_tally: ClientTally | None = None  # counted by the server protocol
+    # When set, the operators' endpoints answer only on this port (gateway/listeners.py).
+    admin_port: int = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in PREDICT_PATHS:
@@ -71,6 +74,9 @@ class GatewayApp(FastAPI):
                 await send_json(send, 503, {"error": "not_ready", "detail": "gateway starting"})
             else:
                 await self.proxy(scope, receive, send)
+            return
+        if self.admin_port and scope["type"] == "http" and refused(scope, self.admin_port):
+            await send_json(send, 404, NOT_FOUND)
             return
         await super().__call__(scope, receive, send)
 
@@ -168,6 +174,7 @@ def create_app(
     )
     app.client_limits = client_limits_for_process(settings)
     app.client_tally = metrics.clients
+    app.admin_port = settings.admin_port
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)

@@ -81,6 +81,13 @@ class GatewaySettings(BaseSettings):
     quality_window_days: float = Field(default=30.0, gt=0, le=366)
     quality_metrics_interval_s: float = Field(default=60.0, ge=1)
 
+    # A second listener for the operators' endpoints (gateway/listeners.py): when set, /routing,
+    # /stats, /shadow, /ui, /metrics, /docs, /quality and the rest answer only on this port, and
+    # the client port keeps the prediction, probe and outcomes paths. 0: one port for all.
+    # admin_host empty: the address the client port binds (``serve --host``).
+    admin_port: int = Field(default=0, ge=0, le=65535)
+    admin_host: str = ""
+
     access_log: bool = False
     # Where each worker process leaves its counters for the others to sum at scrape
     # (gateway/metrics_share.py). ``serve --workers N`` makes a private one when unset; unset

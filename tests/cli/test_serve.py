@@ -118,3 +118,26 @@ def test_serve_refuses_a_bad_setting_naming_the_variable(
     message = str(stopped.value.code)
     assert message.startswith("gateway refused to start: GATEWAY_READ_TIMEOUT_S:")
     assert "number" in message
+
+
+def test_serve_refuses_an_admin_port_equal_to_the_client_port(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not start"))
+    monkeypatch.setenv("GATEWAY_ADMIN_PORT", "9999")
+    assert cli.main(["serve", "--port", "9999"]) != 0
+    err = capsys.readouterr().err
+    assert "GATEWAY_ADMIN_PORT=9999" in err
+    assert "--port" in err
+
+
+def test_serve_without_an_admin_port_runs_one_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setenv("GATEWAY_ADMIN_PORT", "0")
+    assert cli.main(["serve", "--port", "9999"]) == 0
+    assert [c["port"] for c in calls] == [9999]

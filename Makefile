@@ -5,9 +5,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# checkov scans the Kubernetes manifests in make test (tests/containers/test_kubernetes.py). It
+# lives in a venv of its own: its many pinned dependencies must not move the project's.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_INSTALLED := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 
-.PHONY: help install tools artifacts up test lint typecheck format bench bench-rollout bench-smoke check-containers e2e-containers clean
+.PHONY: help install tools checkov artifacts up test lint typecheck format bench bench-rollout bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
@@ -26,6 +31,15 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 install: $(INSTALLED)
+
+$(CHECKOV_INSTALLED):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+checkov: $(CHECKOV_INSTALLED)
 
 # promtool checks the /metrics format in the tests, chromium runs the status page's browser
 # tests (Playwright drives it; no browser download), PostgreSQL's server runs the prediction
@@ -72,7 +86,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint typecheck tools artifacts
+test: lint typecheck tools checkov artifacts
 	$(BIN)/python -m pytest
 
 bench: artifacts
@@ -87,11 +101,11 @@ bench-rollout: $(INSTALLED)
 bench-smoke: artifacts
 	$(BIN)/python -m bench --smoke
 
-check-containers: $(INSTALLED)
+check-containers: $(INSTALLED) checkov
 	$(BIN)/python -m pytest tests/containers
 
 e2e-containers: $(INSTALLED)
 	bash deploy/e2e-containers.sh
 
 clean:
-	rm -rf $(VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis

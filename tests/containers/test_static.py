@@ -32,7 +32,6 @@ from routing_config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 ROUTING = ROOT / "routing.yaml"
 COMPOSE = ROOT / "docker-compose.yml"
-K8S = ROOT / "deploy" / "kubernetes"
 DOCKERFILES = {
     "model": ROOT / "Dockerfile.model",
     "gateway": ROOT / "Dockerfile.gateway",
@@ -48,7 +47,6 @@ SUPPORT_SERVICES = {GATEWAY: None, PROMETHEUS: "monitoring"}
 LOCK = ROOT / "deploy" / "requirements-lock.txt"
 GATEWAY_REQUIREMENTS = ROOT / "deploy" / "requirements-gateway.txt"
 E2E = ROOT / "deploy" / "e2e-containers.sh"
-CONFIGMAP = "streamflow-routing"
 NON_ROOT_UID = 10001
 TAG = re.compile(r"^[\w.\-/]+:(?P<tag>[\w][\w.\-]*)$")
 
@@ -121,18 +119,6 @@ def model_services() -> dict[str, dict[str, Any]]:
     return {name: svc for name, svc in services.items() if name not in SUPPORT_SERVICES}
 
 
-@cache
-def k8s_objects() -> list[dict[str, Any]]:
-    objects = []
-    for path in sorted(K8S.glob("*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return objects
-
-
-def k8s(kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in k8s_objects() if o["kind"] == kind}
-
-
 def image_tag(image: str) -> str:
     match = TAG.match(image)
     assert match, f"{image}: image must carry an explicit tag"
@@ -194,34 +180,6 @@ def test_hadolint_really_lints() -> None:
     )
     assert done.returncode != 0
     assert "DL3007" in done.stdout  # the latest tag
-
-
-def test_kubernetes_validate_strict(tmp_path: Path) -> None:
-    # The ConfigMap is made from routing.yaml at deploy time; validate that one too.
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": CONFIGMAP},
-        "data": {"routing.yaml": ROUTING.read_text()},
-    }
-    generated = tmp_path / "routing-configmap.yaml"
-    generated.write_text(yaml.safe_dump(configmap))
-    manifests = sorted(str(p) for p in K8S.glob("*.yaml"))
-    assert manifests, "no manifests in deploy/kubernetes"
-    done = run(tool("kubernetes-validate"), "--strict", *manifests, str(generated))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "ERROR" not in done.stdout + done.stderr
-
-
-def test_kubernetes_validate_rejects_unknown_fields(tmp_path: Path) -> None:
-    """--strict is in force: a misspelt field must fail, not be ignored by the cluster."""
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"
-        "spec: {selector: {a: b}, ports: [{port: 80, targetPrt: 8080}]}\n"
-    )
-    done = run(tool("kubernetes-validate"), "--strict", str(bad))
-    assert done.returncode != 0
 
 
 def test_e2e_script_passes_shellcheck() -> None:
@@ -644,113 +602,3 @@ def test_gateway_image_provides_every_module_the_gateway_imports() -> None:
         if not dists & available:
             missing.append(f"{module} (from {sorted(dists) or 'nothing installed'})")
     assert not missing, f"add to deploy/requirements-gateway.txt: {missing}"
-
-
-# --- Kubernetes against routing.yaml -------------------------------------------------------------
-
-
-def model_deployments() -> dict[str, dict[str, Any]]:
-    return {
-        name: d
-        for name, d in k8s("Deployment").items()
-        if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
-        == "streamflow-model"
-    }
-
-
-def test_every_routing_replica_is_a_kubernetes_service_of_its_version() -> None:
-    services = k8s("Service")
-    deployments = model_deployments()
-    for version, hosts in routing().items():
-        for host, port in hosts:
-            assert host in services, f"routing.yaml names {host}: no Service of that name"
-            svc = services[host]["spec"]
-            assert port in [p["port"] for p in svc["ports"]], f"{host}: port {port}"
-            backing = [
-                d
-                for d in deployments.values()
-                if selects(svc["selector"], d["spec"]["template"]["metadata"]["labels"])
-            ]
-            assert len(backing) == 1, f"Service {host} selects {len(backing)} Deployments"
-            container = backing[0]["spec"]["template"]["spec"]["containers"][0]
-            assert image_tag(container["image"]) == version, f"{host}: {container['image']}"
-            assert container_env(container).get("MODEL_VERSION") == version, host
-            labels = backing[0]["spec"]["template"]["metadata"]["labels"]
-            assert labels["app.kubernetes.io/version"] == version, host
-
-
-def test_every_kubernetes_model_deployment_is_in_routing() -> None:
-    assert set(model_deployments()) == set(replica_versions())
-    for name, d in model_deployments().items():
-        assert d["spec"]["replicas"] == 1, f"{name}: one pod per routing.yaml replica URL"
-
-
-def test_kubernetes_versions_agree_with_compose() -> None:
-    for name, d in model_deployments().items():
-        image = d["spec"]["template"]["spec"]["containers"][0]["image"]
-        assert image == model_services()[name]["image"], name
-    gateway = k8s("Deployment")["streamflow-gateway"]["spec"]["template"]["spec"]
-    assert gateway["containers"][0]["image"] == compose_config()["services"]["gateway"]["image"]
-
-
-def test_kubernetes_gateway_reads_routing_from_a_live_configmap() -> None:
-    deployment = k8s("Deployment")["streamflow-gateway"]
-    assert deployment["spec"]["replicas"] >= 2, "stateless: run at least two"
-    pod = deployment["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    routing_file = PurePosixPath(container_env(container)["GATEWAY_ROUTING_FILE"])
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    (mount,) = [m for m in container["volumeMounts"] if "configMap" in volumes[m["name"]]]
-    assert "subPath" not in mount, "a subPath mount never receives ConfigMap updates"
-    assert routing_file.parent == PurePosixPath(mount["mountPath"])
-    configmap = volumes[mount["name"]]["configMap"]
-    assert configmap["name"] == CONFIGMAP
-    keys = {i["key"]: i["path"] for i in configmap.get("items", [])} or {
-        routing_file.name: routing_file.name
-    }
-    assert keys.get("routing.yaml") == routing_file.name
-
-
-def test_kubernetes_client_service_selects_the_gateway() -> None:
-    svc = k8s("Service")["streamflow-gateway"]["spec"]
-    pod_labels = k8s("Deployment")["streamflow-gateway"]["spec"]["template"]["metadata"]["labels"]
-    assert selects(svc["selector"], pod_labels)
-    assert svc["ports"][0]["targetPort"] in ("http", 8080)
-
-
-def test_kubernetes_pods_are_probed_limited_and_non_root() -> None:
-    deployments = k8s("Deployment")
-    assert "streamflow-gateway" in deployments
-    for name, deployment in deployments.items():
-        pod = deployment["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["runAsUser"] == NON_ROOT_UID, name
-        assert len(pod["containers"]) == 1, name
-        check_container(name, pod["containers"][0])
-
-
-def check_container(name: str, container: dict[str, Any]) -> None:
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready", name
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health", name
-    resources = container["resources"]
-    assert {"cpu", "memory"} <= set(resources["requests"]) & set(resources["limits"]), name
-    ctx = container["securityContext"]
-    assert ctx["allowPrivilegeEscalation"] is False, name
-    assert ctx["readOnlyRootFilesystem"] is True, name
-    assert ctx["capabilities"]["drop"] == ["ALL"], name
-    assert image_tag(container["image"]) != "latest", name
-
-
-def test_kubernetes_pods_carry_scrape_annotations_for_their_metrics_port() -> None:
-    """A cluster's Prometheus finds every gateway and replica pod (not the Services, which would
-    answer from one pod of several) by the usual prometheus.io annotations."""
-    deployments = k8s("Deployment")
-    assert set(model_deployments()) | {"streamflow-gateway"} == set(deployments)
-    for name, deployment in deployments.items():
-        template = deployment["spec"]["template"]
-        annotations = template["metadata"].get("annotations", {})
-        (container,) = template["spec"]["containers"]
-        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert annotations.get("prometheus.io/scrape") == "true", name
-        assert annotations.get("prometheus.io/port") == str(ports["http"]), name
-        assert annotations.get("prometheus.io/path") == "/metrics", name

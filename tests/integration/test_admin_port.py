@@ -154,3 +154,30 @@ def test_the_admin_port_reports_the_client_ports_traffic(gateway: tuple[str, str
     while served() < before + 5 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert served() >= before + 5
+
+
+def test_the_admin_port_binds_its_own_host(
+    fakes: dict[str, Proc], tmp_path: Path, proc_log_dir: Path
+) -> None:
+    """GATEWAY_ADMIN_HOST: the admin listener on 127.0.0.2 only, the client port on 127.0.0.1."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing_yaml(VERSIONS, weights={"v2.3.1": 100, "v2.4.0": 0}))
+    port, admin = free_port(), free_port()
+    argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env = {
+        "GATEWAY_ROUTING_FILE": str(routing),
+        "GATEWAY_RESOLVE": json.dumps({f"{n}:8000": p.address for n, p in fakes.items()}),
+        "GATEWAY_ADMIN_PORT": str(admin),
+        "GATEWAY_ADMIN_HOST": "127.0.0.2",
+    }
+    proc = Proc("gateway-admin-host", argv, env, port).start(proc_log_dir)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ready", timeout=60)
+        wait_for(f"http://127.0.0.2:{admin}/routing", timeout=30)
+        with pytest.raises(httpx.ConnectError):
+            fresh("GET", f"http://127.0.0.1:{admin}/routing")
+        with pytest.raises(httpx.ConnectError):
+            fresh("GET", f"http://127.0.0.2:{port}/health")
+        assert fresh("GET", f"http://127.0.0.1:{port}/routing").status_code == 404
+    finally:
+        proc.stop()

@@ -256,7 +256,7 @@ def test_a_version_scales_by_an_autoscaler_without_a_routing_edit() -> None:
     deployment = model_deployments()[target["name"]]
     assert target["kind"] == "Deployment"
     assert "replicas" not in deployment["spec"], "the autoscaler owns the count"
-    assert hpa["spec"]["minReplicas"] >= 1 < hpa["spec"]["maxReplicas"]
+    assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
 
 
 # --- the gateway and its two ports --------------------------------------------------------------

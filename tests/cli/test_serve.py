@@ -141,3 +141,18 @@ def test_serve_without_an_admin_port_runs_one_listener(monkeypatch: pytest.Monke
     monkeypatch.setenv("GATEWAY_ADMIN_PORT", "0")
     assert cli.main(["serve", "--port", "9999"]) == 0
     assert [c["port"] for c in calls] == [9999]
+
+
+def test_the_uvicorn_pieces_the_admin_listener_uses_are_there() -> None:
+    """serve binds both sockets itself and hands them to uvicorn's Server or Multiprocess (as
+    gunicorn's uvicorn worker does); an upgrade that moves these fails here, naming them."""
+    import inspect
+
+    from uvicorn import Config, Server
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    assert callable(Config.bind_socket)
+    assert "sockets" in inspect.signature(Server.run).parameters
+    assert list(inspect.signature(Multiprocess).parameters)[:2] == ["config", "sockets"]
+    assert STARTUP_FAILURE == 3

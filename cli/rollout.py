@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -44,7 +45,8 @@ def register(commands: Commands) -> None:
         "start",
         run_start,
         "run the controller in the foreground until it promotes (exit 0) or rolls back (1); "
-        "started again, it resumes the step it was at",
+        "started again, it resumes the step it was at; with STREAMFLOW_WEBHOOK_URL set, each "
+        "decision is also POSTed there (Slack-compatible JSON)",
     )
     start.add_argument(
         "--gateway",
@@ -110,11 +112,17 @@ def run_start(args: argparse.Namespace) -> int:
     import httpx
 
     from rollout.controller import Controller, RolloutError
+    from rollout.notify import WEBHOOK_ENV, Notifier
     from rollout.sources.prometheus import PrometheusSource
     from rollout.sources.quality import GatewayQuality
     from rollout.sources.scrape import ScrapeSource
 
     load_routing(args.file)  # a clear error for an invalid file before anything runs
+    webhook = os.environ.get(WEBHOOK_ENV, "").strip()
+    try:
+        notifier = Notifier(webhook) if webhook else None
+    except ValueError as exc:
+        raise CommandError(f"error: {exc}") from None
     with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
         source = (
             PrometheusSource(args.prometheus, client)
@@ -123,14 +131,26 @@ def run_start(args: argparse.Namespace) -> int:
         )
         try:
             quality = GatewayQuality(args.gateway or [DEFAULT_GATEWAY], client)
-            controller = Controller(args.file, _log_for(args), source, say=_say, quality=quality)
+            controller = Controller(
+                args.file,
+                _log_for(args),
+                source,
+                say=_say,
+                quality=quality,
+                notify=notifier.offer if notifier is not None else None,
+            )
             print(f"judging on {source.describe()}; log: {controller.log.path}", flush=True)
+            if notifier is not None:
+                print(f"notifying {notifier.where} of each decision", flush=True)
             return controller.run()
         except RolloutError as exc:
             raise CommandError(f"error: {exc}") from None
         except KeyboardInterrupt:
             print("stopped; `streamflow rollout start` again resumes this step", flush=True)
             return 130
+        finally:
+            if notifier is not None:
+                notifier.close()
 
 
 def _say(line: str) -> None:

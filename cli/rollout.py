@@ -1,4 +1,5 @@
-"""``streamflow rollout start|status|pause|resume|abort``: the progressive rollout controller.
+"""``streamflow rollout start|status|pause|resume|abort|analysis``: the progressive rollout
+controller, and its judge served to Argo Rollouts or Flagger.
 
 The controller is the ``rollout`` package beside ``gateway``; it is imported when a rollout
 command runs, so the other commands work where only the gateway is installed.
@@ -19,6 +20,7 @@ from cli.text import indent, table
 __all__ = ["format_log", "register"]
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
+DEFAULT_LISTEN = "127.0.0.1:8090"
 SOURCE_TIMEOUT_S = 5.0
 
 
@@ -77,6 +79,24 @@ def register(commands: Commands) -> None:
     )
     add("abort", run_abort, "roll back now: candidate to 0, rollout section removed").add_argument(
         "--reason", default=""
+    )
+    summary = (
+        "serve the judge's verdict over HTTP for Argo Rollouts (GET /verdict?candidate=V) and "
+        "Flagger (POST /flagger/rollout, /flagger/confirm-promotion): the same judge and "
+        "sources as `rollout start`, which edits nothing (deploy/rollout-engines/ has examples)"
+    )
+    analysis = subs.add_parser("analysis", help=summary, description=summary)
+    analysis.set_defaults(rollout_run=run_analysis)
+    commands.add_file_option(analysis)
+    analysis.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}"
+    )
+    analysis.add_argument(
+        "--gateway", action="append", metavar="URL",
+        help=f"a gateway to scrape (repeat for several; default {DEFAULT_GATEWAY})",
+    )  # fmt: skip
+    analysis.add_argument(
+        "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
     )
 
 
@@ -151,6 +171,43 @@ def run_start(args: argparse.Namespace) -> int:
         finally:
             if notifier is not None:
                 notifier.close()
+
+
+def run_analysis(args: argparse.Namespace) -> int:
+    _require_rollout()
+    import httpx
+
+    from rollout.analysis import Analysis
+    from rollout.analysis_server import AnalysisServer
+    from rollout.sources.prometheus import PrometheusSource
+    from rollout.sources.scrape import ScrapeSource
+    from routing_config import load_config
+
+    load_routing(args.file)  # a clear error for an invalid file before anything runs
+    host, _, port = str(args.listen).rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"error: --listen: {args.listen!r} is not HOST:PORT")
+    with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
+        source = (
+            PrometheusSource(args.prometheus, client)
+            if args.prometheus
+            else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
+        )
+        # Read at every question: an edited plan counts at once, an invalid file is a 503.
+        analysis = Analysis(source, lambda: load_config(args.file))
+        try:
+            server = AnalysisServer((host.strip("[]"), int(port)), analysis)
+        except OSError as exc:
+            raise CommandError(f"error: --listen {args.listen}: {exc.strerror or exc}") from None
+        print(f"judging on {source.describe()}; verdicts on http://{args.listen}/verdict "
+              "?candidate=VERSION", flush=True)  # fmt: skip
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            server.server_close()
+    return 0
 
 
 def _say(line: str) -> None:

@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The CRD schemas of Argo Rollouts, as validators (tests/containers/test_rollout_engines.py).
+ARGO_MODELS_PACKAGE := @kubernetes-models/argo-rollouts@2.0.0
+ARGO_MODELS := .cache/npm/node_modules/@kubernetes-models/argo-rollouts
 
 
 .PHONY: help install tools artifacts up test lint typecheck format bench bench-rollout bench-smoke check-containers e2e-containers clean
@@ -50,6 +53,11 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends chromium >/dev/null; \
 	  else echo "/usr/bin/chromium not found and cannot be installed here: the browser tests will be skipped"; fi; }
+	@test -d $(ARGO_MODELS) || { \
+	  if command -v npm >/dev/null; then \
+	    echo "installing Argo Rollouts' CRD models (npm) to validate deploy/rollout-engines/"; \
+	    npm install --silent --no-audit --no-fund --prefix .cache/npm $(ARGO_MODELS_PACKAGE); \
+	  else echo "npm not found: the Argo Rollouts example is checked without its CRD schema"; fi; }
 
 artifacts: $(INSTALLED)
 	$(BIN)/python -m model_server.train --if-missing

@@ -56,7 +56,12 @@ class Snapshot:
             pin_header=config.pinning.header.lower().encode() if config.pinning else None,
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
             shadow=ShadowPlan.from_spec(config.shadow.model_dump() if config.shadow else None),
-            loaded_at=now_iso(),
+            # A rebuild of the same config (new addresses for a host) is not a reload.
+            loaded_at=(
+                previous.loaded_at
+                if previous is not None and previous.loaded is loaded
+                else now_iso()
+            ),
             versions=frozenset(config.versions),
         )
 

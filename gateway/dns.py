@@ -21,7 +21,8 @@ What an answer means:
   (and a client whose own transport knows the name, a test's, still reaches it);
 - no answer (the resolver failed for another reason, or timed out): the last answer stands;
   a host never answered for is dialed by name.
-Hosts the local stack maps (``GATEWAY_RESOLVE``) and IP literals are never looked up.
+Hosts the local stack maps (``GATEWAY_RESOLVE``), IP literals and ``https`` entries (whose
+certificate is checked against the name, so they must be dialed by it) are never looked up.
 
 The lookup is the event loop's ``getaddrinfo`` (run in its thread pool: the loop never blocks);
 tests inject a resolver of their own.
@@ -106,7 +107,7 @@ def hosts_to_look_up(
     config: RoutingConfig, resolve: Mapping[str, str]
 ) -> dict[str, tuple[str, int]]:
     """Each replica entry's host the gateway must resolve: key (``host:port``) -> (host,
-    port). Not IP literals, not hosts the local stack's map names."""
+    port). Not IP literals, not hosts the local stack's map names, not ``https`` entries."""
     mapped = {name.lower() for name in resolve}
     out: dict[str, tuple[str, int]] = {}
     for spec in config.versions.values():
@@ -114,8 +115,8 @@ def hosts_to_look_up(
             key = replica_address_key(url)
             parts = urlsplit(url)
             host = parts.hostname or ""
-            if key in mapped or not host or _is_ip(host):
-                continue
+            if key in mapped or not host or _is_ip(host) or parts.scheme != "http":
+                continue  # https: TLS checks the certificate against the name, not an address
             out[key] = (host, parts.port or DEFAULT_PORTS[parts.scheme])
     return out
 

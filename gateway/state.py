@@ -124,7 +124,7 @@ class GatewayState:
 def _entries_of(snap: Snapshot, hosts: HostTable | None) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for version, spec in snap.loaded.config.versions.items():
-        members = [r for r in snap.pool.by_version.get(version, ())]
+        members = snap.pool.by_version.get(version, ())
         for url in spec.replicas:
             lookup = hosts.answers.get(replica_address_key(url)) if hosts is not None else None
             out.append(

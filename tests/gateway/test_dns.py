@@ -27,8 +27,7 @@ def test_only_names_nobody_maps_are_looked_up() -> None:
                "http://Mapped-A:8000", "https://secure.models/api")  # fmt: skip
     assert hosts_to_look_up(c, {"mapped-a:8000": "127.0.0.1:9101"}) == {
         "models-v1:8000": ("models-v1", 8000),
-        "secure.models:443": ("secure.models", 443),
-    }
+    }  # https is dialed by name: its certificate names the host, not an address
 
 
 def test_a_member_dials_the_address_with_the_entrys_scheme_port_and_path() -> None:

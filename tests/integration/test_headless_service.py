@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -136,6 +137,34 @@ def test_one_entry_many_addresses(tmp_path: Path) -> None:
             assert not any("127.0.0.2" in a for a in addresses)
             print(f"\nnew address routable {joined:.2f}s after the DNS answer changed")
 
+            # An address leaving the answer while requests are on it: they finish on it.
+            slow: list[tuple[int, str]] = []
+
+            def slow_request() -> None:
+                with httpx.Client(base_url=gateway.url, timeout=10) as own:
+                    r = own.post("/predict", json={"x": 1}, headers={"X-Slow": "1.5"})
+                    slow.append((r.status_code, r.json().get("replica", "")))
+
+            threads = [threading.Thread(target=slow_request) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)  # all six in flight, two on each address
+            hosts_file.write_text(json.dumps({HOST: ["127.0.0.1", "127.0.0.4"]}))
+            wait_until(
+                lambda: (
+                    not any(
+                        "127.0.0.3" in a["address"]
+                        for a in entry_of(client)["addresses"]  # type: ignore[attr-defined]
+                    )
+                )
+            )
+            for thread in threads:
+                thread.join(10)
+            assert [status for status, _ in slow] == [200] * 6, slow
+            assert "r3" in {name for _, name in slow}  # one finished on the address that left
+            names, failures = served_by(client, 60)
+            assert failures == [] and set(names) == {"r1", "r4"}, names
+
             # Labels stay the entry's: one series per state, whatever the addresses.
             metrics = client.get("/metrics").text
             healthy_lines = [
@@ -145,7 +174,7 @@ def test_one_entry_many_addresses(tmp_path: Path) -> None:
             assert healthy_lines and all(
                 f'replica="http://{HOST}:{port}"' in x for x in healthy_lines
             )
-            assert any(x.endswith(" 3.0") and 'state="healthy"' in x for x in healthy_lines)
+            assert any(x.endswith(" 2.0") and 'state="healthy"' in x for x in healthy_lines)
 
             # The name resolves to nothing (every pod gone): no healthy replica.
             hosts_file.write_text(json.dumps({}))

@@ -83,7 +83,7 @@ def register(commands: Commands) -> None:
     summary = (
         "serve the judge's verdict over HTTP for Argo Rollouts (GET /verdict?candidate=V) and "
         "Flagger (POST /flagger/rollout, /flagger/confirm-promotion): the same judge and "
-        "sources as `rollout start`, which edits nothing (deploy/rollout-engines/ has examples)"
+        "sources as `rollout start`; it edits nothing (deploy/rollout-engines/ has examples)"
     )
     analysis = subs.add_parser("analysis", help=summary, description=summary)
     analysis.set_defaults(rollout_run=run_analysis)

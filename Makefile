@@ -10,6 +10,9 @@ INSTALLED := $(VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov
 CHECKOV_INSTALLED := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+# The CRD schemas of Argo Rollouts, as validators (tests/containers/test_rollout_engines.py).
+ARGO_MODELS_PACKAGE := @kubernetes-models/argo-rollouts@2.0.0
+ARGO_MODELS := .cache/npm/node_modules/@kubernetes-models/argo-rollouts
 
 
 .PHONY: help install tools checkov artifacts up test lint typecheck format bench bench-rollout bench-smoke check-containers e2e-containers clean
@@ -44,7 +47,7 @@ checkov: $(CHECKOV_INSTALLED)
 # promtool checks the /metrics format in the tests, chromium runs the status page's browser
 # tests (Playwright drives it; no browser download), PostgreSQL's server runs the prediction
 # store's tests (tests/outcomes/postgres_server.py starts its own); all installed from Debian
-# when we can.
+# when we can; npm fetches the Argo Rollouts CRD models that validate deploy/rollout-engines/.
 tools:
 	@command -v promtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -64,6 +67,17 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends chromium >/dev/null; \
 	  else echo "/usr/bin/chromium not found and cannot be installed here: the browser tests will be skipped"; fi; }
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing npm (Debian package) for the Argo Rollouts CRD schema"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends nodejs npm >/dev/null; \
+	  else echo "npm not found and cannot be installed here"; fi; }
+	@test -d $(ARGO_MODELS) || { \
+	  if command -v npm >/dev/null; then \
+	    echo "installing Argo Rollouts' CRD models (npm) to validate deploy/rollout-engines/"; \
+	    npm install --silent --no-audit --no-fund --prefix .cache/npm $(ARGO_MODELS_PACKAGE); \
+	  else echo "npm not found: the Argo Rollouts example is checked without its CRD schema"; fi; }
 
 artifacts: $(INSTALLED)
 	$(BIN)/python -m model_server.train --if-missing

@@ -49,6 +49,7 @@ examples:
   streamflow shadow
   streamflow rollout start
   streamflow rollout status
+  streamflow rollout analysis --listen 127.0.0.1:8090 --gateway http://127.0.0.1:8080
   STREAMFLOW_OUTCOMES_TOKEN=... streamflow outcomes load outcomes.csv
   streamflow quality --window 7d
 """

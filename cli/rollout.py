@@ -1,4 +1,5 @@
-"""``streamflow rollout start|status|pause|resume|abort``: the progressive rollout controller.
+"""``streamflow rollout start|status|pause|resume|abort|analysis``: the progressive rollout
+controller, and its judge served to Argo Rollouts or Flagger.
 
 The controller is the ``rollout`` package beside ``gateway``; it is imported when a rollout
 command runs, so the other commands work where only the gateway is installed.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ from cli.text import indent, table
 __all__ = ["format_log", "register"]
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
+DEFAULT_LISTEN = "127.0.0.1:8090"
 SOURCE_TIMEOUT_S = 5.0
 
 
@@ -44,7 +47,8 @@ def register(commands: Commands) -> None:
         "start",
         run_start,
         "run the controller in the foreground until it promotes (exit 0) or rolls back (1); "
-        "started again, it resumes the step it was at",
+        "started again, it resumes the step it was at; with STREAMFLOW_WEBHOOK_URL set, each "
+        "decision is also POSTed there (Slack-compatible JSON)",
     )
     start.add_argument(
         "--gateway",
@@ -75,6 +79,24 @@ def register(commands: Commands) -> None:
     )
     add("abort", run_abort, "roll back now: candidate to 0, rollout section removed").add_argument(
         "--reason", default=""
+    )
+    summary = (
+        "serve the judge's verdict over HTTP for Argo Rollouts (GET /verdict?candidate=V) and "
+        "Flagger (POST /flagger/rollout, /flagger/confirm-promotion): the same judge and "
+        "sources as `rollout start`; it edits nothing (deploy/rollout-engines/ has examples)"
+    )
+    analysis = subs.add_parser("analysis", help=summary, description=summary)
+    analysis.set_defaults(rollout_run=run_analysis)
+    commands.add_file_option(analysis)
+    analysis.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}"
+    )
+    analysis.add_argument(
+        "--gateway", action="append", metavar="URL",
+        help=f"a gateway to scrape (repeat for several; default {DEFAULT_GATEWAY})",
+    )  # fmt: skip
+    analysis.add_argument(
+        "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
     )
 
 
@@ -110,11 +132,17 @@ def run_start(args: argparse.Namespace) -> int:
     import httpx
 
     from rollout.controller import Controller, RolloutError
+    from rollout.notify import WEBHOOK_ENV, Notifier
     from rollout.sources.prometheus import PrometheusSource
     from rollout.sources.quality import GatewayQuality
     from rollout.sources.scrape import ScrapeSource
 
     load_routing(args.file)  # a clear error for an invalid file before anything runs
+    webhook = os.environ.get(WEBHOOK_ENV, "").strip()
+    try:
+        notifier = Notifier(webhook) if webhook else None
+    except ValueError as exc:
+        raise CommandError(f"error: {exc}") from None
     with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
         source = (
             PrometheusSource(args.prometheus, client)
@@ -123,14 +151,63 @@ def run_start(args: argparse.Namespace) -> int:
         )
         try:
             quality = GatewayQuality(args.gateway or [DEFAULT_GATEWAY], client)
-            controller = Controller(args.file, _log_for(args), source, say=_say, quality=quality)
+            controller = Controller(
+                args.file,
+                _log_for(args),
+                source,
+                say=_say,
+                quality=quality,
+                notify=notifier.offer if notifier is not None else None,
+            )
             print(f"judging on {source.describe()}; log: {controller.log.path}", flush=True)
+            if notifier is not None:
+                print(f"notifying {notifier.where} of each decision", flush=True)
             return controller.run()
         except RolloutError as exc:
             raise CommandError(f"error: {exc}") from None
         except KeyboardInterrupt:
             print("stopped; `streamflow rollout start` again resumes this step", flush=True)
             return 130
+        finally:
+            if notifier is not None:
+                notifier.close()
+
+
+def run_analysis(args: argparse.Namespace) -> int:
+    _require_rollout()
+    import httpx
+
+    from rollout.analysis import Analysis
+    from rollout.analysis_server import AnalysisServer
+    from rollout.sources.prometheus import PrometheusSource
+    from rollout.sources.scrape import ScrapeSource
+    from routing_config import load_config
+
+    load_routing(args.file)  # a clear error for an invalid file before anything runs
+    host, _, port = str(args.listen).rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"error: --listen: {args.listen!r} is not HOST:PORT")
+    with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
+        source = (
+            PrometheusSource(args.prometheus, client)
+            if args.prometheus
+            else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
+        )
+        # Read at every question: an edited plan counts at once, an invalid file is a 503.
+        analysis = Analysis(source, lambda: load_config(args.file))
+        try:
+            server = AnalysisServer((host.strip("[]"), int(port)), analysis)
+        except OSError as exc:
+            raise CommandError(f"error: --listen {args.listen}: {exc.strerror or exc}") from None
+        print(f"judging on {source.describe()}; verdicts on http://{args.listen}/verdict "
+              "?candidate=VERSION", flush=True)  # fmt: skip
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            server.server_close()
+    return 0
 
 
 def _say(line: str) -> None:

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from apidocs import serve_docs
 from gateway.admission import Admission
 from gateway.client_limits import ClientLimits, client_limits_for_process
+from gateway.dns import HostTable, Resolver, hosts_to_look_up, resolve_with_loop
 from gateway.endpoints.errors import handle_errors
 from gateway.endpoints.health import serve_health
 from gateway.endpoints.metrics import serve_metrics
@@ -93,10 +94,12 @@ def create_app(
     *,
     upstream: Callable[[], Upstream] | None = None,
     health_transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver | None = None,
 ) -> GatewayApp:
     """Build one gateway. ``upstream`` makes the forwarding client (called in the lifespan, in
     the running loop; default: the one ``settings.transport`` names), ``health_transport`` is
-    for health checks: tests fake the replicas with them, or run the production client."""
+    for health checks: tests fake the replicas with them, or run the production client;
+    ``resolver`` looks replica hosts up (gateway/dns.py; default: the loop's getaddrinfo)."""
     if settings is None:
         configure_logging()
         settings = load_settings()
@@ -113,8 +116,15 @@ def create_app(
         eject_cooldown_s=settings.eject_cooldown_s,
         max_inflight_per_replica=settings.max_inflight_per_replica,
     )
-    build = functools.partial(Snapshot.build, resolve=settings.resolve, limits=limits)
-    state = GatewayState(snapshot=build(loaded))
+    hosts: HostTable | None = None
+    if settings.dns_refresh_s > 0:
+        hosts = HostTable(
+            lambda: hosts_to_look_up(state.snapshot.loaded.config, settings.resolve),
+            resolver=resolver or resolve_with_loop,
+            min_gap_s=settings.dns_min_gap_s,
+        )
+    build = functools.partial(Snapshot.build, resolve=settings.resolve, limits=limits, hosts=hosts)
+    state = GatewayState(snapshot=build(loaded), hosts=hosts)
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     ledger = ShadowLedger()

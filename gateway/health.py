@@ -32,8 +32,9 @@ class HealthChecker:
             pool.record_check(replica, ok=ok, reported_version=version, error=error)
             if replica.state is not before:
                 log.info(
-                    "replica %s (%s): %s -> %s%s",
+                    "replica %s%s (%s): %s -> %s%s",
                     replica.url,
+                    f" at {replica.address}" if replica.address != replica.url.rstrip("/") else "",
                     replica.version,
                     before.value,
                     replica.state.value,

@@ -33,6 +33,7 @@ from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot, shadow_note
 from gateway.stats import StatsSampler
 from gateway.upstream import Upstream
+from routing_config.replica_key import replica_address_key
 
 if TYPE_CHECKING:
     from gateway.app import GatewayApp
@@ -62,15 +63,32 @@ class Lifespan:
         forwarder = self.open_upstream()
         health_client = httpx.AsyncClient(transport=self.health_transport)
         checker = HealthChecker(lambda: state, health_client, settings.health_timeout_s)
-        background: set[asyncio.Task[None]] = set()
+        background: set[asyncio.Task[object]] = set()
 
         def after_reload() -> None:
             metrics.reloads.inc()
             log_shadow(state)
+            if state.hosts is not None:  # hosts the new config names: looked up now
+                looked_up = asyncio.create_task(state.hosts.refresh())
+                background.add(looked_up)
+                looked_up.add_done_callback(background.discard)
             # New replicas are "unknown" until checked: check now rather than next interval.
             task = asyncio.create_task(checker.check_all())
             background.add(task)
             task.add_done_callback(background.discard)
+
+        hosts = state.hosts
+        if hosts is not None:
+
+            def hosts_changed() -> None:
+                # Same config, new addresses: members that stay keep their health.
+                state.snapshot = self.build(state.snapshot.loaded, previous=state.snapshot)
+                task = asyncio.create_task(checker.check_all())
+                background.add(task)
+                task.add_done_callback(background.discard)
+
+            hosts.on_change = hosts_changed
+            await hosts.refresh()  # one member per address before the first health round
 
         reloader = Reloader(
             settings.routing_file,
@@ -97,6 +115,8 @@ class Lifespan:
             admission=self.admission,
         )
         prediction_log = self.prediction_log
+        if hosts is not None:
+            app.proxy.connect_failed = lambda r: hosts.connect_failed(replica_address_key(r.url))
         if prediction_log is not None:
             prediction_log.start()
             app.proxy.record = mirror.record = prediction_log.record
@@ -106,6 +126,8 @@ class Lifespan:
             asyncio.create_task(reloader.run(settings.reload_interval_s)),
             asyncio.create_task(self.stats.run()),
         ]
+        if hosts is not None:
+            loops.append(asyncio.create_task(hosts.run(settings.dns_refresh_s)))
         if shared is not None:
             shared.write()  # this worker is in the sum from the start
             loops.append(asyncio.create_task(shared.run()))
@@ -124,6 +146,8 @@ class Lifespan:
                 # uvicorn has finished the in-flight requests by now: the file gets them all.
                 shared.write()
             app.proxy = None
+            if hosts is not None:
+                await hosts.aclose()
             await mirror.aclose()
             await forwarder.aclose()
             await health_client.aclose()

@@ -235,12 +235,19 @@ class _StateCollector(Collector):
         config = snap.loaded.config
         healthy = GaugeMetricFamily(
             metric_names.GATEWAY_REPLICA_HEALTHY.name,
-            "1 if the replica is routable, by version, replica and health state.",
+            "1 if the replica is routable, by version, replica and health state (an entry "
+            "whose host has many addresses: how many of them are).",
             labels=list(metric_names.GATEWAY_REPLICA_HEALTHY.labels),
         )
+        # Labelled by routing.yaml's entry, never by address: an entry whose host has many
+        # addresses (gateway/dns.py) reports, per state, how many of them are routable.
+        seen: dict[tuple[str, str, str], float] = {}
         for replica in snap.pool.replicas():
-            value = 1.0 if replica.state is ReplicaState.HEALTHY else 0.0
-            healthy.add_metric([replica.version, replica.url, replica.state.value], value)
+            key = (replica.version, replica.url, replica.state.value)
+            routable = 1.0 if replica.state is ReplicaState.HEALTHY else 0.0
+            seen[key] = seen.get(key, 0.0) + routable
+        for labels, value in seen.items():
+            healthy.add_metric(list(labels), value)
         yield healthy
         weights = GaugeMetricFamily(
             metric_names.GATEWAY_ROUTE_WEIGHT.name,

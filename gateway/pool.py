@@ -8,11 +8,12 @@ the event loop, so no locks are needed.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from gateway.dns import member_address
 from routing_config import RoutingConfig
 from routing_config.replica_key import replica_address_key
 
@@ -75,6 +76,23 @@ def resolve_address(url: str, resolve: Mapping[str, str]) -> str:
     return f"{parts.scheme}://{target}{parts.path.rstrip('/')}"
 
 
+def member_addresses(
+    url: str,
+    resolve: Mapping[str, str],
+    hosts: Callable[[str], tuple[str, ...] | None] | None,
+) -> list[str]:
+    """The addresses one replica entry stands for: the local stack's mapping, else each address
+    its host resolved to, else the URL itself (a host never resolved, or resolving to nothing,
+    is dialed by name: it then fails its health checks like any unreachable replica)."""
+    mapped = resolve_address(url, resolve)
+    if mapped != url.rstrip("/") or hosts is None:
+        return [mapped]
+    found = hosts(replica_address_key(url))
+    if not found:
+        return [mapped]
+    return [member_address(url, address) for address in found]
+
+
 @dataclass(frozen=True)
 class PoolLimits:
     eject_after_failures: int = 3
@@ -95,19 +113,19 @@ class ReplicaPool:
         resolve: Mapping[str, str],
         limits: PoolLimits,
         previous: ReplicaPool | None = None,
+        hosts: Callable[[str], tuple[str, ...] | None] | None = None,
     ) -> ReplicaPool:
-        """One Replica per configured URL; a replica kept across a reload keeps its health."""
-        known = {(r.version, r.url): r for r in previous.replicas()} if previous else {}
+        """One Replica per configured URL, or per address of its host when ``hosts`` (the
+        gateway's lookups, gateway/dns.py) knows some; a replica kept across a reload or a
+        new answer (same version, entry and address) keeps its health."""
+        known = {(r.version, r.url, r.address): r for r in previous.replicas()} if previous else {}
         by_version: dict[str, tuple[Replica, ...]] = {}
         for version, spec in config.versions.items():
             replicas = []
             for url in spec.replicas:
-                address = resolve_address(url, resolve)
-                kept = known.get((version, url))
-                if kept is not None and kept.address == address:
-                    replicas.append(kept)
-                else:
-                    replicas.append(Replica(version=version, url=url, address=address))
+                for address in member_addresses(url, resolve, hosts):
+                    kept = known.get((version, url, address))
+                    replicas.append(kept or Replica(version=version, url=url, address=address))
             by_version[version] = tuple(replicas)
         return cls(by_version=by_version, limits=limits)
 

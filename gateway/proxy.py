@@ -122,6 +122,9 @@ class Proxy:
         # client gets, as raw bytes; the request body too when features are logged.
         self.record: Callable[[Answered], None] | None = None
         self.log_features = False
+        # The replica host lookups (gateway/dns.py): told of a member that could not be
+        # connected to, so an address that left is looked up again at once.
+        self.connect_failed: Callable[[Replica], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry (tests, and requests the server does not short-circuit)."""
@@ -338,6 +341,8 @@ class Proxy:
 
     def _count_failure(self, snap: Snapshot, replica: Replica, failure: UpstreamFailure) -> None:
         self.metrics.upstream_errors.labels(replica.version, replica.url, failure.cause).inc()
+        if failure.cause == "connect_error" and self.connect_failed is not None:
+            self.connect_failed(replica)
         if snap.pool.record_failure(replica, failure.detail):
             self.metrics.ejections.labels(replica.version, replica.url).inc()
             log.warning("ejected %s (%s): %s", replica.url, replica.version, failure.detail)

@@ -18,6 +18,12 @@ class GatewaySettings(BaseSettings):
     # From the environment as JSON: GATEWAY_RESOLVE='{"model-v2-3-1-a:8000": "127.0.0.1:9101"}'.
     resolve: dict[str, str] = Field(default_factory=dict)
 
+    # Replica hosts the gateway resolves itself (gateway/dns.py: a headless Service's pods, one
+    # pool member per address): looked up this often, and on a failed connection at most once
+    # per dns_min_gap_s per host. 0: never looked up (each host dialed by name).
+    dns_refresh_s: float = Field(default=5.0, ge=0)
+    dns_min_gap_s: float = Field(default=1.0, ge=0)
+
     reload_interval_s: float = 0.5
     health_interval_s: float = 1.0
     health_timeout_s: float = 1.0

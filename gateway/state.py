@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.pool import PoolLimits, ReplicaPool
+from gateway.dns import HostTable
+from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.routing import RoutingTable
 from gateway.shadow.plan import ShadowPlan
 from routing_config import LoadedConfig
+from routing_config.replica_key import replica_address_key
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,18 +37,31 @@ class Snapshot:
         resolve: Mapping[str, str],
         limits: PoolLimits,
         previous: Snapshot | None = None,
+        hosts: HostTable | None = None,
     ) -> Snapshot:
         config = loaded.config
         table = RoutingTable.from_config(config)
+        pool = ReplicaPool.build(
+            config,
+            resolve,
+            limits,
+            previous.pool if previous else None,
+            hosts.addresses if hosts is not None else None,
+        )
         return cls(
             loaded=loaded,
             table=table,
-            pool=ReplicaPool.build(config, resolve, limits, previous.pool if previous else None),
+            pool=pool,
             revision=loaded.revision.encode(),
             pin_header=config.pinning.header.lower().encode() if config.pinning else None,
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
             shadow=ShadowPlan.from_spec(config.shadow.model_dump() if config.shadow else None),
-            loaded_at=now_iso(),
+            # A rebuild of the same config (new addresses for a host) is not a reload.
+            loaded_at=(
+                previous.loaded_at
+                if previous is not None and previous.loaded is loaded
+                else now_iso()
+            ),
             versions=frozenset(config.versions),
         )
 
@@ -61,6 +76,13 @@ class ReloadError:
 class GatewayState:
     snapshot: Snapshot
     last_reload_error: ReloadError | None = None
+    hosts: HostTable | None = None  # the replica host lookups, when the gateway does them
+
+    def entries(self) -> list[dict[str, object]]:
+        """Each routing.yaml replica entry: its host's last lookup (None when the gateway does
+        not resolve it: an IP, a host the local stack maps, lookups off) and the health of
+        every address it stands for."""
+        return _entries_of(self.snapshot, self.hosts)
 
     def is_ready(self) -> bool:
         """A healthy replica exists for the live route (or for stable, which backs it)."""
@@ -94,8 +116,34 @@ class GatewayState:
             },
             "ready": self.is_ready(),
             "replicas": [replica.as_dict() for replica in snap.pool.replicas()],
+            "entries": self.entries(),
             "config": config.model_dump(mode="json"),
         }
+
+
+def _entries_of(snap: Snapshot, hosts: HostTable | None) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for version, spec in snap.loaded.config.versions.items():
+        members = snap.pool.by_version.get(version, ())
+        for url in spec.replicas:
+            lookup = hosts.answers.get(replica_address_key(url)) if hosts is not None else None
+            out.append(
+                {
+                    "version": version,
+                    "url": url,
+                    "lookup": lookup.as_dict() if lookup is not None else None,
+                    "addresses": [
+                        {
+                            "address": r.address,
+                            "state": r.state.value,
+                            "healthy": r.state is ReplicaState.HEALTHY,
+                        }
+                        for r in members
+                        if r.url == url
+                    ],
+                }
+            )
+    return out
 
 
 def shadow_note(plan: ShadowPlan | None) -> str:

@@ -123,6 +123,7 @@ class Controller:
         sleep: Callable[[float], None] = time.sleep,
         say: Callable[[str], None] = print,
         quality: QualitySource | None = None,
+        notify: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = str(routing_file)
         self.log = log
@@ -141,6 +142,9 @@ class Controller:
                 "gateway's GET /quality to read it"
             )
         self.quality = quality
+        # Every entry written, and every operator command read, goes to rollout/notify.py's
+        # queue (it decides what is worth telling; it never waits).
+        self.notify = notify
 
     def run(self) -> int:
         """Until promoted (0) or rolled back or aborted (1)."""
@@ -207,6 +211,8 @@ class Controller:
         for entry in self.log.follow():
             if entry.get("by") != OPERATOR or entry.get("plan") != self.plan.id:
                 continue
+            if self.notify is not None:
+                self.notify(entry)
             action = entry.get("action")
             if action == "abort":
                 self.say("aborted by the operator (routing.yaml already rolled back)")
@@ -589,6 +595,8 @@ class Controller:
                     "window": state.reference_window,
                     "counts": version_counts_to_json(state.reference),
                 }
-        self.log.append(entry, at=self.clock())
+        line = self.log.append(entry, at=self.clock())
+        if self.notify is not None:
+            self.notify(line)
         verdict_text = verdict.status.value if verdict else "-"
         self.say(f"step {state.step} ({entry['weight']}%) {verdict_text} -> {action}: {reason}")

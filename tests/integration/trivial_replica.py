@@ -1,6 +1,9 @@
 """A tiny stand-in for a model replica, run as its own process (starts in well under a second).
 
-    python -m tests.integration.trivial_replica PORT VERSION NAME
+    python -m tests.integration.trivial_replica PORT VERSION NAME [HOST]
+
+HOST (default 127.0.0.1) may be any 127.0.0.x: Linux routes all of 127/8 to loopback, so
+replicas on one port at several addresses stand for a headless Service's pods.
 
 GET /health answers ``{"status": "healthy", "model_version": VERSION}``; GET /seen answers
 ``{"posts": N}``, the POST requests that have reached it so far. Any POST answers JSON
@@ -110,9 +113,10 @@ class Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str]) -> None:
     port, version, name = int(argv[0]), argv[1], argv[2]
+    host = argv[3] if len(argv) > 3 else "127.0.0.1"
     Handler.version = version
     Handler.name = name
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     server.serve_forever()
 

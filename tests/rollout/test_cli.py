@@ -81,3 +81,17 @@ def test_resume_accept_is_logged_and_status_shows_a_halt(
     assert "evidence against equal rates" in out and "last check (HALTED)" in out
     assert main(["rollout", "resume", "--accept", "--file", str(path)]) == 0
     assert log.read()[-1] == {**log.read()[-1], "action": "resume", "accept": True}
+
+
+def test_bad_webhook_url_and_listen_address_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    monkeypatch.setenv("STREAMFLOW_WEBHOOK_URL", "hooks.example/services/secret-part")
+    assert main(["rollout", "start", "--file", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "STREAMFLOW_WEBHOOK_URL: must be an http:// or https:// URL" in err
+    assert "secret-part" not in err
+    assert main(["rollout", "analysis", "--file", str(path), "--listen", "8090"]) == 1
+    assert "--listen: '8090' is not HOST:PORT" in capsys.readouterr().err

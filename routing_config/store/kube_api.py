@@ -16,7 +16,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,15 +46,16 @@ class KubeUnavailable(Exception):
 class TokenAuth(httpx.Auth):
     """A bearer token read from its file, and read again once it is ``TOKEN_REFRESH_S`` old."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self.clock = clock
         self._token = ""
         self._read_at = -TOKEN_REFRESH_S
         self._lock = threading.Lock()
 
     def token(self) -> str:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if now - self._read_at >= TOKEN_REFRESH_S:
                 try:
                     self._token = self.path.read_text().strip()

@@ -226,7 +226,8 @@ class KubeStandIn:
                 conflict = None
             else:
                 missing = None
-                conflict = wanted is not None and str(wanted) != str(self._version)
+                current = self._object["metadata"]["resourceVersion"]
+                conflict = wanted is not None and str(wanted) != current
             if not missing and not conflict:
                 self._write(body.get("data") or {}, replace=method == "PUT")
                 obj = json.loads(json.dumps(self._object))

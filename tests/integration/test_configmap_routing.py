@@ -57,7 +57,7 @@ class Fleet:
                     if body["revision"] == revision_after:
                         seen[i] = time.monotonic() - started
                         return
-                    time.sleep(0.002)
+                    time.sleep(0.01)
 
         threads = [threading.Thread(target=poll, args=item) for item in enumerate(self.gateways)]
         for thread in threads:

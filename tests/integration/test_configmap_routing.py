@@ -159,12 +159,15 @@ def test_a_flip_reaches_three_gateways_within_a_second(fleet: Fleet) -> None:
 def test_a_broken_watch_recovers_and_the_next_flip_still_arrives(fleet: Fleet) -> None:
     fleet.standin.break_watches()
     assert flip(fleet, "green") < 5
-    # 410 Gone: a change the gateways cannot read from any history while their watches are down.
-    fleet.standin.gone_as_http = False
-    fleet.standin.break_watches()
+    # 410 Gone: the gateways' version falls out of the server's history while their watches are
+    # down (no bookmark moves it on first), so they must list again to see the next flip.
+    fleet.standin.bookmark_every_s = 3600
+    time.sleep(0.6)  # the bookmark already due on each open watch has been sent
     fleet.standin.compact()
+    fleet.standin.break_watches()
     assert flip(fleet, "blue") < 5
-    assert fleet.standin.counts["list"] >= GATEWAYS  # re-listed where the version was too old
+    assert fleet.standin.counts["gone"] >= GATEWAYS
+    assert fleet.standin.counts["list"] == 2 * GATEWAYS  # each listed again, once
     fleet.wait_all("'watch': 'watching'")
     assert flip(fleet, "green") < FLIP_BUDGET_S
     for gw in fleet.gateways:

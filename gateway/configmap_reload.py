@@ -21,6 +21,8 @@ from routing_config.store.location import ConfigMapRef
 
 log = logging.getLogger("gateway.reload")
 
+RESTART_PAUSE_S = 1.0
+
 
 class ConfigMapReloader:
     def __init__(self, ref: ConfigMapRef, reloader: Reloader, watch: ConfigMapWatch) -> None:
@@ -44,9 +46,16 @@ class ConfigMapReloader:
                 for task in (follower, waker):
                     task.cancel()
                 await asyncio.gather(follower, waker, return_exceptions=True)
-            self.wake.clear()
             self.watch.version = None  # the next follow lists afresh
-            log.info("SIGHUP: listing configmap %s again", self.ref)
+            if self.wake.is_set():
+                self.wake.clear()
+                log.info("SIGHUP: listing configmap %s again", self.ref)
+                continue
+            # The follower never ends by itself; if something it did not expect ended it, say
+            # so and start again after a pause rather than spin.
+            error = follower.exception() if not follower.cancelled() else None
+            log.error("following configmap %s stopped (%r); starting again", self.ref, error)
+            await asyncio.sleep(RESTART_PAUSE_S)
 
     async def _follow(self) -> None:
         async for seen in self.watch.follow():

@@ -30,6 +30,7 @@ class ConfigMapReloader:
         self.reloader = reloader
         self.watch = watch
         self.wake = asyncio.Event()
+        self.restart_pause_s = RESTART_PAUSE_S
         watch.on_status = self._status
 
     def request(self) -> None:
@@ -55,7 +56,7 @@ class ConfigMapReloader:
             # so and start again after a pause rather than spin.
             error = follower.exception() if not follower.cancelled() else None
             log.error("following configmap %s stopped (%r); starting again", self.ref, error)
-            await asyncio.sleep(RESTART_PAUSE_S)
+            await asyncio.sleep(self.restart_pause_s)
 
     async def _follow(self) -> None:
         async for seen in self.watch.follow():

@@ -16,7 +16,7 @@ from gateway.reload import Reloader
 from gateway.state import GatewayState, RoutingSource, Snapshot
 from routing_config import parse_config
 from routing_config.store.configmap_watch import ConfigMapWatch
-from routing_config.store.kube_api import KubeConnection
+from routing_config.store.kube_api import KubeConnection, KubeUnavailable
 from routing_config.store.location import ConfigMapRef
 from tests.gateway.fakes import RESOLVE, ROUTING
 from tests.kube_standin import KubeStandIn
@@ -112,3 +112,22 @@ async def test_sighup_lists_again(
     await until(lambda: state.source is not None and state.source.watch == "watching")
     version = await asyncio.to_thread(standin.put_text, text(70, 30))
     await until(lambda: state.source is not None and state.source.version == version)
+
+
+async def test_a_follower_that_ends_unexpectedly_is_started_again_after_a_pause() -> None:
+    state = GatewayState(snapshot=build(parse_config(text())))
+    reloader = Reloader(Path(REF.location), state, build)
+    attempts: list[float] = []
+
+    def unavailable() -> KubeConnection:
+        attempts.append(asyncio.get_running_loop().time())
+        raise KubeUnavailable("no API server here")
+
+    follower = ConfigMapReloader(REF, reloader, ConfigMapWatch(REF, unavailable))
+    follower.restart_pause_s = 0.1
+    task = asyncio.create_task(follower.run())
+    await asyncio.sleep(0.35)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert 2 <= len(attempts) <= 5  # started again, paced by the pause: no spin
+    assert all(b - a >= 0.09 for a, b in zip(attempts, attempts[1:], strict=False))

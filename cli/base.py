@@ -7,12 +7,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from routing_config import ConfigError, LoadedConfig, load_config
+from routing_config import ConfigError, LoadedConfig
+from routing_config.store import load_routing as load_from_store
 
 __all__ = ["ROUTING_FILE_ENV", "CommandError", "Commands", "Run", "load_routing"]
 
 # Same variable the gateway reads (GatewaySettings.routing_file), so inside a gateway container
-# the CLI edits the file the gateway serves without repeating --file.
+# the CLI edits the document the gateway serves without repeating --file: a path, or
+# configmap:NAMESPACE/NAME (routing_config/store/).
 ROUTING_FILE_ENV = "GATEWAY_ROUTING_FILE"
 
 Run = Callable[[argparse.Namespace], int]
@@ -47,7 +49,8 @@ class Commands:
     @property
     def file_help(self) -> str:
         return (
-            f"routing file (default: ${ROUTING_FILE_ENV} or routing.yaml; now {self.default_file})"
+            "routing file, or configmap:NAMESPACE/NAME for a Kubernetes ConfigMap's routing.yaml "
+            f"(default: ${ROUTING_FILE_ENV} or routing.yaml; now {self.default_file})"
         )
 
     def add_file_option(self, sub: argparse.ArgumentParser) -> None:
@@ -55,8 +58,8 @@ class Commands:
 
 
 def load_routing(path: str) -> LoadedConfig:
-    """The routing file parsed and validated as the gateway would; errors name key and line."""
+    """The routing document parsed and validated as the gateway would; errors name key and line."""
     try:
-        return load_config(path)
+        return load_from_store(path)
     except ConfigError as exc:
         raise CommandError(f"invalid: {path}", *(f"  {m}" for m in exc.messages)) from None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 
 from cli.base import Commands
-from routing_config.document import child_map, read_document, save_document
+from routing_config.document import Document, child_map
+from routing_config.store import open_store
 from routing_config.weights import format_weights
 
 __all__ = ["register"]
@@ -35,16 +37,23 @@ def register(commands: Commands) -> None:
 
 
 def run_switch(args: argparse.Namespace) -> int:
-    doc = read_document(args.file)
-    section = child_map(doc.data, "blue_green", args.file, create=False)
-    old = section.get("live")
-    if old == args.colour:
+    seen: dict[str, object] = {}
+
+    def edit(doc: Document) -> str | None:
+        section = child_map(doc.data, "blue_green", args.file, create=False)
+        seen.update(old=section.get("live"), section=section)
+        if section.get("live") == args.colour:
+            return None
+        section["live"] = args.colour
+        return f"blue_green.live {args.colour}"
+
+    loaded = open_store(args.file).edit(edit)
+    old, section = seen["old"], seen["section"]
+    assert isinstance(section, Mapping)
+    if loaded is None:
         version = section.get(args.colour)
         print(f"unchanged: {args.colour} ({version}) is already live in {args.file}")
         return 0
-    section["live"] = args.colour
-
-    loaded = save_document(args.file, doc.render(), f"blue_green.live {args.colour}")
     cfg = loaded.config
     old_label = f"{old} ({section.get(old)})" if old in ("blue", "green") else str(old)
     print(f"{args.file}: blue_green.live {old_label} -> {args.colour} ({cfg.live_version()})")
@@ -60,19 +69,25 @@ def run_switch(args: argparse.Namespace) -> int:
 
 
 def run_mode(args: argparse.Namespace) -> int:
-    doc = read_document(args.file)
-    old = doc.data.get("mode")
-    if old == args.mode:
+    seen: dict[str, object] = {}
+
+    def edit(doc: Document) -> str | None:
+        seen["old"] = old = doc.data.get("mode")
+        if old == args.mode:
+            return None
+        doc.data["mode"] = args.mode
+        return f"mode {args.mode}"
+
+    loaded = open_store(args.file).edit(edit)
+    if loaded is None:
         print(f"unchanged: mode is already {args.mode} in {args.file}")
         return 0
-    doc.data["mode"] = args.mode
-    loaded = save_document(args.file, doc.render(), f"mode {args.mode}")
     cfg = loaded.config
     where = (
         f"every new request goes to {cfg.blue_green.live} ({cfg.live_version()})"
         if cfg.mode == "blue_green" and cfg.blue_green
         else f"traffic follows canary.weights {format_weights(cfg.weights())}"
     )
-    print(f"{args.file}: mode {old} -> {args.mode}; {where}")
+    print(f"{args.file}: mode {seen['old']} -> {args.mode}; {where}")
     print(f"written (revision {loaded.revision})")
     return 0

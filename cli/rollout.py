@@ -40,7 +40,11 @@ def register(commands: Commands) -> None:
         sub = subs.add_parser(name, help=summary, description=summary)
         sub.set_defaults(rollout_run=run)
         commands.add_file_option(sub)
-        sub.add_argument("--log", help="decision log (default: next to the routing file)")
+        sub.add_argument(
+            "--log",
+            help="decision log (default: next to the routing file; required with a "
+            "configmap:NAMESPACE/NAME routing location, e.g. a file on the controller's volume)",
+        )
         return sub
 
     start = add(
@@ -113,7 +117,15 @@ def _require_rollout() -> None:
 def _log_for(args: argparse.Namespace) -> Any:
     _require_rollout()
     from rollout.log import DecisionLog, default_log_path
+    from routing_config.store import CONFIGMAP_PREFIX
 
+    if not args.log and args.file.startswith(CONFIGMAP_PREFIX):
+        # A ConfigMap has no "next to it" on disk, and a log in the pod's filesystem would be
+        # lost with the pod: the log's place must be chosen (in the cluster, a volume).
+        raise CommandError(
+            f"error: --log PATH is required with a ConfigMap routing location ({args.file}): "
+            "the decision log must survive a restart, so give a file on a persistent volume"
+        )
     return DecisionLog(args.log or default_log_path(args.file))
 
 
@@ -235,8 +247,8 @@ def run_abort(args: argparse.Namespace) -> int:
     from rollout.log import OPERATOR
 
     plan = _plan_for(args.file)
+    log = _log_for(args)  # before the write: a missing --log must not leave it unlogged
     loaded = actions.roll_back(args.file, plan)
-    log = _log_for(args)
     reason = args.reason or "aborted by the operator"
     log.append({"by": OPERATOR, "plan": plan.id, "action": "abort", "reason": reason})
     print(f"{args.file}: {plan.candidate} at 0, rollout section removed (revision "

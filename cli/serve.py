@@ -35,7 +35,8 @@ def register(commands: Commands) -> None:
     sub.add_argument(
         "--file",
         default=None,
-        help=f"routing file to serve (sets ${ROUTING_FILE_ENV}; default: routing.yaml)",
+        help="routing file to serve, or configmap:NAMESPACE/NAME to follow a ConfigMap through "
+        f"the Kubernetes API (sets ${ROUTING_FILE_ENV}; default: routing.yaml)",
     )
 
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 from cli.base import CommandError, Commands
 from cli.text import indent, render_value, table
-from routing_config.document import child_map, read_document, save_document
+from routing_config.document import Document, child_map
+from routing_config.store import open_store
 from routing_config.weights import format_weights, plan_weights
 
 __all__ = ["parse_assignment", "register"]
@@ -27,7 +28,8 @@ def register(commands: Commands) -> None:
         "gives 75/25; with v2.3.1=0 v2.4.0=100, 'set-weights v2.4.0=50' gives 50/50). Named "
         "weights that sum to 100 put every other version at 0; when it is not clear who takes "
         "the rest, the error shows the command to type. The result is validated before it is "
-        "written, and written atomically.",
+        "written, and written atomically (a file) or against the ConfigMap's resourceVersion "
+        "(configmap:NS/NAME), so a concurrent change is never overwritten.",
     )
     sub.add_argument(
         "weights",
@@ -65,30 +67,38 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"error: {version} is given more than once", code=2)
         given[version] = weight
 
-    doc = read_document(args.file)
-    canary = child_map(doc.data, "canary", args.file, create=True)
-    weights = child_map(canary, "weights", args.file, create=True)
-    # YAML may have typed a version name as a number; match on text, write back the file's key.
-    keys = {str(key): key for key in weights}
-    old = {name: weights[key] for name, key in keys.items()}
-    versions = doc.data.get("versions")
-    names = [str(name) for name in versions] if isinstance(versions, Mapping) else []
-    unknown = [name for name in given if names and name not in names]
-    if unknown:
-        raise CommandError(
-            f"error: not written; {args.file} has no version {unknown[0]!r}; "
-            f"versions are: {', '.join(names)}"
-        )
-    new = plan_weights(old, given, names)
-    change = f"canary.weights {format_weights(new)}"
-    if new == old:
-        print(f"unchanged: {args.file} already has {change}")
-        return 0
-    for name, weight in new.items():
-        if old.get(name) != weight:  # only touch changed entries, so the rest keep their form
-            weights[keys.get(name, name)] = weight
+    # The store may apply the edit again on a fresh read (a ConfigMap changed meanwhile): what
+    # it prints is from the attempt that was written.
+    seen: dict[str, dict[str, object]] = {}
 
-    loaded = save_document(args.file, doc.render(), change)
+    def edit(doc: Document) -> str | None:
+        canary = child_map(doc.data, "canary", args.file, create=True)
+        weights = child_map(canary, "weights", args.file, create=True)
+        # YAML may have typed a version name as a number; match on text, write back its key.
+        keys = {str(key): key for key in weights}
+        old = {name: weights[key] for name, key in keys.items()}
+        versions = doc.data.get("versions")
+        names = [str(name) for name in versions] if isinstance(versions, Mapping) else []
+        unknown = [name for name in given if names and name not in names]
+        if unknown:
+            raise CommandError(
+                f"error: not written; {args.file} has no version {unknown[0]!r}; "
+                f"versions are: {', '.join(names)}"
+            )
+        new = plan_weights(old, given, names)
+        seen.update(old=old, new=new)
+        if new == old:
+            return None
+        for name, weight in new.items():
+            if old.get(name) != weight:  # only touch changed entries, so the rest keep their form
+                weights[keys.get(name, name)] = weight
+        return f"canary.weights {format_weights(new)}"
+
+    loaded = open_store(args.file).edit(edit)
+    old, new = seen["old"], seen["new"]
+    if loaded is None:
+        print(f"unchanged: {args.file} already has canary.weights {format_weights(new)}")
+        return 0
     print(f"{args.file}: canary.weights")
     rows = [(name, render_value(old.get(name)), "->", str(weight)) for name, weight in new.items()]
     for line in indent(table(rows)):

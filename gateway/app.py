@@ -46,7 +46,8 @@ from gateway.state import GatewayState, Snapshot
 from gateway.stats import StatsSampler
 from gateway.ui import serve_ui
 from gateway.upstream import Upstream, open_upstream
-from routing_config import ConfigError, load_config
+from routing_config import ConfigError
+from routing_config.store import load_routing
 
 PREDICT_PATHS = frozenset({"/predict", "/predict/batch"})
 
@@ -104,12 +105,12 @@ def create_app(
         configure_logging()
         settings = load_settings()
         try:
-            loaded = load_config(settings.routing_file)
+            loaded = load_routing(str(settings.routing_file))
         except ConfigError as exc:
             # Started from the environment: one clear reason, not a traceback.
             sys.exit(f"gateway refused to start: {exc}")
     else:
-        loaded = load_config(settings.routing_file)
+        loaded = load_routing(str(settings.routing_file))
 
     limits = PoolLimits(
         eject_after_failures=settings.eject_after_failures,

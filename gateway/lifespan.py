@@ -2,9 +2,9 @@
 
 Opened when the app starts, in the running loop: the upstream client and the health checks'
 client, the proxy (``GatewayApp.proxy``, which the prediction paths wait for) and the shadow
-mirror; then the background loops (health checks, routing.yaml reloads, /stats samples, the
-summed metrics' file under several workers) and SIGHUP for a reload now. All of it stops at
-shutdown, after uvicorn has finished the requests in flight.
+mirror; then the background loops (health checks, routing reloads from a file's poll or a
+ConfigMap's watch, /stats samples, the summed metrics' file under several workers) and SIGHUP
+for a reload now. All of it stops at shutdown, after uvicorn has finished the requests in flight.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from gateway.admission import Admission
+from gateway.configmap_reload import ConfigMapReloader
 from gateway.health import HealthChecker
 from gateway.metrics import GatewayMetrics
 from gateway.metrics_share import SharedCounters
@@ -30,10 +31,12 @@ from gateway.reload import Reloader
 from gateway.settings import GatewaySettings
 from gateway.shadow.ledger import ShadowLedger
 from gateway.shadow.mirror import Mirror
-from gateway.state import GatewayState, Snapshot, shadow_note
+from gateway.state import GatewayState, RoutingSource, Snapshot, shadow_note
 from gateway.stats import StatsSampler
 from gateway.upstream import Upstream
 from routing_config.replica_key import replica_address_key
+from routing_config.store.configmap_watch import ConfigMapWatch
+from routing_config.store.location import configmap_ref
 
 if TYPE_CHECKING:
     from gateway.app import GatewayApp
@@ -90,6 +93,9 @@ class Lifespan:
             hosts.on_change = hosts_changed
             await hosts.refresh()  # one member per address before the first health round
 
+        ref = configmap_ref(str(settings.routing_file))
+        if ref is not None:
+            state.source = RoutingSource("configmap", str(ref), watch="starting")
         reloader = Reloader(
             settings.routing_file,
             state,
@@ -97,6 +103,8 @@ class Lifespan:
             on_success=after_reload,
             on_failure=metrics.reload_failures.inc,
         )
+        # A ConfigMap is followed through the API's watch; a file (the default) is polled.
+        follower = ConfigMapReloader(ref, reloader, ConfigMapWatch(ref)) if ref else None
         log_shadow(state)
         await checker.check_all()  # serve from a known health picture, not an empty one
         mirror = Mirror(
@@ -123,7 +131,9 @@ class Lifespan:
             app.proxy.log_features = prediction_log.log_features
         loops = [
             asyncio.create_task(checker.run(settings.health_interval_s)),
-            asyncio.create_task(reloader.run(settings.reload_interval_s)),
+            asyncio.create_task(
+                follower.run() if follower else reloader.run(settings.reload_interval_s)
+            ),
             asyncio.create_task(self.stats.run()),
         ]
         if hosts is not None:
@@ -133,7 +143,7 @@ class Lifespan:
             loops.append(asyncio.create_task(shared.run()))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, reloader.request)
+            loop.add_signal_handler(signal.SIGHUP, (follower or reloader).request)
         try:
             yield
         finally:

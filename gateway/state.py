@@ -72,11 +72,32 @@ class ReloadError:
     messages: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RoutingSource:
+    """Where the routing in effect came from, for /routing: a file and the hash of the content
+    in effect, or a ConfigMap, the resourceVersion in effect and the watch's status."""
+
+    kind: str  # "file" | "configmap"
+    location: str  # the path, or NAMESPACE/NAME
+    version: str | None = None  # content hash (file) or resourceVersion (configmap) in effect
+    seen_version: str | None = None  # the newest seen, when it was not taken (invalid)
+    watch: str | None = None  # the ConfigMap watch: listing, watching, backing off: ...
+
+    def as_dict(self) -> dict[str, object]:
+        key = "content_hash" if self.kind == "file" else "resource_version"
+        out: dict[str, object] = {"kind": self.kind, "location": self.location, key: self.version}
+        if self.kind == "configmap":
+            out["seen_resource_version"] = self.seen_version or self.version
+            out["watch"] = self.watch
+        return out
+
+
 @dataclass(eq=False)
 class GatewayState:
     snapshot: Snapshot
     last_reload_error: ReloadError | None = None
     hosts: HostTable | None = None  # the replica host lookups, when the gateway does them
+    source: RoutingSource | None = None
 
     def entries(self) -> list[dict[str, object]]:
         """Each routing.yaml replica entry: its host's last lookup (None when the gateway does
@@ -101,6 +122,7 @@ class GatewayState:
             "mode": config.mode,
             "stable": config.stable,
             "revision": snap.loaded.revision,
+            "source": self.source.as_dict() if self.source is not None else None,
             "loaded_at": snap.loaded_at,
             "last_reload_error": (
                 {"at": error.at, "messages": list(error.messages)} if error else None

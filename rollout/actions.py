@@ -1,88 +1,119 @@
 """What the controller does to routing.yaml: set a step (canary weights, or the blue/green live
 colour, and the candidate's shadow during a bake), roll back, promote.
 
-Every edit goes through the routing library's comment-keeping editor (routing_config/document.py):
-validated as the gateway validates, written atomically, the operator's comments and layout
-kept. Rolling back and promoting end the rollout, so both remove the ``rollout:`` section in the
-same write (the decision log keeps the record); the old version stays listed at weight 0 after a
-promotion, for an instant manual rollback.
+Every edit goes through the routing library's store (routing_config/store/: the file, or the
+ConfigMap through the Kubernetes API) with its comment-keeping editor: validated as the gateway
+validates, written atomically (a file) or against the resourceVersion it was read at (a
+ConfigMap, where a concurrent change makes the store re-read and apply the same edit again), the
+operator's comments and layout kept. Rolling back and promoting end the rollout, so both
+remove the ``rollout:`` section in the same write (the decision log keeps the record); the old
+version stays listed at weight 0 after a promotion, for an instant manual rollback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ruamel.yaml.comments import CommentedMap
 
 from rollout.plan import Plan
 from routing_config import LoadedConfig
-from routing_config.document import Document, child_map, read_document, save_document
+from routing_config.document import Document, child_map
+from routing_config.store import RoutingStore, open_store
 from routing_config.weights import format_weights, plan_weights
 
 __all__ = ["promote", "roll_back", "set_step", "set_weights"]
 
 
 def set_weights(
-    path: str, weights: Mapping[str, int], shadow: tuple[str, float] | None = None
+    where: RoutingStore | str,
+    weights: Mapping[str, int],
+    shadow: tuple[str, float] | None = None,
 ) -> LoadedConfig:
     """The weights, and with ``shadow`` (version, percent) the shadow section, in one write."""
-    doc = read_document(path)
-    change = _write_weights(doc, path, weights)
-    if shadow is not None:
-        section = child_map(doc.data, "shadow", path, create=True)
-        version, percent = shadow
-        if str(section.get("version")) != version:
-            section["version"] = version
-        if section.get("percent") != percent:
-            section["percent"] = percent
-        change += f", shadow {version} at {percent:g}%"
-    return save_document(path, doc.render(), change)
+    store = _store(where)
+
+    def edit(doc: Document) -> str:
+        change = _write_weights(doc, store.location, weights)
+        if shadow is not None:
+            version, percent = shadow
+            change += _write_shadow(doc, store.location, version, percent)
+        return change
+
+    return _edit(store, edit)
 
 
-def set_step(path: str, plan: Plan, step: int) -> LoadedConfig:
+def set_step(where: RoutingStore | str, plan: Plan, step: int) -> LoadedConfig:
     """Routing as the plan has it at ``step``, in one write."""
-    doc = read_document(path)
-    if plan.blue_green:
-        change = _write_live(doc, path, plan.candidate if plan.weight(step) else plan.stable)
-    else:
-        change = _write_weights(doc, path, plan.weights(step))
-    percent = plan.shadow_percent(step)
-    if percent is not None:
-        section = child_map(doc.data, "shadow", path, create=True)
-        if str(section.get("version")) != plan.candidate:
-            section["version"] = plan.candidate
-        if section.get("percent") != percent:
-            section["percent"] = percent
-        change += f", shadow {plan.candidate} at {percent:g}%"
-    return save_document(path, doc.render(), change)
+    store = _store(where)
+
+    def edit(doc: Document) -> str:
+        if plan.blue_green:
+            live = plan.candidate if plan.weight(step) else plan.stable
+            change = _write_live(doc, store.location, live)
+        else:
+            change = _write_weights(doc, store.location, plan.weights(step))
+        percent = plan.shadow_percent(step)
+        if percent is not None:
+            change += _write_shadow(doc, store.location, plan.candidate, percent)
+        return change
+
+    return _edit(store, edit)
 
 
-def roll_back(path: str, plan: Plan) -> LoadedConfig:
+def roll_back(where: RoutingStore | str, plan: Plan) -> LoadedConfig:
     """Candidate to 0 (or the live colour back to stable's), the candidate's shadow off, the
     rollout section gone."""
-    doc = read_document(path)
-    if plan.blue_green:
-        change = _write_live(doc, path, plan.stable)
-    else:
-        change = _write_weights(doc, path, {plan.stable: 100, plan.candidate: 0})
-    shadow = doc.data.get("shadow")
-    if isinstance(shadow, CommentedMap) and str(shadow.get("version")) == plan.candidate:
-        shadow["percent"] = 0
-    doc.data.pop("rollout", None)
-    return save_document(path, doc.render(), f"{change}, rollout section removed")
+    store = _store(where)
+
+    def edit(doc: Document) -> str:
+        if plan.blue_green:
+            change = _write_live(doc, store.location, plan.stable)
+        else:
+            change = _write_weights(doc, store.location, {plan.stable: 100, plan.candidate: 0})
+        shadow = doc.data.get("shadow")
+        if isinstance(shadow, CommentedMap) and str(shadow.get("version")) == plan.candidate:
+            shadow["percent"] = 0
+        doc.data.pop("rollout", None)
+        return f"{change}, rollout section removed"
+
+    return _edit(store, edit)
 
 
-def promote(path: str, plan: Plan) -> LoadedConfig:
+def promote(where: RoutingStore | str, plan: Plan) -> LoadedConfig:
     """The candidate becomes stable at 100 (or live); the old stable stays listed at 0 (or as
     the other colour)."""
-    doc = read_document(path)
-    if plan.blue_green:
-        change = _write_live(doc, path, plan.candidate)
-    else:
-        change = _write_weights(doc, path, {plan.candidate: 100})
-    doc.data["stable"] = plan.candidate
-    doc.data.pop("rollout", None)
-    return save_document(path, doc.render(), f"stable {plan.candidate}, {change}")
+    store = _store(where)
+
+    def edit(doc: Document) -> str:
+        if plan.blue_green:
+            change = _write_live(doc, store.location, plan.candidate)
+        else:
+            change = _write_weights(doc, store.location, {plan.candidate: 100})
+        doc.data["stable"] = plan.candidate
+        doc.data.pop("rollout", None)
+        return f"stable {plan.candidate}, {change}"
+
+    return _edit(store, edit)
+
+
+def _store(where: RoutingStore | str) -> RoutingStore:
+    return open_store(where) if isinstance(where, str) else where
+
+
+def _edit(store: RoutingStore, edit: Callable[[Document], str]) -> LoadedConfig:
+    loaded = store.edit(edit)
+    assert loaded is not None  # these edits always write: the caller wants the revision
+    return loaded
+
+
+def _write_shadow(doc: Document, path: str, version: str, percent: float) -> str:
+    section = child_map(doc.data, "shadow", path, create=True)
+    if str(section.get("version")) != version:
+        section["version"] = version
+    if section.get("percent") != percent:
+        section["percent"] = percent
+    return f", shadow {version} at {percent:g}%"
 
 
 def _write_weights(doc: Document, path: str, given: Mapping[str, int]) -> str:

@@ -66,7 +66,8 @@ from rollout.rules import ADVANCE, HALT, ROLLBACK, StepRules
 from rollout.sources.base import NotYet, Source, SourceError
 from rollout.sources.quality import QualitySource
 from rollout.verdict import CODE_OF_STATUS, Status, Verdict
-from routing_config import ConfigError, LoadedConfig, RoutingEditError, load_config
+from routing_config import ConfigError, LoadedConfig, RoutingEditError
+from routing_config.store import open_store
 
 __all__ = ["PROMOTED", "ROLLED_BACK", "WAITING_FOR_OUTCOMES", "Controller", "RolloutError", "State"]
 
@@ -126,6 +127,11 @@ class Controller:
         notify: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = str(routing_file)
+        # A file or a ConfigMap (configmap:NAMESPACE/NAME): read and written the same way.
+        try:
+            self.store = open_store(self.path)
+        except ConfigError as exc:
+            raise RolloutError("; ".join(exc.messages)) from None
         self.log = log
         self.source = source
         self.clock = clock
@@ -231,7 +237,7 @@ class Controller:
             return None  # accepted: the next step's window begins, judged from the next check
 
         try:
-            loaded = load_config(self.path)
+            loaded = self.store.load()
         except ConfigError as exc:
             self._pause(state, f"routing.yaml is invalid: {'; '.join(exc.messages)}")
             return None
@@ -339,7 +345,7 @@ class Controller:
         )
         state.failures = int(failures)
         if action == ROLLBACK:
-            state.revision = actions.roll_back(self.path, self.plan).revision
+            state.revision = actions.roll_back(self.store, self.plan).revision
             if state.failures >= spec.failure_limit:
                 why = f"failed {state.failures} checks in a row: {verdict.reason}"
             else:
@@ -386,7 +392,7 @@ class Controller:
             state.quality_passed, state.quality_waiting_since = True, None
             return self._advance(state, verdict, counts, f"and the quality gate PASS: {said}")
         if gate is not None and gate.decision is Decision.FAIL:
-            state.revision = actions.roll_back(self.path, self.plan).revision
+            state.revision = actions.roll_back(self.store, self.plan).revision
             self._record(state, "rollback", verdict, f"quality gate FAIL: {said}")
             return ROLLED_BACK
         if waited >= spec.max_wait:
@@ -429,7 +435,7 @@ class Controller:
         self, state: State, verdict: Verdict | None, counts: Snapshot, how: str
     ) -> int | None:
         if state.step == self.plan.last_step:
-            state.revision = actions.promote(self.path, self.plan).revision
+            state.revision = actions.promote(self.store, self.plan).revision
             self._record(state, "promote", verdict, f"{self.plan.candidate} is now stable")
             return PROMOTED
         passed = self.plan.weight(state.step)
@@ -522,13 +528,13 @@ class Controller:
 
     def _load(self) -> LoadedConfig:
         try:
-            return load_config(self.path)
+            return self.store.load()
         except ConfigError as exc:
             raise RolloutError("; ".join(exc.messages)) from None
 
     def _write_step(self, step: int) -> LoadedConfig:
         try:
-            return actions.set_step(self.path, self.plan, step)
+            return actions.set_step(self.store, self.plan, step)
         except RoutingEditError as exc:
             raise RolloutError(" ".join(exc.lines)) from None
 

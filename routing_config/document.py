@@ -25,7 +25,15 @@ from ruamel.yaml.error import YAMLError
 from routing_config.errors import ConfigError, RoutingEditError
 from routing_config.load import LoadedConfig, parse_config
 
-__all__ = ["Document", "child_map", "read_document", "save_document", "write_atomic"]
+__all__ = [
+    "Document",
+    "child_map",
+    "parse_document",
+    "read_document",
+    "save_document",
+    "validate_edit",
+    "write_atomic",
+]
 
 # ruamel drops a `---` marker and any comments above it; they are kept aside and put back verbatim.
 _DOCUMENT_HEADER = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?\n")
@@ -54,6 +62,11 @@ def read_document(path: str) -> Document:
         raise RoutingEditError(f"error: cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise RoutingEditError(f"error: {path} is not valid UTF-8") from None
+    return parse_document(raw, path)
+
+
+def parse_document(raw: str, path: str) -> Document:
+    """``raw`` (the text of the routing document at ``path``, a file or a ConfigMap) for an edit."""
     crlf = "\r\n" in raw
     text = raw.replace("\r\n", "\n")
     match = _DOCUMENT_HEADER.match(text)
@@ -130,18 +143,23 @@ def child_map(parent: CommentedMap, key: str, path: str, *, create: bool) -> Com
 
 def save_document(path: str, text: str, change: str) -> LoadedConfig:
     """Validate ``text`` as the gateway would, then replace ``path`` atomically."""
-    try:
-        loaded = parse_config(text)
-    except ConfigError as exc:
-        raise RoutingEditError(
-            f"error: not written; {path} would become invalid with {change}:",
-            *(f"  {m}" for m in exc.messages),
-        ) from None
+    loaded = validate_edit(text, path, change)
     try:
         write_atomic(Path(path), text)
     except OSError as exc:
         raise RoutingEditError(f"error: cannot write {path}: {exc.strerror or exc}") from None
     return loaded
+
+
+def validate_edit(text: str, path: str, change: str) -> LoadedConfig:
+    """``text`` parsed as the gateway would; refused (nothing to be written) when invalid."""
+    try:
+        return parse_config(text)
+    except ConfigError as exc:
+        raise RoutingEditError(
+            f"error: not written; {path} would become invalid with {change}:",
+            *(f"  {m}" for m in exc.messages),
+        ) from None
 
 
 def write_atomic(path: Path, text: str) -> None:

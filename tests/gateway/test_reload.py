@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -106,3 +107,24 @@ def test_forced_reload_applies_even_when_unchanged(routing: Path) -> None:
     old = state.snapshot
     assert reloader.check(force=True) is True
     assert state.snapshot is not old
+
+
+def test_routing_names_the_file_and_the_hash_of_the_content_in_effect(routing: Path) -> None:
+    state, reloader = make(routing)
+    source = state.describe()["source"]
+    assert source == {
+        "kind": "file",
+        "location": str(routing),
+        "content_hash": hashlib.sha256(routing.read_bytes()).hexdigest(),
+    }
+    write_routing(routing, stable_weight=90, canary_weight=8)  # invalid: the hash stays
+    reloader.check()
+    assert state.describe()["source"] == source
+    write_routing(routing, stable_weight=70, canary_weight=30)
+    assert reloader.check() is True
+    assert (
+        state.describe()["source"]["content_hash"]
+        == hashlib.sha256(  # type: ignore[index]
+            routing.read_bytes()
+        ).hexdigest()
+    )

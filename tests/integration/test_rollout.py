@@ -29,10 +29,12 @@ from rollout.log import DecisionLog
 from rollout.sources.prometheus import PrometheusSource
 from rollout.sources.scrape import ScrapeSource
 from rollout.verdict import Status
-from routing_config import load_config
+from routing_config import RoutingConfig, load_config, parse_config
+from routing_config.store.kube_api import KUBE_API_ENV
 from tests.integration.fake_replicas import Proc
 from tests.integration.procs import free_port, gateway, wait_for
 from tests.integration.prometheus import PROMETHEUS, Prometheus
+from tests.kube_standin import KubeStandIn
 
 PLAN = {
     "candidate": "v2.4.0",
@@ -131,13 +133,26 @@ class Stack:
     gateway_url: str
     workdir: Path
     procs: list[Any]
+    # Routing in a ConfigMap behind the API stand-in instead of the file at ``path``.
+    standin: KubeStandIn | None = None
 
     def controller(self, *extra: str) -> Proc:
-        argv = [sys.executable, "-m", "gateway", "rollout", "start", "--file", str(self.path)]
+        if self.standin is None:
+            where, env = ["--file", str(self.path)], {}
+        else:
+            where = ["--file", self.standin.location, "--log", str(self.log)]
+            env = {KUBE_API_ENV: self.standin.url}
+        argv = [sys.executable, "-m", "gateway", "rollout", "start", *where]
         argv += ["--gateway", self.gateway_url, *extra]
-        proc = Proc(f"controller-{len(self.procs)}", argv, {}, 0).start(self.workdir)
+        proc = Proc(f"controller-{len(self.procs)}", argv, env, 0).start(self.workdir)
         self.procs.append(proc)
         return proc
+
+    def routing_text(self) -> str:
+        return self.path.read_text() if self.standin is None else self.standin.text()
+
+    def routing(self) -> RoutingConfig:
+        return parse_config(self.routing_text()).config
 
     def entries(self) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -159,11 +174,13 @@ class Stack:
 @pytest.fixture
 def start_stack(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., Stack]]:
     procs: list[Any] = []
+    standins: list[KubeStandIn] = []
 
     def start(
         candidate_args: tuple[str, ...] = (),
         plan: dict[str, Any] | None = None,
         stable_args: tuple[str, ...] = (),
+        store: str = "file",
     ) -> Stack:
         replicas = {
             "stable-a": rollout_replica("stable-a", "v2.3.1", *stable_args),
@@ -174,18 +191,34 @@ def start_stack(tmp_path: Path, log_dir: Path) -> Iterator[Callable[..., Stack]]
         for proc in replicas.values():
             wait_for(f"{proc.url}/health", timeout=15)
         path = tmp_path / "routing.yaml"
-        path.write_text(routing_text(PLAN if plan is None else plan))
+        text = routing_text(PLAN if plan is None else plan)
+        standin = None
+        if store == "configmap":
+            standin = KubeStandIn("streamflow", "streamflow-routing", text).start()
+            standins.append(standin)
+        else:
+            path.write_text(text)
         resolve = {f"{name}:8000": proc.address for name, proc in replicas.items()}
-        gw = gateway(path, resolve, reload_interval_s=0.2, health_interval_s=0.5).start(log_dir)
-        procs.append(gw)
+        where = Path(standin.location) if standin else path
+        gw = gateway(where, resolve, reload_interval_s=0.2, health_interval_s=0.5)
+        if standin is not None:
+            gw.env[KUBE_API_ENV] = standin.url
+        procs.append(gw.start(log_dir))
         wait_for(f"http://{gw.address}/ready", timeout=30)
         return Stack(
-            path, tmp_path / "routing.rollout.jsonl", f"http://{gw.address}", log_dir, procs
+            path,
+            tmp_path / "routing.rollout.jsonl",
+            f"http://{gw.address}",
+            log_dir,
+            procs,
+            standin,
         )
 
     yield start
     for proc in reversed(procs):
         proc.stop()
+    for standin in standins:
+        standin.stop()
 
 
 @dataclass
@@ -225,30 +258,41 @@ def run_to_decision(stack: Stack, rate: float = RATE, *extra: str, vary: bool = 
     return Outcome(code, seconds, load, stack.entries())
 
 
+# The ConfigMap runs: routing read and written through the Kubernetes API (the stand-in), the
+# gateway following it through the watch; the same decisions as through the file.
+STORES = ["file", "configmap"]
+
+
+@pytest.mark.parametrize("store", STORES)
 def test_a_good_candidate_is_promoted_with_no_client_failure(
-    start_stack: Callable[..., Stack],
+    start_stack: Callable[..., Stack], store: str
 ) -> None:
-    stack = start_stack()
+    stack = start_stack(store=store)
     outcome = run_to_decision(stack)
-    outcome.report("good candidate")
+    outcome.report(f"good candidate ({store})")
     assert outcome.code == 0, outcome.entries[-3:]
     assert outcome.load.failed == 0, outcome.load.errors
-    config = load_config(stack.path).config
+    config = stack.routing()
     assert config.stable == "v2.4.0" and config.weights() == {"v2.3.1": 0, "v2.4.0": 100}
     assert config.rollout is None
-    assert "# ramped by the rollout controller" in stack.path.read_text()
+    assert "# ramped by the rollout controller" in stack.routing_text()
     steps = [e["weight"] for e in outcome.entries if e["action"] in ("start", "advance")]
     assert steps == [20, 50, 100]
     assert all(e["verdict"] == "PASS" for e in outcome.entries if e["action"] == "advance")
     assert outcome.load.by_version["v2.4.0"] > 0
+    if stack.standin is not None:  # every write a patch against the version read, none refused
+        writes = [e for e in outcome.entries if e["action"] in ("start", "advance", "promote")]
+        assert stack.standin.counts["patch"] == len(writes)
+        assert stack.standin.counts["conflict"] == 0
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_a_candidate_failing_a_fifth_is_rolled_back_on_error_rate(
-    start_stack: Callable[..., Stack],
+    start_stack: Callable[..., Stack], store: str
 ) -> None:
-    stack = start_stack(("--fail", "0.2"))
+    stack = start_stack(("--fail", "0.2"), store=store)
     outcome = run_to_decision(stack)
-    outcome.report("20% failing candidate")
+    outcome.report(f"20% failing candidate ({store})")
     assert outcome.code == 1
     assert outcome.load.failed == 0, outcome.load.errors  # every failure saved by fallback
     last = outcome.last
@@ -259,7 +303,7 @@ def test_a_candidate_failing_a_fifth_is_rolled_back_on_error_rate(
     # requests then all fall back, and count against it).
     assert failing["status"] == "FAIL" and failing["value"] > 0.1
     assert last["samples"]["candidate"] <= 300
-    config = load_config(stack.path).config
+    config = stack.routing()
     assert config.weights() == {"v2.3.1": 100, "v2.4.0": 0} and config.rollout is None
 
 

@@ -3,8 +3,8 @@ read-modify-write that meets a concurrent change is applied again to the new doc
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -50,9 +50,25 @@ def writer(standin: KubeStandIn, edit: Callable[[Document], str], errors: list[s
             errors.append(repr(exc))
 
 
+# For the first few edits both writers hold a read before either writes, so the race happens
+# however the machine schedules the threads (a loaded machine may otherwise run them one after
+# the other); then the barrier is broken and the writers race freely, as real ones would.
+BOTH_READ = threading.Barrier(2, timeout=2.0)
+FORCED_RACES = 3
+
+
+def hold_until_both_read() -> None:
+    with contextlib.suppress(threading.BrokenBarrierError):
+        if BOTH_READ.wait() == 0 and FORCED_ROUNDS.pop() == 1:
+            BOTH_READ.abort()  # every later wait returns at once
+
+
+FORCED_ROUNDS: list[int] = []
+
+
 def one_more_canary_point(doc: Document) -> str:
     weights = doc.data["canary"]["weights"]
-    time.sleep(0.003)  # between the read and the write: the other writer gets in
+    hold_until_both_read()  # between the read and the write: the other writer gets in
     weights["v2.4.0"] += 1
     weights["v2.3.1"] -= 1
     return "canary +1"
@@ -60,12 +76,14 @@ def one_more_canary_point(doc: Document) -> str:
 
 def one_more_shadow_point(doc: Document) -> str:
     shadow = doc.data["shadow"]
-    time.sleep(0.003)
+    hold_until_both_read()
     shadow["percent"] += 1
     return "shadow +1"
 
 
 def test_two_writers_on_different_keys_lose_no_edit(standin: KubeStandIn) -> None:
+    BOTH_READ.reset()
+    FORCED_ROUNDS[:] = range(1, FORCED_RACES + 1)
     errors: list[str] = []
     threads = [
         threading.Thread(target=writer, args=(standin, edit, errors))

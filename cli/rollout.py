@@ -12,12 +12,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cli.base import CommandError, Commands, load_routing
+from cli.base import (
+    DEFAULT_GATEWAY_URL,
+    GATEWAY_URL_ENV,
+    CommandError,
+    Commands,
+    load_routing,
+)
 from cli.text import indent, table
 
 __all__ = ["format_log", "register"]
 
-DEFAULT_GATEWAY = "http://127.0.0.1:8080"
 SOURCE_TIMEOUT_S = 5.0
 
 
@@ -51,8 +56,9 @@ def register(commands: Commands) -> None:
         action="append",
         metavar="URL",
         help=f"a gateway to scrape, with the replicas its /routing lists (repeat for several; "
-        f"default {DEFAULT_GATEWAY})",
+        f"default ${GATEWAY_URL_ENV} or {DEFAULT_GATEWAY_URL}; now {commands.default_url})",
     )
+    start.set_defaults(default_gateway=commands.default_url)
     start.add_argument(
         "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
     )
@@ -113,20 +119,30 @@ def run_start(args: argparse.Namespace) -> int:
     from rollout.sources.prometheus import PrometheusSource
     from rollout.sources.quality import GatewayQuality
     from rollout.sources.scrape import ScrapeSource
+    from rollout.sources.serving import RevisionMismatch, check_gateways_serve, served_revision
 
     load_routing(args.file)  # a clear error for an invalid file before anything runs
+    gateways = args.gateway or [args.default_gateway]
     with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
         source = (
             PrometheusSource(args.prometheus, client)
             if args.prometheus
-            else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
+            else ScrapeSource(gateways, client)
         )
         try:
-            quality = GatewayQuality(args.gateway or [DEFAULT_GATEWAY], client)
+            # Judged gateways must serve the file edited (Prometheus's targets are its own).
+            if args.gateway or not args.prometheus:
+                check_gateways_serve(
+                    gateways,
+                    lambda: load_routing(args.file).revision,
+                    lambda gateway: served_revision(client, gateway),
+                    path=args.file,
+                )
+            quality = GatewayQuality(gateways, client)
             controller = Controller(args.file, _log_for(args), source, say=_say, quality=quality)
             print(f"judging on {source.describe()}; log: {controller.log.path}", flush=True)
             return controller.run()
-        except RolloutError as exc:
+        except (RolloutError, RevisionMismatch) as exc:
             raise CommandError(f"error: {exc}") from None
         except KeyboardInterrupt:
             print("stopped; `streamflow rollout start` again resumes this step", flush=True)

@@ -14,8 +14,6 @@ from cli.text import table, text
 
 __all__ = ["fetch_routing", "format_status", "register"]
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-
 
 def register(commands: Commands) -> None:
     sub = commands.add(
@@ -25,9 +23,7 @@ def register(commands: Commands) -> None:
         "Ask a running gateway (GET /routing) for its active config, last reload error, shadow "
         "state and the health of each replica.",
     )
-    sub.add_argument(
-        "--url", default=DEFAULT_URL, help=f"gateway base URL (default: {DEFAULT_URL})"
-    )
+    commands.add_url_option(sub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,4 +65,6 @@ def test_off_and_nothing_yet(capsys):
 def test_no_gateway_is_one_line(capsys):
     code, _, err = run(capsys, "shadow", "--url", "http://127.0.0.1:1")
     assert code == 1
-    assert err.strip() == "no gateway answering at http://127.0.0.1:1 (--url for another)"
+    assert err.strip() == (
+        "no gateway answering at http://127.0.0.1:1 (--url or $STREAMFLOW_URL for another)"
+    )

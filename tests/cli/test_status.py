@@ -141,4 +141,4 @@ def test_status_connection_refused(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "status", "--url", url)
     assert code == 1
     assert out == ""
-    assert err == f"no gateway answering at {url} (--url for another)\n"
+    assert err == f"no gateway answering at {url} (--url or $STREAMFLOW_URL for another)\n"

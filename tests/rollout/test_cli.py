@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,24 @@ def test_resume_accept_is_logged_and_status_shows_a_halt(
     assert "evidence against equal rates" in out and "last check (HALTED)" in out
     assert main(["rollout", "resume", "--accept", "--file", str(path)]) == 0
     assert log.read()[-1] == {**log.read()[-1], "action": "resume", "accept": True}
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`streamflow rollout status | head`: no BrokenPipeError traceback once head has read."""
+    path, log, source, clock = setup(tmp_path)
+    controller(path, log, source, clock).run()
+    # Far more than a pipe's buffer (64 KiB), so the writer meets the closed pipe for sure.
+    text = log.path.read_text()
+    log.path.write_text(text * (200_000 // len(text) + 1))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "rollout", "status", "--file", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"rollout ")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=30) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

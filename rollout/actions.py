@@ -16,7 +16,13 @@ from ruamel.yaml.comments import CommentedMap
 
 from rollout.plan import Plan
 from routing_config import LoadedConfig
-from routing_config.document import Document, child_map, read_document, save_document
+from routing_config.document import (
+    Document,
+    child_map,
+    read_document,
+    remove_key,
+    save_document,
+)
 from routing_config.weights import format_weights, plan_weights
 
 __all__ = ["promote", "roll_back", "set_step", "set_weights"]
@@ -68,7 +74,7 @@ def roll_back(path: str, plan: Plan) -> LoadedConfig:
     shadow = doc.data.get("shadow")
     if isinstance(shadow, CommentedMap) and str(shadow.get("version")) == plan.candidate:
         shadow["percent"] = 0
-    doc.data.pop("rollout", None)
+    remove_key(doc.data, "rollout")
     return save_document(path, doc.render(), f"{change}, rollout section removed")
 
 
@@ -81,7 +87,7 @@ def promote(path: str, plan: Plan) -> LoadedConfig:
     else:
         change = _write_weights(doc, path, {plan.candidate: 100})
     doc.data["stable"] = plan.candidate
-    doc.data.pop("rollout", None)
+    remove_key(doc.data, "rollout")
     return save_document(path, doc.render(), f"stable {plan.candidate}, {change}")
 
 

@@ -208,6 +208,11 @@ def _number(value: object, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
 _PHASES = {"shadow_bake": "bake", "reference": "ref"}  # before step 0: no customer served
 
 
+def _step(step: object) -> str:
+    # Counted from 1, as the controller, the status page and its verdict line say it.
+    return str(step + 1) if isinstance(step, int) and step >= 0 else "-"
+
+
 def _weight(entry: Mapping[str, Any]) -> str:
     if "weight" not in entry:
         return "-"
@@ -241,7 +246,7 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         rows.append(
             (
                 stamp,
-                _PHASES.get(str(e.get("phase")), str(e.get("step", "-"))),
+                _PHASES.get(str(e.get("phase")), _step(e.get("step"))),
                 _weight(e),
                 _number(samples.get("candidate"), fmt="{:.0f}"),
                 _number(samples.get("stable"), fmt="{:.0f}"),

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from cli.base import Commands
+from cli.base import CommandError, Commands
 from cli.client import STATUS_TIMEOUT_S, fetch_json
 from cli.text import table, text
 
-__all__ = ["fetch_routing", "format_status", "register"]
+__all__ = ["fetch_routing", "format_status", "format_verdict", "register"]
 
 
 def register(commands: Commands) -> None:
@@ -27,9 +27,22 @@ def register(commands: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for line in format_status(fetch_routing(args.url)):
+    routing = fetch_routing(args.url)
+    try:
+        stats: Mapping[str, Any] = fetch_json(args.url, "/stats")
+    except CommandError:  # an older gateway, or /stats failing: the routing still stands
+        stats = {}
+    for line in [*format_verdict(stats), *format_status(routing)]:
         print(line)
     return 0
+
+
+def format_verdict(stats: Mapping[str, Any]) -> list[str]:
+    """The status page's first line, the gateway's own words (GET /stats ``verdict``)."""
+    verdict = stats.get("verdict")
+    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("text"), str):
+        return []
+    return [verdict["text"], ""]
 
 
 def fetch_routing(

@@ -70,7 +70,7 @@ def test_every_shell_block_parses() -> None:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_a_block_that_does_not_parse_is_named_by_its_line() -> None:
-    text = "intro\n\n```bash\necho ok\n```\n\n```sh\necho \"open\nimport x\n```\n"
+    text = 'intro\n\n```bash\necho ok\n```\n\n```sh\necho "open\nimport x\n```\n'
     blocks = shell_blocks(text)
     assert [line for line, _ in blocks] == [4, 8]
     errors = bash_syntax_errors(blocks)

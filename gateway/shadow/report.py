@@ -25,7 +25,7 @@ def build_report(
     ``streamflow status`` say), though its last comparison stays readable."""
     version = shadow["version"] if shadow else None
     return {
-        "active": bool(shadow) and float(shadow.get("percent") or 0) > 0,
+        "active": shadow is not None and float(shadow.get("percent") or 0) > 0,
         "shadow": dict(shadow) if shadow else None,
         "since": since,
         "pairs": [

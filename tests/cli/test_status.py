@@ -59,6 +59,7 @@ ROUTING_DOC: dict[str, Any] = {
 def test_status_prints_config_and_replicas(capsys: pytest.CaptureFixture[str]) -> None:
     with respx.mock(assert_all_called=True) as router:
         router.get("http://gw.test:8080/routing").respond(json=ROUTING_DOC)
+        router.get("http://gw.test:8080/stats").respond(404, json={"error": "not_found"})
         code, out, err = run(capsys, "status", "--url", "http://gw.test:8080/")
     assert code == 0, err
     lines = out.splitlines()
@@ -98,6 +99,19 @@ def test_status_prints_config_and_replicas(capsys: pytest.CaptureFixture[str]) -
         "3",
         "0",
     ]
+
+
+def test_status_says_the_pages_verdict_first(capsys: pytest.CaptureFixture[str]) -> None:
+    words = "v2.4.0 at 50% (step 2 of 3), every check passing, next step in 12 s"
+    verdict = {"state": "in_progress", "tone": "ok", "text": words}
+    with respx.mock(assert_all_called=True) as router:
+        router.get("http://gw.test:8080/routing").respond(json=ROUTING_DOC)
+        router.get("http://gw.test:8080/stats").respond(json={"verdict": verdict})
+        code, out, err = run(capsys, "status", "--url", "http://gw.test:8080")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == words and lines[1] == ""
+    assert re.match(r"service\s+streamflow-churn$", lines[2])
 
 
 def test_status_blue_green_shows_live_colour() -> None:

@@ -64,7 +64,7 @@ def test_status_shows_the_shadow_bake(tmp_path: Path, capsys: pytest.CaptureFixt
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     bake = [r for r in rows if r[1:3] == ["bake", "shadow"]]
     assert bake and bake[-1][-3:] == ["100.0%", "PASS", "hold"]  # every tier agreed
-    assert any(r[1:3] == ["0", "0->10%"] and r[-1] == "advance" for r in rows)
+    assert any(r[1:3] == ["1", "0->10%"] and r[-1] == "advance" for r in rows)
 
 
 def test_resume_accept_is_logged_and_status_shows_a_halt(
@@ -89,9 +89,9 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """`streamflow rollout status | head`: no BrokenPipeError traceback once head has read."""
     path, log, source, clock = setup(tmp_path)
     controller(path, log, source, clock).run()
-    # Far more than a pipe's buffer (64 KiB), so the writer meets the closed pipe for sure.
+    # A table far longer than a pipe's buffer (64 KiB): the writer meets the closed pipe.
     text = log.path.read_text()
-    log.path.write_text(text * (200_000 // len(text) + 1))
+    log.path.write_text(text * (3_000_000 // len(text) + 1))
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "rollout", "status", "--file", str(path)],
         stdout=subprocess.PIPE,

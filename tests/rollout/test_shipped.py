@@ -36,7 +36,9 @@ def test_routing_yaml_example_plan_names_every_check_and_threshold() -> None:
     lines = [line.removeprefix("# ") for line in example.splitlines()]
     written = yaml.safe_load("rollout:\n" + "\n".join(lines))["rollout"]["thresholds"]
     assert set(written) == set(RolloutThresholds.model_fields)
-    notes = " ".join(line.strip("# ") for line in text.split("# Optional. The plan")[1].splitlines())
+    notes = " ".join(
+        line.strip("# ") for line in text.split("# Optional. The plan")[1].splitlines()
+    )
     for check in ("error rate", "p99 latency", "PSI", "tier mix"):
         assert check in notes, check
 

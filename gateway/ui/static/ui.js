@@ -324,6 +324,15 @@ function renderRolloutPlan(plan, routing) {
 // Each entry is shown as it comes: time, verdict, and its numbers. A step halted at its horizon
 // (the last word is the controller's "halt", no operator command since) waits for a person: it
 // is shown first, in a red box, with the two commands that end it.
+// Steps are counted from 1 here, in the verdict line, the controller's lines and `streamflow
+// rollout status` alike (the log's "step" field is the 0-based index into the plan's steps).
+function stepLabel(entry) {
+  if (entry.phase === "shadow_bake") return "in the shadow bake";
+  if (entry.phase === "reference") return "in the reference window";
+  return entry.step === undefined || entry.step < 0 ? `at ${entry.weight ?? 0}%`
+    : `at step ${entry.step + 1} (${entry.weight}%)`;
+}
+
 function halted(entries) {
   const last = entries[entries.length - 1];
   return last && last.action === "halt" ? last : null;
@@ -335,7 +344,7 @@ function renderRolloutLog(entries) {
   const stopped = entries && entries.length ? halted(entries) : null;
   banner.hidden = !stopped;
   fill(banner, stopped ? [el("a", { href: "#rollout-halted" }, "Rollout halted"),
-    ` at step ${stopped.step} (${stopped.weight}%): waiting for an operator (below)`] : []);
+    ` ${stepLabel(stopped)}: waiting for an operator (below)`] : []);
   if (!entries || !entries.length) {
     fill(box, el("p", { class: "muted" }, "No rollout decisions logged."));
     return;
@@ -344,7 +353,7 @@ function renderRolloutLog(entries) {
   const halt = halted(entries);
   if (halt) {
     parts.push(el("div", { id: "rollout-halted", role: "alert", "data-field": "rollout_halted" },
-      el("strong", {}, `ROLLOUT HALTED at step ${halt.step} (${halt.weight}%): an operator must decide`),
+      el("strong", {}, `ROLLOUT HALTED ${stepLabel(halt)}: an operator must decide`),
       el("p", {}, halt.reason || ""),
       el("p", { class: "mono" },
         "streamflow rollout resume --accept   (take the step as passed)  ·  "
@@ -377,7 +386,7 @@ function renderRolloutLog(entries) {
       el("td", { class: "mono" }, (entry.time || "").replace("T", " ").slice(0, 19)),
       el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
         : entry.phase === "reference" ? "reference window"
-        : entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
+        : entry.step === undefined ? "" : `step ${entry.step + 1} (${entry.weight}%)`),
       el("td", {}, [entry.verdict, entry.action,
         entry.state === "waiting_for_outcomes" ? "waiting for outcomes" : null]
         .filter(Boolean).join(" → ")),

@@ -20,8 +20,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 from routing_config.errors import ConfigError, RoutingEditError
 from routing_config.load import LoadedConfig, parse_config

@@ -279,16 +279,31 @@ function renderPair(pair) {
       el("dt", {}, "|Δp|"),
       el("dd", { "data-field": "abs_delta" }, `mean ${num(delta.mean, 4)} · p50 ${num(delta.p50, 4)}`
         + ` · p95 ${num(delta.p95, 4)} · max ${num(delta.max, 4)}`)),
-    el("div", { class: "side-by-side" }, matrix, disagreements));
+    // The disagreements table is wider than a phone: it scrolls in its own box, not the page.
+    el("div", { class: "side-by-side" }, matrix, el("div", { class: "scroll" }, disagreements)));
 }
 
 // --- rollout --------------------------------------------------------------------------------
 
-function renderRolloutPlan(plan, routing) {
+// The verdict line, from /stats "verdict": the gateway's own words (gateway/glance.py), the
+// same `streamflow status` prints first.
+function renderVerdict(verdict) {
+  const box = document.getElementById("verdict");
+  box.dataset.tone = (verdict && verdict.tone) || "none";
+  box.dataset.state = (verdict && verdict.state) || "";
+  box.textContent = verdict && verdict.text ? verdict.text : "–";
+}
+
+function renderRolloutPlan(plan, routing, verdict) {
   const box = document.getElementById("rollout-plan");
   if (!plan) {
+    // A finished rollout keeps its verdict (and, below, its decisions and evidence) until
+    // the next one starts.
+    const finished = verdict && ["promoted", "rolled_back"].includes(verdict.state);
     fill(box, el("p", { class: "muted", "data-field": "rollout_state" },
-      "No rollout plan in routing.yaml: weights change only through the CLI or an edit."));
+      finished ? `No rollout plan now. Last rollout: ${verdict.text.split("; ")[0]}`
+        + " (its decisions and evidence below)."
+        : "No rollout plan in routing.yaml: weights change only through the CLI or an edit."));
     return;
   }
   const weight = (routing.weights || {})[plan.candidate];
@@ -379,9 +394,21 @@ function renderRolloutLog(entries) {
         el("span", { class: `verdict ${(check.status || "").toLowerCase()}` }, check.status || ""),
         ` ${check.name}: ${check.detail || ""}`)))));
   }
+  // Newest first, each rollout under a divider that names it (its plan id and candidate).
+  const rows = [];
+  let plan;
+  for (const entry of entries.slice(-10).reverse()) {
+    if (entry.plan !== undefined && entry.plan !== plan) {
+      rows.push(el("tr", { class: "divider" }, el("td", { colspan: "4" },
+        `${plan === undefined ? "latest rollout" : "earlier rollout"} ${entry.plan}`
+        + (entry.candidate ? `: ${entry.candidate}` : ""))));
+      plan = entry.plan;
+    }
+    rows.push(entry);
+  }
   parts.push(el("table", { class: "log" },
     el("caption", {}, "last decisions, newest first"),
-    el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr",
+    el("tbody", {}, rows.map((entry) => entry instanceof Node ? entry : el("tr",
       { class: entry.action === "halt" ? "halted" : "" },
       el("td", { class: "mono" }, (entry.time || "").replace("T", " ").slice(0, 19)),
       el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
@@ -556,9 +583,12 @@ async function refresh() {
     const r = routing.value;
     section("the routing", () => renderRouting(r), problems);
     section("the replicas", () => renderReplicas(r), problems);
-    section("the rollout plan", () => renderRolloutPlan((r.config || {}).rollout, r), problems);
+    const verdict = stats.status === "fulfilled" ? stats.value.verdict : null;
+    section("the rollout plan", () => renderRolloutPlan((r.config || {}).rollout, r, verdict),
+      problems);
   }
   if (stats.status === "fulfilled") {
+    section("the verdict", () => renderVerdict(stats.value.verdict), problems);
     predictionLog = Boolean(stats.value.prediction_log);
     section("the versions", () => renderVersions(stats.value), problems);
     section("the rollout log", () => renderRolloutLog(stats.value.rollout_log), problems);

@@ -96,6 +96,12 @@ def format_status(data: Mapping[str, Any]) -> list[str]:
         allow = ", ".join(map(str, allowed)) if isinstance(allowed, list) else text(allowed)
         fields.append(("pinning", f"header {text(pinning.get('header'))}, allows {allow}"))
 
+    offline = data.get("offline_quality")
+    if isinstance(offline, Mapping) and isinstance(offline.get("versions"), Mapping):
+        fields.append(("offline", _offline_label(offline["versions"])))
+        if offline.get("warning"):
+            fields.append(("WARNING", str(offline["warning"])))
+
     width = max(len(label) for label, _ in fields)
     lines = []
     for label, value in fields:
@@ -105,6 +111,18 @@ def format_status(data: Mapping[str, Any]) -> list[str]:
     lines.append("")
     lines += _replica_table(data.get("replicas"))
     return lines
+
+
+def _offline_label(versions: Mapping[str, Any]) -> str:
+    """Each version's holdout AUC and training data, from its replicas' /metadata."""
+    said = []
+    for version, facts in versions.items():
+        if not isinstance(facts, Mapping) or facts.get("holdout_auc") is None:
+            said.append(f"{version} unknown")
+            continue
+        data = text(facts.get("dataset_id"))
+        said.append(f"{version} holdout AUC {facts['holdout_auc']:.4f} (data {data})")
+    return "; ".join(said) or "-"
 
 
 def _shadow_label(shadow: Any) -> str:

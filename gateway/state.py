@@ -7,9 +7,10 @@ and finishes on the snapshot it started with.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.offline_quality import OfflineQuality
 from gateway.pool import PoolLimits, ReplicaPool
 from gateway.routing import RoutingTable
 from gateway.shadow.plan import ShadowPlan
@@ -61,6 +62,8 @@ class ReloadError:
 class GatewayState:
     snapshot: Snapshot
     last_reload_error: ReloadError | None = None
+    # Each replica's /metadata facts (holdout AUC, data set), filled by the health loop.
+    offline: OfflineQuality = field(default_factory=OfflineQuality)
 
     def is_ready(self) -> bool:
         """A healthy replica exists for the live route (or for stable, which backs it)."""
@@ -94,6 +97,7 @@ class GatewayState:
             },
             "ready": self.is_ready(),
             "replicas": [replica.as_dict() for replica in snap.pool.replicas()],
+            "offline_quality": self.offline.describe(config),
             "config": config.model_dump(mode="json"),
         }
 

@@ -114,6 +114,28 @@ def test_status_says_the_pages_verdict_first(capsys: pytest.CaptureFixture[str])
     assert re.match(r"service\s+streamflow-churn$", lines[2])
 
 
+def test_status_shows_offline_quality_and_its_warning() -> None:
+    said = "v2.4.0's holdout AUC 0.8373 is below stable v2.3.1's 0.8375"
+    doc = {
+        **ROUTING_DOC,
+        "offline_quality": {
+            "versions": {
+                "v2.3.1": {"holdout_auc": 0.8375, "dataset_id": "synthetic-0fa7"},
+                "v2.4.0": None,
+            },
+            "warning": said,
+        },
+    }
+    lines = status.format_status(doc)
+    assert any(
+        re.match(
+            r"offline\s+v2\.3\.1 holdout AUC 0\.8375 \(data synthetic-0fa7\); v2\.4\.0 unknown$", x
+        )
+        for x in lines
+    )
+    assert any(re.match(rf"WARNING\s+{re.escape(said)}$", x) for x in lines)
+
+
 def test_status_blue_green_shows_live_colour() -> None:
     doc = {**ROUTING_DOC, "mode": "blue_green", "last_reload_error": None}
     doc["blue_green"] = {"blue": "v2.3.1", "green": "v2.4.0", "live": "green"}

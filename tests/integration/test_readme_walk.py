@@ -145,6 +145,7 @@ def test_the_tour_then_the_walk_as_written(stack: str, workdir: Path) -> None:
     assert min(counts.values()) > 60, counts  # about 100 each at 50/50
     assert "x-route-reason: pinned" in out.lower() and "x-route-reason: blue_green" in out.lower()
     assert "revision" in out and "healthy" in out  # streamflow status, on the stack's port
+    assert re.search(r"offline\s+v2\.3\.1 holdout AUC 0\.\d{4}", out), out
     # The tour leaves the canary at 50/50: what the walk must not assume away.
     assert "v2.4.0: 50" in (workdir / "routing.yaml").read_text()
 

@@ -441,6 +441,12 @@ def test_the_verdict_line_in_every_state_at_both_widths(
     # Judged once the comparison has the rows a bake needs: agreement and PSI against its bar.
     said = shown("shadowing", "2-shadowing", lambda text: "compared rows" not in text)
     assert "v2.4.0 shadowed at 100%" in said and "a bake" in said
+    # Each version's offline quality from its replica's /metadata, and the candidate (the
+    # shadowed v2.4.0) scored lower than stable on its holdout.
+    offline = wide.text('[data-field="offline_AUC"]')
+    assert re.search(r"v2\.3\.1 0\.\d{4} \(data streamflow-synthetic-", offline), offline
+    warned = wide.until('[data-field="_offline"]', lambda t: "below stable" in t, "the warning")
+    assert "v2.4.0's holdout AUC" in warned
 
     routing.write_text(
         shipped.replace("{v2.3.1: 100, v2.4.0: 0}", "{v2.3.1: 50, v2.4.0: 50}")

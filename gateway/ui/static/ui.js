@@ -74,6 +74,15 @@ function renderRouting(routing) {
     facts.push(["pinning", `${routing.pinning.header}: ${routing.pinning.allow.join(", ")}`]);
   }
   facts.push(["shadow", routing.shadow ? routing.shadow.note : "–"]);
+  // Each version's holdout AUC and training data, from its replicas' /metadata.
+  const offline = routing.offline_quality;
+  if (offline && offline.versions) {
+    facts.push(["offline AUC", Object.entries(offline.versions).map(([version, f]) =>
+      (f && f.holdout_auc !== null && f.holdout_auc !== undefined
+        ? `${version} ${Number(f.holdout_auc).toFixed(4)} (data ${f.dataset_id || "–"})`
+        : `${version} unknown`)).join(" · ")]);
+    if (offline.warning) facts.push(["⚠ offline", offline.warning]);
+  }
   facts.push(["revision", routing.revision]);
   facts.push(["loaded at", routing.loaded_at]);
   facts.push(["ready", routing.ready ? "yes" : "no: no healthy replica for the live route"]);
@@ -316,7 +325,8 @@ function renderRolloutPlan(plan, routing, verdict) {
     ["now", at >= 0 ? `step ${at + 1} of ${steps.length}: ${weight} %`
       : `${weight ?? 0} % (not one of the steps)`],
     ["next", next === undefined ? "promote: the candidate has every step behind it"
-      : `${next} % after ${plan.interval || "the interval"} if the checks pass`],
+      : `${next} % after ${typeof plan.interval === "number" ? `${plan.interval} s`
+        : plan.interval || "the interval"} if the checks pass`],
   ];
   if (plan.shadow_bake) {
     facts.splice(1, 0, ["shadow bake", `${plan.shadow_bake.percent} % of predictions for `

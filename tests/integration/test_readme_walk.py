@@ -179,6 +179,7 @@ def test_the_tour_then_the_walk_as_written(stack: str, workdir: Path) -> None:
         datetime.fromisoformat(entries[-1]["time"]) - datetime.fromisoformat(entries[0]["time"])
     ).total_seconds()
     claimed = int(re.search(r"promoted (\d+) s after\s+`start`", README).group(1))  # type: ignore[union-attr]
+    print(walk.stdout[walk.stdout.index("rollout ") :])
     print(f"promoted {took:.1f} s after start (README: {claimed} s)")
     # Three steps of 30 s plus the checks and windows in between; the README's number is one
     # such run, and a busy machine adds a few seconds.

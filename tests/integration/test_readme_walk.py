@@ -196,7 +196,7 @@ def test_the_controller_refuses_a_gateway_serving_another_file(
     other = tmp_path / "routing.yaml"
     other.write_text(
         (REPO_ROOT / "routing.yaml").read_text()
-        + "rollout: {candidate: v2.4.0, steps: [10, 100], interval: 1s}\n"
+        + "rollout: {candidate: v2.4.0, steps: [10, 100], interval: 30s}\n"
     )
     result = subprocess.run(
         [str(REPO_ROOT / ".venv" / "bin" / "streamflow"), "rollout", "start", "--file", str(other)],

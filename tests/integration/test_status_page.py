@@ -429,7 +429,11 @@ def test_the_verdict_line_in_every_state_at_both_widths(
     wide.until('[data-field="shadow"]', lambda t: "100" in t, "the shadow at 100%")
     traffic(url, 400, shadow_customers(400))
     # Judged once the comparison has the rows a bake needs: agreement and PSI against its bar.
-    said = shown("shadowing", "2-shadowing", lambda text: "compared rows" not in text)
+    said = shown(
+        "shadowing",
+        "2-shadowing",
+        lambda text: "a bake requires" in text or "a bake allows" in text,
+    )
     assert "v2.4.0 shadowed at 100%" in said and "a bake" in said
     # Each version's offline quality from its replica's /metadata, and the candidate (the
     # shadowed v2.4.0) scored lower than stable on its holdout.
@@ -468,6 +472,12 @@ def test_the_verdict_line_in_every_state_at_both_widths(
     assert "rolled back at 50%" in plan_box
     assert "12 errors in 80" in wide.text("#rollout-log")  # its evidence stays
 
+    # As the controller promotes: the candidate stable at 100, the plan gone.
+    routing.write_text(
+        shipped.replace("stable: v2.3.1", "stable: v2.4.0").replace(
+            "{v2.3.1: 100, v2.4.0: 0}", "{v2.3.1: 0, v2.4.0: 100}"
+        )
+    )
     second = {**first, "plan": "bbbb33334444"}
     log.append({**second, "step": 0, "weight": 100, "action": "start", "reason": "begins"})
     log.append({**second, "step": 0, "weight": 100, "action": "promote", "verdict": "PASS",

@@ -40,8 +40,14 @@ def run(args: argparse.Namespace) -> int:
 
 def format_shadow(report: Mapping[str, Any]) -> list[str]:
     shadow = report.get("shadow")
-    if not report.get("active") or not isinstance(shadow, Mapping):
+    if not isinstance(shadow, Mapping):
         return ["shadow  off: no shadow section in routing.yaml (see README, Shadow traffic)"]
+    if not report.get("active"):
+        # As `streamflow status` says it: configured, but nothing is mirrored at 0%.
+        return [
+            f"shadow  {text(shadow.get('version'))} at {text(shadow.get('percent'))}%: "
+            "configured, NOT active (raise percent above 0 in routing.yaml to compare)"
+        ]
     lines = [
         f"shadow  {text(shadow.get('version'))} at {text(shadow.get('percent'))}% of "
         f"predictions, since {text(report.get('since'), 'no copy yet')}"

@@ -26,7 +26,9 @@ def fetch_json(
         with httpx.Client(transport=transport, timeout=timeout) as client:
             response = client.get(endpoint)
     except httpx.ConnectError:
-        raise CommandError(f"no gateway answering at {url} (--url for another)") from None
+        raise CommandError(
+            f"no gateway answering at {url} (--url or $STREAMFLOW_URL for another)"
+        ) from None
     except httpx.TimeoutException:
         raise CommandError(f"gateway at {url} did not answer within {timeout:g} s") from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -7,6 +7,7 @@ A new command is one module with a ``register(commands)`` function plus one entr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol
@@ -83,3 +84,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return exc.code
+    except BrokenPipeError:
+        # The reader went away (`streamflow rollout status | head`): nothing more to say, and
+        # no traceback. stdout goes to /dev/null so the interpreter's last flush fails quietly.
+        _silence_stdout()
+        return PIPE_CLOSED
+
+
+# What a shell reports for a process a closed pipe stopped (128 + SIGPIPE).
+PIPE_CLOSED = 141
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout closed or not a real file (captured in tests)
+        pass
+    finally:
+        os.close(devnull)

@@ -24,7 +24,6 @@ from typing import IO, Any
 import httpx
 
 from cli.base import CommandError, Commands
-from cli.status import DEFAULT_URL
 from outcomes.ingest import Problem, parse_item, read_rows, sniff_format
 from outcomes.records import Outcome, OutcomeTally
 
@@ -57,9 +56,7 @@ def register(commands: Commands) -> None:
     )
     load.set_defaults(outcomes_run=run_load)
     load.add_argument("file", type=Path, help="CSV (.csv) or JSON lines (.jsonl) file")
-    load.add_argument(
-        "--url", default=DEFAULT_URL, help=f"gateway base URL (default: {DEFAULT_URL})"
-    )
+    commands.add_url_option(load)
     load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
     load.add_argument("--chunk", type=int, default=CHUNK, help=f"rows per post (default {CHUNK})")
     load.add_argument("--quiet", action="store_true", help="no progress bar")

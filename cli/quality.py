@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 from cli.base import Commands
 from cli.client import fetch_json
-from cli.status import DEFAULT_URL
 from cli.text import table, text
 
 __all__ = ["format_quality", "register"]
@@ -31,9 +30,7 @@ def register(commands: Commands) -> None:
         "tier, and the candidate against stable (paired on shadow rows, unpaired over the "
         "canary split). Needs the prediction log (README, Outcomes).",
     )
-    sub.add_argument(
-        "--url", default=DEFAULT_URL, help=f"gateway base URL (default: {DEFAULT_URL})"
-    )
+    commands.add_url_option(sub)
     sub.add_argument(
         "--window",
         help="predictions made in this span, ending now: 30m, 24h, 7d (default: the "

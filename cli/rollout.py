@@ -14,12 +14,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cli.base import CommandError, Commands, load_routing
+from cli.base import (
+    DEFAULT_GATEWAY_URL,
+    GATEWAY_URL_ENV,
+    CommandError,
+    Commands,
+    load_routing,
+)
 from cli.text import indent, table
 
 __all__ = ["format_log", "register"]
 
-DEFAULT_GATEWAY = "http://127.0.0.1:8080"
 DEFAULT_LISTEN = "127.0.0.1:8090"
 SOURCE_TIMEOUT_S = 5.0
 
@@ -59,8 +64,9 @@ def register(commands: Commands) -> None:
         action="append",
         metavar="URL",
         help=f"a gateway to scrape, with the replicas its /routing lists (repeat for several; "
-        f"default {DEFAULT_GATEWAY})",
+        f"default ${GATEWAY_URL_ENV} or {DEFAULT_GATEWAY_URL}; now {commands.default_url})",
     )
+    start.set_defaults(default_gateway=commands.default_url)
     start.add_argument(
         "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
     )
@@ -97,8 +103,12 @@ def register(commands: Commands) -> None:
     )
     analysis.add_argument(
         "--gateway", action="append", metavar="URL",
-        help=f"a gateway to scrape (repeat for several; default {DEFAULT_GATEWAY})",
+        help=(
+            f"a gateway to scrape (repeat for several; default ${GATEWAY_URL_ENV} or "
+            f"{DEFAULT_GATEWAY_URL}; now {commands.default_url})"
+        ),
     )  # fmt: skip
+    analysis.set_defaults(default_gateway=commands.default_url)
     analysis.add_argument(
         "--prometheus", metavar="URL", help="ask this Prometheus server instead of scraping"
     )
@@ -148,6 +158,7 @@ def run_start(args: argparse.Namespace) -> int:
     from rollout.sources.prometheus import PrometheusSource
     from rollout.sources.quality import GatewayQuality
     from rollout.sources.scrape import ScrapeSource
+    from rollout.sources.serving import RevisionMismatch, check_gateways_serve, served_revision
 
     load_routing(args.file)  # a clear error for an invalid file before anything runs
     webhook = os.environ.get(WEBHOOK_ENV, "").strip()
@@ -155,14 +166,23 @@ def run_start(args: argparse.Namespace) -> int:
         notifier = Notifier(webhook) if webhook else None
     except ValueError as exc:
         raise CommandError(f"error: {exc}") from None
+    gateways = args.gateway or [args.default_gateway]
     with httpx.Client(timeout=SOURCE_TIMEOUT_S) as client:
         source = (
             PrometheusSource(args.prometheus, client)
             if args.prometheus
-            else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
+            else ScrapeSource(gateways, client)
         )
         try:
-            quality = GatewayQuality(args.gateway or [DEFAULT_GATEWAY], client)
+            # Judged gateways must serve the file edited (Prometheus's targets are its own).
+            if args.gateway or not args.prometheus:
+                check_gateways_serve(
+                    gateways,
+                    lambda: load_routing(args.file).revision,
+                    lambda gateway: served_revision(client, gateway),
+                    path=args.file,
+                )
+            quality = GatewayQuality(gateways, client)
             controller = Controller(
                 args.file,
                 _log_for(args),
@@ -175,7 +195,7 @@ def run_start(args: argparse.Namespace) -> int:
             if notifier is not None:
                 print(f"notifying {notifier.where} of each decision", flush=True)
             return controller.run()
-        except RolloutError as exc:
+        except (RolloutError, RevisionMismatch) as exc:
             raise CommandError(f"error: {exc}") from None
         except KeyboardInterrupt:
             print("stopped; `streamflow rollout start` again resumes this step", flush=True)
@@ -203,7 +223,7 @@ def run_analysis(args: argparse.Namespace) -> int:
         source = (
             PrometheusSource(args.prometheus, client)
             if args.prometheus
-            else ScrapeSource(args.gateway or [DEFAULT_GATEWAY], client)
+            else ScrapeSource(args.gateway or [args.default_gateway], client)
         )
         # Read at every question: an edited plan counts at once, an invalid file is a 503.
         analysis = Analysis(source, lambda: load_config(args.file))
@@ -281,6 +301,11 @@ def _number(value: object, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
 _PHASES = {"shadow_bake": "bake", "reference": "ref"}  # before step 0: no customer served
 
 
+def _step(step: object) -> str:
+    # Counted from 1, as the controller, the status page and its verdict line say it.
+    return str(step + 1) if isinstance(step, int) and step >= 0 else "-"
+
+
 def _weight(entry: Mapping[str, Any]) -> str:
     if "weight" not in entry:
         return "-"
@@ -314,7 +339,7 @@ def format_log(entries: Sequence[Mapping[str, Any]]) -> list[str]:
         rows.append(
             (
                 stamp,
-                _PHASES.get(str(e.get("phase")), str(e.get("step", "-"))),
+                _PHASES.get(str(e.get("phase")), _step(e.get("step"))),
                 _weight(e),
                 _number(samples.get("candidate"), fmt="{:.0f}"),
                 _number(samples.get("stable"), fmt="{:.0f}"),

@@ -9,7 +9,6 @@ from typing import Any
 
 from cli.base import Commands
 from cli.client import fetch_json
-from cli.status import DEFAULT_URL
 from cli.text import table, text
 from vocabulary.tiers import RISK_TIERS as TIERS
 
@@ -25,9 +24,7 @@ def register(commands: Commands) -> None:
         "clients got since the shadow section last changed: tier agreement and confusion "
         "matrix, |dp|, PSI, top reasons, latency and the largest disagreements.",
     )
-    sub.add_argument(
-        "--url", default=DEFAULT_URL, help=f"gateway base URL (default: {DEFAULT_URL})"
-    )
+    commands.add_url_option(sub)
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -43,8 +40,14 @@ def run(args: argparse.Namespace) -> int:
 
 def format_shadow(report: Mapping[str, Any]) -> list[str]:
     shadow = report.get("shadow")
-    if not report.get("active") or not isinstance(shadow, Mapping):
+    if not isinstance(shadow, Mapping):
         return ["shadow  off: no shadow section in routing.yaml (see README, Shadow traffic)"]
+    if not report.get("active"):
+        # As `streamflow status` says it: configured, but nothing is mirrored at 0%.
+        return [
+            f"shadow  {text(shadow.get('version'))} at {text(shadow.get('percent'))}%: "
+            "configured, NOT active (raise percent above 0 in routing.yaml to compare)"
+        ]
     lines = [
         f"shadow  {text(shadow.get('version'))} at {text(shadow.get('percent'))}% of "
         f"predictions, since {text(report.get('since'), 'no copy yet')}"

@@ -8,13 +8,11 @@ from typing import Any
 
 import httpx
 
-from cli.base import Commands
+from cli.base import CommandError, Commands
 from cli.client import STATUS_TIMEOUT_S, fetch_json
 from cli.text import table, text
 
-__all__ = ["fetch_routing", "format_status", "register"]
-
-DEFAULT_URL = "http://127.0.0.1:8080"
+__all__ = ["fetch_routing", "format_status", "format_verdict", "register"]
 
 
 def register(commands: Commands) -> None:
@@ -25,15 +23,26 @@ def register(commands: Commands) -> None:
         "Ask a running gateway (GET /routing) for its active config, last reload error, shadow "
         "state and the health of each replica.",
     )
-    sub.add_argument(
-        "--url", default=DEFAULT_URL, help=f"gateway base URL (default: {DEFAULT_URL})"
-    )
+    commands.add_url_option(sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    for line in format_status(fetch_routing(args.url)):
+    routing = fetch_routing(args.url)
+    try:
+        stats: Mapping[str, Any] = fetch_json(args.url, "/stats")
+    except CommandError:  # an older gateway, or /stats failing: the routing still stands
+        stats = {}
+    for line in [*format_verdict(stats), *format_status(routing)]:
         print(line)
     return 0
+
+
+def format_verdict(stats: Mapping[str, Any]) -> list[str]:
+    """The status page's first line, the gateway's own words (GET /stats ``verdict``)."""
+    verdict = stats.get("verdict")
+    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("text"), str):
+        return []
+    return [verdict["text"], ""]
 
 
 def fetch_routing(
@@ -87,6 +96,12 @@ def format_status(data: Mapping[str, Any]) -> list[str]:
         allow = ", ".join(map(str, allowed)) if isinstance(allowed, list) else text(allowed)
         fields.append(("pinning", f"header {text(pinning.get('header'))}, allows {allow}"))
 
+    offline = data.get("offline_quality")
+    if isinstance(offline, Mapping) and isinstance(offline.get("versions"), Mapping):
+        fields.append(("offline", _offline_label(offline["versions"])))
+        if offline.get("warning"):
+            fields.append(("WARNING", str(offline["warning"])))
+
     width = max(len(label) for label, _ in fields)
     lines = []
     for label, value in fields:
@@ -96,6 +111,18 @@ def format_status(data: Mapping[str, Any]) -> list[str]:
     lines.append("")
     lines += _replica_table(data.get("replicas"))
     return lines
+
+
+def _offline_label(versions: Mapping[str, Any]) -> str:
+    """Each version's holdout AUC and training data, from its replicas' /metadata."""
+    said = []
+    for version, facts in versions.items():
+        if not isinstance(facts, Mapping) or facts.get("holdout_auc") is None:
+            said.append(f"{version} unknown")
+            continue
+        data = text(facts.get("dataset_id"))
+        said.append(f"{version} holdout AUC {facts['holdout_auc']:.4f} (data {data})")
+    return "; ".join(said) or "-"
 
 
 def _shadow_label(shadow: Any) -> str:

@@ -29,7 +29,7 @@ from gateway.endpoints.metrics import serve_metrics
 from gateway.endpoints.outcomes import outcomes_router
 from gateway.endpoints.quality import QualityCollector, QualityReports, serve_quality
 from gateway.endpoints.routing import serve_routing
-from gateway.endpoints.shadow import serve_shadow
+from gateway.endpoints.shadow import serve_shadow, shadow_report
 from gateway.endpoints.stats import serve_stats
 from gateway.lifespan import Lifespan
 from gateway.listeners import NOT_FOUND, refused
@@ -195,7 +195,14 @@ def create_app(
     serve_health(app, state)
     serve_routing(app, state)
     serve_shadow(app, state, ledger, shared)
-    serve_stats(app, state, stats, settings.routing_file, prediction_log is not None)
+    serve_stats(
+        app,
+        state,
+        stats,
+        settings.routing_file,
+        prediction_log is not None,
+        functools.partial(shadow_report, state, ledger, shared),
+    )
     serve_quality(app, reports)
     serve_metrics(app, exposed)
     handle_errors(app)

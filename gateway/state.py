@@ -7,10 +7,11 @@ and finishes on the snapshot it started with.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.dns import HostTable
+from gateway.offline_quality import OfflineQuality
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.routing import RoutingTable
 from gateway.shadow.plan import ShadowPlan
@@ -98,6 +99,8 @@ class GatewayState:
     last_reload_error: ReloadError | None = None
     hosts: HostTable | None = None  # the replica host lookups, when the gateway does them
     source: RoutingSource | None = None
+    # Each replica's /metadata facts (holdout AUC, data set), filled by the health loop.
+    offline: OfflineQuality = field(default_factory=OfflineQuality)
 
     def entries(self) -> list[dict[str, object]]:
         """Each routing.yaml replica entry: its host's last lookup (None when the gateway does
@@ -139,6 +142,7 @@ class GatewayState:
             "ready": self.is_ready(),
             "replicas": [replica.as_dict() for replica in snap.pool.replicas()],
             "entries": self.entries(),
+            "offline_quality": self.offline.describe(config),
             "config": config.model_dump(mode="json"),
         }
 

@@ -18,7 +18,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from rollout.plan import Plan
 from routing_config import LoadedConfig
-from routing_config.document import Document, child_map
+from routing_config.document import Document, child_map, remove_key
 from routing_config.store import RoutingStore, open_store
 from routing_config.weights import format_weights, plan_weights
 
@@ -74,7 +74,7 @@ def roll_back(where: RoutingStore | str, plan: Plan) -> LoadedConfig:
         shadow = doc.data.get("shadow")
         if isinstance(shadow, CommentedMap) and str(shadow.get("version")) == plan.candidate:
             shadow["percent"] = 0
-        doc.data.pop("rollout", None)
+        remove_key(doc.data, "rollout")
         return f"{change}, rollout section removed"
 
     return _edit(store, edit)
@@ -91,7 +91,7 @@ def promote(where: RoutingStore | str, plan: Plan) -> LoadedConfig:
         else:
             change = _write_weights(doc, store.location, {plan.candidate: 100})
         doc.data["stable"] = plan.candidate
-        doc.data.pop("rollout", None)
+        remove_key(doc.data, "rollout")
         return f"stable {plan.candidate}, {change}"
 
     return _edit(store, edit)

@@ -201,7 +201,12 @@ class Controller:
         state.quality_passed = bool(quality.get("passed", False))
         waiting = quality.get("waiting_since")
         state.quality_waiting_since = float(waiting) if waiting is not None else None
-        self._record(state, "restart", None, f"controller restarted: resuming step {state.step}")
+        self._record(
+            state,
+            "restart",
+            None,
+            f"controller restarted: resuming {self._window_name(state.step)}",
+        )
         commands = [e for e in history if e.get("action") in ("pause", "resume", "halt")]
         if commands and commands[-1]["action"] in ("pause", "halt"):
             state.paused = str(commands[-1].get("reason", "paused"))
@@ -326,7 +331,9 @@ class Controller:
     def _window_name(self, step: int) -> str:
         if step < 0:
             return self.plan.before_first.replace("_", " ")
-        return f"step {step} ({self.plan.weight(step)}%)"
+        # Counted from 1, as the status page, its verdict line and `rollout status` count them
+        # (the log's "step" field stays the 0-based index into the plan's steps).
+        return f"step {step + 1} of {len(self.plan.steps)} ({self.plan.weight(step)}%)"
 
     def _act(
         self,
@@ -471,7 +478,7 @@ class Controller:
         state.failures = 0
         state.paused, state.halted = None, False
         self._new_window(state)
-        self._record(state, "resume", None, f"resumed at step {state.step}", True)
+        self._record(state, "resume", None, f"resumed at {self._window_name(state.step)}", True)
 
     # --- windows ------------------------------------------------------------------------
 
@@ -605,4 +612,4 @@ class Controller:
         if self.notify is not None:
             self.notify(line)
         verdict_text = verdict.status.value if verdict else "-"
-        self.say(f"step {state.step} ({entry['weight']}%) {verdict_text} -> {action}: {reason}")
+        self.say(f"{self._window_name(state.step)} {verdict_text} -> {action}: {reason}")

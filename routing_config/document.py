@@ -21,6 +21,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 from routing_config.errors import ConfigError, RoutingEditError
 from routing_config.load import LoadedConfig, parse_config
@@ -30,6 +31,7 @@ __all__ = [
     "child_map",
     "parse_document",
     "read_document",
+    "remove_key",
     "save_document",
     "validate_edit",
     "write_atomic",
@@ -88,6 +90,36 @@ def parse_document(raw: str, path: str) -> Document:
     mapping, sequence, offset = _guess_indent(data, body.splitlines())
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     return Document(header=header, data=data, yaml=yaml, crlf=crlf)
+
+
+def remove_key(data: CommentedMap, key: str) -> None:
+    """Remove ``key`` and its value, keeping the comment lines above it.
+
+    ruamel keeps the comments that precede a key as that key's own (its ``ca.items`` entry), so
+    a plain ``pop`` takes the explanation written above a section away with the section (the
+    shipped routing.yaml's notes on the rollout plan, lost at every promotion). They move to
+    the next key, or after the last one, where they read the same.
+    """
+    if key not in data:
+        return
+    keys = list(data)
+    entry = data.ca.items.get(key)
+    above = list(entry[1]) if entry is not None and len(entry) > 1 and entry[1] else []
+    # A scalar's trailing token holds its own end of line, then the comment lines below it,
+    # which are about the next key.
+    after = entry[2] if entry is not None and len(entry) > 2 else None
+    if isinstance(after, CommentToken) and "\n" in after.value.rstrip("\n"):
+        below = after.value.split("\n", 1)[1]
+        above.append(CommentToken(below, after.start_mark, None))
+    data.pop(key)
+    if not above:
+        return
+    following = keys[keys.index(key) + 1 :]
+    if following:
+        slot = data.ca.items.setdefault(following[0], [None, [], None, None])
+        slot[1] = [*above, *(slot[1] or [])]
+    else:
+        data.ca.end = [*above, *(data.ca.end or [])]
 
 
 def _syntax_messages(text: str, exc: YAMLError) -> list[str]:

@@ -122,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         supervisor.start_all()
         started = time.monotonic()
         slow = wait_until_ready(supervisor, plan.processes, stop, args.ready_timeout)
+        if plan.gateway is not None and not slow:
+            remaining = args.ready_timeout - (time.monotonic() - started)
+            slow = wait_until_routed(supervisor, probe_url(plan.gateway), stop, remaining)
         if not stop.requested:
             if slow:
                 say(
@@ -205,6 +208,34 @@ def wait_until_ready(
                     del pending[name]
             sleep_unless_stopped(0.25, stop)
     return list(pending)
+
+
+def wait_until_routed(
+    supervisor: Supervisor, gateway_url: str, stop: StopRequest, timeout_s: float
+) -> list[str]:
+    """Poll the gateway's /routing until it has marked every replica healthy; return the
+    replicas it has not (a replica answering /ready is not yet one the gateway routes to: its
+    health check runs every second).
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = ["gateway /routing"]
+    with httpx.Client(timeout=1.0) as client:
+        while not stop.requested and time.monotonic() < deadline:
+            supervisor.check()
+            try:
+                replicas = client.get(gateway_url + "/routing").json().get("replicas")
+            except (httpx.HTTPError, ValueError, AttributeError):
+                replicas = None
+            if isinstance(replicas, list):
+                pending = [
+                    f"{r.get('url')} (gateway: {r.get('state')})"
+                    for r in replicas
+                    if isinstance(r, dict) and r.get("healthy") is not True
+                ]
+                if not pending:
+                    return []
+            sleep_unless_stopped(0.1, stop)
+    return pending
 
 
 def probe_url(spec: ProcessSpec) -> str:

@@ -25,6 +25,14 @@ DECISION_FIELDS = (
     "action",
     "reason",
     "accept",
+    # For the status page's verdict line (gateway/glance.py): which rollout, since when this
+    # step, its samples and failed checks in a row.
+    "plan",
+    "candidate",
+    "step_started",
+    "samples",
+    "failures",
+    "state",
 )
 # Of each check in an entry: what was compared and how strong the evidence is.
 DECISION_CHECK_FIELDS = ("name", "status", "detail", "evidence", "bar")

@@ -10,6 +10,19 @@ from gateway.shadow.report import build_report
 from gateway.state import GatewayState
 
 
+def shadow_report(
+    state: GatewayState, ledger: ShadowLedger, shared: SharedCounters | None
+) -> dict[str, object]:
+    """The shadow comparison as GET /shadow gives it (also read by /stats' verdict line)."""
+    plan = state.snapshot.shadow
+    ledger.follow(plan.section if plan else "")
+    if shared is not None:
+        since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
+    else:
+        since, pairs = ledger.since, ledger.pairs
+    return build_report(plan.spec if plan else None, since, pairs)
+
+
 def serve_shadow(
     app: FastAPI, state: GatewayState, ledger: ShadowLedger, shared: SharedCounters | None
 ) -> None:
@@ -19,10 +32,4 @@ def serve_shadow(
     async def shadow() -> dict[str, object]:
         """How the shadow version's answers differ from the clients', since the shadow section
         of routing.yaml last changed (summed over workers under ``serve --workers N``)."""
-        plan = state.snapshot.shadow
-        ledger.follow(plan.section if plan else "")
-        if shared is not None:
-            since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
-        else:
-            since, pairs = ledger.since, ledger.pairs
-        return build_report(plan.spec if plan else None, since, pairs)
+        return shadow_report(state, ledger, shared)

@@ -19,10 +19,13 @@ def build_report(
     since: str | None,
     pairs: Mapping[str, PairTally],
 ) -> dict[str, Any]:
-    """``shadow`` is the active shadow section (None when off); ``pairs`` by primary version."""
+    """``shadow`` is the configured shadow section (None when off); ``pairs`` by primary version.
+
+    Active means copies are being made: a section at 0% mirrors nothing (as /routing and
+    ``streamflow status`` say), though its last comparison stays readable."""
     version = shadow["version"] if shadow else None
     return {
-        "active": shadow is not None,
+        "active": shadow is not None and float(shadow.get("percent") or 0) > 0,
         "shadow": dict(shadow) if shadow else None,
         "since": since,
         "pairs": [

@@ -5,6 +5,7 @@ import json
 import httpx
 import respx
 
+from cli.shadow import format_shadow
 from gateway.shadow.compare import Row, compare_row
 from gateway.shadow.report import build_report
 from gateway.shadow.tally import PairTally
@@ -65,4 +66,15 @@ def test_off_and_nothing_yet(capsys):
 def test_no_gateway_is_one_line(capsys):
     code, _, err = run(capsys, "shadow", "--url", "http://127.0.0.1:1")
     assert code == 1
-    assert err.strip() == "no gateway answering at http://127.0.0.1:1 (--url for another)"
+    assert err.strip() == (
+        "no gateway answering at http://127.0.0.1:1 (--url or $STREAMFLOW_URL for another)"
+    )
+
+
+def test_a_shadow_at_zero_percent_is_said_not_active() -> None:
+    zero = {"active": False, "shadow": {"version": "v2.4.0", "percent": 0}, "since": None,
+            "pairs": []}  # fmt: skip
+    assert format_shadow(zero) == [
+        "shadow  v2.4.0 at 0%: configured, NOT active (raise percent above 0 in routing.yaml to "
+        "compare)"
+    ]

@@ -59,6 +59,7 @@ ROUTING_DOC: dict[str, Any] = {
 def test_status_prints_config_and_replicas(capsys: pytest.CaptureFixture[str]) -> None:
     with respx.mock(assert_all_called=True) as router:
         router.get("http://gw.test:8080/routing").respond(json=ROUTING_DOC)
+        router.get("http://gw.test:8080/stats").respond(404, json={"error": "not_found"})
         code, out, err = run(capsys, "status", "--url", "http://gw.test:8080/")
     assert code == 0, err
     lines = out.splitlines()
@@ -98,6 +99,41 @@ def test_status_prints_config_and_replicas(capsys: pytest.CaptureFixture[str]) -
         "3",
         "0",
     ]
+
+
+def test_status_says_the_pages_verdict_first(capsys: pytest.CaptureFixture[str]) -> None:
+    words = "v2.4.0 at 50% (step 2 of 3), every check passing, next step in 12 s"
+    verdict = {"state": "in_progress", "tone": "ok", "text": words}
+    with respx.mock(assert_all_called=True) as router:
+        router.get("http://gw.test:8080/routing").respond(json=ROUTING_DOC)
+        router.get("http://gw.test:8080/stats").respond(json={"verdict": verdict})
+        code, out, err = run(capsys, "status", "--url", "http://gw.test:8080")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == words and lines[1] == ""
+    assert re.match(r"service\s+streamflow-churn$", lines[2])
+
+
+def test_status_shows_offline_quality_and_its_warning() -> None:
+    said = "v2.4.0's holdout AUC 0.8373 is below stable v2.3.1's 0.8375"
+    doc = {
+        **ROUTING_DOC,
+        "offline_quality": {
+            "versions": {
+                "v2.3.1": {"holdout_auc": 0.8375, "dataset_id": "synthetic-0fa7"},
+                "v2.4.0": None,
+            },
+            "warning": said,
+        },
+    }
+    lines = status.format_status(doc)
+    assert any(
+        re.match(
+            r"offline\s+v2\.3\.1 holdout AUC 0\.8375 \(data synthetic-0fa7\); v2\.4\.0 unknown$", x
+        )
+        for x in lines
+    )
+    assert any(re.match(rf"WARNING\s+{re.escape(said)}$", x) for x in lines)
 
 
 def test_status_blue_green_shows_live_colour() -> None:
@@ -141,4 +177,4 @@ def test_status_connection_refused(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "status", "--url", url)
     assert code == 1
     assert out == ""
-    assert err == f"no gateway answering at {url} (--url for another)\n"
+    assert err == f"no gateway answering at {url} (--url or $STREAMFLOW_URL for another)\n"

@@ -217,6 +217,9 @@ def test_stats_and_ui_are_served(tmp_path: Path) -> None:
         configured = {r["version"]: r["configured_percent"] for r in document["versions"]}
         assert configured == client.get("/routing").json()["weights"]
         assert document["rollout_log"] is None
+        # The verdict line the page shows first and `streamflow status` prints first.
+        assert document["verdict"]["state"] == "no_plan"
+        assert document["verdict"]["text"].startswith("no rollout: ")
         assert set(document["series"]) == {"times", "rps"}
         page = client.get("/ui")
         assert page.status_code == 200

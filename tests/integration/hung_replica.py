@@ -63,6 +63,10 @@ class HungReplica:
                         + f"content-length: {len(body)}\r\n\r\n{body}".encode()
                     )
                     await writer.drain()
+                elif request_line.startswith(b"GET "):
+                    # /metadata (the gateway asks once it is healthy): not a prediction.
+                    writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                    await writer.drain()
                 else:
                     self.predict_calls += 1
                     await self._predict(writer)

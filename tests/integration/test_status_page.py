@@ -263,7 +263,7 @@ def test_a_live_rollout_shows_its_plan_and_the_bake_from_the_files(
     log.append({**step, "verdict": "HALTED", "action": "halt", "checks": [check],
                 "reason": "step 0 (10%) reached its horizon after 600s undecided"})  # fmt: skip
     banner = page.until("#halted-banner", lambda text: "halted" in text, "the halt banner")
-    assert "step 0 (10%)" in banner
+    assert "step 1 (10%)" in banner  # counted from 1, as everywhere a person reads it
     box = page.text("#rollout-halted")
     assert "ROLLOUT HALTED" in box and "resume --accept" in box and "abort" in box
     assert "between 6.0% and 16.0%" in page.text("#rollout-log")
@@ -363,6 +363,129 @@ def test_the_quality_section_reads_quality_and_says_when_the_log_is_off(
         assert width <= viewport["width"], f"the page is {width} px wide"
         assert not page.errors, page.errors
         page.screenshot(name)
+
+
+def until_or_say(page: StatusPage, *args: Any, url: str) -> str:
+    try:
+        return page.until(*args)
+    except AssertionError as exc:
+        shadow = httpx.get(f"{url}/shadow").json()
+        raise AssertionError(f"{exc}; /shadow: {shadow}") from None
+
+
+def too_wide(page: StatusPage) -> list[str]:
+    """The elements reaching past the window's right edge (outside a scrolling box)."""
+    return page.page.evaluate(
+        """() => [...document.querySelectorAll("body *")]
+            .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1
+                    && !e.closest(".scroll"))
+            .slice(0, 8)
+            .map((e) => `${e.tagName}#${e.id}.${e.className} ${e.getBoundingClientRect().right}`)"""
+    )
+
+
+def test_the_verdict_line_in_every_state_at_both_widths(
+    start_gateway: Callable[..., tuple[Process, Path]], open_page: Callable[..., StatusPage]
+) -> None:
+    """No plan, shadowing, a rollout in progress, rolled back, promoted: the page's first line
+    says each in the gateway's words (the same /stats gives `streamflow status`), a finished
+    rollout keeps its verdict, rollouts are divided, and 400 px never scrolls sideways."""
+    from rollout.log import DecisionLog, default_log_path
+
+    gw, routing = start_gateway(
+        weights={"v2.3.1": 100, "v2.4.0": 0}, shadow={"version": "v2.4.0", "percent": 0}
+    )
+    url = url_of(gw)
+    wide, narrow = open_page(url, WIDE), open_page(url, NARROW)
+    shipped = routing.read_text()
+
+    def shown(state: str, name: str, expect: Callable[[str], bool] = lambda _: True) -> str:
+        words = ""
+        for page in (wide, narrow):
+            words = until_or_say(
+                page,
+                "#verdict",
+                lambda text, p=page: (
+                    p.page.locator("#verdict").get_attribute("data-state") == state and expect(text)
+                ),
+                f"the verdict in state {state}",
+                url=url,
+            )
+            width = page.page.evaluate("document.documentElement.scrollWidth")
+            assert width <= page.page.viewport_size["width"], (name, width, too_wide(page))
+        wide.screenshot(f"verdict-{name}-1280")
+        narrow.screenshot(f"verdict-{name}-400")
+        # The gateway's own words, which `streamflow status` prints first.
+        said = httpx.get(f"{url}/stats").json()["verdict"]["text"]
+        # The same sentence (its numbers may move between two reads: a countdown, late rows).
+        numbers = re.compile(r"\d+(\.\d+)?")
+        assert numbers.sub("N", words.strip()) == numbers.sub("N", said), (words, said)
+        return words
+
+    said = shown("no_plan", "1-no-plan")
+    assert said.startswith("no rollout: v2.3.1 100%")
+
+    routing.write_text(shipped.replace("percent: 0}", "percent: 100}"))
+    wide.until('[data-field="shadow"]', lambda t: "100" in t, "the shadow at 100%")
+    traffic(url, 400, shadow_customers(400))
+    # Judged once the comparison has the rows a bake needs: agreement and PSI against its bar.
+    said = shown(
+        "shadowing",
+        "2-shadowing",
+        lambda text: "a bake requires" in text or "a bake allows" in text,
+    )
+    assert "v2.4.0 shadowed at 100%" in said and "a bake" in said
+    # Each version's offline quality from its replica's /metadata, and the candidate (the
+    # shadowed v2.4.0) scored lower than stable on its holdout.
+    offline = wide.text('[data-field="offline_AUC"]')
+    assert re.search(r"v2\.3\.1 0\.\d{4} \(data streamflow-synthetic-", offline), offline
+    warned = wide.until('[data-field="_offline"]', lambda t: "below stable" in t, "the warning")
+    assert "v2.4.0's holdout AUC" in warned
+
+    routing.write_text(
+        shipped.replace("{v2.3.1: 100, v2.4.0: 0}", "{v2.3.1: 50, v2.4.0: 50}")
+        + "rollout: {candidate: v2.4.0, steps: [10, 50, 100], interval: 30s}\n"
+    )
+    log = DecisionLog(default_log_path(routing))
+    now = time.time()
+    first = {"by": "controller", "plan": "aaaa11112222", "candidate": "v2.4.0", "phase": "step"}
+    check = {"name": "error_rate", "status": "PASS", "detail": "0 errors in 410 vs 0 in 402"}
+    log.append({**first, "step": 0, "weight": 10, "action": "start", "reason": "begins",
+                "step_started": now - 50})  # fmt: skip
+    log.append({**first, "step": 1, "weight": 50, "from_weight": 10, "action": "advance",
+                "verdict": "PASS", "reason": "passed 10% for 30s", "step_started": now - 15,
+                "checks": [check]})  # fmt: skip
+    log.append({**first, "step": 1, "weight": 50, "action": "hold", "verdict": "PASS",
+                "reason": "every check passed", "step_started": now - 15,
+                "checks": [check]})  # fmt: skip
+    said = shown("in_progress", "3-in-progress")
+    assert re.match(r"v2\.4\.0 at 50% \(step 2 of 3\), every check passing, next step in", said)
+    assert "step 2 (50%)" in wide.text("#rollout-log")  # the log counts as the plan does
+
+    failed = {"name": "error_rate", "status": "FAIL", "detail": "12 errors in 80 vs 0 in 400"}
+    log.append({**first, "step": 1, "weight": 50, "action": "rollback", "verdict": "FAIL",
+                "reason": "failed 2 checks in a row", "checks": [failed]})  # fmt: skip
+    routing.write_text(shipped)  # the controller removes the plan as it rolls back
+    said = shown("rolled_back", "4-rolled-back")
+    assert said.startswith("v2.4.0 rolled back at 50%: error rate")
+    plan_box = wide.until("#rollout-plan", lambda t: "Last rollout" in t, "the last verdict")
+    assert "rolled back at 50%" in plan_box
+    assert "12 errors in 80" in wide.text("#rollout-log")  # its evidence stays
+
+    # As the controller promotes: the candidate stable at 100, the plan gone.
+    routing.write_text(
+        shipped.replace("stable: v2.3.1", "stable: v2.4.0").replace(
+            "{v2.3.1: 100, v2.4.0: 0}", "{v2.3.1: 0, v2.4.0: 100}"
+        )
+    )
+    second = {**first, "plan": "bbbb33334444"}
+    log.append({**second, "step": 0, "weight": 100, "action": "start", "reason": "begins"})
+    log.append({**second, "step": 0, "weight": 100, "action": "promote", "verdict": "PASS",
+                "reason": "v2.4.0 is now stable", "checks": [check]})  # fmt: skip
+    said = shown("promoted", "5-promoted")
+    assert said.startswith("v2.4.0 promoted: stable since")
+    log_text = wide.text("#rollout-log")
+    assert "latest rollout bbbb33334444" in log_text and "earlier rollout aaaa11112222" in log_text
 
 
 def test_killing_a_replica_turns_its_row_unhealthy(

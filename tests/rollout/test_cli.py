@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,7 +64,7 @@ def test_status_shows_the_shadow_bake(tmp_path: Path, capsys: pytest.CaptureFixt
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     bake = [r for r in rows if r[1:3] == ["bake", "shadow"]]
     assert bake and bake[-1][-3:] == ["100.0%", "PASS", "hold"]  # every tier agreed
-    assert any(r[1:3] == ["0", "0->10%"] and r[-1] == "advance" for r in rows)
+    assert any(r[1:3] == ["1", "0->10%"] and r[-1] == "advance" for r in rows)
 
 
 def test_resume_accept_is_logged_and_status_shows_a_halt(
@@ -95,3 +97,24 @@ def test_bad_webhook_url_and_listen_address_are_named(
     assert "secret-part" not in err
     assert main(["rollout", "analysis", "--file", str(path), "--listen", "8090"]) == 1
     assert "--listen: '8090' is not HOST:PORT" in capsys.readouterr().err
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`streamflow rollout status | head`: no BrokenPipeError traceback once head has read."""
+    path, log, source, clock = setup(tmp_path)
+    controller(path, log, source, clock).run()
+    # A table far longer than a pipe's buffer (64 KiB): the writer meets the closed pipe.
+    text = log.path.read_text()
+    log.path.write_text(text * (3_000_000 // len(text) + 1))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "rollout", "status", "--file", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"rollout ")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=30) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -233,7 +233,7 @@ def test_both_sides_are_judged_on_the_step_s_window(tmp_path: Path) -> None:
     at_half = [e for e in entries if e["weight"] == 50 and e["action"] == "hold"]
     assert at_half and all(e["verdict"] in ("PASS", "WAITING_FOR_SAMPLES") for e in at_half)
     for e in at_half:
-        assert e["stable_window"] == "the same window, step 1 (50%)"
+        assert e["stable_window"] == "the same window, step 2 of 3 (50%)"
         # Stable's samples are its own in the step (100 a second at 50%), not the rollout's.
         seconds = round(datetime.fromisoformat(e["time"]).timestamp() - e["step_started"])
         assert e["samples"]["stable"] == 100 * seconds
@@ -249,18 +249,18 @@ def test_at_100_percent_stable_s_reference_is_the_previous_step(tmp_path: Path) 
     advance = log.read()[-1]
     assert advance["action"] == "advance" and advance["weight"] == 100
     reference = advance["baselines"]["reference"]
-    assert reference["window"] == "step 1 (50%)"
+    assert reference["window"] == "step 2 of 3 (50%)"
     # Stable served half of 200 a second for the step's seconds at 50%.
     served = reference["counts"]["requests"]
     assert served > 0 and served % 100 == 0
     clock.sleep(1)
     assert first.check(state) is None
     hold = log.read()[-1]
-    assert hold["stable_window"] == "step 1 (50%)" and hold["samples"]["stable"] == served
+    assert hold["stable_window"] == "step 2 of 3 (50%)" and hold["samples"]["stable"] == served
     # A restarted controller judges against the same reference.
     again = controller(path, DecisionLog(log.path), source, clock)
     resumed = again.begin()
-    assert resumed.reference == state.reference and resumed.reference_window == "step 1 (50%)"
+    assert resumed.reference == state.reference and resumed.reference_window == "step 2 of 3 (50%)"
     assert again.run() == PROMOTED
     promote = log.read()[-1]
     assert promote["action"] == "promote" and promote["samples"]["stable"] == served

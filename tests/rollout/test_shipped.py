@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from routing_config import load_config, parse_config
+from routing_config.rollout_plan import RolloutThresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +28,19 @@ def test_routing_yaml_example_plan_is_valid_and_the_defaults() -> None:
         defaults.min_requests,
         defaults.failure_limit,
     )
+
+
+def test_routing_yaml_example_plan_names_every_check_and_threshold() -> None:
+    text = (ROOT / "routing.yaml").read_text()
+    example = text.split("# rollout:\n", 1)[1]
+    lines = [line.removeprefix("# ") for line in example.splitlines()]
+    written = yaml.safe_load("rollout:\n" + "\n".join(lines))["rollout"]["thresholds"]
+    assert set(written) == set(RolloutThresholds.model_fields)
+    notes = " ".join(
+        line.strip("# ") for line in text.split("# Optional. The plan")[1].splitlines()
+    )
+    for check in ("error rate", "p99 latency", "PSI", "tier mix"):
+        assert check in notes, check
 
 
 def test_scrape_config_covers_the_gateway_and_every_replica() -> None:

@@ -74,6 +74,15 @@ function renderRouting(routing) {
     facts.push(["pinning", `${routing.pinning.header}: ${routing.pinning.allow.join(", ")}`]);
   }
   facts.push(["shadow", routing.shadow ? routing.shadow.note : "–"]);
+  // Each version's holdout AUC and training data, from its replicas' /metadata.
+  const offline = routing.offline_quality;
+  if (offline && offline.versions) {
+    facts.push(["offline AUC", Object.entries(offline.versions).map(([version, f]) =>
+      (f && f.holdout_auc !== null && f.holdout_auc !== undefined
+        ? `${version} ${Number(f.holdout_auc).toFixed(4)} (data ${f.dataset_id || "–"})`
+        : `${version} unknown`)).join(" · ")]);
+    if (offline.warning) facts.push(["⚠ offline", offline.warning]);
+  }
   facts.push(["revision", routing.revision]);
   facts.push(["loaded at", routing.loaded_at]);
   facts.push(["ready", routing.ready ? "yes" : "no: no healthy replica for the live route"]);
@@ -279,16 +288,31 @@ function renderPair(pair) {
       el("dt", {}, "|Δp|"),
       el("dd", { "data-field": "abs_delta" }, `mean ${num(delta.mean, 4)} · p50 ${num(delta.p50, 4)}`
         + ` · p95 ${num(delta.p95, 4)} · max ${num(delta.max, 4)}`)),
-    el("div", { class: "side-by-side" }, matrix, disagreements));
+    // The disagreements table is wider than a phone: it scrolls in its own box, not the page.
+    el("div", { class: "side-by-side" }, matrix, el("div", { class: "scroll" }, disagreements)));
 }
 
 // --- rollout --------------------------------------------------------------------------------
 
-function renderRolloutPlan(plan, routing) {
+// The verdict line, from /stats "verdict": the gateway's own words (gateway/glance.py), the
+// same `streamflow status` prints first.
+function renderVerdict(verdict) {
+  const box = document.getElementById("verdict");
+  box.dataset.tone = (verdict && verdict.tone) || "none";
+  box.dataset.state = (verdict && verdict.state) || "";
+  box.textContent = verdict && verdict.text ? verdict.text : "–";
+}
+
+function renderRolloutPlan(plan, routing, verdict) {
   const box = document.getElementById("rollout-plan");
   if (!plan) {
+    // A finished rollout keeps its verdict (and, below, its decisions and evidence) until
+    // the next one starts.
+    const finished = verdict && ["promoted", "rolled_back"].includes(verdict.state);
     fill(box, el("p", { class: "muted", "data-field": "rollout_state" },
-      "No rollout plan in routing.yaml: weights change only through the CLI or an edit."));
+      finished ? `No rollout plan now. Last rollout: ${verdict.text.split("; ")[0]}`
+        + " (its decisions and evidence below)."
+        : "No rollout plan in routing.yaml: weights change only through the CLI or an edit."));
     return;
   }
   const weight = (routing.weights || {})[plan.candidate];
@@ -301,7 +325,8 @@ function renderRolloutPlan(plan, routing) {
     ["now", at >= 0 ? `step ${at + 1} of ${steps.length}: ${weight} %`
       : `${weight ?? 0} % (not one of the steps)`],
     ["next", next === undefined ? "promote: the candidate has every step behind it"
-      : `${next} % after ${plan.interval || "the interval"} if the checks pass`],
+      : `${next} % after ${typeof plan.interval === "number" ? `${plan.interval} s`
+        : plan.interval || "the interval"} if the checks pass`],
   ];
   if (plan.shadow_bake) {
     facts.splice(1, 0, ["shadow bake", `${plan.shadow_bake.percent} % of predictions for `
@@ -324,6 +349,15 @@ function renderRolloutPlan(plan, routing) {
 // Each entry is shown as it comes: time, verdict, and its numbers. A step halted at its horizon
 // (the last word is the controller's "halt", no operator command since) waits for a person: it
 // is shown first, in a red box, with the two commands that end it.
+// Steps are counted from 1 here, in the verdict line, the controller's lines and `streamflow
+// rollout status` alike (the log's "step" field is the 0-based index into the plan's steps).
+function stepLabel(entry) {
+  if (entry.phase === "shadow_bake") return "in the shadow bake";
+  if (entry.phase === "reference") return "in the reference window";
+  return entry.step === undefined || entry.step < 0 ? `at ${entry.weight ?? 0}%`
+    : `at step ${entry.step + 1} (${entry.weight}%)`;
+}
+
 function halted(entries) {
   const last = entries[entries.length - 1];
   return last && last.action === "halt" ? last : null;
@@ -335,7 +369,7 @@ function renderRolloutLog(entries) {
   const stopped = entries && entries.length ? halted(entries) : null;
   banner.hidden = !stopped;
   fill(banner, stopped ? [el("a", { href: "#rollout-halted" }, "Rollout halted"),
-    ` at step ${stopped.step} (${stopped.weight}%): waiting for an operator (below)`] : []);
+    ` ${stepLabel(stopped)}: waiting for an operator (below)`] : []);
   if (!entries || !entries.length) {
     fill(box, el("p", { class: "muted" }, "No rollout decisions logged."));
     return;
@@ -344,7 +378,7 @@ function renderRolloutLog(entries) {
   const halt = halted(entries);
   if (halt) {
     parts.push(el("div", { id: "rollout-halted", role: "alert", "data-field": "rollout_halted" },
-      el("strong", {}, `ROLLOUT HALTED at step ${halt.step} (${halt.weight}%): an operator must decide`),
+      el("strong", {}, `ROLLOUT HALTED ${stepLabel(halt)}: an operator must decide`),
       el("p", {}, halt.reason || ""),
       el("p", { class: "mono" },
         "streamflow rollout resume --accept   (take the step as passed)  ·  "
@@ -370,14 +404,26 @@ function renderRolloutLog(entries) {
         el("span", { class: `verdict ${(check.status || "").toLowerCase()}` }, check.status || ""),
         ` ${check.name}: ${check.detail || ""}`)))));
   }
+  // Newest first, each rollout under a divider that names it (its plan id and candidate).
+  const rows = [];
+  let plan;
+  for (const entry of entries.slice(-10).reverse()) {
+    if (entry.plan !== undefined && entry.plan !== plan) {
+      rows.push(el("tr", { class: "divider" }, el("td", { colspan: "4" },
+        `${plan === undefined ? "latest rollout" : "earlier rollout"} ${entry.plan}`
+        + (entry.candidate ? `: ${entry.candidate}` : ""))));
+      plan = entry.plan;
+    }
+    rows.push(entry);
+  }
   parts.push(el("table", { class: "log" },
     el("caption", {}, "last decisions, newest first"),
-    el("tbody", {}, entries.slice(-10).reverse().map((entry) => el("tr",
+    el("tbody", {}, rows.map((entry) => entry instanceof Node ? entry : el("tr",
       { class: entry.action === "halt" ? "halted" : "" },
       el("td", { class: "mono" }, (entry.time || "").replace("T", " ").slice(0, 19)),
       el("td", {}, entry.phase === "shadow_bake" ? "shadow bake"
         : entry.phase === "reference" ? "reference window"
-        : entry.step === undefined ? "" : `step ${entry.step} (${entry.weight}%)`),
+        : entry.step === undefined ? "" : `step ${entry.step + 1} (${entry.weight}%)`),
       el("td", {}, [entry.verdict, entry.action,
         entry.state === "waiting_for_outcomes" ? "waiting for outcomes" : null]
         .filter(Boolean).join(" → ")),
@@ -547,9 +593,12 @@ async function refresh() {
     const r = routing.value;
     section("the routing", () => renderRouting(r), problems);
     section("the replicas", () => renderReplicas(r), problems);
-    section("the rollout plan", () => renderRolloutPlan((r.config || {}).rollout, r), problems);
+    const verdict = stats.status === "fulfilled" ? stats.value.verdict : null;
+    section("the rollout plan", () => renderRolloutPlan((r.config || {}).rollout, r, verdict),
+      problems);
   }
   if (stats.status === "fulfilled") {
+    section("the verdict", () => renderVerdict(stats.value.verdict), problems);
     predictionLog = Boolean(stats.value.prediction_log);
     section("the versions", () => renderVersions(stats.value), problems);
     section("the rollout log", () => renderRolloutLog(stats.value.rollout_log), problems);

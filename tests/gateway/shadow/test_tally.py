@@ -82,6 +82,13 @@ def test_empty_report_has_no_division_by_zero():
     assert off == {"active": False, "shadow": None, "since": None, "pairs": []}
 
 
+def test_a_shadow_at_zero_percent_is_not_active():
+    """As /routing and `streamflow status` say: configured at 0%, nothing is mirrored."""
+    zero = build_report({"version": "v2", "percent": 0}, None, {})
+    assert zero["active"] is False and zero["shadow"] == {"version": "v2", "percent": 0}
+    assert build_report({"version": "v2", "percent": 0.5}, None, {})["active"] is True
+
+
 def test_largest_and_sample_are_bounded():
     tally = PairTally()
     rng = random.Random(7)

@@ -499,6 +499,8 @@ def start_model(
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         "--timeout-graceful-shutdown", "10",
     ]  # fmt: skip
+    if factory == "model_server.app:create_app":
+        argv += ["--no-access-log", "--http", "model_server.server:ReplicaProtocol"]
     env = {
         "MODEL_VERSION": version,
         "MODEL_PATH": str(ARTIFACTS / version / "model.joblib"),

@@ -10,7 +10,7 @@ the proxy and its answer is written as one buffer; everything else goes to the F
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
 from gateway.app import GatewayApp
@@ -42,7 +42,7 @@ class ProxyService:
         proxy = self.app.proxy  # None until the lifespan opened the upstream client
         return None if proxy is None else proxy.max_body_bytes
 
-    def answer(self, request: Request, body: bytes) -> Awaitable[Reply]:
+    def answer(self, request: Request, body: bytes) -> Coroutine[Any, Any, Reply]:
         proxy = self.app.proxy
         if proxy is None:
             raise RuntimeError("the gateway stopped serving")

@@ -6,8 +6,8 @@ scores the customer itself (model_server/server.py). Everything else goes to the
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping
-from typing import Protocol
+from collections.abc import Coroutine, Mapping
+from typing import Any, Protocol
 
 from httpserver.limits import ClientLimits
 from httpserver.tally import ConnectionTally
@@ -52,6 +52,9 @@ class Service(Protocol):
         """The largest body the short-cut takes now; None: it takes nothing now (not ready)."""
         ...
 
-    def answer(self, request: Request, body: bytes) -> Reply | Awaitable[Reply | None] | None:
-        """The answer, at once or awaited; None: the ASGI app answers this request."""
+    def answer(
+        self, request: Request, body: bytes
+    ) -> Reply | Coroutine[Any, Any, Reply | None] | None:
+        """The answer, at once or from a coroutine (run as a task of the connection's); None:
+        the ASGI app answers this request."""
         ...

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -90,7 +90,9 @@ class ReplicaService:
             return None  # the app answers: its 503 not_ready, or scikit-learn in a thread
         return self.client_limits.max_body_bytes
 
-    def answer(self, request: Request, body: bytes) -> Answer | Awaitable[Answer | None] | None:
+    def answer(
+        self, request: Request, body: bytes
+    ) -> Answer | Coroutine[Any, Any, Answer | None] | None:
         json_body = shadow = False
         for name, value in request.headers:
             if name == b"content-type":

@@ -433,6 +433,12 @@ class Served:
             self.references[key] = answer.json()
         return self.references[key]
 
+    def expect(self, *markers: tuple[int, str]) -> None:
+        """Ask the route for these answers now: a test counting what was scored asks first."""
+        if self.kind == "replica":
+            for marker, path in markers:
+                self.reference(marker, path)
+
     def check_health(self, answer: Answer, keep_alive: bool = True) -> None:
         if self.kind == "gateway":
             assert_gateway_health(answer, keep_alive=keep_alive)
@@ -667,6 +673,7 @@ def test_close_requested_or_http_1_0_closes_after_the_answer(
 
 
 def test_connection_close_in_a_pipeline_ends_it_there(server: Served) -> None:
+    server.expect((1, "/predict"), (2, "/predict"))
     before = server.scored()
     with Wire(server.address) as wire:
         wire.send(
@@ -1033,6 +1040,7 @@ AMBIGUOUS = {
 def test_ambiguous_framing_gets_400_and_reaches_no_replica(
     server: Served, path: str, case: str
 ) -> None:
+    server.expect((9, path))
     before = server.scored()
     with Wire(server.address) as wire:
         wire.send(raw_request(path, AMBIGUOUS[case]))
@@ -1143,3 +1151,37 @@ def test_distinct_bad_pins_on_the_wire_add_no_series(gw: Proc, path: str) -> Non
     after = metric_series(gw)
     assert after == before
     assert not any("junk" in line for line in after)
+
+
+# --- a replica hands what its route answers differently to the route, in order ---------------
+
+
+def test_replica_pipeline_with_bodies_the_route_must_answer_keeps_order(
+    served_replica: Served,
+) -> None:
+    """Bodies that do not validate are handed to FastAPI after the short-cut has read them:
+    their 422s come back in their turn, between short-cut answers, on one connection."""
+    server = served_replica
+    bad_type = [("Content-Type", "text/plain")]
+    unknown = json.dumps({**customer(2), "contract_type": "weekly"}).encode()
+    server.expect((1, "/predict"), (3, "/predict/batch"), (6, "/predict"))
+    before = server.scored()
+    with Wire(server.address) as wire:
+        wire.send(
+            server.request(1),
+            request("/predict", unknown, [("Content-Type", "application/json")]),
+            server.request(3, "/predict/batch"),
+            request("/predict", server.body(4), bad_type),
+            request("/predict/batch", b'{"customers": []}', [("Content-Type", "application/json")]),
+            server.request(6),
+        )
+        server.check(wire.read(), 1)
+        answer = wire.read()
+        assert answer.status == 422
+        assert answer.json()["detail"][0]["loc"] == ["body", "contract_type"]
+        server.check(wire.read(), 3, "/predict/batch")
+        assert wire.read().status == 422
+        assert wire.read().status == 422
+        server.check(wire.read(), 6)
+        assert wire.is_open()
+    assert server.scored() == before + 3

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from httpserver import Request, ServerProtocol, Service
 from httpserver.limits import ClientLimits
+from httpserver.tally import ConnectionTally
 from model_server.endpoints.predict import Predictions
 from model_server.plain_rows import encode_plain_batch
 from model_server.predictor import Predictor
@@ -64,7 +65,6 @@ class ReplicaService:
     log = logging.getLogger("model_server")
     # Unused: an unexpected error hands the request to the app, which answers its own 500.
     internal_error = b'{"error":"internal_error","detail":"see the model server log"}'
-    client_tally = None
 
     def __init__(
         self, state: Any, predictions: Predictions, version: str, limits: ClientLimits
@@ -72,6 +72,9 @@ class ReplicaService:
         self.state = state  # the app's state: .predictor is None until the model is loaded
         self.predictions = predictions
         self.client_limits = limits
+        # One per process, so the connection cap counts the process's connections. Not
+        # exported: the replica's /metrics keeps its own families.
+        self.client_tally = ConnectionTally()
         # What follows the content-length in every answer: the route's content type, then the
         # version header VersionHeaders adds (X-Response-Time-Ms comes last, per answer).
         self.after_length = (

@@ -240,3 +240,16 @@ async def test_the_metrics_count_a_short_cut_answer_as_the_routes(
     by_short_cut, by_route = moved(start, middle), moved(middle, end)
     assert by_short_cut
     assert by_short_cut == by_route
+
+
+def test_the_replicas_connections_are_counted_in_one_tally(app: FastAPI) -> None:
+    # The connection cap (httpserver/connection_cap.py) counts the process's connections.
+    first, second = Connection(app), Connection(app)
+    try:
+        assert first.protocol.tally is second.protocol.tally
+        assert first.protocol.tally.open >= 2
+        opened = first.protocol.tally.open
+    finally:
+        first.close()
+    assert second.protocol.tally.open == opened - 1
+    second.close()

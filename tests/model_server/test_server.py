@@ -242,7 +242,7 @@ async def test_the_metrics_count_a_short_cut_answer_as_the_routes(
     assert by_short_cut == by_route
 
 
-def test_the_replicas_connections_are_counted_in_one_tally(app: FastAPI) -> None:
+async def test_the_replicas_connections_are_counted_in_one_tally(app: FastAPI) -> None:
     # The connection cap (httpserver/connection_cap.py) counts the process's connections.
     first, second = Connection(app), Connection(app)
     try:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             log_level="info",
             access_log=settings.access_log,
             timeout_graceful_shutdown=10,
-            # uvicorn's httptools protocol with plain predictions short-cut (gateway/server.py).
+            # uvicorn's httptools protocol with plain predictions short-cut (gateway/server/).
             http="gateway.server:GatewayProtocol",
         )
     return 0

@@ -85,6 +85,7 @@ class Target:
     name: str
     workers: int | None
     url: str
+    session: int | None = None  # the server's session, for its CPU per request (bench/cpu.py)
 
     @property
     def label(self) -> str:
@@ -106,7 +107,14 @@ class Run:
     versus: dict[str, Any] | None = None
     overload: dict[str, Any] | None = None
 
-    def wrk(self, url: str, connections: int, seconds: float, timeout_s: float = 5.0) -> WrkResult:
+    def wrk(
+        self,
+        url: str,
+        connections: int,
+        seconds: float,
+        timeout_s: float = 5.0,
+        session: int | None = None,
+    ) -> WrkResult:
         threads = 1 if connections == 1 else self.args.wrk_threads
         return run_wrk(
             self.tools.wrk,
@@ -116,6 +124,7 @@ class Run:
             duration_s=seconds,
             threads=threads,
             timeout_s=timeout_s,
+            session=session,
         )
 
     def drive(self, backend: str, targets: list[Target]) -> None:
@@ -133,16 +142,20 @@ class Run:
             results: dict[Target, list[WrkResult]] = {target: [] for target in targets}
             for _ in range(rounds):
                 for target in targets:
-                    results[target].append(self.wrk(target.url, connections, seconds))
+                    results[target].append(
+                        self.wrk(target.url, connections, seconds, session=target.session)
+                    )
             for target in targets:
                 result = combine(results[target])
                 rps = [r.rps for r in results[target]]
                 self.measurements.append(
                     Measurement(backend, target.name, target.workers, result, rps)
                 )
+                cpu = result.cpu_us_per_request
                 say(
                     f"{backend:<7} {target.label:<12} c{connections:<3} {result.rps:>9.0f} "
                     f"req/s  p50 {result.p50_ms:.3f} ms  p99 {result.p99_ms:.3f} ms"
+                    + (f"  cpu {cpu:.0f} µs/req" if cpu is not None else "")
                     + (f"  ERRORS {result.errors}" if result.errors else "")
                 )
 
@@ -188,14 +201,20 @@ class Run:
         return proc, port
 
     def bench_backend(
-        self, backend: str, addresses: dict[str, str], direct: str, peer: int
+        self,
+        backend: str,
+        addresses: dict[str, str],
+        direct: str,
+        peer: int,
+        sessions: tuple[int, int],
     ) -> None:
+        """``sessions``: the direct target's server and the nginx peer, for their CPU."""
         say(f"{backend} backend: direct, nginx, gateway")
         nginx_url = f"http://127.0.0.1:{peer}/predict"
         self.check_tags(f"nginx/{backend}", nginx_url, ["x-model-version", "x-routing-revision"])
         targets = [
-            Target("direct", None, f"http://{direct}/predict"),
-            Target("nginx", None, nginx_url),
+            Target("direct", None, f"http://{direct}/predict", sessions[0]),
+            Target("nginx", None, nginx_url, sessions[1]),
         ]
         resolve = {f"{host}:8000": address for host, address in addresses.items()}
         gateways = []
@@ -208,7 +227,7 @@ class Run:
                 url,
                 ["x-model-version", "x-route-reason", "x-routing-revision", "x-request-id"],
             )
-            targets.append(Target("gateway", workers, url))
+            targets.append(Target("gateway", workers, url, gateway.pid))
         if backend == "real":
             # Shadow traffic's cost, in the same rounds: copies go to the v2.4.0 replica, which
             # also serves its 10% canary share.
@@ -216,13 +235,17 @@ class Run:
             gateway, port = self.start_gateway(backend, workers, resolve, self.routing_shadow)
             gateways.append(gateway)
             targets.append(
-                Target(report.SHADOW_TARGET, workers, f"http://127.0.0.1:{port}/predict")
+                Target(
+                    report.SHADOW_TARGET, workers, f"http://127.0.0.1:{port}/predict", gateway.pid
+                )
             )
             # The prediction log's cost, in the same rounds: every answer recorded in SQLite.
             log_env = {"GATEWAY_PREDICTION_LOG": "true", "GATEWAY_DATA_DIR": str(self.tmp / "data")}
             gateway, port = self.start_gateway(backend, workers, resolve, env=log_env, name="log")
             gateways.append(gateway)
-            targets.append(Target(report.LOG_TARGET, workers, f"http://127.0.0.1:{port}/predict"))
+            targets.append(
+                Target(report.LOG_TARGET, workers, f"http://127.0.0.1:{port}/predict", gateway.pid)
+            )
         self.drive(backend, targets)
         for gateway in gateways:
             self.procs.stop(gateway)
@@ -402,9 +425,19 @@ def execute(run: Run) -> Any:
     peers = [Peer("trivial", free_port(), pools(trivial_addr), WEIGHTS, STICKY_HEADER, revision)]
     if not args.no_real:
         peers.append(Peer("real", free_port(), pools(model_addr), WEIGHTS, STICKY_HEADER, revision))
-    conf = tmp / "nginx.conf"
-    conf.write_text(render_config(tmp, list(trivial.values()), peers))
-    nginx = procs.start("nginx", nginx_argv(run.tools.nginx, tmp, conf))
+    # The trivial backends and the peer in two nginx processes, so the peer's CPU per request
+    # is its proxying alone, as the gateway's is.
+    nginxes = {}
+    for name, backends, its_peers in (
+        ("nginx-backends", list(trivial.values()), []),
+        ("nginx", [], peers),
+    ):
+        home = tmp / name
+        home.mkdir()
+        conf = home / "nginx.conf"
+        conf.write_text(render_config(home, backends, its_peers))
+        nginxes[name] = procs.start(name, nginx_argv(run.tools.nginx, home, conf))
+    nginx, peer_nginx = nginxes["nginx-backends"], nginxes["nginx"]
 
     models: dict[str, Proc] = {}
     chapter: Proc | None = None
@@ -425,12 +458,24 @@ def execute(run: Run) -> Any:
         chapter.wait_http(f"http://127.0.0.1:{chapter_port}/health", timeout=120)
 
     first = hosts[0][1]
-    run.bench_backend("trivial", trivial_addr, trivial_addr[first], peers[0].port)
+    run.bench_backend(
+        "trivial", trivial_addr, trivial_addr[first], peers[0].port, (nginx.pid, peer_nginx.pid)
+    )
     if not args.no_real:
-        run.bench_backend("real", model_addr, model_addr[first], peers[1].port)
+        run.bench_backend(
+            "real",
+            model_addr,
+            model_addr[first],
+            peers[1].port,
+            (models[first].pid, peer_nginx.pid),
+        )
 
     if not args.no_versus:
-        run.versus = compare_with_mlserver(run, model_addr[first] if first in models else None)
+        run.versus = compare_with_mlserver(
+            run,
+            model_addr[first] if first in models else None,
+            models[first].pid if first in models else None,
+        )
     if args.no_batch:
         return None
     from bench.batch import run_batch  # heavy imports (pandas, shap) only when needed
@@ -449,7 +494,7 @@ def execute(run: Run) -> Any:
     )
 
 
-def compare_with_mlserver(run: Run, ours: str | None) -> dict[str, Any]:
+def compare_with_mlserver(run: Run, ours: str | None, ours_session: int | None) -> dict[str, Any]:
     """Our replica against MLServer over HTTP, and the per-row costs in process."""
     from bench import versus
 
@@ -475,6 +520,7 @@ def compare_with_mlserver(run: Run, ours: str | None) -> dict[str, Any]:
             venv_python=python,
             model_path=model_path,
             ours_url=f"http://{ours}/predict",
+            ours_session=ours_session,
             example=EXAMPLE,
             connections=args.connections,
             rounds=args.rounds,
@@ -499,6 +545,8 @@ def start_model(
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         "--timeout-graceful-shutdown", "10",
     ]  # fmt: skip
+    if factory == "model_server.app:create_app":
+        argv += ["--no-access-log", "--http", "model_server.server:ReplicaProtocol"]
     env = {
         "MODEL_VERSION": version,
         "MODEL_PATH": str(ARTIFACTS / version / "model.joblib"),

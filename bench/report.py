@@ -28,6 +28,11 @@ LOG_P50_BAR_MS = 0.05
 BATCH_SPEEDUP_BAR = 5.0
 # Goodput (answers below 400 a second) at 4x the replicas' capacity over goodput at 1x.
 OVERLOAD_GOODPUT_BAR = 0.9
+# The servers' own cost, read as CPU per request from /proc (bench/cpu.py): a replica's per
+# /predict, prediction and top-3 SHAP included; a gateway's per proxied request against nginx's
+# doing the same job on the same backends.
+REPLICA_CPU_BAR_US = 80.0
+GATEWAY_CPU_RATIO_BAR = 1.5
 
 
 def describe_machine(tools: Tools) -> dict[str, Any]:
@@ -135,6 +140,8 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
         row["x_nginx"] = round(row["rps"] / nginx["rps"], 3) if nginx and nginx["rps"] else None
         row["x_direct"] = round(row["rps"] / direct["rps"], 3) if direct and direct["rps"] else None
         row["p50_over_direct_ms"] = round(row["p50_ms"] - direct["p50_ms"], 3) if direct else None
+        cpu, nginx_cpu = row.get("cpu_us_per_request"), nginx and nginx.get("cpu_us_per_request")
+        row["cpu_x_nginx"] = round(cpu / nginx_cpu, 3) if cpu and nginx_cpu else None
 
 
 def evaluate(doc: dict[str, Any]) -> list[Bar]:
@@ -202,6 +209,34 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
                     LOG_RATIO_BAR,
                     True,
                     "prediction log on vs off, same run",
+                )
+            )
+    for c in sorted(set(conns)):
+        direct = _find(rows, "real", "direct", c)
+        if direct is not None:
+            bars.append(
+                Bar(
+                    f"real replica, {c} conn{'s' if c > 1 else ''}: CPU per /predict <= "
+                    f"{REPLICA_CPU_BAR_US:g} µs",
+                    direct.get("cpu_us_per_request"),
+                    REPLICA_CPU_BAR_US,
+                    False,
+                    "user + system time of the replica over the requests answered",
+                    unit=" µs",
+                )
+            )
+    for backend in ("trivial", "real"):
+        row = gateway(backend, high)
+        if row is not None:
+            bars.append(
+                Bar(
+                    f"{backend} backend, {high} conns: gateway CPU per request <= "
+                    f"{GATEWAY_CPU_RATIO_BAR:g}x nginx's",
+                    row.get("cpu_x_nginx"),
+                    GATEWAY_CPU_RATIO_BAR,
+                    False,
+                    "each one's processes, user + system time per request",
+                    unit="x",
                 )
             )
     plain_low = gateway("real", low)
@@ -329,7 +364,7 @@ def render(doc: dict[str, Any]) -> str:
     ]
     header = (
         "backend", "target", "conns", "req/s", "p50 ms", "p99 ms", "errors",
-        "/nginx", "/direct", "p50 +direct",
+        "/nginx", "/direct", "p50 +direct", "cpu µs/req", "cpu /nginx",
     )  # fmt: skip
     table = [header]
     for row in doc["measurements"]:
@@ -348,6 +383,8 @@ def render(doc: dict[str, Any]) -> str:
                 _fmt(row["x_nginx"], ".2f") if row["target"] != "nginx" else "",
                 _fmt(row["x_direct"], ".2f") if row["target"] != "direct" else "",
                 _fmt(row["p50_over_direct_ms"], "+.3f") if row["target"] != "direct" else "",
+                _fmt(row.get("cpu_us_per_request"), ".0f"),
+                _fmt(row.get("cpu_x_nginx"), ".2f") if row["target"] != "nginx" else "",
             )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]

@@ -163,6 +163,7 @@ def versus_http(
     model_path: Path,
     ours_url: str,
     example: Path,
+    ours_session: int | None = None,
     connections: list[int],
     rounds: int,
     seconds: float,
@@ -181,24 +182,36 @@ def versus_http(
     answer = httpx.post(infer, content=body, headers={"content-type": "application/json"})
     answer.raise_for_status()
     say(f"mlserver answers {answer.json()['outputs'][0]['data']}")
+    # name -> (url, script, the server's session for its CPU per request)
     scripts = {
-        "ours": (ours_url, write_script(tmp / "ours.lua", _one_line(example), "/predict", None)),
+        "ours": (
+            ours_url,
+            write_script(tmp / "ours.lua", _one_line(example), "/predict", None),
+            ours_session,
+        ),
         "mlserver": (
             infer,
             write_script(tmp / "mlserver.lua", body, infer.split(str(port))[1], None),
+            proc.pid,  # its server and its inference workers: one session
         ),
     }
     rows: list[dict[str, Any]] = []
     for conns in connections:
         threads = 1 if conns == 1 else wrk_threads
         results: dict[str, list[WrkResult]] = {name: [] for name in scripts}
-        for url, script in scripts.values():  # warm-up
+        for url, script, _ in scripts.values():  # warm-up
             run_wrk(wrk, script, url, connections=conns, duration_s=1.0, threads=threads)
         for _ in range(rounds):
-            for name, (url, script) in scripts.items():
+            for name, (url, script, session) in scripts.items():
                 results[name].append(
                     run_wrk(
-                        wrk, script, url, connections=conns, duration_s=seconds, threads=threads
+                        wrk,
+                        script,
+                        url,
+                        connections=conns,
+                        duration_s=seconds,
+                        threads=threads,
+                        session=session,
                     )
                 )
         for name, rounds_results in results.items():
@@ -230,6 +243,12 @@ def render(doc: dict[str, Any]) -> str:
                 f"   {ours['rps'] / theirs['rps']:.2f}x"
             )
         lines.append(line)
+        mine, its = ours.get("cpu_us_per_request"), (theirs or {}).get("cpu_us_per_request")
+        if mine is not None:
+            cpu = f"         CPU per request: ours {mine:,.0f} µs"
+            if its is not None:
+                cpu += f"   mlserver {its:,.0f} µs   {its / mine:.2f}x ours"
+            lines.append(cpu)
     if not http:
         lines.append("  (HTTP part skipped)")
     costs = doc.get("in_process")

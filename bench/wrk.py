@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.cpu import per_request_us, session_cpu_s
+
 MARKER = "BENCH-RESULT "
 
 # Every request carries a different X-Customer-Id (thread number + counter), so the gateway
@@ -78,6 +80,9 @@ class WrkResult:
     refused: int = 0  # answers of 400 or more (under overload: the 503s shed)
     timeouts: int = 0  # requests wrk gave up on after its --timeout
     accepted_p99_ms: float = 0.0  # at most this: see the Lua script's done()
+    # The server's CPU (user + system, its whole session, from /proc) over the run, per request
+    # answered; None when the run was not given the server's session (bench/cpu.py).
+    cpu_us_per_request: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -110,7 +115,13 @@ def combine(rounds: list[WrkResult]) -> WrkResult:
         refused=sum(r.refused for r in rounds),
         timeouts=sum(r.timeouts for r in rounds),
         accepted_p99_ms=median([r.accepted_p99_ms for r in rounds]),
+        cpu_us_per_request=_median_of_known([r.cpu_us_per_request for r in rounds]),
     )
+
+
+def _median_of_known(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return round(statistics.median(known), 1) if known else None
 
 
 def write_script(path: Path, body: str, request_path: str, sticky_header: str | None) -> Path:
@@ -131,9 +142,11 @@ def run_wrk(
     duration_s: float,
     threads: int,
     timeout_s: float = 5.0,
+    session: int | None = None,
 ) -> WrkResult:
     """One wrk run; a request not answered within ``timeout_s`` (whole seconds) counts as a
-    timeout."""
+    timeout. With ``session`` (the server's session id: the pid of the process the bench
+    started), the server's CPU per request is read too."""
     threads = max(1, min(threads, connections))
     argv = [
         wrk,
@@ -146,9 +159,11 @@ def run_wrk(
         str(script),
         url,
     ]
+    cpu_before = session_cpu_s(session) if session is not None else 0.0
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + 30, check=False
     )
+    cpu = session_cpu_s(session) - cpu_before if session is not None else None
     line = next((x for x in proc.stdout.splitlines() if x.startswith(MARKER)), None)
     if proc.returncode != 0 or line is None:
         raise WrkError(f"wrk against {url} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -170,4 +185,5 @@ def run_wrk(
         refused=refused,
         timeouts=raw["errors"]["timeout"],
         accepted_p99_ms=raw["accepted_p99_us"] / 1000,
+        cpu_us_per_request=None if cpu is None else per_request_us(cpu, raw["requests"]),
     )

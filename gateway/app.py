@@ -2,7 +2,7 @@
 
 uvicorn --factory gateway.app:create_app     (settings from GATEWAY_* variables)
 python -m gateway serve                       (the same, with workers, sane defaults, and the
-                                               server protocol of gateway/server/)
+                                               server protocol of gateway/server.py)
 """
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ class GatewayApp(FastAPI):
     Intercepting in ``__call__``, before Starlette's middleware stack and router, keeps the
     framework's per-request cost off this path while the app stays a FastAPI instance. Under
     ``gateway serve`` most prediction requests do not even get here: the server protocol hands
-    them to the proxy itself (gateway/server/short_cut.py).
+    them to the proxy itself (gateway/server.py).
     """
 
     proxy: Proxy | None = None  # set by the lifespan once the upstream client is open
-    # What the server protocol allows a client connection (gateway/server/ enforces it).
+    # What the server protocol allows a client connection (httpserver/ enforces it).
     client_limits: ClientLimits = ClientLimits()
     client_tally: ClientTally | None = None  # counted by the server protocol
     # When set, the operators' endpoints answer only on this port (gateway/listeners.py).

@@ -21,9 +21,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from gateway.client_limits import PHASES
 from gateway.pool import ReplicaState
 from gateway.state import GatewayState
+from httpserver.tally import ConnectionTally
 from vocabulary import metric_names
 from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS
 
@@ -151,18 +151,15 @@ class AnsweredRequests(Collector):
         yield latency
 
 
-class ClientTally(Collector):
+class ClientTally(ConnectionTally, Collector):
     """What the client limits did (gateway/client_limits.py), tallied as plain numbers: the
-    server protocol counts every connection and the proxy every shed request, so a flood of
-    either costs an addition each, not a labelled counter's lock.
+    server protocol counts every connection (httpserver/tally.py) and the proxy every shed
+    request, so a flood of either costs an addition each, not a labelled counter's lock.
 
     Labels come from closed sets: a timeout's phase, a configured version."""
 
     def __init__(self) -> None:
-        self.open = 0  # client connections open now (a gauge: reported with the state's)
-        self.refused = 0
-        self.heads_too_large = 0
-        self.timeouts = dict.fromkeys(PHASES, 0)
+        super().__init__()  # open (a gauge: reported with the state's), refused, timeouts, ...
         self.shed: dict[str, int] = {}  # version -> requests answered 503 at the in-flight cap
         self.queued: Callable[[], int] = _none  # requests waiting for room now (a gauge)
 

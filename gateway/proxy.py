@@ -1,8 +1,9 @@
 """Forwarding: one client request → routing decision → a replica (retries, fallback) → tags.
 
 ``Proxy.forward`` takes the request's bytes and returns the answer's; the gateway's server
-protocol (gateway/server/short_cut.py) calls it directly for plain prediction requests, and the ASGI
-``__call__`` serves the rest. Prediction bodies are never parsed: they pass through as bytes.
+protocol (httpserver/short_cut.py, through gateway/server.py) calls it directly for plain
+prediction requests, and the ASGI ``__call__`` serves the rest. Prediction bodies are never
+parsed: they pass through as bytes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """FastAPI app factory for one pinned model version.
 
-uvicorn --factory model_server.app:create_app      (settings from MODEL_VERSION, MODEL_PATH)
+uvicorn --factory model_server.app:create_app --http model_server.server:ReplicaProtocol
+        (settings from MODEL_VERSION, MODEL_PATH; the protocol answers plain predictions itself)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from apidocs import serve_docs
+from httpserver.limits import ClientLimits
 from model_server.artifact import ArtifactError, verify_artifact
 from model_server.endpoints.errors import handle_errors
 from model_server.endpoints.metrics import serve_metrics
@@ -21,6 +23,7 @@ from model_server.endpoints.status import serve_status
 from model_server.fast_path import PredictFastPath
 from model_server.lifespan import Lifespan
 from model_server.metrics import ModelMetrics
+from model_server.server import ReplicaService
 from model_server.settings import ModelSettings
 from model_server.version_headers import VersionHeaders
 
@@ -53,6 +56,9 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     serve_docs(app)
     app.state.predictor = None  # set by the lifespan once the model is loaded and warmed
     app.state.metadata = metadata
+    # What model_server.server:ReplicaProtocol answers itself, past the app (served under
+    # plain uvicorn, the app answers everything, the fast path below its predictions).
+    app.state.short_cut = ReplicaService(app.state, predictions, settings.version, ClientLimits())
     serve_status(app, settings.version)
     predictions.serve(app)
     serve_metrics(app, registry)

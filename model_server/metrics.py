@@ -61,11 +61,24 @@ class ModelMetrics:
             registry=registry,
         )
         self.info.labels(version).set(1)
+        # Labelled children, kept once made: ``labels()`` hashes and locks on every call. Made
+        # on first use (not up front), so /metrics lists the same series as before; the keys
+        # come from closed sets (two endpoints, three tiers, shadow or not).
+        self._latency_of: dict[str, Histogram] = {}
+        self._predictions_of: dict[tuple[str, str, bool], Counter] = {}
 
     def observe(
         self, endpoint: str, results: list[Prediction], seconds: float, *, shadow: bool = False
     ) -> None:
         """One request's answers, as the dicts sent."""
+        if (
+            len(results) == 1 and endpoint != "batch"
+        ):  # the common case, without the tallies' lists and dicts
+            result = results[0]
+            self._latency(endpoint).observe(seconds)
+            self._predictions(endpoint, result["risk_tier"], shadow).inc()
+            self.probability.observe_one(shadow, result["churn_probability"])
+            return
         tiers: dict[str, int] = {}
         for result in results:
             tiers[result["risk_tier"]] = tiers.get(result["risk_tier"], 0) + 1
@@ -90,11 +103,25 @@ class ModelMetrics:
     def _observe(
         self, endpoint: str, tiers: dict[str, int], rows: int, seconds: float, shadow: bool
     ) -> None:
-        self.latency.labels(endpoint).observe(seconds)
+        self._latency(endpoint).observe(seconds)
         for tier, count in tiers.items():
-            self.predictions.labels(endpoint, tier, "true" if shadow else "false").inc(count)
+            self._predictions(endpoint, tier, shadow).inc(count)
         if endpoint == "batch":
             self.batch_size.observe(rows)
+
+    def _latency(self, endpoint: str) -> Histogram:
+        child = self._latency_of.get(endpoint)
+        if child is None:
+            child = self._latency_of[endpoint] = self.latency.labels(endpoint)
+        return child
+
+    def _predictions(self, endpoint: str, tier: str, shadow: bool) -> Counter:
+        key = (endpoint, tier, shadow)
+        child = self._predictions_of.get(key)
+        if child is None:
+            child = self.predictions.labels(endpoint, tier, "true" if shadow else "false")
+            self._predictions_of[key] = child
+        return child
 
 
 class ProbabilityHistogram:
@@ -116,6 +143,17 @@ class ProbabilityHistogram:
         for probability in probabilities:
             counts[bisect.bisect_left(PROBABILITY_BUCKETS, probability)] += 1
         self._add(shadow, counts, float(sum(probabilities)))
+
+    def observe_one(self, shadow: bool, probability: float) -> None:
+        index = bisect.bisect_left(PROBABILITY_BUCKETS, probability)
+        label = "true" if shadow else "false"
+        with self._lock:
+            mine = self._counts.get(label)
+            if mine is None:
+                mine = self._counts[label] = [0] * (len(PROBABILITY_BUCKETS) + 1)
+                self._sums[label] = 0.0
+            mine[index] += 1
+            self._sums[label] += probability
 
     def observe_many(self, shadow: bool, probabilities: np.ndarray) -> None:
         ordered = probabilities.copy()

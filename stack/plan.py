@@ -141,6 +141,10 @@ def _replica_spec(
         str(port),
         "--log-level",
         "warning",
+        "--no-access-log",
+        # The shared HTTP/1.1 protocol, answering plain predictions itself (model_server/server.py).
+        "--http",
+        "model_server.server:ReplicaProtocol",
         # Below the launcher's 15 s stop grace, so in-flight requests finish before any SIGKILL.
         "--timeout-graceful-shutdown",
         "10",

@@ -87,6 +87,8 @@ def replica(name: str, version: str, artifacts: Path, port: int | None = None) -
         sys.executable, "-m", "uvicorn", "--factory", "model_server.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         "--timeout-graceful-shutdown", "10",
+        # As the local stack runs a replica: plain predictions answered by the protocol.
+        "--no-access-log", "--http", "model_server.server:ReplicaProtocol",
     ]  # fmt: skip
     env = {"MODEL_VERSION": version, "MODEL_PATH": str(artifacts / version / "model.joblib")}
     return Process(name, argv, env, port)

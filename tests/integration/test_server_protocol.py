@@ -1,10 +1,15 @@
-"""The gateway's HTTP/1.1 server protocol (gateway/server/) on the wire, with real processes.
+"""The shared HTTP/1.1 server protocol (httpserver/) on the wire, with real processes.
 
 ``python -m gateway serve`` (uvicorn with ``GatewayProtocol``) in front of two tiny replicas
 (tests/integration/trivial_replica.py). Plain ``POST /predict*`` requests take the protocol's
 short-cut to ``Proxy.forward``; chunked bodies, ``Expect: 100-continue``, query strings and bodies
 over the limit take uvicorn's ASGI path. Both must look the same to a client: keep-alive,
 pipelining order, ``Connection: close``, HTTP/1.0, disconnects and graceful shutdown.
+
+The tests that take a ``server`` run against a real model-server replica too (uvicorn with
+``ReplicaProtocol``, as the local stack runs it), where plain predictions are scored from the
+protocol and the rest go to FastAPI: the framing, pipelining and closing rules, and the answer
+of each path, are the same there.
 
 Requests are written on raw sockets and answers parsed with httptools, so what is checked is
 exactly what went over the wire (duplicate headers, interim answers, who closes the connection).
@@ -31,7 +36,8 @@ import httpx
 import pytest
 
 from tests.integration.fake_replicas import Proc, running_fakes
-from tests.integration.procs import free_port, routing_yaml, wait_for
+from tests.integration.procs import REPO_ROOT, free_port, routing_yaml, wait_for
+from vocabulary.metric_names import MODEL_REQUEST_DURATION
 
 MAX_BODY = 2000  # GATEWAY_MAX_BODY_BYTES of the gateways started here
 MAX_ANSWER = 100_000  # GATEWAY_MAX_RESPONSE_BYTES of the gateways started here
@@ -319,22 +325,204 @@ def assert_clean_log(proc: Proc) -> None:
         assert bad not in log, log[-3000:]
 
 
+# --- the two servers: a gateway over fake replicas, and a real replica -----------------------
+
+EXAMPLE = json.loads((REPO_ROOT / "examples" / "customer.json").read_text())
+
+
+def customer(marker: int) -> dict[str, object]:
+    """A customer per marker (0 to 71) whose answer differs from every other marker's."""
+    return {
+        **EXAMPLE,
+        "tenure": marker,
+        "monthly_charges": 20.0 + 1.5 * marker,
+        "total_charges": 100.0 + 37.0 * marker,
+    }
+
+
+@pytest.fixture(scope="module")
+def replica_proc(artifacts_dir: Path, proc_log_dir: Path) -> Iterator[Proc]:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "model_server.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--no-access-log", "--http", "model_server.server:ReplicaProtocol",
+    ]  # fmt: skip
+    env = {
+        "MODEL_VERSION": STABLE,
+        "MODEL_PATH": str(artifacts_dir / STABLE / "model.joblib"),
+    }
+    proc = Proc("replica", argv, env, port).start(proc_log_dir)
+    try:
+        wait_for(f"{proc.url}/ready", timeout=120)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@dataclass
+class Served:
+    """What a test sends one of the two servers, and what it checks of the answers."""
+
+    kind: str  # "gateway" or "replica"
+    proc: Proc
+    revision: str = ""  # the gateway's routing revision
+    fakes: dict[str, Proc] = field(default_factory=dict)  # the gateway's replicas
+    references: dict[tuple[int, str], dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return self.proc.address
+
+    def body(self, marker: int, path: str = "/predict") -> bytes:
+        if self.kind == "gateway":
+            return json_of_size(40 + marker)  # its size and digest come back from the fake
+        one = customer(marker)
+        batch = path.split("?")[0] == "/predict/batch"
+        return json.dumps({"customers": [one]} if batch else one).encode()
+
+    def request(
+        self, marker: int, path: str = "/predict", headers: Headers = (), version: str = "1.1"
+    ) -> bytes:
+        extra = [*self.headers(marker), *headers]
+        return request(path, self.body(marker, path), extra, version=version)
+
+    def headers(self, marker: int) -> list[tuple[str, str]]:
+        # A replica's endpoints read JSON only when told it is JSON, as FastAPI's do.
+        json_type = [("Content-Type", "application/json")] if self.kind == "replica" else []
+        return [("X-Request-Id", f"m-{marker}"), *json_type]
+
+    def chunked(self, marker: int, path: str = "/predict", pieces: int = 3) -> bytes:
+        data = self.body(marker, path)
+        step = -(-len(data) // pieces)
+        parts = [chunk(data[i : i + step]) for i in range(0, len(data), step)]
+        head = chunked_head(path, self.headers(marker))
+        return head + b"".join(parts) + LAST_CHUNK
+
+    def check(
+        self, answer: Answer, marker: int, path: str = "/predict", keep_alive: bool = True
+    ) -> None:
+        if self.kind == "gateway":
+            sent = self.body(marker, path)
+            assert_prediction(
+                answer,
+                self.revision,
+                sent=sent,
+                request_id=f"m-{marker}",
+                path=path,
+                keep_alive=keep_alive,
+            )
+            return
+        assert_replica_answer(answer, keep_alive=keep_alive)
+        expected = self.reference(marker, path)
+        got = answer.json()
+        if "predictions" in expected:
+            assert got["predictions"] == expected["predictions"]
+            assert got["batch_size"] == expected["batch_size"]
+        else:
+            assert got == expected
+
+    def reference(self, marker: int, path: str) -> dict[str, object]:
+        """The FastAPI route's answer (a query string keeps it off the short-cut)."""
+        base = path.split("?")[0]
+        key = (marker, base)
+        if key not in self.references:
+            url = f"{self.proc.url}{base}?reference=1"
+            answer = httpx.post(url, content=self.body(marker, base), timeout=10, headers=JSON)
+            assert answer.status_code == 200, answer.text
+            self.references[key] = answer.json()
+        return self.references[key]
+
+    def expect(self, *markers: tuple[int, str]) -> None:
+        """Ask the route for these answers now: a test counting what was scored asks first."""
+        if self.kind == "replica":
+            for marker, path in markers:
+                self.reference(marker, path)
+
+    def check_health(self, answer: Answer, keep_alive: bool = True) -> None:
+        if self.kind == "gateway":
+            assert_gateway_health(answer, keep_alive=keep_alive)
+            return
+        assert answer.status == 200, (answer.status, answer.body[:300])
+        assert answer.json() == {"status": "healthy", "model_version": STABLE}
+        assert_date_is_now(answer)
+        assert int(answer.one("content-length")) == len(answer.body)
+        assert answer.one("x-model-version") == STABLE
+        assert answer.all("connection") == ([] if keep_alive else ["close"])
+
+    def scored(self) -> int:
+        """Prediction requests that reached a replica's model so far."""
+        if self.kind == "gateway":
+            return posts_seen(self.fakes)
+        text = httpx.get(f"{self.proc.url}/metrics", timeout=5).text
+        counts = re.findall(rf"^{MODEL_REQUEST_DURATION.name}_count{{[^}}]*}} (\S+)$", text, re.M)
+        return int(sum(float(count) for count in counts))
+
+
+JSON = {"content-type": "application/json"}
+# The replica's answer headers, in order, on either path (uvicorn's two, the route's two, then
+# the two the VersionHeaders middleware adds; uvicorn's connection: close last when it closes).
+REPLICA_HEADERS = [
+    "date",
+    "server",
+    "content-length",
+    "content-type",
+    "x-model-version",
+    "x-response-time-ms",
+]
+
+
+def assert_replica_answer(answer: Answer, *, keep_alive: bool = True) -> None:
+    assert answer.status == 200, (answer.status, answer.body[:300])
+    names = [name for name, _ in answer.headers]
+    assert names == REPLICA_HEADERS + ([] if keep_alive else ["connection"]), answer.headers
+    assert answer.one("x-model-version") == STABLE
+    assert float(answer.one("x-response-time-ms")) >= 0
+    assert int(answer.one("content-length")) == len(answer.body)
+    assert answer.one("content-type") == "application/json"
+    assert answer.one("server") == "uvicorn"
+    assert_date_is_now(answer)
+    if not keep_alive:
+        assert answer.one("connection") == "close"
+
+
+@pytest.fixture(scope="module")
+def served_gateway(gw: Proc, revision: str, fakes: dict[str, Proc]) -> Served:
+    return Served("gateway", gw, revision=revision, fakes=fakes)
+
+
+@pytest.fixture(scope="module")
+def served_replica(replica_proc: Proc) -> Served:
+    return Served("replica", replica_proc)
+
+
+@pytest.fixture(params=["gateway", "replica"])
+def server(request: pytest.FixtureRequest) -> Served:
+    served: Served = request.getfixturevalue(f"served_{request.param}")
+    return served
+
+
 # --- 1. keep-alive --------------------------------------------------------------------------
 
 
-def test_keep_alive_many_requests_on_one_connection(gw: Proc, revision: str) -> None:
-    with Wire(gw.address) as wire:
+def test_keep_alive_many_requests_on_one_connection(server: Served) -> None:
+    with Wire(server.address) as wire:
         for i in range(6):
-            body = json_of_size(50 + 300 * i)
             path = "/predict/batch" if i % 2 else "/predict"
-            wire.send(request(path, body, [("X-Request-Id", f"keep-{i}")]))
-            answer = wire.read()
-            assert_prediction(answer, revision, sent=body, request_id=f"keep-{i}", path=path)
+            wire.send(server.request(10 * i, path))
+            server.check(wire.read(), 10 * i, path)
         # ASGI requests and short-cut ones take turns on the same connection.
         wire.send(request("/health", None, method="GET"))
-        assert_gateway_health(wire.read())
-        wire.send(request("/predict?via=asgi", CUSTOMER, [("X-Request-Id", "keep-asgi")]))
-        assert_prediction(wire.read(), revision, request_id="keep-asgi", path="/predict?via=asgi")
+        server.check_health(wire.read())
+        wire.send(server.request(7, "/predict?via=asgi"))
+        server.check(wire.read(), 7, "/predict?via=asgi")
+        wire.send(server.request(8))
+        server.check(wire.read(), 8)
+        assert wire.is_open()
+
+
+def test_keep_alive_without_a_request_id(gw: Proc, revision: str) -> None:
+    with Wire(gw.address) as wire:
         wire.send(request())  # no X-Request-Id: the gateway makes one
         assert_prediction(wire.read(), revision)
         assert wire.is_open()
@@ -391,50 +579,46 @@ def test_pipelined_requests_are_answered_in_order(gw: Proc, revision: str) -> No
         assert_prediction(wire.read(), revision, request_id="pipe-after")
 
 
-def test_pipelined_mix_of_both_paths_keeps_order(gw: Proc, revision: str) -> None:
-    chunked = chunked_head(headers=[("X-Request-Id", "mix-5")]) + chunk(CUSTOMER) + LAST_CHUNK
-    with Wire(gw.address) as wire:
+def test_pipelined_mix_of_both_paths_keeps_order(server: Served) -> None:
+    with Wire(server.address) as wire:
         wire.send(
-            # ASGI (query string) and slow first, then short-cut, ASGI, short-cut, ASGI.
-            request("/predict?a=1", CUSTOMER, [("X-Request-Id", "mix-1"), ("X-Slow", "0.4")]),
-            request("/predict", CUSTOMER, [("X-Request-Id", "mix-2"), ("X-Slow", "0.2")]),
+            # ASGI (query string) and slow first (at a fake replica), then short-cut, ASGI,
+            # short-cut, ASGI (chunked), short-cut (batch).
+            server.request(1, "/predict?a=1", [("X-Slow", "0.4")]),
+            server.request(2, "/predict", [("X-Slow", "0.2")]),
             request("/health", None, method="GET"),
-            request("/predict", CUSTOMER, [("X-Request-Id", "mix-4")]),
-            chunked,
+            server.request(4),
+            server.chunked(5),
+            server.request(6, "/predict/batch"),
         )
-        answers = [wire.read() for _ in range(5)]
-        assert_prediction(answers[0], revision, request_id="mix-1", path="/predict?a=1")
-        assert_prediction(answers[1], revision, request_id="mix-2")
-        assert_gateway_health(answers[2])
-        assert_prediction(answers[3], revision, request_id="mix-4")
-        assert_prediction(answers[4], revision, request_id="mix-5")
+        answers = [wire.read() for _ in range(6)]
+        server.check(answers[0], 1, "/predict?a=1")
+        server.check(answers[1], 2)
+        server.check_health(answers[2])
+        server.check(answers[3], 4)
+        server.check(answers[4], 5)
+        server.check(answers[5], 6, "/predict/batch")
 
 
-def test_long_pipeline_is_answered_in_order(gw: Proc, revision: str) -> None:
+def test_long_pipeline_is_answered_in_order(server: Served) -> None:
     count = 30
-    requests = []
-    for i in range(count):
-        path = ["/predict", "/predict/batch", "/predict?q=1"][i % 3]
-        requests.append(request(path, json_of_size(20 + i), [("X-Request-Id", f"long-{i}")]))
-    with Wire(gw.address) as wire:
-        wire.send(*requests)
-        for i in range(count):
-            path = ["/predict", "/predict/batch", "/predict?q=1"][i % 3]
-            sent = json_of_size(20 + i)
-            assert_prediction(wire.read(), revision, sent=sent, request_id=f"long-{i}", path=path)
+    paths = [["/predict", "/predict/batch", "/predict?q=1"][i % 3] for i in range(count)]
+    with Wire(server.address) as wire:
+        wire.send(*(server.request(i, path) for i, path in enumerate(paths)))
+        for i, path in enumerate(paths):
+            server.check(wire.read(), i, path)
         assert wire.is_open()
 
 
-def test_request_trickling_in_a_few_bytes_at_a_time(gw: Proc, revision: str) -> None:
-    raw = request("/predict/batch", json_of_size(300), [("X-Request-Id", "trickle")])
-    with Wire(gw.address) as wire:
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_request_trickling_in_a_few_bytes_at_a_time(server: Served, path: str) -> None:
+    raw = server.request(30, path)
+    with Wire(server.address) as wire:
         wire.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for i in range(0, len(raw), 7):  # about 70 writes, every part of the request split
+        for i in range(0, len(raw), 7):  # every part of the request split over many writes
             wire.send(raw[i : i + 7])
             time.sleep(0.002)
-        answer = wire.read()
-        sent = json_of_size(300)
-        assert_prediction(answer, revision, sent=sent, request_id="trickle", path="/predict/batch")
+        server.check(wire.read(), 30, path)
 
 
 def test_pipelined_request_whose_body_arrives_late(gw: Proc, revision: str) -> None:
@@ -455,15 +639,15 @@ def test_pipelined_request_whose_body_arrives_late(gw: Proc, revision: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("raw", "kind"),
+    ("path", "headers", "version"),
     [
-        (request(headers=[("Connection", "close")]), "/predict"),
-        (request("/predict?x=1", headers=[("Connection", "close")]), "/predict?x=1"),
-        (request(version="1.0"), "/predict"),
-        (request("/predict?x=1", version="1.0"), "/predict?x=1"),
-        (request(version="1.0", headers=[("Connection", "keep-alive")]), "/predict"),
-        (request("/health", None, [("Connection", "close")], method="GET"), "health"),
-        (request("/health", None, method="GET", version="1.0"), "health"),
+        ("/predict", [("Connection", "close")], "1.1"),
+        ("/predict?x=1", [("Connection", "close")], "1.1"),
+        ("/predict", [], "1.0"),
+        ("/predict?x=1", [], "1.0"),
+        ("/predict", [("Connection", "keep-alive")], "1.0"),
+        ("/health", [("Connection", "close")], "1.1"),
+        ("/health", [], "1.0"),
     ],
     ids=[
         "1.1-close",
@@ -476,28 +660,31 @@ def test_pipelined_request_whose_body_arrives_late(gw: Proc, revision: str) -> N
     ],
 )
 def test_close_requested_or_http_1_0_closes_after_the_answer(
-    gw: Proc, revision: str, raw: bytes, kind: str
+    server: Served, path: str, headers: list[tuple[str, str]], version: str
 ) -> None:
-    with Wire(gw.address) as wire:
-        wire.send(raw)
-        answer = wire.read()
-        if kind != "health":  # a prediction, forwarded to this target
-            assert_prediction(answer, revision, keep_alive=False, path=kind)
+    with Wire(server.address) as wire:
+        if path == "/health":
+            wire.send(request(path, None, headers, method="GET", version=version))
+            server.check_health(wire.read(), keep_alive=False)
         else:
-            assert_gateway_health(answer, keep_alive=False)
+            wire.send(server.request(3, path, headers, version=version))
+            server.check(wire.read(), 3, path, keep_alive=False)
         assert wire.closed_by_gateway(within=3.0)
 
 
-def test_connection_close_in_a_pipeline_ends_it_there(gw: Proc, revision: str) -> None:
-    with Wire(gw.address) as wire:
+def test_connection_close_in_a_pipeline_ends_it_there(server: Served) -> None:
+    server.expect((1, "/predict"), (2, "/predict"))
+    before = server.scored()
+    with Wire(server.address) as wire:
         wire.send(
-            request(headers=[("X-Request-Id", "c-1")]),
-            request(headers=[("X-Request-Id", "c-2"), ("Connection", "close")]),
-            request(headers=[("X-Request-Id", "c-3")]),  # after the close: never answered
+            server.request(1),
+            server.request(2, headers=[("Connection", "close")]),
+            server.request(3),  # after the close: never answered
         )
-        assert_prediction(wire.read(), revision, request_id="c-1")
-        assert_prediction(wire.read(), revision, request_id="c-2", keep_alive=False)
+        server.check(wire.read(), 1)
+        server.check(wire.read(), 2, keep_alive=False)
         assert wire.closed_by_gateway(within=3.0)
+    assert server.scored() == before + 2
 
 
 # --- 4. chunked bodies ----------------------------------------------------------------------
@@ -527,19 +714,19 @@ def test_chunked_body_is_forwarded_whole(gw: Proc, revision: str) -> None:
 # --- 5. Expect: 100-continue ----------------------------------------------------------------
 
 
-def test_expect_100_continue_gets_interim_then_answer(gw: Proc, revision: str) -> None:
-    body = json_of_size(800)
-    expect = [("Expect", "100-continue"), ("X-Request-Id", "exp-1")]
+def test_expect_100_continue_gets_interim_then_answer(server: Served) -> None:
+    body = server.body(40)
+    expect = [("Expect", "100-continue"), *server.headers(40)]
     head = request("/predict", b"", expect, content_length=len(body))
-    with Wire(gw.address) as wire:
+    with Wire(server.address) as wire:
         wire.send(head)  # headers only: the body waits for the go-ahead
         interim = wire.read(timeout=3.0)
         assert interim.status == 100
         assert interim.body == b""
         wire.send(body)
-        assert_prediction(wire.read(), revision, sent=body, request_id="exp-1")
-        wire.send(request(headers=[("X-Request-Id", "exp-2")]))
-        assert_prediction(wire.read(), revision, request_id="exp-2")
+        server.check(wire.read(), 40)
+        wire.send(server.request(41))
+        server.check(wire.read(), 41)
 
 
 def test_expect_100_continue_over_the_limit_is_refused_at_once(gw: Proc) -> None:
@@ -851,19 +1038,20 @@ AMBIGUOUS = {
 @PATHS
 @pytest.mark.parametrize("case", sorted(AMBIGUOUS))
 def test_ambiguous_framing_gets_400_and_reaches_no_replica(
-    gw: Proc, fakes: dict[str, Proc], path: str, case: str
+    server: Served, path: str, case: str
 ) -> None:
-    before = posts_seen(fakes)
-    with Wire(gw.address) as wire:
+    server.expect((9, path))
+    before = server.scored()
+    with Wire(server.address) as wire:
         wire.send(raw_request(path, AMBIGUOUS[case]))
         answer = wire.read()
         assert answer.status == 400, (answer.status, answer.body[:300])
         assert wire.closed_by_gateway()  # nothing after it is read as a request
-    assert posts_seen(fakes) == before
-    with Wire(gw.address) as wire:  # and the gateway serves the next client as ever
-        wire.send(request(path))
-        assert wire.read().status == 200
-    assert posts_seen(fakes) == before + 1
+    assert server.scored() == before  # no model saw it
+    with Wire(server.address) as wire:  # and the server serves the next client as ever
+        wire.send(server.request(9, path))
+        server.check(wire.read(), 9, path)
+    assert server.scored() == before + 1
 
 
 @PATHS
@@ -963,3 +1151,37 @@ def test_distinct_bad_pins_on_the_wire_add_no_series(gw: Proc, path: str) -> Non
     after = metric_series(gw)
     assert after == before
     assert not any("junk" in line for line in after)
+
+
+# --- a replica hands what its route answers differently to the route, in order ---------------
+
+
+def test_replica_pipeline_with_bodies_the_route_must_answer_keeps_order(
+    served_replica: Served,
+) -> None:
+    """Bodies that do not validate are handed to FastAPI after the short-cut has read them:
+    their 422s come back in their turn, between short-cut answers, on one connection."""
+    server = served_replica
+    bad_type = [("Content-Type", "text/plain")]
+    unknown = json.dumps({**customer(2), "contract_type": "weekly"}).encode()
+    server.expect((1, "/predict"), (3, "/predict/batch"), (6, "/predict"))
+    before = server.scored()
+    with Wire(server.address) as wire:
+        wire.send(
+            server.request(1),
+            request("/predict", unknown, [("Content-Type", "application/json")]),
+            server.request(3, "/predict/batch"),
+            request("/predict", server.body(4), bad_type),
+            request("/predict/batch", b'{"customers": []}', [("Content-Type", "application/json")]),
+            server.request(6),
+        )
+        server.check(wire.read(), 1)
+        answer = wire.read()
+        assert answer.status == 422
+        assert answer.json()["detail"][0]["loc"] == ["body", "contract_type"]
+        server.check(wire.read(), 3, "/predict/batch")
+        assert wire.read().status == 422
+        assert wire.read().status == 422
+        server.check(wire.read(), 6)
+        assert wire.is_open()
+    assert server.scored() == before + 3

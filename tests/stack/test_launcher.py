@@ -98,6 +98,9 @@ def test_each_replica_is_pinned_by_its_environment() -> None:
         "9101",
         "--log-level",
         "warning",
+        "--no-access-log",
+        "--http",
+        "model_server.server:ReplicaProtocol",
         "--timeout-graceful-shutdown",
         "10",
     )

@@ -1,4 +1,4 @@
-"""Every client deadline of a connection, on one timer (gateway/client_limits.py sets them).
+"""Every client deadline of a connection, on one timer (httpserver/limits.py).
 
 Keep-alive between requests, the head timeout while a head arrives (from the accept for a
 connection's first), the body timeouts while a body does: a request late on either gets a 408
@@ -16,8 +16,7 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from gateway.client_limits import BODY, HEAD, IDLE, ClientLimits, error_answer
-from gateway.server.connection import (
+from httpserver.connection import (
     ACCEPTED,
     ANSWERING,
     KEEP_ALIVE,
@@ -25,7 +24,8 @@ from gateway.server.connection import (
     READING_HEAD,
     ClientConnection,
 )
-from gateway.server.short_cut import Exchange
+from httpserver.limits import BODY, HEAD, IDLE, ClientLimits, error_answer
+from httpserver.short_cut import Exchange
 
 NEVER = float("inf")
 

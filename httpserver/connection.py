@@ -1,14 +1,14 @@
-"""What every piece of the server protocol reads: the gateway app, its client limits and tally,
-what the connection is doing (its phase), and uvicorn's default headers as bytes."""
+"""What every piece of the server protocol reads: the process's service (its short-cut), its
+client limits and tally, what the connection is doing (its phase), and uvicorn's default
+headers as bytes."""
 
 from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.app import GatewayApp
-from gateway.client_limits import ClientLimits
-from gateway.metrics import ClientTally
-from gateway.wire import head_lines
+from httpserver.limits import ClientLimits
+from httpserver.service import Service
+from httpserver.tally import ConnectionTally
 
 # What a connection is doing: its deadline (deadlines.py) and whether a head is arriving
 # (head_cap.py) follow from it. A request being answered has no deadline.
@@ -22,15 +22,21 @@ ANSWERING = 4  # the whole request is in; being answered
 _default_heads: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
 
 
-class ClientConnection(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the state the gateway's pieces share."""
+def head_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Header pairs as header lines, b"name: value\\r\\n" each."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
-    # Set by GatewayProtocol.__init__ (protocol.py), with every piece's state.
-    gateway: GatewayApp | None  # None: uvicorn serves some other app with this protocol
+
+class ClientConnection(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the state the pieces share."""
+
+    # Set by ServerProtocol.__init__ (protocol.py), with every piece's state.
+    service: Service | None  # None: no short-cut, every request goes to the ASGI app
     limits: ClientLimits
-    tally: ClientTally
+    tally: ConnectionTally
     phase: int
     body_length: int | None  # declared by the request being read; None: chunked
+    logs_access: bool  # uvicorn's access log is on and writes INFO lines: no short-cut
 
     def _default_head(self) -> bytes:
         """uvicorn's default headers (date, server) as bytes; it swaps the list every second."""

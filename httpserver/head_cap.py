@@ -11,8 +11,8 @@ from __future__ import annotations
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from gateway.client_limits import error_answer
-from gateway.server.connection import READING_HEAD, ClientConnection
+from httpserver.connection import READING_HEAD, ClientConnection
+from httpserver.limits import error_answer
 
 
 class HeadTooLarge(Exception):

@@ -1,6 +1,6 @@
 """The process's cap on open client connections: one over it is answered 503 and closed before
 anything is read, so the clients already here and the replica connections keep their file
-descriptors (gateway/client_limits.py sizes the cap under the open-file limit)."""
+descriptors (the gateway's client limits size the cap under the open-file limit)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from gateway.client_limits import error_answer
-from gateway.server.connection import ClientConnection
+from httpserver.connection import ClientConnection
+from httpserver.limits import error_answer
 
 
 class ConnectionCap(ClientConnection):
@@ -39,5 +39,6 @@ class ConnectionCap(ClientConnection):
             self.tally.open -= 1
 
     def _refusal(self) -> bytes:
-        detail = f"the gateway holds its limit of {self.limits.max_connections} connections"
+        name = self.service.name if self.service is not None else "server"
+        detail = f"the {name} holds its limit of {self.limits.max_connections} connections"
         return error_answer(STATUS_LINE[503], self._default_head(), "too_many_connections", detail)

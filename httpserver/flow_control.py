@@ -2,15 +2,15 @@
 
 While the transport's write buffer is over its high-water mark the client is read no further
 and none of its pipelined requests is started; if it stays there for the send timeout
-(gateway/client_limits.py) the connection is aborted (a close would wait for the buffer to
+(httpserver/limits.py) the connection is aborted (a close would wait for the buffer to
 drain). The send timeout shares the connection's one timer with the other deadlines.
 """
 
 from __future__ import annotations
 
-from gateway.client_limits import SEND
-from gateway.server.connection import ANSWERING
-from gateway.server.deadlines import NEVER, Deadlines
+from httpserver.connection import ANSWERING
+from httpserver.deadlines import NEVER, Deadlines
+from httpserver.limits import SEND
 
 
 class FlowControl(Deadlines):

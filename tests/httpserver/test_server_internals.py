@@ -1,4 +1,4 @@
-"""The uvicorn internals gateway/server/ relies on are still there, named as it uses them.
+"""The uvicorn internals httpserver/ relies on are still there, named as it uses them.
 
 A uvicorn upgrade that renames or drops one fails here, in a fraction of a second and naming the
 attribute, before the wire tests (tests/integration/test_server_protocol.py) show the effect.
@@ -11,13 +11,15 @@ import inspect
 import re
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.server import GatewayProtocol
-from gateway.server.short_cut import Exchange
+from httpserver.short_cut import Exchange
+from model_server.server import ReplicaProtocol
 
 # Methods of HttpToolsProtocol that GatewayProtocol overrides or calls through super().
 OVERRIDDEN = (
@@ -57,12 +59,43 @@ PROTOCOL_ATTRIBUTES = (
     "expect_100_continue",
     "cycle",
     "logger",
+    # What a request the short-cut hands back to the app is given (httpserver/short_cut.py).
+    "asgi_version",
+    "server",
+    "client",
+    "scheme",
+    "root_path",
+    "app_state",
+    "access_logger",
 )
 PER_REQUEST_ATTRIBUTES = ("url",)  # set by on_message_begin
 SERVER_STATE_ATTRIBUTES = ("default_headers", "total_requests")
 FLOW_METHODS = ("pause_reading", "resume_reading", "read_paused", "write_paused")
-# What a client timeout reads or sets on an ASGI request cycle (gateway/server/deadlines.py).
-CYCLE_ATTRIBUTES = ("response_started", "response_complete", "disconnected", "message_event")
+# What a client timeout reads or sets on an ASGI request cycle (httpserver/deadlines.py), and
+# what a request handed back to the app sets on the cycle made for it (httpserver/short_cut.py).
+CYCLE_ATTRIBUTES = (
+    "response_started",
+    "response_complete",
+    "disconnected",
+    "message_event",
+    "body",
+    "more_body",
+)
+# The request cycle's constructor, as the short-cut calls it for a request handed back.
+CYCLE_PARAMETERS = [
+    "self",
+    "scope",
+    "transport",
+    "flow",
+    "logger",
+    "access_logger",
+    "access_log",
+    "default_headers",
+    "message_event",
+    "expect_100_continue",
+    "keep_alive",
+    "on_response",
+]
 PARSER_METHODS = ("get_method", "should_upgrade", "get_http_version", "should_keep_alive")
 
 
@@ -109,16 +142,16 @@ def missing(obj: object, names: tuple[str, ...]) -> list[str]:
     return [name for name in names if not hasattr(obj, name)]
 
 
-def test_the_protocol_methods_gateway_server_overrides_exist() -> None:
+def test_the_protocol_methods_httpserver_overrides_exist() -> None:
     gone = [name for name in OVERRIDDEN if not callable(getattr(HttpToolsProtocol, name, None))]
-    assert not gone, (
-        f"uvicorn's HttpToolsProtocol no longer has {gone}: gateway/server/ overrides them"
-    )
+    assert not gone, f"uvicorn's HttpToolsProtocol no longer has {gone}: httpserver/ overrides them"
     params = list(inspect.signature(HttpToolsProtocol._start_asgi_task).parameters)
     assert params == ["self", "cycle", "app"], f"_start_asgi_task takes {params} now"
+    params = list(inspect.signature(httptools_impl.RequestResponseCycle.__init__).parameters)
+    assert params == CYCLE_PARAMETERS, f"RequestResponseCycle takes {params} now"
 
 
-async def test_the_protocol_attributes_gateway_server_uses_exist() -> None:
+async def test_the_protocol_attributes_httpserver_uses_exist() -> None:
     proto = protocol(HttpToolsProtocol)
     gone = missing(proto, PROTOCOL_ATTRIBUTES)
     assert not gone, f"uvicorn's HttpToolsProtocol instances no longer have {gone}"
@@ -161,8 +194,11 @@ def test_exchange_has_every_cycle_attribute_uvicorns_protocol_reads() -> None:
     assert not absent, f"uvicorn now reads {absent} off a request cycle; Exchange lacks them"
 
 
-async def test_gateway_protocol_still_serves_through_uvicorns_asgi_path() -> None:
-    proto = protocol(GatewayProtocol)
+@pytest.mark.parametrize("cls", [GatewayProtocol, ReplicaProtocol])
+async def test_each_process_protocol_still_serves_through_uvicorns_asgi_path(
+    cls: type[HttpToolsProtocol],
+) -> None:
+    proto = protocol(cls)
     transport = FakeTransport()
     proto.connection_made(transport)
     proto.data_received(b"GET /health HTTP/1.1\r\nHost: a\r\nX-Probe: seen\r\n\r\n")

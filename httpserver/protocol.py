@@ -1,4 +1,4 @@
-"""GatewayProtocol: uvicorn's httptools protocol with the gateway's pieces mixed in.
+"""ServerProtocol: uvicorn's httptools protocol with the pieces mixed in.
 
 Each piece is a class in a module of its own, over the state they share (connection.py): the
 short-cut (short_cut.py), the deadlines (deadlines.py), back-pressure (flow_control.py), the head
@@ -13,21 +13,24 @@ moves every request makes are written out in on_message_begin and on_headers_com
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from gateway.app import GatewayApp
-from gateway.client_limits import ClientLimits
-from gateway.metrics import ClientTally
-from gateway.server.connection import ACCEPTED, ANSWERING, READING_BODY, READING_HEAD
-from gateway.server.connection_cap import ConnectionCap
-from gateway.server.deadlines import NEVER, body_length
-from gateway.server.flow_control import FlowControl
-from gateway.server.head_cap import HeadCap
-from gateway.server.short_cut import Exchange, ShortCut
+from httpserver.connection import ACCEPTED, ANSWERING, READING_BODY, READING_HEAD
+from httpserver.connection_cap import ConnectionCap
+from httpserver.deadlines import NEVER, body_length
+from httpserver.flow_control import FlowControl
+from httpserver.head_cap import HeadCap
+from httpserver.limits import ClientLimits
+from httpserver.service import Service
+from httpserver.short_cut import Exchange, ShortCut
+from httpserver.tally import ConnectionTally
 
 
-class GatewayProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
-    """Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")``.
+class ServerProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
+    """A process serves with a subclass that names its service (``service_of``), e.g.
+    ``uvicorn.run(..., http="gateway.server:GatewayProtocol")``; this class itself takes no
+    short-cut and keeps only the limits.
 
     data_received is the head cap's (head_cap.py); pause_writing and resume_writing are
     back-pressure's (flow_control.py); the callbacks below are shared."""
@@ -36,14 +39,13 @@ class GatewayProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
         super().__init__(*args, **kwargs)
         # Every piece's state (declared in its class) starts here, in one __init__: an __init__
         # or a call per piece would cost each new connection more.
-        # uvicorn may wrap the app in middleware; the gateway app is at the bottom.
-        app: Any = self.app
-        while app is not None and not isinstance(app, GatewayApp):
-            app = getattr(app, "app", None)
-        self.gateway = app
-        self.limits = app.client_limits if app is not None else ClientLimits()
-        tally = app.client_tally if app is not None else None
-        self.tally = tally if tally is not None else ClientTally()
+        service = self.service = self.service_of(self.app)
+        self.limits = service.client_limits if service is not None else ClientLimits()
+        tally = service.client_tally if service is not None else None
+        self.tally = tally if tally is not None else ConnectionTally()
+        # uvicorn's access log is on whenever its logger has handlers, even at --log-level
+        # warning, where it writes nothing: only one that writes lines turns the short-cut off.
+        self.logs_access = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
         self.deadline_timer = None
         self.timer_at = NEVER
         self.phase = ACCEPTED
@@ -55,6 +57,12 @@ class GatewayProtocol(ShortCut, HeadCap, ConnectionCap, FlowControl):
         self.check_head = False
         self.head_refused = False
         self.send_stalled = 0.0
+
+    @classmethod
+    def service_of(cls, app: Any) -> Service | None:
+        """The process's service, found in (or made for) the ASGI app uvicorn serves; None:
+        no short-cut. uvicorn may wrap the app in middleware: walk ``.app`` down to it."""
+        return None
 
     # uvicorn annotates the base transport; the event loop hands a full Transport (the flow
     # control's pause and resume need it), so the override is narrower on purpose.

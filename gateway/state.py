@@ -38,6 +38,7 @@ class Snapshot:
     ) -> Snapshot:
         config = loaded.config
         table = RoutingTable.from_config(config)
+        loaded_at = now_iso()
         return cls(
             loaded=loaded,
             table=table,
@@ -45,8 +46,12 @@ class Snapshot:
             revision=loaded.revision.encode(),
             pin_header=config.pinning.header.lower().encode() if config.pinning else None,
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
-            shadow=ShadowPlan.from_spec(config.shadow.model_dump() if config.shadow else None),
-            loaded_at=now_iso(),
+            shadow=ShadowPlan.from_spec(
+                config.shadow.model_dump() if config.shadow else None,
+                since=loaded_at,
+                previous=previous.shadow if previous else None,
+            ),
+            loaded_at=loaded_at,
             versions=frozenset(config.versions),
         )
 

@@ -20,7 +20,7 @@ def serve_shadow(
         """How the shadow version's answers differ from the clients', since the shadow section
         of routing.yaml last changed (summed over workers under ``serve --workers N``)."""
         plan = state.snapshot.shadow
-        ledger.follow(plan.section if plan else "")
+        ledger.follow(plan.section if plan else "", plan.since if plan else None)
         if shared is not None:
             since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
         else:

@@ -15,13 +15,14 @@ ARGO_MODELS_PACKAGE := @kubernetes-models/argo-rollouts@2.0.0
 ARGO_MODELS := .cache/npm/node_modules/@kubernetes-models/argo-rollouts
 
 
-.PHONY: help install tools checkov artifacts up test lint typecheck format bench bench-rollout bench-smoke check-containers e2e-containers clean
+.PHONY: help install tools checkov artifacts up test lint typecheck format bench bench-quality bench-rollout bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
 	@echo "             (make up PORT=8081: the gateway on another port)"
 	@echo "make test    lint, type-check and run every test (unit + integration)"
 	@echo "make bench   benchmark the gateway against nginx and direct, then the rollout simulator"
+	@echo "make bench-quality  the quality report alone: outcomes needed, time over 1M labelled predictions"
 	@echo "make bench-rollout  the rollout simulator alone: old and new decision rule, side by side"
 	@echo "make lint    ruff check + format check + the import contracts (ARCHITECTURE.md)"
 	@echo "make typecheck  mypy --strict over every package (settings in pyproject.toml)"
@@ -105,7 +106,13 @@ test: lint typecheck tools checkov artifacts
 
 bench: artifacts
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.quality
 	$(BIN)/python -m rollout.simulate
+
+# The quality report alone: outcomes needed paired against unpaired, and the report's time over
+# a million labelled predictions (arithmetic alone, and end to end from a SQLite store).
+bench-quality: artifacts
+	$(BIN)/python -m bench.quality
 
 # The rollout section of the bench alone: the controller's decision rule, old and new, on
 # simulated rollouts (no processes, a few minutes).

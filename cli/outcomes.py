@@ -201,8 +201,10 @@ def _detail(response: httpx.Response) -> str:
 
 
 class Progress:
-    """``checking  [#####.....]  52%  521,000 rows`` on stderr, redrawn at most ten times a
-    second (a terminal or not: a log gets the lines, not a flood)."""
+    """``checking  [#####.....]  52%  521,000 lines`` on stderr (lines of the file read so far,
+    a CSV's header included), redrawn at most ten times a second (a terminal or not: a log gets
+    the lines, not a flood). The first drawing waits those 0.1 s too, so it never shows the
+    count at the first line; a file read quicker shows only its final line."""
 
     def __init__(self, stream: IO[str], *, enabled: bool = True) -> None:
         self.stream = stream
@@ -211,7 +213,7 @@ class Progress:
 
     def start(self, name: str, total_bytes: int) -> None:
         self.name, self.total = name, max(total_bytes, 1)
-        self.bytes, self.lines, self.drawn = 0, 0, 0.0
+        self.bytes, self.lines, self.drawn = 0, 0, time.monotonic()
 
     def advance(self, size: int) -> None:
         self.bytes += size
@@ -226,7 +228,8 @@ class Progress:
             return
         share = min(self.bytes / self.total, 1.0)
         bar = "#" * int(share * 30)
-        self.stream.write(f"{self.name:9} [{bar:30}] {share:4.0%}  {self.lines:,} lines{end}")
+        lines = f"{self.lines:,} line" + ("" if self.lines == 1 else "s")
+        self.stream.write(f"{self.name:9} [{bar:30}] {share:4.0%}  {lines}{end}")
         self.stream.flush()
 
     def done(self) -> None:

@@ -49,6 +49,10 @@ class Snapshot:
             previous.pool if previous else None,
             hosts.addresses if hosts is not None else None,
         )
+        # A rebuild of the same config (new addresses for a host) is not a reload.
+        loaded_at = (
+            previous.loaded_at if previous is not None and previous.loaded is loaded else now_iso()
+        )
         return cls(
             loaded=loaded,
             table=table,
@@ -56,13 +60,12 @@ class Snapshot:
             revision=loaded.revision.encode(),
             pin_header=config.pinning.header.lower().encode() if config.pinning else None,
             sticky_header=table.sticky_header.lower().encode() if table.sticky_header else None,
-            shadow=ShadowPlan.from_spec(config.shadow.model_dump() if config.shadow else None),
-            # A rebuild of the same config (new addresses for a host) is not a reload.
-            loaded_at=(
-                previous.loaded_at
-                if previous is not None and previous.loaded is loaded
-                else now_iso()
+            shadow=ShadowPlan.from_spec(
+                config.shadow.model_dump() if config.shadow else None,
+                since=loaded_at,
+                previous=previous.shadow if previous else None,
             ),
+            loaded_at=loaded_at,
             versions=frozenset(config.versions),
         )
 

@@ -38,6 +38,17 @@ DEFAULT_OUT = Path("artifacts")
 class VersionRecipe:
     description: str
     build: Callable[[], ClassifierMixin]
+    # Share of training labels flipped (seeded): 0 for the shipped versions. The holdout AUC is
+    # always measured on the true labels.
+    label_noise: float = 0.0
+
+
+NOISE_SEED = 20240229
+# A deliberately worse model for tests of the quality gate: v2.3.1's recipe trained on labels
+# of which 40% are flipped. Flipping is symmetric, so it keeps the ranking in expectation but
+# leaves a fifth of the signal: the trees fit noise (holdout AUC 0.77 against 0.84). Never
+# in the shipped routing.yaml.
+NOISY_VERSION = "v2.4.0-noisy"
 
 
 # Both stay shallow boosted trees: exact TreeSHAP cost grows with depth, and the batch endpoint
@@ -54,6 +65,14 @@ RECIPES: dict[str, VersionRecipe] = {
         lambda: GradientBoostingClassifier(
             n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.8, random_state=11
         ),
+    ),
+    NOISY_VERSION: VersionRecipe(
+        "GradientBoostingClassifier, 200 trees, depth 3, learning rate 0.1, "
+        "on training labels 40% flipped (a deliberately worse model, for tests)",
+        lambda: GradientBoostingClassifier(
+            n_estimators=200, max_depth=3, learning_rate=0.1, random_state=7
+        ),
+        label_noise=0.4,
     ),
 }
 
@@ -118,6 +137,14 @@ def dataset_id(features: np.ndarray, labels: np.ndarray) -> str:
     return f"streamflow-synthetic-{DATA_SEED}-{digest}"
 
 
+def flip_labels(labels: np.ndarray, share: float) -> np.ndarray:
+    """``labels`` with a seeded ``share`` of them flipped (the same ones every build)."""
+    if not share:
+        return labels
+    flip = np.random.default_rng(NOISE_SEED).random(len(labels)) < share
+    return np.where(flip, 1 - labels, labels)
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -130,7 +157,7 @@ def train_version(version: str, out_dir: Path) -> dict[str, Any]:
         features, labels, test_size=0.2, random_state=42, stratify=labels
     )
     model = recipe.build()
-    model.fit(x_train, y_train)
+    model.fit(x_train, flip_labels(y_train, recipe.label_noise))
     auc = float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]))
 
     version_dir = out_dir / version
@@ -149,6 +176,7 @@ def train_version(version: str, out_dir: Path) -> dict[str, Any]:
             "train_rows": int(len(y_train)),
             "holdout_rows": int(len(y_test)),
             "churn_rate": round(float(labels.mean()), 4),
+            **({"label_noise": recipe.label_noise} if recipe.label_noise else {}),
         },
         "metrics": {"holdout_auc": round(auc, 4)},
         "sklearn_version": sklearn.__version__,

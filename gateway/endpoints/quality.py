@@ -2,7 +2,7 @@
 
 The report itself is ``outcomes.quality.report.build_report`` over the labelled predictions
 made in a window (``outcomes.quality_input``); both run in a thread, off the event loop (a
-million labelled predictions take about a second).
+million labelled predictions: about 1 s end to end, ``make bench-quality``).
 
 Query parameters, all optional:
 

@@ -15,7 +15,7 @@ def shadow_report(
 ) -> dict[str, object]:
     """The shadow comparison as GET /shadow gives it (also read by /stats' verdict line)."""
     plan = state.snapshot.shadow
-    ledger.follow(plan.section if plan else "")
+    ledger.follow(plan.section if plan else "", plan.since if plan else None)
     if shared is not None:
         since, pairs = merge_reports(ledger.section, shared.read_documents("shadow"))
     else:

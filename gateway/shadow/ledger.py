@@ -33,11 +33,12 @@ class ShadowLedger:
         # (primary, shadow) -> since start; versions come from routing.yaml, never a request.
         self.cumulative: dict[tuple[str, str], PairTally] = {}
 
-    def follow(self, section: str) -> None:
-        """Start a fresh report when the shadow section (its ``section_key``) has changed."""
+    def follow(self, section: str, since: str | None = None) -> None:
+        """Start a fresh report when the shadow section (its ``section_key``) has changed;
+        ``since``: when the section took effect (``ShadowPlan.since``), else now."""
         if section != self.section:
             self.section = section
-            self.since = now_iso() if section else None
+            self.since = (since or now_iso()) if section else None
             self.pairs = {}
 
     def _tallies(self, section: str, primary: str, shadow: str) -> list[PairTally]:

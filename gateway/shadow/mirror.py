@@ -81,7 +81,7 @@ class Mirror:
         if primary == plan.version or not plan.selects(sticky_key, random.random()):
             return  # an answer from the shadow version itself has nothing to be compared with
         ledger = self.ledger
-        ledger.follow(plan.section)
+        ledger.follow(plan.section, plan.since)
         if len(self.tasks) >= self.max_inflight:
             ledger.count(plan.section, primary, plan.version, "dropped")
             return

@@ -26,12 +26,25 @@ class ShadowPlan:
     share: float  # 0..1
     section: str  # fingerprint: a new one starts a new report
     spec: dict[str, Any]
+    # When this section took effect in this process (ISO 8601): the report's "since". Not when
+    # the first copy was sent or the report first read, which may come much later.
+    since: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any] | None) -> ShadowPlan | None:
+    def from_spec(
+        cls,
+        spec: dict[str, Any] | None,
+        since: str | None = None,
+        previous: ShadowPlan | None = None,
+    ) -> ShadowPlan | None:
+        """``previous``: the plan before a reload; the same section keeps its ``since`` (a
+        reload that changed only weights does not start a new comparison)."""
         if spec is None:
             return None
-        return cls(spec["version"], float(spec["percent"]) / 100.0, section_key(spec), spec)
+        section = section_key(spec)
+        if previous is not None and previous.section == section:
+            since = previous.since
+        return cls(spec["version"], float(spec["percent"]) / 100.0, section, spec, since)
 
     def selects(self, sticky_key: bytes | None, roll: float) -> bool:
         """The sticky key's stable hash when the request has one, else the random ``roll``."""

@@ -8,23 +8,30 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import itertools
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import numpy as np
+
 from outcomes.join import customer_bounds, label_sql
 from outcomes.records import (
+    ASSIGNMENTS,
+    SHADOW,
     Answered,
     Labelled,
+    LabelledColumns,
     NotAPrediction,
     Outcome,
     OutcomeTally,
     Prediction,
+    ShadowPairColumns,
     decode_answers,
     encode_answers,
     predictions_of,
 )
-from outcomes.store.base import PredictionStore, SchemaTooNew
+from outcomes.store.base import PredictionStore, SchemaTooNew, StoreError
 
 __all__ = ["MIGRATIONS", "SqlStore"]
 
@@ -100,6 +107,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        4,
+        "labels by request: the quality report pairs shadow rows with served answers",
+        ("CREATE INDEX labels_request ON labels (request_id, row_index)",),
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 
@@ -123,6 +135,27 @@ _JOINING = f"SELECT {_JOINING_COLUMNS} FROM joining"
 _PREDICTION_COLUMNS = (
     "time, request_id, row_index, customer_key, version, assignment, routing_revision, "
     "churn_probability, risk_tier, features"
+)
+
+
+# The versions in labels, one index probe each (a loose index scan on labels_version_time),
+# not a scan of every row.
+_LABELLED_VERSIONS = (
+    "WITH RECURSIVE v(version) AS (SELECT MIN(version) FROM labels UNION ALL "
+    "SELECT (SELECT MIN(version) FROM labels WHERE version > v.version) FROM v "
+    "WHERE v.version IS NOT NULL) SELECT version FROM v WHERE version IS NOT NULL"
+)
+# One number a row besides the probability: version, assignment and outcome packed as
+# version * 128 + assignment * 2 + churned, so a million rows cross into Python as two floats
+# each and land in numpy in one pass. ``+time``: a window is most of the table, which one
+# scan reads faster than the time index does row by row (SQLite would take the index).
+_CODE_STRIDE = 128
+_UNKNOWN = 63
+_SHADOW_PAIRS = (
+    "SELECT s.version, l.version, s.churn_probability, l.churn_probability, l.churned "
+    "FROM labels s JOIN labels l ON l.request_id = s.request_id AND l.row_index = s.row_index "
+    f"WHERE s.assignment = '{SHADOW}' AND l.assignment <> '{SHADOW}' AND s.version <> l.version "
+    "AND +s.time >= ? AND +s.time < ? AND +l.time >= ? AND +l.time < ?"
 )
 
 
@@ -399,6 +432,59 @@ class SqlStore(PredictionStore):
             list(column) for column in zip(*rows, strict=True)
         )
         return Labelled(t, v, a, p, tier, [bool(c) for c in churned], rid, row, key)
+
+    def labelled_columns(self, *, start: float, end: float) -> LabelledColumns:
+        with self._transaction() as cursor:
+            cursor.execute(_LABELLED_VERSIONS)
+            versions = tuple(sorted(str(v) for (v,) in cursor.fetchall()))
+            if not versions:
+                return LabelledColumns(
+                    (),
+                    np.zeros(0, dtype=np.intp),
+                    np.zeros(0, dtype=np.int8),
+                    np.zeros(0, dtype=np.float64),
+                    np.zeros(0, dtype=np.bool_),
+                )
+            version_case = " ".join(f"WHEN ? THEN {i}" for i in range(len(versions)))
+            assignment_case = " ".join(f"WHEN ? THEN {i}" for i in range(len(ASSIGNMENTS)))
+            statement = (
+                f"SELECT churn_probability, (CASE version {version_case} ELSE -1 END) "
+                f"* {_CODE_STRIDE} + (CASE assignment {assignment_case} ELSE {_UNKNOWN} END) "
+                "* 2 + churned FROM labels WHERE +time >= ? AND +time < ?"
+            )
+            cursor.execute(self._sql(statement), (*versions, *ASSIGNMENTS, start, end))
+            flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64)
+        code = flat[1::2].astype(np.int64)
+        version = (code // _CODE_STRIDE).astype(np.intp)
+        assignment = ((code % _CODE_STRIDE) // 2).astype(np.int8)
+        if version.size and (version.min() < 0 or assignment.max() == _UNKNOWN):
+            raise StoreError("labels hold a row of an unknown version or assignment")
+        return LabelledColumns(
+            versions, version, assignment, np.ascontiguousarray(flat[0::2]), code % 2 == 1
+        )
+
+    def shadow_pairs(self, *, start: float, end: float) -> list[ShadowPairColumns]:
+        with self._transaction() as cursor:
+            cursor.execute(self._sql(_SHADOW_PAIRS), (start, end, start, end))
+            rows = cursor.fetchall()
+        groups: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+        for shadow_version, served_version, shadow_p, served_p, churned in rows:
+            groups.setdefault((shadow_version, served_version), []).append(
+                (shadow_p, served_p, churned)
+            )
+        pairs = []
+        for (shadow_version, served_version), found in sorted(groups.items()):
+            values = np.array(found, dtype=np.float64).reshape(-1, 3)
+            pairs.append(
+                ShadowPairColumns(
+                    shadow_version,
+                    served_version,
+                    np.ascontiguousarray(values[:, 0]),
+                    np.ascontiguousarray(values[:, 1]),
+                    values[:, 2] != 0,
+                )
+            )
+        return pairs
 
     def counts(self) -> dict[str, int]:
         self.materialize()

@@ -138,3 +138,18 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     large = peak_loading(tmp_path / "large.jsonl", 80_000)
     assert large < small * 1.3 + 256 * 1024, (small, large)
     assert large < 16 * 1024 * 1024
+
+
+def test_progress_counts_lines_and_never_draws_the_first_one_alone() -> None:
+    out = io.StringIO()
+    progress = Progress(out)
+    progress.start("checking", 100)
+    progress.advance(50)
+    assert out.getvalue() == ""  # not "1 lines" the moment the file opens
+    progress.done()
+    assert out.getvalue().endswith(" 50%  1 line\n")
+    progress.start("sending", 100)
+    for _ in range(2):
+        progress.advance(50)
+    progress.done()
+    assert out.getvalue().endswith("100%  2 lines\n")

@@ -290,6 +290,21 @@ def test_compose_routing_dir_can_be_overridden(tmp_path: Path) -> None:
     assert [v["source"] for v in volumes if v["type"] == "bind"] == [str(tmp_path)]
 
 
+def test_the_prediction_log_writes_to_a_named_volume_the_gateway_user_owns() -> None:
+    """The root file system is read-only: the log's SQLite file needs a volume at the data
+    directory, and the image must make that directory uid 10001's (a new volume copies it)."""
+    config = compose_config()
+    gateway = config["services"]["gateway"]
+    assert gateway["read_only"] is True
+    assert gateway["environment"]["GATEWAY_PREDICTION_LOG"] == "true"
+    data_dir = gateway["environment"]["GATEWAY_DATA_DIR"]
+    (volume,) = [v for v in gateway["volumes"] if v["type"] == "volume"]
+    assert volume["target"] == data_dir and volume["source"] in config["volumes"]
+    dockerfile = DOCKERFILES["gateway"].read_text()
+    assert f"chown 10001:10001 {data_dir}" in dockerfile
+    assert f"GATEWAY_DATA_DIR={data_dir}" in dockerfile and "USER 10001:10001" in dockerfile
+
+
 # --- the monitoring profile: Prometheus ---------------------------------------------------------
 
 

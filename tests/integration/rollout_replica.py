@@ -2,14 +2,12 @@
 exports model_churn_probability on the model server's buckets (started in well under a second).
 
     python -m tests.integration.rollout_replica PORT VERSION [--fail SHARE] [--delay-ms MS]
-        [--shift] [--seeded] [--noisy SHARE]
+        [--shift] [--seeded]
 
 ``--fail 0.2`` answers 500 to a random fifth of predictions; ``--delay-ms 50`` answers 50 ms
 later; probabilities are Beta(2, 5) draws, Beta(5, 2) with ``--shift`` (drifted predictions).
 With ``--seeded`` the draw is seeded by the request body, so two replicas give the same customer
-the same answer (as two equal models would), which a shadow comparison can tell. With
-``--noisy 0.8`` as well, the answer is 0.2 of that seeded draw and 0.8 of an unseeded one: a
-model that ranks the same customers worse (the quality gate's worse candidate).
+the same answer (as two equal models would), which a shadow comparison can tell.
 """
 
 from __future__ import annotations
@@ -36,10 +34,8 @@ class Replica:
         shift: bool,
         seed: int,
         seeded: bool,
-        noisy: float = 0.0,
     ) -> None:
         self.seeded = seeded
-        self.noisy = noisy
         self.version = version
         self.fail = fail
         self.delay_s = delay_s
@@ -60,9 +56,6 @@ class Replica:
             failed = self.random.random() < self.fail
             draw = random.Random(hashlib.sha256(body).digest()) if self.seeded else self.random
             probability = draw.betavariate(*self.shape)
-            if self.noisy:
-                noise = self.random.betavariate(*self.shape)
-                probability = (1 - self.noisy) * probability + self.noisy * noise
         if failed:
             return 500, {"detail": "injected failure"}
         self.probability.labels(self.version, "false").observe(probability)
@@ -114,7 +107,6 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--shift", action="store_true")
     parser.add_argument("--seeded", action="store_true")
-    parser.add_argument("--noisy", type=float, default=0.0)
     args = parser.parse_args()
     replica = Replica(
         args.version,
@@ -123,7 +115,6 @@ def main() -> None:
         args.shift,
         args.port,
         args.seeded,
-        args.noisy,
     )
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(replica))
     server.daemon_threads = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -10,7 +11,14 @@ from pathlib import Path
 import orjson
 
 from outcomes.join import DEFAULT_WINDOW_S
-from outcomes.records import Answered, Outcome, predictions_of
+from outcomes.records import (
+    BATCH_MAGIC,
+    Answered,
+    Outcome,
+    decode_answers,
+    encode_answers,
+    predictions_of,
+)
 from outcomes.store.base import PredictionStore, StoreError
 from outcomes.store.sqlite import SqliteStore
 from outcomes.writer import QUEUE_FULL, STORE_ERROR, PredictionWriter, WriterLimits
@@ -223,3 +231,27 @@ def test_reads_and_joins_make_the_rows_first(store: PredictionStore) -> None:
     store.write_answers([answered("r2")])
     tally = store.write_outcomes([Outcome(True, 5.0, request_id="r2")], window_s=DEFAULT_WINDOW_S)
     assert tally.labelled == 1
+
+
+def test_a_stored_batch_gives_back_each_answer_and_old_batches_still_read() -> None:
+    batch = orjson.dumps({"predictions": [orjson.loads(ANSWER)] * 2, "batch_size": 2})
+    answers = [
+        answered("r1"),
+        Answered(2.5, b"r\xff2", None, "v2.4.0", "shadow", b"rev2", ANSWER, None),
+        Answered(3.0, b"r3", b"", "v-\u00e9", "weighted", b"rev3", batch, b'{"customers":[]}'),
+    ]
+    blob = encode_answers(answers)
+    assert blob.startswith(BATCH_MAGIC)
+    got = list(decode_answers(blob))
+    single = b'{"churn_probability":0.42,"risk_tier":"medium"}'  # what a single answer keeps
+    assert got == [
+        Answered(1.0, b"r1", b"cust", "v2.3.1", "sticky", b"rev", single, None),
+        Answered(2.5, b"r\xff2", None, "v2.4.0", "shadow", b"rev2", single, None),
+        Answered(3.0, b"r3", None, "v-\u00e9", "weighted", b"rev3", batch, b'{"customers":[]}'),
+    ]
+    # A batch stored in the first format (lengths, a JSON head, the answer), before an upgrade.
+    head = orjson.dumps([4.0, "old", "cust", "v2.3.1", "pinned", "rev"])
+    old = struct.pack("<III", len(head), len(ANSWER), 0) + head + ANSWER
+    assert list(decode_answers(old)) == [
+        Answered(4.0, b"old", b"cust", "v2.3.1", "pinned", b"rev", ANSWER, None)
+    ]

@@ -212,3 +212,24 @@ def test_bucket_quantile_interpolates_like_prometheus():
     assert bucket_quantile(counts, 0.5) == pytest.approx(0.00175)
     assert bucket_quantile([0] * 14, 0.5) is None
     assert bucket_quantile([0] * 13 + [4], 0.99) == 10.0
+
+
+def test_the_report_counts_since_the_section_took_effect_not_since_the_first_copy():
+    """``since`` is when routing.yaml's shadow section was applied (the plan's), kept across a
+    reload that leaves the section alone, new when the section changes."""
+    from gateway.shadow.plan import ShadowPlan
+
+    spec = {"version": "v2.4.0", "percent": 10}
+    first = ShadowPlan.from_spec(spec, since="2026-01-01T00:00:00+00:00")
+    assert first is not None
+    reloaded = ShadowPlan.from_spec(dict(spec), since="2026-01-01T01:00:00+00:00", previous=first)
+    assert reloaded is not None and reloaded.since == "2026-01-01T00:00:00+00:00"
+    changed = ShadowPlan.from_spec(
+        {**spec, "percent": 20}, since="2026-01-01T02:00:00+00:00", previous=reloaded
+    )
+    assert changed is not None and changed.since == "2026-01-01T02:00:00+00:00"
+    ledger = ShadowLedger()
+    ledger.follow(reloaded.section, reloaded.since)  # the first copy, an hour after the load
+    assert ledger.since == "2026-01-01T00:00:00+00:00"
+    ledger.follow(changed.section, changed.since)
+    assert ledger.since == "2026-01-01T02:00:00+00:00"

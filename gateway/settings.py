@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,7 +68,9 @@ class GatewaySettings(BaseSettings):
     # The prediction log (outcomes/, README "Outcomes"): every answer a client got, and every
     # compared shadow answer, recorded off the request path. prediction_log_url: empty for
     # predictions.sqlite3 in data_dir, a path or sqlite:///path for another SQLite file,
-    # postgresql://... for a store several gateways share.
+    # postgresql://... for a store several gateways share. A URL given with prediction_log unset
+    # turns the log on: an operator who names a store wants it written (the Kubernetes gateway's
+    # URL comes from an optional Secret, so the Secret alone turns the log on).
     prediction_log: bool = False
     prediction_log_url: str = ""
     data_dir: Path = Path("data")
@@ -99,6 +101,17 @@ class GatewaySettings(BaseSettings):
     # (gateway/metrics_share.py). ``serve --workers N`` makes a private one when unset; unset
     # with one worker, /metrics reports this process's counters alone.
     metrics_dir: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_log_url_turns_the_log_on(cls, data: object) -> object:
+        if (
+            isinstance(data, dict)
+            and data.get("prediction_log_url")
+            and (data.get("prediction_log") in (None, ""))
+        ):
+            return {**data, "prediction_log": True}
+        return data
 
     @field_validator("metrics_dir", "outcomes_token", mode="before")
     @classmethod

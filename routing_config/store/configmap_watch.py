@@ -76,6 +76,9 @@ class ConfigMapWatch:
     async def follow(self) -> AsyncIterator[Seen]:
         """Every version of the document, from the current one on, until cancelled."""
         delay = self.backoff_s
+        # A list after a 410 (or a watch the server replays) can give the version already
+        # delivered again: the follower hears of each version once.
+        delivered: str | None = None
         async with self._connection().async_client(self._transport) as client:
             while True:
                 try:
@@ -84,12 +87,15 @@ class ConfigMapWatch:
                         seen = await self._list(client)
                         self.relists += 1
                         delay = self.backoff_s
-                        if seen is not None:
+                        if seen is not None and seen.version != delivered:
+                            delivered = seen.version
                             yield seen
                     self.on_status("watching")
                     async for seen in self._watch(client):
                         delay = self.backoff_s
-                        yield seen
+                        if seen.version != delivered:
+                            delivered = seen.version
+                            yield seen
                     self.rewatches += 1  # ended by the server: open it again from the version
                 except WatchExpired:
                     log.info("watch of %s expired (410 Gone): listing again", self.ref)

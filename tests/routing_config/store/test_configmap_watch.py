@@ -50,6 +50,15 @@ async def next_text(seen: asyncio.Queue[Seen]) -> Seen:
     return await asyncio.wait_for(seen.get(), STEP_S)
 
 
+async def streaming(standin: KubeStandIn) -> None:
+    """Until the watch's stream is open (its first bookmark sent): a break or a compaction
+    before then would meet no watch, and a loaded machine can take that long to connect."""
+    deadline = asyncio.get_running_loop().time() + STEP_S
+    while standin.counts["bookmark"] < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the watch never opened"
+        await asyncio.sleep(0.01)
+
+
 async def test_lists_then_delivers_each_change(
     standin: KubeStandIn, follow: tuple[ConfigMapWatch, asyncio.Queue[Seen]]
 ) -> None:
@@ -68,6 +77,7 @@ async def test_bookmarks_move_the_version_on_without_a_change(
 ) -> None:
     watch, seen = follow
     await next_text(seen)
+    await streaming(standin)
     await asyncio.to_thread(standin.compact)  # bumps the version with no event
     deadline = asyncio.get_running_loop().time() + STEP_S
     while watch.version != standin.resource_version:
@@ -86,6 +96,7 @@ async def test_a_dropped_connection_is_watched_again_from_the_version_seen(
 ) -> None:
     watch, seen = follow
     await next_text(seen)
+    await streaming(standin)
     standin.bookmark_every_s = 60  # no bookmark: the change below is only in the history
     await asyncio.to_thread(standin.break_watches)
     await asyncio.to_thread(standin.put_text, "while: away\n")
@@ -101,6 +112,7 @@ async def test_410_gone_lists_again_and_the_next_change_arrives(
 ) -> None:
     watch, seen = follow
     await next_text(seen)
+    await streaming(standin)
     standin.bookmark_every_s = 60  # the watch's version stays old
     standin.gone_as_http = as_http
     await asyncio.sleep(0.1)  # the first bookmark interval has passed

@@ -16,7 +16,8 @@
 #   6. stops one v2.3.1 replica container under load: no request may fail; starts it again and
 #      waits until the gateway has it back; then SIGKILLs the other one under load: no request
 #      may fail either
-#   7. tears everything down (also on failure or Ctrl-C)
+#   7. checks the prediction log wrote every answer into its volume, with no store error
+#   8. tears everything down (also on failure or Ctrl-C)
 #
 # routing.yaml: by default the stack is pointed (STREAMFLOW_ROUTING_DIR) at a temporary directory
 # holding a copy of ./routing.yaml, mounted exactly as the compose file mounts the project root,
@@ -303,6 +304,14 @@ curl -fsS "$URL/metrics" | grep -E '^gateway_(requests|fallbacks)_total' | sed '
 # shellcheck disable=SC2046  # one argument per container id
 docker stats --no-stream --format '{{.Name}}  mem {{.MemUsage}}  cpu {{.CPUPerc}}' \
   $(compose ps -q) 2>/dev/null | sed 's/^/  /' || true
+
+step "the prediction log, in compose's gateway-data volume"
+metrics=$(curl -fsS "$URL/metrics")
+logged=$(awk '/^gateway_prediction_log_answers_total /{print $2}' <<<"$metrics")
+store_errors=$(awk '/^gateway_prediction_log_dropped_total\{cause="store_error"\}/{print $2}' <<<"$metrics")
+echo "  answers written: ${logged:-none}; dropped on a store error: ${store_errors:-0}"
+awk -v n="${logged:-0}" -v e="${store_errors:-0}" 'BEGIN { exit !(n > 0 && e == 0) }' ||
+  { echo "the gateway's prediction log did not write (see its container log)" >&2; exit 1; }
 
 if [[ ${E2E_ROUTING:-copy} == repo ]]; then
   cp -p "$ROUTING_BACKUP" "$ROOT/routing.yaml"

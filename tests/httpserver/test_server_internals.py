@@ -20,6 +20,7 @@ from uvicorn.server import ServerState
 from gateway.server import GatewayProtocol
 from httpserver.short_cut import Exchange
 from model_server.server import ReplicaProtocol
+from tests.httpserver.fake_transport import FakeTransport
 
 # Methods of HttpToolsProtocol that GatewayProtocol overrides or calls through super().
 OVERRIDDEN = (
@@ -97,33 +98,6 @@ CYCLE_PARAMETERS = [
     "on_response",
 ]
 PARSER_METHODS = ("get_method", "should_upgrade", "get_http_version", "should_keep_alive")
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(
-            name, default
-        )
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def echo_path(scope: Any, receive: Any, send: Any) -> None:

@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -26,36 +25,10 @@ from model_server.app import create_app
 from model_server.schemas import EXAMPLE_CUSTOMER
 from model_server.server import ReplicaProtocol
 from model_server.settings import ModelSettings
+from tests.httpserver.fake_transport import FakeTransport
 
 CUSTOMER = json.dumps(EXAMPLE_CUSTOMER).encode()
 BATCH = json.dumps({"customers": [EXAMPLE_CUSTOMER, {**EXAMPLE_CUSTOMER, "tenure": 40}]}).encode()
-
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
-            name, default
-        )
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +50,7 @@ class Connection:
             (b"server", b"uvicorn"),
         ]
         self.protocol = ReplicaProtocol(config=config, server_state=state, app_state={})
-        self.transport = Transport()
+        self.transport = FakeTransport(port=8000)
         self.protocol.connection_made(self.transport)
 
     def send(self, data: bytes) -> None:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         "log_level": "info",
         "access_log": settings.access_log,
         "timeout_graceful_shutdown": 10,
-        # uvicorn's httptools protocol with plain predictions short-cut (gateway/server/).
+        # uvicorn's httptools protocol, plain predictions short-cut (gateway/server.py).
         "http": "gateway.server:GatewayProtocol",
     }
     with _metrics_dir(settings.metrics_dir, args.workers):

@@ -3,7 +3,7 @@
 Half-sent request heads, stalled and trickled bodies, and more connections than the cap: each
 is answered 408 (or 503 at the cap) and closed in time, normal requests keep being served
 meanwhile, and the gateway's file descriptors go back to where they were (gateway/client_limits.py,
-gateway/server/). Timeouts here are 1 s so the whole module stays within about half a minute.
+httpserver/). Timeouts here are 1 s so the whole module stays within about half a minute.
 """
 
 from __future__ import annotations

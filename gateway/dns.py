@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from gateway.periodic import every
 from routing_config import RoutingConfig
 from routing_config.replica_key import replica_address_key
 from routing_config.types import DEFAULT_PORTS
@@ -206,12 +207,7 @@ class HostTable:
         task.add_done_callback(self._pending.discard)
 
     async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception:  # a bug here must not stop the lookups for good
-                log.exception("replica host lookups failed")
+        await every(interval, self.refresh, log, "replica host lookups failed")
 
     async def aclose(self) -> None:
         for task in self._pending:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from gateway.offline_quality import ArtifactFacts, facts_from_metadata
+from gateway.periodic import every
 from gateway.pool import Replica, ReplicaState
 from gateway.state import GatewayState
 
@@ -66,12 +67,7 @@ class HealthChecker:
             return None
 
     async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.check_all()
-            except Exception:  # a bug here must not stop health checking for good
-                log.exception("health round failed")
+        await every(interval, self.check_all, log, "health round failed")
 
     async def _probe(self, replica: Replica) -> tuple[bool, str | None, str | None]:
         try:

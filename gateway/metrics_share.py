@@ -19,7 +19,6 @@ instance), each under its name, for a reader that knows how to sum them (``read_
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -31,6 +30,8 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+from gateway.periodic import every
 
 log = logging.getLogger("gateway")
 
@@ -215,9 +216,4 @@ class SharedCounters(Collector):
         yield from merge(families, self.read_all())
 
     async def run(self, interval_s: float = WRITE_INTERVAL_S) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                self.write()
-            except Exception:  # a bug here must not stop sharing for good
-                log.exception("metrics snapshot failed")
+        await every(interval_s, self.write, log, "metrics snapshot failed")

@@ -109,10 +109,11 @@ def outcomes_needed(customers: int, replicates: int, seed: int) -> None:
     )
 
 
-REPORT_SCRIPT = """
-import sys, time, json
+# Both scripts below score one synthetic population: customers with a true churn probability,
+# their outcomes drawn from it, and two models that see it through noise (the candidate more).
+POPULATION = """
+import sys
 import numpy as np
-from outcomes.quality.report import QualityInput, ShadowPairs, VersionRows, build_report
 rows = int(sys.argv[1])
 rng = np.random.default_rng(5)
 truth = rng.beta(2.0, 4.0, rows)
@@ -121,6 +122,13 @@ def model(sd):
     logit = np.log(truth) - np.log1p(-truth) + rng.normal(0, sd, rows)
     return 1 / (1 + np.exp(-logit))
 stable, candidate = model(0.5), model(0.6)
+"""
+
+REPORT_SCRIPT = (
+    POPULATION
+    + """
+import time, json
+from outcomes.quality.report import QualityInput, ShadowPairs, VersionRows, build_report
 if len(sys.argv) > 2:  # rounded: many ties, the slower path of DeLong's components
     stable, candidate = stable.round(int(sys.argv[2])), candidate.round(int(sys.argv[2]))
 assignment = rng.choice(6, rows, p=[0.6, 0.3, 0.04, 0.02, 0.02, 0.02]).astype(np.int8)
@@ -145,23 +153,17 @@ print(f"{rows} labelled predictions (+{int(shadowed.sum())} shadow pairs{ties}):
       f"{times[0]:.3f} s ({cpu[0]:.3f} s CPU), best of five {min(times):.3f} s "
       f"({min(cpu):.3f} s CPU)")
 """
+)
 
 
-STORE_SCRIPT = """
-import sys, time, json, tempfile
+STORE_SCRIPT = (
+    POPULATION
+    + """
+import time, json, tempfile
 from pathlib import Path
-import numpy as np
 from outcomes.quality.report import build_report
 from outcomes.quality_input import quality_input
 from outcomes.store.sqlite import SqliteStore
-rows = int(sys.argv[1])
-rng = np.random.default_rng(5)
-truth = rng.beta(2.0, 4.0, rows)
-churned = rng.random(rows) < truth
-def model(sd):
-    logit = np.log(truth) - np.log1p(-truth) + rng.normal(0, sd, rows)
-    return 1 / (1 + np.exp(-logit))
-stable, candidate = model(0.5), model(0.6)
 names = np.array(["weighted", "sticky", "pinned", "blue_green", "fallback"])
 assignment = names[rng.choice(5, rows, p=[0.6, 0.3, 0.04, 0.02, 0.04])]
 cut = rows * 9 // 10
@@ -200,6 +202,7 @@ print(f"{rows} labelled predictions (+{shadowed.size} shadow rows) in SQLite, en
       f"call {times[0][2]:.3f} s (read {times[0][0]:.3f} s, report {times[0][1]:.3f} s), best "
       f"of five {best[2]:.3f} s (read {best[0]:.3f} s, report {best[1]:.3f} s)")
 """
+)
 
 
 def report_time(rows: int) -> None:

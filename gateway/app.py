@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from apidocs import serve_docs
 from gateway.admission import Admission
-from gateway.client_limits import ClientLimits, client_limits_for_process
+from gateway.client_limits import client_limits_for_process
 from gateway.dns import HostTable, Resolver, hosts_to_look_up, resolve_with_loop
 from gateway.endpoints.errors import handle_errors
 from gateway.endpoints.health import serve_health
@@ -46,6 +46,7 @@ from gateway.state import GatewayState, Snapshot
 from gateway.stats import StatsSampler
 from gateway.ui import serve_ui
 from gateway.upstream import Upstream, open_upstream
+from httpserver.limits import ClientLimits
 from routing_config import ConfigError
 from routing_config.store import load_routing
 

@@ -9,33 +9,12 @@ import logging
 import resource
 from typing import TYPE_CHECKING
 
-from httpserver.limits import (
-    BODY,
-    HEAD,
-    IDLE,
-    PHASES,
-    RETRY_AFTER_S,
-    SEND,
-    ClientLimits,
-    error_answer,
-)
+from httpserver.limits import ClientLimits
 
 if TYPE_CHECKING:
     from gateway.settings import GatewaySettings
 
-__all__ = [
-    "BODY",
-    "HEAD",
-    "IDLE",
-    "PHASES",
-    "RETRY_AFTER_S",
-    "SEND",
-    "ClientLimits",
-    "client_limits_for_process",
-    "connection_cap",
-    "error_answer",
-    "raise_fd_limit",
-]
+__all__ = ["client_limits_for_process", "connection_cap", "raise_fd_limit"]
 
 log = logging.getLogger("gateway")
 

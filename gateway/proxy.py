@@ -16,7 +16,6 @@ from collections.abc import Callable
 from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admission
-from gateway.client_limits import RETRY_AFTER_S
 from gateway.errors import (
     BadPin,
     BadUpstream,
@@ -33,6 +32,7 @@ from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
 from gateway.upstream import Upstream
 from gateway.wire import MODEL_VERSION_LINE, Headers, Message, lines_named
+from httpserver.limits import RETRY_AFTER_S
 from outcomes.records import Answered
 from vocabulary import headers as header_names
 

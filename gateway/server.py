@@ -14,9 +14,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from gateway.app import GatewayApp
-from gateway.client_limits import ClientLimits
 from gateway.metrics import ClientTally
 from httpserver import Request, ServerProtocol, Service
+from httpserver.limits import ClientLimits
 from httpserver.service import Reply
 
 SHORT_CUT = {b"/predict": "/predict", b"/predict/batch": "/predict/batch"}

@@ -8,8 +8,9 @@ import resource
 
 import pytest
 
-from gateway.client_limits import ClientLimits, connection_cap, error_answer, raise_fd_limit
+from gateway.client_limits import connection_cap, raise_fd_limit
 from gateway.settings import GatewaySettings
+from httpserver.limits import ClientLimits, error_answer
 
 
 def test_a_body_is_due_after_the_timeout_plus_its_length_at_the_minimum_rate() -> None:

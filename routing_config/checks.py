@@ -46,6 +46,17 @@ def cross_field_problems(cfg: RoutingConfig) -> list[tuple[Loc, str]]:
                 )
             else:
                 seen[key] = where
+        if spec.protocol == "model_api":
+            # A StreamFlow model server's answers say where the score is, and it takes binary
+            # tensors: the keys for other servers would only mislead here.
+            for key in ("score", "binary_tensors"):
+                if getattr(spec, key) is not None:
+                    problems.append(
+                        (
+                            ("versions", name, key),
+                            "only for protocol: v2 (a StreamFlow model server's answers need none)",
+                        )
+                    )
 
     if cfg.mode == "canary" and cfg.canary is None:
         problems.append((("canary",), "missing; required when mode is canary"))

@@ -28,13 +28,34 @@ __all__ = [
     "CanarySpec",
     "PinningSpec",
     "RoutingConfig",
+    "ScoreSpec",
     "ShadowSpec",
     "VersionSpec",
 ]
 
 
+class ScoreSpec(Frozen):
+    """Where an Open Inference Protocol answer holds the churn probability: an output tensor,
+    and for a two-dimensional one (scikit-learn's ``predict_proba``) the column."""
+
+    output: Annotated[str, Field(min_length=1)] = "churn_probability"
+    column: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
 class VersionSpec(Frozen):
     replicas: tuple[ReplicaUrl, ...]
+    # What the replicas speak. ``model_api``: StreamFlow model servers (the model API and the
+    # Open Inference Protocol, binary tensors included). ``v2``: any Open Inference Protocol
+    # server (MLServer, Triton, KServe), reached on /v2 only.
+    protocol: Literal["model_api", "v2"] = "model_api"
+    # The model's name on the replicas' /v2/models/{name} (default: the file's ``model``).
+    model_name: (
+        Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] | None
+    ) = None
+    # protocol v2 only: where its answers carry the score, and whether the server takes Triton's
+    # binary tensor extension (MLServer does not; Triton does).
+    score: ScoreSpec | None = None
+    binary_tensors: bool | None = None
 
     @field_validator("replicas")
     @classmethod
@@ -68,6 +89,8 @@ class PinningSpec(Frozen):
 
 class RoutingConfig(Frozen):
     service: Annotated[str, Field(min_length=1)]
+    # The model the gateway fronts on the Open Inference Protocol: /v2/models/{model}/...
+    model: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "churn"
     stable: str
     mode: Literal["canary", "blue_green"]
     versions: dict[str, VersionSpec]

@@ -31,6 +31,7 @@ from gateway.endpoints.quality import QualityCollector, QualityReports, serve_qu
 from gateway.endpoints.routing import serve_routing
 from gateway.endpoints.shadow import serve_shadow, shadow_report
 from gateway.endpoints.stats import serve_stats
+from gateway.endpoints.v2 import serve_v2
 from gateway.lifespan import Lifespan
 from gateway.listeners import NOT_FOUND, refused
 from gateway.metrics import ClientTally, GatewayMetrics
@@ -194,6 +195,7 @@ def create_app(
     app.state.gateway = state
     app.state.metrics = metrics
     serve_health(app, state)
+    serve_v2(app, state)
     serve_routing(app, state)
     serve_shadow(app, state, ledger, shared)
     serve_stats(

@@ -37,6 +37,7 @@ from gateway.listeners import NOT_FOUND, refused
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
+from gateway.openapi_v2 import document_infer
 from gateway.pool import PoolLimits
 from gateway.prediction_log import PredictionLogCollector, open_prediction_log
 from gateway.proxy import Proxy
@@ -191,6 +192,7 @@ def create_app(
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)
+    document_infer(app)
     app.include_router(outcomes_router(settings, prediction_log))
     app.state.gateway = state
     app.state.metrics = metrics

@@ -102,6 +102,10 @@ def format_status(data: Mapping[str, Any]) -> list[str]:
         if offline.get("warning"):
             fields.append(("WARNING", str(offline["warning"])))
 
+    contract = data.get("input_contract")
+    if isinstance(contract, Mapping) and isinstance(contract.get("versions"), Mapping):
+        fields += _contract_fields(contract["versions"])
+
     width = max(len(label) for label, _ in fields)
     lines = []
     for label, value in fields:
@@ -123,6 +127,19 @@ def _offline_label(versions: Mapping[str, Any]) -> str:
         data = text(facts.get("dataset_id"))
         said.append(f"{version} holdout AUC {facts['holdout_auc']:.4f} (data {data})")
     return "; ".join(said) or "-"
+
+
+def _contract_fields(versions: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each version's standing against the stable version's V2 inputs; one line per version
+    that differs (it gets no traffic)."""
+    standing = {v: s for v, s in versions.items() if isinstance(s, Mapping)}
+    fields = [("inputs", "; ".join(f"{v} {text(s.get('status'))}" for v, s in standing.items()))]
+    fields += [
+        ("WARNING", f"{text(s.get('reason'))} ({v} gets no traffic)")
+        for v, s in standing.items()
+        if s.get("status") == "differs"
+    ]
+    return fields
 
 
 def _shadow_label(shadow: Any) -> str:

@@ -31,11 +31,13 @@ from gateway.endpoints.quality import QualityCollector, QualityReports, serve_qu
 from gateway.endpoints.routing import serve_routing
 from gateway.endpoints.shadow import serve_shadow, shadow_report
 from gateway.endpoints.stats import serve_stats
+from gateway.endpoints.v2 import serve_v2
 from gateway.lifespan import Lifespan
 from gateway.listeners import NOT_FOUND, refused
 from gateway.metrics import ClientTally, GatewayMetrics
 from gateway.metrics_share import SharedCounters, merge
 from gateway.openapi import document_predictions
+from gateway.openapi_v2 import document_infer
 from gateway.pool import PoolLimits
 from gateway.prediction_log import PredictionLogCollector, open_prediction_log
 from gateway.proxy import Proxy
@@ -190,10 +192,12 @@ def create_app(
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)
+    document_infer(app)
     app.include_router(outcomes_router(settings, prediction_log))
     app.state.gateway = state
     app.state.metrics = metrics
     serve_health(app, state)
+    serve_v2(app, state)
     serve_routing(app, state)
     serve_shadow(app, state, ledger, shared)
     serve_stats(

@@ -14,6 +14,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from gateway.dns import member_address
+from gateway.model_metadata import ModelMetadata
 from routing_config import RoutingConfig
 from routing_config.replica_key import replica_address_key
 
@@ -23,6 +24,8 @@ class ReplicaState(StrEnum):
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"  # /health failed or did not answer
     VERSION_MISMATCH = "version_mismatch"  # answers, but serves another model version
+    # Answers, but its V2 inputs differ from the stable version's (gateway/input_contract.py).
+    CONTRACT_MISMATCH = "contract_mismatch"
     EJECTED = "ejected"  # too many consecutive request failures; cooling down
 
 
@@ -45,6 +48,8 @@ class Replica:
     last_error: str | None = None
     reported_version: str | None = None
     ever_healthy: bool = False  # has passed a health check since it joined: no longer starting
+    # Its V2 model metadata as of the last health round (None: not served, or not readable).
+    metadata: ModelMetadata | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -170,6 +175,14 @@ class ReplicaPool:
             reasons[reason] = reasons.get(reason, 0) + 1
         return reasons
 
+    def contract_reason(self, version: str) -> str | None:
+        """How the version's inputs differ from the stable version's, when that keeps its
+        replicas out of the routing (gateway/input_contract.py)."""
+        for replica in self.by_version.get(version, ()):
+            if replica.state is ReplicaState.CONTRACT_MISMATCH:
+                return replica.last_error
+        return None
+
     # --- passive health (called by the proxy) ---
 
     def record_success(self, replica: Replica) -> None:
@@ -203,10 +216,16 @@ class ReplicaPool:
         reported_version: str | None,
         error: str | None,
         now: float | None = None,
+        metadata: ModelMetadata | None = None,
+        contract_error: str | None = None,
     ) -> None:
-        """Apply one /health answer. An ejected replica waits out its cool-down first."""
+        """Apply one health check's answer. An ejected replica waits out its cool-down first.
+
+        ``contract_error`` says how its inputs differ from the stable version's: a replica that
+        answers well but takes other inputs is never routed to (gateway/input_contract.py)."""
         now = now or time.monotonic()
         replica.reported_version = reported_version
+        replica.metadata = metadata
         if replica.state is ReplicaState.EJECTED and now < replica.ejected_until:
             return
         if not ok:
@@ -217,6 +236,9 @@ class ReplicaPool:
             replica.last_error = (
                 f"serves {reported_version}, routing.yaml pins it to {replica.version}"
             )
+        elif contract_error is not None:
+            replica.state = ReplicaState.CONTRACT_MISMATCH
+            replica.last_error = contract_error
         else:
             replica.state = ReplicaState.HEALTHY
             replica.ever_healthy = True

@@ -372,6 +372,8 @@ class Proxy:
                     f"{prefix}version {version} has no healthy replica with room for a request"
                     + (f" ({counts})" if counts else "")
                 )
+                contract = snap.pool.contract_reason(version)
+                detail += f": {contract}" if contract else ""
             return NoHealthyReplica(detail, version=version)
         last = failures[-1]
         detail = f"{prefix}version {version}: every replica tried failed; last: {last.detail}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.dns import HostTable
+from gateway.input_contract import Contract
 from gateway.offline_quality import OfflineQuality
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.routing import RoutingTable
@@ -104,6 +105,8 @@ class GatewayState:
     source: RoutingSource | None = None
     # Each replica's /metadata facts (holdout AUC, data set), filled by the health loop.
     offline: OfflineQuality = field(default_factory=OfflineQuality)
+    # The stable version's V2 inputs, every version's must equal (gateway/input_contract.py).
+    contract: Contract | None = None
 
     def entries(self) -> list[dict[str, object]]:
         """Each routing.yaml replica entry: its host's last lookup (None when the gateway does
@@ -117,6 +120,27 @@ class GatewayState:
         table = snap.table
         live = (table.live,) if table.live is not None else table.versions
         return any(snap.pool.has_healthy(v) for v in (*live, table.stable))
+
+    def describe_contract(self) -> dict[str, object]:
+        """The input contract and each version's standing against it: ``agrees`` (its replicas'
+        inputs were compared and are the same), ``differs`` (with the reason: it gets no
+        traffic) or ``unknown`` (no replica's V2 metadata read yet)."""
+        versions: dict[str, dict[str, object]] = {}
+        for version, replicas in self.snapshot.pool.by_version.items():
+            differs = next(
+                (r.last_error for r in replicas if r.state is ReplicaState.CONTRACT_MISMATCH),
+                None,
+            )
+            if differs is not None:
+                versions[version] = {"status": "differs", "reason": differs}
+            elif self.contract is not None and any(r.metadata for r in replicas):
+                versions[version] = {"status": "agrees"}
+            else:
+                versions[version] = {"status": "unknown"}
+        return {
+            "reference": self.contract.as_dict() if self.contract is not None else None,
+            "versions": versions,
+        }
 
     def describe(self) -> dict[str, object]:
         """What GET /routing shows: active config, revision, reload error, every replica."""
@@ -146,6 +170,7 @@ class GatewayState:
             "replicas": [replica.as_dict() for replica in snap.pool.replicas()],
             "entries": self.entries(),
             "offline_quality": self.offline.describe(config),
+            "input_contract": self.describe_contract(),
             "config": config.model_dump(mode="json"),
         }
 

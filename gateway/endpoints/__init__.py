@@ -5,6 +5,8 @@ they read (as ``serve_docs`` and ``serve_ui`` do); create_app (gateway/app.py) b
 and calls them:
 
 health.py    GET /health (the process is alive), GET /ready (a live route can be served)
+v2.py        the Open Inference Protocol's health and metadata: /v2/health/*, GET /v2,
+             GET /v2/models/{model}[/versions/{version}][/ready] (infer is the V2 door's)
 routing.py   GET /routing: the active config and every replica's health
 shadow.py    GET /shadow: the shadow version's comparison report
 quality.py   GET /quality: model quality on real outcomes, and its gauges on /metrics

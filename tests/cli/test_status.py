@@ -136,6 +136,24 @@ def test_status_shows_offline_quality_and_its_warning() -> None:
     assert any(re.match(rf"WARNING\s+{re.escape(said)}$", x) for x in lines)
 
 
+def test_status_shows_the_input_contract_and_a_version_that_breaks_it() -> None:
+    reason = "input contract differs from v2.3.1: tenure is FP64, not INT64"
+    doc = {
+        **ROUTING_DOC,
+        "input_contract": {
+            "reference": {"version": "v2.3.1", "inputs": []},
+            "versions": {
+                "v2.3.1": {"status": "agrees"},
+                "v2.4.0": {"status": "differs", "reason": reason},
+            },
+        },
+    }
+    lines = status.format_status(doc)
+    assert any(re.match(r"inputs\s+v2\.3\.1 agrees; v2\.4\.0 differs$", x) for x in lines)
+    expected = rf"WARNING\s+{re.escape(reason)} \(v2\.4\.0 gets no traffic\)$"
+    assert any(re.match(expected, x) for x in lines)
+
+
 def test_status_blue_green_shows_live_colour() -> None:
     doc = {**ROUTING_DOC, "mode": "blue_green", "last_reload_error": None}
     doc["blue_green"] = {"blue": "v2.3.1", "green": "v2.4.0", "live": "green"}

@@ -15,6 +15,7 @@ const HEALTH = {
   unhealthy: "✖ unhealthy",
   ejected: "⏸ ejected",
   version_mismatch: "≠ version mismatch",
+  contract_mismatch: "≠ inputs differ",
   unknown: "? unknown",
 };
 
@@ -82,6 +83,16 @@ function renderRouting(routing) {
         ? `${version} ${Number(f.holdout_auc).toFixed(4)} (data ${f.dataset_id || "–"})`
         : `${version} unknown`)).join(" · ")]);
     if (offline.warning) facts.push(["⚠ offline", offline.warning]);
+  }
+  // Every version must take the stable version's V2 inputs; one that differs gets no traffic.
+  const contract = routing.input_contract;
+  if (contract && contract.versions) {
+    const standing = Object.entries(contract.versions);
+    facts.push(["input contract", standing.map(([version, s]) => `${version} ${s.status}`)
+      .join(" · ")]);
+    for (const [, s] of standing.filter(([, s]) => s.status === "differs")) {
+      facts.push(["⚠ inputs differ", `${s.reason} (no traffic)`]);
+    }
   }
   facts.push(["revision", routing.revision]);
   facts.push(["loaded at", routing.loaded_at]);

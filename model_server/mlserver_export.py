@@ -37,20 +37,9 @@ import numpy as np
 from model_server.artifact import load_artifact
 from model_server.features import CATEGORICAL_MAPS, FEATURE_ORDER
 
-# The V2 datatype of each model-API field (the V2 model contract): numbers as the model API
-# types them, categories as text, the two flags as booleans.
-V2_DATATYPES: dict[str, str] = {
-    "tenure": "INT64",
-    "monthly_charges": "FP64",
-    "total_charges": "FP64",
-    "contract_type": "BYTES",
-    "payment_method": "BYTES",
-    "num_support_tickets": "INT64",
-    "internet_service": "BYTES",
-    "streaming_services": "INT64",
-    "paperless_billing": "BOOL",
-    "senior_citizen": "BOOL",
-}
+# The model's V2 inputs, name -> datatype, as our replicas take them (one definition).
+from model_server.v2_rows import INPUTS
+
 DEFAULT_MODEL_NAME = "churn"
 MODEL_FILE = "model.joblib"
 SETTINGS_FILE = "settings.json"
@@ -120,7 +109,7 @@ def _category_rows() -> dict[str, list[Any]]:
 
 
 def _zero(field: str) -> Any:
-    datatype = V2_DATATYPES[field]
+    datatype = INPUTS[field]
     return False if datatype == "BOOL" else 0 if datatype == "INT64" else 0.0
 
 
@@ -137,7 +126,7 @@ def sample_frame(rows: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> tuple[Any,
     for i, field in enumerate(FEATURE_ORDER):
         values = matrix[:, i]
         codes = CATEGORICAL_MAPS.get(field)
-        datatype = V2_DATATYPES[field]
+        datatype = INPUTS[field]
         if codes is not None:
             names = {code: name for name, code in codes.items()}
             columns[field] = pd.Series([names[int(v)] for v in values], dtype=object)
@@ -168,8 +157,8 @@ def model_settings(name: str, version: str) -> dict[str, Any]:
     ``predict_proba`` by default, the pandas request codec and the inputs' metadata."""
     inputs = []
     for field in FEATURE_ORDER:
-        tensor: dict[str, Any] = {"name": field, "datatype": V2_DATATYPES[field], "shape": [-1]}
-        if V2_DATATYPES[field] == "BYTES":
+        tensor: dict[str, Any] = {"name": field, "datatype": INPUTS[field], "shape": [-1]}
+        if INPUTS[field] == "BYTES":
             # Decoded as text whether the request sent JSON strings or bytes.
             tensor["parameters"] = {"content_type": "str"}
         inputs.append(tensor)

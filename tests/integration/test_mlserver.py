@@ -13,8 +13,9 @@ import joblib
 import numpy as np
 import pytest
 
-from model_server.mlserver_export import V2_DATATYPES, Export, sample_frame
+from model_server.mlserver_export import Export, sample_frame
 from model_server.schemas import EXAMPLE_CUSTOMER
+from model_server.v2_rows import INPUTS
 from tests.integration.mlserver import MLServer
 from tests.integration.procs import Process, replica, wait_for
 
@@ -51,7 +52,7 @@ def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "shape": [len(rows)],
             "data": [row[field] for row in rows],
         }
-        for field, datatype in V2_DATATYPES.items()
+        for field, datatype in INPUTS.items()
     ]
     return {"id": "compare-1", "inputs": inputs}
 
@@ -83,6 +84,12 @@ def test_mlserver_scores_every_customer_as_our_replica(
     assert batch.status_code == 200, batch.text
     mine = np.asarray([p["churn_probability"] for p in batch.json()["predictions"]])
     assert np.max(np.abs(mine - np.round(theirs, 4))) <= 1e-9
+    # Our replica's V2 answer to the very same request.
+    request = {**v2_request(rows), "outputs": [{"name": "churn_probability"}]}
+    v2 = httpx.post(f"http://{ours.address}/v2/models/churn/infer", json=request, timeout=60)
+    assert v2.status_code == 200, v2.text
+    (probability,) = v2.json()["outputs"]
+    assert np.max(np.abs(np.asarray(probability["data"]) - np.round(theirs, 4))) <= 1e-9
     # /predict, one customer at a time, as the gateway's clients call it.
     for row, probability in list(zip(rows, theirs, strict=True))[:20]:
         single = httpx.post(f"http://{ours.address}/predict", json=row, timeout=10)
@@ -101,11 +108,14 @@ def test_the_inputs_may_arrive_in_any_order_and_as_n_by_1(mlserver: MLServer) ->
     assert again.json()["outputs"][0]["data"] == base["outputs"][0]["data"]
 
 
-def test_metadata_names_the_version_and_our_inputs(mlserver: MLServer) -> None:
+def test_metadata_names_the_version_and_our_inputs(mlserver: MLServer, ours: Process) -> None:
     metadata = httpx.get(f"{mlserver.url}/v2/models/churn", timeout=10).json()
     assert metadata["name"] == "churn"
     assert metadata["versions"] == [VERSION]
-    assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == list(V2_DATATYPES.items())
+    assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == list(INPUTS.items())
+    # The input contract the gateway holds versions to: the same inputs as our replica's.
+    mine = httpx.get(f"http://{ours.address}/v2/models/churn", timeout=10).json()
+    assert [(t["name"], t["datatype"]) for t in mine["inputs"]] == list(INPUTS.items())
     assert [(t["name"], t["shape"]) for t in metadata["outputs"]] == [("predict_proba", [-1, 2])]
 
 
@@ -126,7 +136,7 @@ def test_tritonclient_json_mode_against_mlserver(mlserver: MLServer, ours: Proce
     client = triton.InferenceServerClient(mlserver.address)
     try:
         inputs = []
-        for field, datatype in V2_DATATYPES.items():
+        for field, datatype in INPUTS.items():
             dtype = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_}.get(datatype, object)
             tensor = triton.InferInput(field, [1], datatype)
             tensor.set_data_from_numpy(np.asarray([row[field]], dtype=dtype), binary_data=False)

@@ -13,7 +13,6 @@ import pytest
 
 from model_server.features import CATEGORICAL_MAPS, FEATURE_ORDER, encode_rows
 from model_server.mlserver_export import (
-    V2_DATATYPES,
     ExportError,
     build_pipeline,
     check_pipeline,
@@ -21,6 +20,7 @@ from model_server.mlserver_export import (
     sample_frame,
 )
 from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
+from model_server.v2_rows import INPUTS
 from tests.integration.mlserver import MLSERVER_PYTHON
 
 VERSION = "v2.3.1"
@@ -32,8 +32,8 @@ def model(artifacts_dir: Path) -> object:
 
 
 def test_the_v2_inputs_are_the_model_api_fields_in_order() -> None:
-    assert tuple(V2_DATATYPES) == FEATURE_ORDER
-    assert {f for f, t in V2_DATATYPES.items() if t == "BYTES"} == set(CATEGORICAL_MAPS)
+    assert tuple(INPUTS) == FEATURE_ORDER
+    assert {f for f, t in INPUTS.items() if t == "BYTES"} == set(CATEGORICAL_MAPS)
 
 
 def test_the_pipeline_encodes_as_encode_rows(model: object) -> None:
@@ -80,7 +80,7 @@ def test_export_writes_what_mlserver_reads(artifacts_dir: Path, tmp_path: Path) 
     assert parameters["extra"] == {"predict_fn": "predict_proba"}
     assert (done.model_dir / parameters["uri"]).resolve() == done.model_dir / "model.joblib"
     inputs = [(t["name"], t["datatype"], t["shape"]) for t in settings["inputs"]]
-    assert inputs == [(name, datatype, [-1]) for name, datatype in V2_DATATYPES.items()]
+    assert inputs == [(name, datatype, [-1]) for name, datatype in INPUTS.items()]
     strings = [t["name"] for t in settings["inputs"] if t.get("parameters")]
     assert strings == [f for f in FEATURE_ORDER if f in CATEGORICAL_MAPS]
     server = json.loads((tmp_path / "settings.json").read_text())

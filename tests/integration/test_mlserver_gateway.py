@@ -224,6 +224,31 @@ def test_tritonclient_binary_and_json_reach_both_versions(
         client.close()
 
 
+def test_tritonclient_sees_one_model_with_both_versions(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    gw = start_gateway(routing_text({STABLE: 90, CANARY: 10}))
+    client = triton.InferenceServerClient(gw.proc.address)
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        assert client.is_model_ready("churn")
+        assert all(client.is_model_ready("churn", version) for version in (STABLE, CANARY))
+        metadata = client.get_model_metadata("churn")
+        assert metadata["versions"] == [STABLE, CANARY]
+        assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == list(INPUTS.items())
+        # MLServer's own metadata, through the versioned path: the same inputs (the contract).
+        theirs = client.get_model_metadata("churn", CANARY)
+        assert theirs["versions"] == [CANARY]
+        assert [(t["name"], t["datatype"]) for t in theirs["inputs"]] == list(INPUTS.items())
+        with pytest.raises(InferenceServerException, match="churn"):
+            client.get_model_metadata("attrition")
+    finally:
+        client.close()
+    contract = httpx.get(f"{gw.url}/routing", timeout=5).json()["input_contract"]
+    assert contract["versions"] == {STABLE: {"status": "agrees"}, CANARY: {"status": "agrees"}}
+
+
 @dataclass
 class Tally:
     by_version: Counter[str] = field(default_factory=Counter)

@@ -422,3 +422,30 @@ def test_a_shadow_of_ours_compares_reasons_too(tmp_path: Path, fakes: V2InferRep
         assert report["rows"] == 1
         assert report["top_reason"]["explained_rows"] == 1
         assert report["top_reason"]["same_top_percent"] == 100.0
+
+
+def test_binary_to_a_v2_server_that_takes_it_stays_binary(tmp_path: Path) -> None:
+    """A Triton-like version (protocol: v2, binary_tensors: true): the request stays binary,
+    only its JSON part asks for the score output; the answer is the contract's, binary."""
+    fakes = ours()
+    routing = sklearn_routing().replace(
+        "    model_name: churn-sk\n    score: {output: predict_proba, column: 1}\n",
+        "    binary_tensors: true\n",
+    )
+    assert "binary_tensors: true" in routing
+    with start(tmp_path, fakes, routing) as client:
+        body, headers = v2_request(
+            [CUSTOMER], binary=True, parameters={"binary_data_output": True}, request_id="t-1"
+        )
+        response = client.post(INFER, content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        sent_headers, sent = fakes.seen_infers[-1]
+        length = int(sent_headers["inference-header-content-length"])
+        assert orjson.loads(sent[:length])["outputs"] == [{"name": "churn_probability"}]
+        old_length = int(headers["inference-header-content-length"])
+        assert sent[length:] == body[old_length:]  # the tensors as they came
+        answer_length = int(response.headers["inference-header-content-length"])
+        answer = decode_response(response.content, answer_length)
+        assert (answer.model_version, answer.id) == ("v2.4.0", "t-1")
+        assert set(answer.outputs) == {"churn_probability", "risk_tier"}
+        assert list(answer.outputs["churn_probability"].data) == [probability(14)]

@@ -31,10 +31,11 @@ _CODES = {
     for column in COLUMNS
     if column.categories is not None
 }
-# The columns' bounds (unbounded: infinite), and the float columns that must be finite.
-_LOW = np.array([-np.inf if c.low is None else c.low for c in COLUMNS])
-_HIGH = np.array([np.inf if c.high is None else c.high for c in COLUMNS])
-_FINITE = np.array([j for j, c in enumerate(COLUMNS) if c.kind is float], dtype=np.intp)
+# The columns' bounds; unbounded is the largest finite float, so that an infinite value (of a
+# float column: the others' values are always finite) is out of bounds.
+_LARGEST = float(np.finfo(np.float64).max)
+_LOW = np.array([-_LARGEST if c.low is None else c.low for c in COLUMNS])
+_HIGH = np.array([_LARGEST if c.high is None else c.high for c in COLUMNS])
 _TAKES = ", ".join(f"{name} ({datatype})" for name, datatype in INPUTS.items())
 
 
@@ -56,12 +57,12 @@ def encode_tensors(inputs: list[Tensor]) -> np.ndarray:
                 matrix[:, j] = encoded
         else:
             matrix[:, j] = data
-    # The bounds of every numeric column at once (ints are exact in float64 up to 2**53, and
-    # rounding never carries a larger one back inside a bound).
-    bad = (matrix < _LOW) | (matrix > _HIGH)
-    bad[:, _FINITE] |= ~np.isfinite(matrix[:, _FINITE])  # allow_inf_nan=False
-    if bad.any():
-        rows, columns = np.nonzero(bad)
+    # Every column's bounds at once (ints are exact in float64 up to 2**53, and rounding never
+    # carries a larger one back inside a bound); NaN is within no bounds, infinity within none
+    # of a float column's (allow_inf_nan=False).
+    within = (matrix >= _LOW) & (matrix <= _HIGH)
+    if not within.all():
+        rows, columns = np.nonzero(~within)
         refused.append((int(rows[0]), int(columns[0])))
     if refused:
         row, j = min(refused)  # the first row refused, and in it the first field

@@ -302,3 +302,12 @@ def test_model_name_is_a_setting(artifacts_dir: Path) -> None:
         response = other.post("/v2/models/attrition/infer", content=v2_body([EXAMPLE_CUSTOMER])[0])
         assert response.json()["model_name"] == "attrition"
         assert other.get("/v2/models/churn").status_code == 404
+
+
+def test_what_fastapi_refuses_under_v2_is_an_error_object(client: TestClient) -> None:
+    response = client.get("/v2/models/churn/explain")
+    assert response.status_code == 404 and response.json() == {"error": "Not Found"}
+    response = client.post("/v2/health/live")
+    assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
+    # The model API keeps FastAPI's own form.
+    assert client.get("/nowhere").json() == {"detail": "Not Found"}

@@ -1,7 +1,8 @@
 """FastAPI app factory for one pinned model version.
 
 uvicorn --factory model_server.app:create_app --http model_server.server:ReplicaProtocol
-        (settings from MODEL_VERSION, MODEL_PATH; the protocol answers plain predictions itself)
+        (settings from MODEL_VERSION, MODEL_PATH, MODEL_NAME; the protocol answers plain
+        predictions and V2 inference requests itself)
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from model_server.endpoints.errors import handle_errors
 from model_server.endpoints.metrics import serve_metrics
 from model_server.endpoints.predict import Predictions
 from model_server.endpoints.status import serve_status
+from model_server.endpoints.v2 import serve_v2
 from model_server.fast_path import PredictFastPath
 from model_server.lifespan import Lifespan
 from model_server.metrics import ModelMetrics
 from model_server.server import ReplicaService
 from model_server.settings import ModelSettings
+from model_server.v2_model import V2Model
 from model_server.version_headers import VersionHeaders
 
 
@@ -43,7 +46,9 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
 
     limiter = anyio.CapacityLimiter(settings.workers)
     registry = CollectorRegistry()
-    predictions = Predictions(ModelMetrics(registry, settings.version), limiter)
+    metrics = ModelMetrics(registry, settings.version)
+    predictions = Predictions(metrics, limiter)
+    v2_model = V2Model(settings.name, settings.version, metrics, limiter)
 
     app = FastAPI(
         title="StreamFlow Churn Predictor",
@@ -58,9 +63,12 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     app.state.metadata = metadata
     # What model_server.server:ReplicaProtocol answers itself, past the app (served under
     # plain uvicorn, the app answers everything, the fast path below its predictions).
-    app.state.short_cut = ReplicaService(app.state, predictions, settings.version, ClientLimits())
+    app.state.short_cut = ReplicaService(
+        app.state, predictions, settings.version, ClientLimits(), v2_model
+    )
     serve_status(app, settings.version)
     predictions.serve(app)
+    serve_v2(app, v2_model)
     serve_metrics(app, registry)
     handle_errors(app)
     # Added first, so it runs inside VersionHeaders: the fast path's answers get the same headers.

@@ -93,11 +93,13 @@ class ModelMetrics:
         seconds: float,
         *,
         shadow: bool = False,
+        endpoint: str = "batch",
     ) -> None:
-        """A batch's answers as arrays: served probabilities, tier indexes into tier_names."""
+        """A request's answers as arrays: served probabilities, tier indexes into tier_names
+        (``endpoint``: "batch", or "v2" for the Open Inference Protocol's infer)."""
         counts = [int((tiers == i).sum()) for i in range(len(tier_names))]
         by_name = {name: count for name, count in zip(tier_names, counts, strict=True) if count}
-        self._observe("batch", by_name, len(probabilities), seconds, shadow)
+        self._observe(endpoint, by_name, len(probabilities), seconds, shadow)
         self.probability.observe_many(shadow, probabilities)
 
     def _observe(

@@ -83,7 +83,7 @@ def _row_count_bounds() -> tuple[int, int | None]:
 
 
 COLUMNS = _columns()
-_MIN_ROWS, _MAX_ROWS = _row_count_bounds()
+MIN_ROWS, MAX_ROWS = _row_count_bounds()
 _row_values = operator.itemgetter(*FEATURE_ORDER)
 
 
@@ -92,9 +92,9 @@ def encode_plain_batch(payload: Any) -> np.ndarray | None:
     if type(payload) is not dict:
         return None
     rows = payload.get("customers")
-    if type(rows) is not list or len(rows) < _MIN_ROWS:
+    if type(rows) is not list or len(rows) < MIN_ROWS:
         return None
-    if _MAX_ROWS is not None and len(rows) > _MAX_ROWS:
+    if MAX_ROWS is not None and len(rows) > MAX_ROWS:
         return None
     if any(type(row) is not dict for row in rows):
         return None

@@ -21,7 +21,7 @@ import orjson
 from scipy.special import expit
 
 from model_server.features import FEATURE_ORDER, encode_rows
-from model_server.schemas import ChurnPredictionRequest, Prediction
+from model_server.schemas import ChurnPredictionRequest, Prediction, Reason
 from model_server.table_cache import CompiledTables
 from model_server.treeshap import GradientBoostingTreeShap, is_supported
 from vocabulary.tiers import RISK_TIERS, TIER_EDGES, tier_of
@@ -186,28 +186,37 @@ class Predictor:
         the rows are filled into one template by a single ``%``.
         """
         n_rows = len(matrix)
-        # Stable sort so ties resolve in feature order, identically for batch and single calls.
-        top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
-        rows = np.arange(n_rows)[:, None]
-        top_contributions = contributions[rows, top]
         rounded = np.round(probabilities, 4)
-        tiers = np.searchsorted(np.asarray(TIER_EDGES), probabilities, side="right")
-        numbers = np.empty((n_rows, 1 + 2 * TOP_REASONS), dtype=np.float64)
-        numbers[:, 0] = rounded
-        numbers[:, 1::2] = matrix[rows, top]
-        numbers[:, 2::2] = np.round(top_contributions, 4)
-        spelt = np.asarray(orjson.dumps(numbers.ravel().tolist())[1:-1].split(b","), dtype=object)
-        spelt = spelt.reshape(numbers.shape)
+        tiers = tier_indexes(probabilities)
         cells = np.empty((n_rows, 2 + 4 * TOP_REASONS), dtype=object)
-        cells[:, 0] = spelt[:, 0]
+        cells[:, 0] = _spell(rounded)
         cells[:, 1] = _TIERS_JSON[tiers]
-        cells[:, 2::4] = _FEATURES_JSON[top]
-        cells[:, 3::4] = spelt[:, 1::2]
-        cells[:, 4::4] = spelt[:, 2::2]
-        cells[:, 5::4] = _DIRECTIONS_JSON[(top_contributions > 0).astype(np.intp)]
+        cells[:, 2:] = _reason_cells(matrix, contributions)
         template = _row_template(self.version)
         body = (b"[" + b",".join([template] * n_rows) + b"]") % tuple(cells.ravel().tolist())
         return body, rounded, tiers
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """The churn probabilities of encoded rows without their SHAP values: on the compiled
+        path the trees' log-odds alone (``score``'s probabilities, bit for bit)."""
+        if self.serving_path.name == "compiled":
+            assert self.fast_explainer is not None
+            return np.asarray(expit(self.fast_explainer.log_odds(matrix)))
+        return np.asarray(self.model.predict_proba(matrix)[:, 1])
+
+    def outputs(self, matrix: np.ndarray, *, reasons: bool) -> RowOutputs:
+        """The answers of encoded rows as columns, the SHAP pass run only for ``reasons``: the
+        served probabilities (rounded as /predict's), tier indexes and, when asked, each row's
+        top reasons as the JSON array /predict sends."""
+        if not reasons:
+            probabilities = self.probabilities(matrix)
+            return RowOutputs(np.round(probabilities, 4), tier_indexes(probabilities), None)
+        probabilities, contributions = self.score(matrix)
+        return RowOutputs(
+            np.round(probabilities, 4),
+            tier_indexes(probabilities),
+            reasons_json(matrix, contributions),
+        )
 
     def _one_result(
         self, row: np.ndarray, probability: float, contributions: np.ndarray
@@ -219,21 +228,10 @@ class Predictor:
         (ties in feature order), the tier as edges passed, and numpy's rounding (rint of the
         value times 10**4, divided back; Python's round is also half-to-even).
         """
-        phi = contributions.tolist()
-        values = row.tolist()
-        top = sorted(range(len(phi)), key=lambda i: -abs(phi[i]))[:TOP_REASONS]
         return {
             "churn_probability": _round4(probability),
             "risk_tier": tier_of(probability),
-            "top_reasons": [
-                {
-                    "feature": FEATURE_ORDER[i],
-                    "value": values[i],
-                    "shap_contribution": _round4(phi[i]),
-                    "direction": "increases_risk" if phi[i] > 0 else "decreases_risk",
-                }
-                for i in top
-            ],
+            "top_reasons": _one_row_reasons(row, contributions),
             "model_version": self.version,
         }
 
@@ -253,6 +251,62 @@ class Predictor:
         return probabilities, np.asarray(values)
 
 
+@dataclass(frozen=True)
+class RowOutputs:
+    """Answers as columns: probabilities as served (4 places), tier indexes into RISK_TIERS,
+    each row's top reasons as JSON (None when not asked for)."""
+
+    probabilities: np.ndarray
+    tiers: np.ndarray
+    reasons: list[bytes] | None
+
+
+def tier_indexes(probabilities: np.ndarray) -> np.ndarray:
+    """Each probability's index into RISK_TIERS (tier_of's edges, for a whole array)."""
+    return np.searchsorted(np.asarray(TIER_EDGES), probabilities, side="right")
+
+
+def reasons_json(matrix: np.ndarray, contributions: np.ndarray) -> list[bytes]:
+    """Each row's top reasons as the JSON array /predict sends in ``top_reasons``, byte for byte.
+
+    One ``%`` fills every row's template, joined by a NUL byte (which JSON never holds raw:
+    orjson escapes it inside strings) so the rows split apart again."""
+    n_rows = len(matrix)
+    if n_rows == 1:
+        # numpy's per-call costs outweigh one row's work (as in Predictor._one_result).
+        return [orjson.dumps(_one_row_reasons(matrix[0], contributions[0]))]
+    if n_rows == 0:
+        return []
+    cells = _reason_cells(matrix, contributions)
+    template = _REASONS_TEMPLATE
+    return ((b"\0".join([template] * n_rows)) % tuple(cells.ravel().tolist())).split(b"\0")
+
+
+def _reason_cells(matrix: np.ndarray, contributions: np.ndarray) -> np.ndarray:
+    """The spelt values of each row's top reasons: (n_rows, 4 * TOP_REASONS), per reason its
+    feature, value, contribution and direction, as JSON."""
+    n_rows = len(matrix)
+    # Stable sort so ties resolve in feature order, identically for batch and single calls.
+    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
+    rows = np.arange(n_rows)[:, None]
+    top_contributions = contributions[rows, top]
+    numbers = np.empty((n_rows, 2 * TOP_REASONS), dtype=np.float64)
+    numbers[:, 0::2] = matrix[rows, top]
+    numbers[:, 1::2] = np.round(top_contributions, 4)
+    spelt = _spell(numbers.ravel()).reshape(numbers.shape)
+    cells = np.empty((n_rows, 4 * TOP_REASONS), dtype=object)
+    cells[:, 0::4] = _FEATURES_JSON[top]
+    cells[:, 1::4] = spelt[:, 0::2]
+    cells[:, 2::4] = spelt[:, 1::2]
+    cells[:, 3::4] = _DIRECTIONS_JSON[(top_contributions > 0).astype(np.intp)]
+    return cells
+
+
+def _spell(numbers: np.ndarray) -> np.ndarray:
+    """Each float as orjson spells it in a document (one ``dumps`` of the flat list)."""
+    return np.asarray(orjson.dumps(numbers.tolist())[1:-1].split(b","), dtype=object)
+
+
 _TIERS_JSON = np.asarray([orjson.dumps(tier) for tier in RISK_TIERS], dtype=object)
 _FEATURES_JSON = np.asarray([orjson.dumps(name) for name in FEATURE_ORDER], dtype=object)
 _DIRECTIONS_JSON = np.asarray(
@@ -260,18 +314,36 @@ _DIRECTIONS_JSON = np.asarray(
 )
 
 
+_REASON_TEMPLATE = b'{"feature":%s,"value":%s,"shap_contribution":%s,"direction":%s}'
+_REASONS_TEMPLATE = b"[" + b",".join([_REASON_TEMPLATE] * TOP_REASONS) + b"]"
+
+
 def _row_template(version: str) -> bytes:
     """One answer with %s for its values, keys in the order of the single-row dict."""
-    reason = b'{"feature":%s,"value":%s,"shap_contribution":%s,"direction":%s}'
-    reasons = b",".join([reason] * TOP_REASONS)
     served_by = orjson.dumps(version).replace(b"%", b"%%")
     return (
-        b'{"churn_probability":%s,"risk_tier":%s,"top_reasons":['
-        + reasons
-        + b'],"model_version":'
+        b'{"churn_probability":%s,"risk_tier":%s,"top_reasons":'
+        + _REASONS_TEMPLATE
+        + b',"model_version":'
         + served_by
         + b"}"
     )
+
+
+def _one_row_reasons(row: np.ndarray, contributions: np.ndarray) -> list[Reason]:
+    """One row's top reasons in plain Python (``_reason_cells``' operations on ten floats)."""
+    phi = contributions.tolist()
+    values = row.tolist()
+    top = sorted(range(len(phi)), key=lambda i: -abs(phi[i]))[:TOP_REASONS]
+    return [
+        {
+            "feature": FEATURE_ORDER[i],
+            "value": values[i],
+            "shap_contribution": _round4(phi[i]),
+            "direction": "increases_risk" if phi[i] > 0 else "decreases_risk",
+        }
+        for i in top
+    ]
 
 
 def _round4(value: float) -> float:

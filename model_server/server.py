@@ -8,7 +8,11 @@ about 20 µs: the scope, the receive and send messages, two middlewares, and two
 then body) per answer (bench/README.md). Here a ``POST /predict`` with a JSON body that
 validates is parsed by pydantic-core straight from the bytes, scored by the compiled predictor
 on the event loop, counted in the same metrics, and written with its headers in one send.
-A ``POST /predict/batch`` takes the same way, scored in a worker thread as its route does.
+A ``POST /predict/batch`` takes the same way, scored in a worker thread as its route does, and
+so does a ``POST /v2/models/{name}[/versions/{version}]/infer`` of the model served (JSON or
+binary tensors, any content type): its answer, a 400 included, is built by the same code the
+route calls (``model_server.v2_model``), so only a replica not ready or an unexpected error goes
+to the route.
 
 What the route would answer differently goes to the FastAPI app, whole and unchanged: a body
 that does not validate (its 422 names the field), another content type, a replica not ready
@@ -36,12 +40,16 @@ from model_server.endpoints.predict import Predictions
 from model_server.plain_rows import encode_plain_batch
 from model_server.predictor import Predictor
 from model_server.schemas import ChurnPredictionRequest
+from model_server.v2_model import Prepared, V2Answer, V2Model
 from model_server.version_headers import MODEL_VERSION_HEADER, RESPONSE_TIME_HEADER
+from protocols.v2.codec import INFERENCE_HEADER
 from vocabulary.headers import SHADOW_OF
 
 PREDICT = "/predict"
 BATCH = "/predict/batch"
 SHORT_CUT = {b"/predict": PREDICT, b"/predict/batch": BATCH}
+SHORT_CUT_NAMES = frozenset(SHORT_CUT.values())
+_INFERENCE_HEADER = INFERENCE_HEADER.encode()
 _SHADOW_OF = SHADOW_OF.encode()
 _JSON = b"application/json"
 
@@ -61,17 +69,27 @@ class ReplicaService:
     """The replica's predictions as the short-cut's service (httpserver/service.py)."""
 
     name = "model server"
-    short_cut_paths = SHORT_CUT
     log = logging.getLogger("model_server")
     # Unused: an unexpected error hands the request to the app, which answers its own 500.
     internal_error = b'{"error":"internal_error","detail":"see the model server log"}'
 
     def __init__(
-        self, state: Any, predictions: Predictions, version: str, limits: ClientLimits
+        self,
+        state: Any,
+        predictions: Predictions,
+        version: str,
+        limits: ClientLimits,
+        v2_model: V2Model,
     ) -> None:
         self.state = state  # the app's state: .predictor is None until the model is loaded
         self.predictions = predictions
+        self.v2_model = v2_model
         self.client_limits = limits
+        # The model API's paths and the V2 infer paths of the model served (both its forms).
+        self.short_cut_paths = {
+            **SHORT_CUT,
+            **{path.encode(): path for path in v2_model.infer_paths},
+        }
         # One per process, so the connection cap counts the process's connections. Not
         # exported: the replica's /metrics keeps its own families.
         self.client_tally = ConnectionTally()
@@ -86,6 +104,9 @@ class ReplicaService:
             + RESPONSE_TIME_HEADER
             + b": "
         )
+        self.version_line = (
+            MODEL_VERSION_HEADER + b": " + version.encode() + b"\r\n" + RESPONSE_TIME_HEADER + b": "
+        )
 
     def body_limit(self) -> int | None:
         predictor: Predictor | None = self.state.predictor
@@ -96,6 +117,8 @@ class ReplicaService:
     def answer(
         self, request: Request, body: bytes
     ) -> Answer | Coroutine[Any, Any, Answer | None] | None:
+        if request.path not in SHORT_CUT_NAMES:
+            return self._v2(request, body)
         json_body = shadow = False
         for name, value in request.headers:
             if name == b"content-type":
@@ -123,6 +146,49 @@ class ReplicaService:
         if matrix is None:
             return None  # anything pydantic must judge
         return self._batch(predictor, matrix, shadow, request.start)
+
+    def _v2(
+        self, request: Request, body: bytes
+    ) -> Answer | Coroutine[Any, Any, Answer | None] | None:
+        # Any content type: the route reads the body as bytes whatever it is said to be.
+        predictor: Predictor | None = self.state.predictor
+        if predictor is None:
+            return None  # the route's 503
+        model = self.v2_model
+        prepared = model.prepare(body, request.headers)
+        if isinstance(prepared, V2Answer):
+            return self._v2_answer(prepared, request.start)  # the route's 400, the same bytes
+        shadow = any(name == _SHADOW_OF for name, _ in request.headers)
+        if not model.inline(predictor, prepared):
+            return self._v2_scored(predictor, prepared, shadow, request.start)
+        try:
+            answer = model.score_inline(predictor, prepared, shadow)
+        except Exception:
+            return None  # the app's 500 and its log line
+        return self._v2_answer(answer, request.start)
+
+    async def _v2_scored(
+        self, predictor: Predictor, prepared: Prepared, shadow: bool, start: float
+    ) -> Answer | None:
+        try:
+            answer = await self.v2_model.score(predictor, prepared, shadow)
+        except Exception:
+            return None
+        return self._v2_answer(answer, start)
+
+    def _v2_answer(self, answer: V2Answer, start: float) -> Answer:
+        # The route's head: Starlette puts the headers it is given before content-length and
+        # content-type, then VersionHeaders adds the version and the time.
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        binary = answer.header_length
+        head = b"%scontent-length: %d\r\ncontent-type: %s\r\n%s%.2f\r\n" % (
+            b"" if binary is None else b"%s: %d\r\n" % (_INFERENCE_HEADER, binary),
+            len(answer.body),
+            answer.media_type.encode(),
+            self.version_line,
+            elapsed_ms,
+        )
+        return Answer(answer.status, head, answer.body)
 
     async def _batch(
         self, predictor: Predictor, matrix: Any, shadow: bool, start: float

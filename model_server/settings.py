@@ -1,4 +1,4 @@
-"""Process settings of one model-server replica (env: MODEL_VERSION, MODEL_PATH)."""
+"""Process settings of one model-server replica (env: MODEL_VERSION, MODEL_PATH, MODEL_NAME)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ModelSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODEL_", frozen=True)
 
+    # The model's name on the Open Inference Protocol (/v2/models/{name}); MODEL_NAME.
+    name: str = "churn"
     version: str = "v2.3.1"
     path: Path = Path("artifacts/v2.3.1/model.joblib")
     # Threads that run predict + SHAP; keeps CPU work off the event loop.

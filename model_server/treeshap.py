@@ -21,7 +21,7 @@ Matching shap's numerics: inputs are rounded to float32 first (as sklearn and sh
 these trees), node cover is ``weighted_n_node_samples``, leaf values are scaled by the learning
 rate and a missing value follows the node's default (missing-value) child.
 
-Compiling the three kernels takes about 8 s, so the machine code is cached on disk (``cache=True``)
+Compiling the kernels takes about 8 s, so the machine code is cached on disk (``cache=True``)
 and a later process on the same machine loads it in well under a second. numba picks the directory:
 ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside this file, else the user's cache dir (the
 first one it can write). A cache entry is used only when this file's content hash and the CPU
@@ -286,6 +286,82 @@ def _shap_columns(X: Floats, model: KernelArrays, base: float) -> tuple[Floats, 
     return raw, np.ascontiguousarray(phi.T)
 
 
+@_cached_njit(nogil=True)
+def _log_odds(X: Floats, model: KernelArrays, base: float) -> Floats:
+    """The log-odds alone, as ``_shap_serial`` adds them (the same additions in the same order,
+    so the same bits), for an answer that asks for no reasons: no table is read."""
+    (
+        tree_group_start,
+        group_bit_start,
+        bit_feature,
+        bit_threshold,
+        bit_default_left,
+        _group_feature_start,
+        _group_feature,
+        _group_table_start,
+        _group_table,
+        group_pattern_start,
+        pattern_value,
+    ) = model
+    raw = np.full(X.shape[0], base, dtype=np.float64)
+    for t in range(tree_group_start.shape[0] - 1):
+        for r in range(X.shape[0]):
+            x = X[r]
+            for g in range(tree_group_start[t], tree_group_start[t + 1]):
+                first_bit = group_bit_start[g]
+                pattern = 0
+                for b in range(first_bit, group_bit_start[g + 1]):
+                    value = x[bit_feature[b]]
+                    went_left = (value <= bit_threshold[b]) | (
+                        np.isnan(value) & bit_default_left[b]
+                    )
+                    pattern |= np.int64(went_left) << (b - first_bit)
+                raw[r] += pattern_value[group_pattern_start[g] + pattern]
+    return raw
+
+
+@_cached_njit(nogil=True)
+def _log_odds_columns(X: Floats, model: KernelArrays, base: float) -> Floats:
+    """``_log_odds`` for a batch, column-wise as ``_shap_columns`` walks it (the same additions
+    in the same order)."""
+    (
+        tree_group_start,
+        group_bit_start,
+        bit_feature,
+        bit_threshold,
+        bit_default_left,
+        _group_feature_start,
+        _group_feature,
+        _group_table_start,
+        _group_table,
+        group_pattern_start,
+        pattern_value,
+    ) = model
+    n_rows = X.shape[0]
+    columns = np.ascontiguousarray(X.T)
+    raw = np.full(n_rows, base, dtype=np.float64)
+    pattern = np.empty(COLUMN_BLOCK, dtype=np.int64)
+    for first in range(0, n_rows, COLUMN_BLOCK):
+        size = min(n_rows - first, COLUMN_BLOCK)
+        for t in range(tree_group_start.shape[0] - 1):
+            for g in range(tree_group_start[t], tree_group_start[t + 1]):
+                first_bit = group_bit_start[g]
+                pattern[:size] = 0
+                for b in range(first_bit, group_bit_start[g + 1]):
+                    column = columns[bit_feature[b]]
+                    threshold = bit_threshold[b]
+                    default_left = bit_default_left[b]
+                    shift = b - first_bit
+                    for i in range(size):
+                        value = column[first + i]
+                        went_left = (value <= threshold) | (np.isnan(value) & default_left)
+                        pattern[i] |= np.int64(went_left) << shift
+                values = group_pattern_start[g]
+                for i in range(size):
+                    raw[first + i] += pattern_value[values + pattern[i]]
+    return raw
+
+
 Path = list[tuple[int, bool]]
 Group = tuple[list[int], list[tuple[int, Path]]]
 
@@ -540,16 +616,27 @@ class GradientBoostingTreeShap:
         The log-odds equal sklearn's ``decision_function``: the same leaves, added in the same
         order to the same initial value.
         """
+        matrix = self._matrix(X)
+        if matrix.shape[0] < COLUMNS_MIN_ROWS:
+            return _shap_serial(matrix, self._model, self.init_raw)
+        return _shap_columns(matrix, self._model, self.init_raw)
+
+    def log_odds(self, X: np.ndarray) -> np.ndarray:
+        """The raw log-odds of shape (n_rows,) without the SHAP values: ``explain``'s, bit for
+        bit, at the cost of the trees' splits only."""
+        matrix = self._matrix(X)
+        if matrix.shape[0] < COLUMNS_MIN_ROWS:
+            return _log_odds(matrix, self._model, self.init_raw)
+        return _log_odds_columns(matrix, self._model, self.init_raw)
+
+    def _matrix(self, X: np.ndarray) -> np.ndarray:
         matrix = np.asarray(X)
         if matrix.ndim == 1:
             matrix = matrix.reshape(1, -1)
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix with {self.n_features} columns")
         # The trees split float32 inputs; round exactly as sklearn and shap both do.
-        matrix = np.ascontiguousarray(matrix.astype(np.float32).astype(np.float64))
-        if matrix.shape[0] < COLUMNS_MIN_ROWS:
-            return _shap_serial(matrix, self._model, self.init_raw)
-        return _shap_columns(matrix, self._model, self.init_raw)
+        return np.ascontiguousarray(matrix.astype(np.float32).astype(np.float64))
 
     def shap_values(self, X: np.ndarray) -> np.ndarray:
         """SHAP values of shape (n_rows, n_features), equal to shap.TreeExplainer's."""
@@ -560,3 +647,5 @@ class GradientBoostingTreeShap:
         row = np.zeros((1, self.n_features), dtype=np.float64)
         _shap_serial(row, self._model, self.init_raw)
         _shap_columns(row, self._model, self.init_raw)
+        _log_odds(row, self._model, self.init_raw)
+        _log_odds_columns(row, self._model, self.init_raw)

@@ -1,0 +1,220 @@
+"""The pinned model on the Open Inference Protocol: its metadata, and an inference request's
+answer, whichever way the request came in (the FastAPI route or the protocol's short-cut).
+
+The answer is built here once, so both ways give the same bytes: a request decoded by the
+codec (JSON or Triton's binary tensors), its tensors turned into rows by /predict's rules
+(``model_server.v2_rows``), the outputs the client asked for computed as whole columns
+(``Predictor.outputs``: the SHAP pass only when ``top_reasons`` is asked for), and the answer
+encoded with each output binary or JSON as the request says. Every bad input is a 400
+``{"error": ...}`` naming the tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import numpy as np
+import orjson
+
+from model_server.metrics import ModelMetrics
+from model_server.plain_rows import MAX_ROWS
+from model_server.predictor import Predictor, RowOutputs
+from model_server.v2_rows import INPUTS, encode_tensors
+from protocols.v2.codec import (
+    InferRequest,
+    InferResponse,
+    Tensor,
+    TensorError,
+    binary_outputs,
+    decode_request,
+    encode_response,
+    header_length_of,
+)
+from vocabulary.tiers import RISK_TIERS
+
+# Requests of at most this many rows are scored on the event loop on the compiled path, as
+# /predict's are (model_server.endpoints.predict.INLINE_MAX_ROWS says why).
+INLINE_MAX_ROWS = 1
+PROBABILITY, TIER, REASONS = "churn_probability", "risk_tier", "top_reasons"
+OUTPUTS: dict[str, str] = {PROBABILITY: "FP64", TIER: "BYTES", REASONS: "BYTES"}
+_GIVES = ", ".join(f"{name} ({datatype})" for name, datatype in OUTPUTS.items())
+_TIER_BYTES = [tier.encode() for tier in RISK_TIERS]
+# A request's tensors hold at most a batch's rows each (an input of shape [n] or [n, 1]).
+assert MAX_ROWS is not None
+MAX_ELEMENTS = MAX_ROWS
+PLATFORM = "streamflow_gradient_boosting"
+
+
+@dataclass(frozen=True, slots=True)
+class V2Answer:
+    """A whole answer: status, body, and the JSON part's length when outputs are binary."""
+
+    status: int
+    body: bytes
+    header_length: int | None = None
+
+    @property
+    def media_type(self) -> str:
+        return "application/json" if self.header_length is None else "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request that decoded and validated: its rows, and the outputs to compute."""
+
+    request: InferRequest
+    matrix: np.ndarray
+    outputs: tuple[str, ...]
+
+    @property
+    def reasons(self) -> bool:
+        return REASONS in self.outputs
+
+
+def error(status: int, message: str) -> V2Answer:
+    return V2Answer(status, orjson.dumps({"error": message}))
+
+
+class V2Model:
+    """The model ``name`` at ``version`` as the protocol sees it; scoring with at most
+    ``limiter``'s threads, counting in ``metrics`` (endpoint "v2")."""
+
+    def __init__(
+        self, name: str, version: str, metrics: ModelMetrics, limiter: anyio.CapacityLimiter
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.metrics = metrics
+        self.limiter = limiter
+        self.infer_paths = (
+            f"/v2/models/{name}/infer",
+            f"/v2/models/{name}/versions/{version}/infer",
+        )
+
+    # -- metadata and the 404s -------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": PLATFORM,
+            "inputs": [
+                {"name": name, "datatype": datatype, "shape": [-1]}
+                for name, datatype in INPUTS.items()
+            ],
+            "outputs": [
+                {"name": name, "datatype": datatype, "shape": [-1]}
+                for name, datatype in OUTPUTS.items()
+            ],
+        }
+
+    def unknown(self, model: str, version: str | None = None) -> V2Answer | None:
+        """The 404 for a model or version this server does not serve; None when it does."""
+        if model != self.name:
+            return error(404, f"unknown model {model!r}; this server serves {self.name!r}")
+        if version is not None and version != self.version:
+            return error(
+                404,
+                f"unknown version {version!r} of model {self.name!r}; this server serves "
+                f"{self.version!r}",
+            )
+        return None
+
+    def not_ready(self) -> V2Answer:
+        return error(503, f"model {self.name!r} is not ready: it is still loading")
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def prepare(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> Prepared | V2Answer:
+        """The request decoded and checked, or its 400."""
+        try:
+            header_length = header_length_of(headers, len(body))
+            request = decode_request(body, header_length, max_elements=MAX_ELEMENTS)
+            outputs = _outputs_asked(request)
+            matrix = encode_tensors(request.inputs)
+        except TensorError as exc:
+            return error(400, str(exc))
+        return Prepared(request, matrix, outputs)
+
+    def inline(self, predictor: Predictor, prepared: Prepared) -> bool:
+        """Whether to score on the event loop: the compiled path's few rows."""
+        return len(prepared.matrix) <= INLINE_MAX_ROWS and predictor.serving_path.name == "compiled"
+
+    def score_inline(self, predictor: Predictor, prepared: Prepared, shadow: bool) -> V2Answer:
+        start = time.perf_counter()
+        outputs = predictor.outputs(prepared.matrix, reasons=prepared.reasons)
+        return self.answer(prepared, outputs, time.perf_counter() - start, shadow)
+
+    async def score(self, predictor: Predictor, prepared: Prepared, shadow: bool) -> V2Answer:
+        if self.inline(predictor, prepared):
+            return self.score_inline(predictor, prepared, shadow)
+        start = time.perf_counter()
+        outputs = await anyio.to_thread.run_sync(
+            functools.partial(predictor.outputs, prepared.matrix, reasons=prepared.reasons),
+            limiter=self.limiter,
+        )
+        return self.answer(prepared, outputs, time.perf_counter() - start, shadow)
+
+    async def infer(
+        self,
+        predictor: Predictor | None,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        shadow: bool,
+    ) -> V2Answer:
+        """The whole answer to an inference request's body and headers."""
+        if predictor is None:
+            return self.not_ready()
+        prepared = self.prepare(body, headers)
+        if isinstance(prepared, V2Answer):
+            return prepared
+        return await self.score(predictor, prepared, shadow)
+
+    def answer(
+        self, prepared: Prepared, outputs: RowOutputs, seconds: float, shadow: bool
+    ) -> V2Answer:
+        """The answer of computed outputs, counted in the metrics."""
+        self.metrics.observe_batch(
+            outputs.probabilities, outputs.tiers, RISK_TIERS, seconds, shadow=shadow, endpoint="v2"
+        )
+        n_rows = (len(prepared.matrix),)
+        tensors: dict[str, Tensor] = {}
+        for name in prepared.outputs:
+            if name == PROBABILITY:
+                tensors[name] = Tensor(name, "FP64", n_rows, outputs.probabilities)
+            elif name == TIER:
+                tiers = [_TIER_BYTES[i] for i in outputs.tiers.tolist()]
+                tensors[name] = Tensor(name, "BYTES", n_rows, tiers)
+            else:
+                assert outputs.reasons is not None  # asked for, so computed
+                tensors[name] = Tensor(name, "BYTES", n_rows, outputs.reasons)
+        response = InferResponse(
+            model_name=self.name,
+            model_version=self.version,
+            id=prepared.request.id,
+            outputs=tensors,
+            parameters={},
+        )
+        body, header_length = encode_response(
+            response, binary=binary_outputs(prepared.request, tensors)
+        )
+        return V2Answer(200, body, header_length)
+
+
+def _outputs_asked(request: InferRequest) -> tuple[str, ...]:
+    """The outputs to compute, in the order asked (every one when the request names none)."""
+    if not request.outputs:
+        return tuple(OUTPUTS)
+    names: list[str] = []
+    for output in request.outputs:
+        if output.name not in OUTPUTS:
+            raise TensorError(
+                f"is not an output of the model, which gives {_GIVES}", output.name, role="output"
+            )
+        if output.name not in names:
+            names.append(output.name)
+    return tuple(names)

@@ -1,0 +1,138 @@
+"""The model's inputs on the Open Inference Protocol: one tensor per field of the model API,
+turned into the encoded rows the predictor takes, by /predict's rules and with its messages.
+
+Each field of ``ChurnPredictionRequest`` is one input tensor of shape ``[n]`` (or ``[n, 1]``, as
+MLServer's pandas codec sends a column), with the datatype of its type: ``int`` INT64, ``float``
+FP64, ``str`` BYTES, ``bool`` BOOL. Nothing here restates a rule: the types, the bounds, the
+categories and the row limits are read from the schema (through ``model_server.plain_rows``,
+which reads them from ``ChurnPredictionRequest`` and ``BatchPredictionRequest``), each column is
+checked whole, and the first row a column refuses is validated by pydantic itself, whose message
+for the field is the one given, as /predict would give it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from model_server.features import FEATURE_ORDER
+from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS, Column
+from model_server.schemas import ChurnPredictionRequest
+from protocols.v2.codec import Tensor, TensorError
+
+_DATATYPE_OF_KIND = {int: "INT64", float: "FP64", str: "BYTES", bool: "BOOL"}
+# The model's inputs, in the model API's field order: name -> datatype.
+INPUTS: dict[str, str] = {column.name: _DATATYPE_OF_KIND[column.kind] for column in COLUMNS}
+# Each category's code under its UTF-8 bytes, as BYTES elements arrive.
+_CODES = {
+    column.name: {name.encode(): code for name, code in column.categories.items()}
+    for column in COLUMNS
+    if column.categories is not None
+}
+_TAKES = ", ".join(f"{name} ({datatype})" for name, datatype in INPUTS.items())
+
+
+def encode_tensors(inputs: list[Tensor]) -> np.ndarray:
+    """The encoded rows (n, len(FEATURE_ORDER)) of a request's input tensors; TensorError
+    naming the input when a tensor or a value is not what /predict would take."""
+    by_name = _by_name(inputs)
+    n_rows = _row_count(by_name)
+    matrix = np.empty((n_rows, len(COLUMNS)), dtype=np.float64)
+    refused: list[tuple[int, str]] = []  # (first row a column refuses, the column)
+    for j, column in enumerate(COLUMNS):
+        values, bad = _encode_column(column, by_name[column.name])
+        if bad is not None:
+            refused.append((bad, column.name))
+        else:
+            matrix[:, j] = values
+    if refused:
+        row, name = min(refused)
+        raise TensorError(_message(by_name, row, name), name)
+    return matrix
+
+
+def _by_name(inputs: list[Tensor]) -> dict[str, Tensor]:
+    by_name: dict[str, Tensor] = {}
+    for tensor in inputs:
+        expected = INPUTS.get(tensor.name)
+        if expected is None:
+            raise TensorError(f"is not an input of the model, which takes {_TAKES}", tensor.name)
+        if tensor.datatype != expected:
+            raise TensorError(
+                f"datatype {tensor.datatype}; the model takes {expected}", tensor.name
+            )
+        by_name[tensor.name] = tensor
+    for name in FEATURE_ORDER:
+        if name not in by_name:
+            raise TensorError(f"is missing; the model takes {_TAKES}", name)
+    return by_name
+
+
+def _row_count(by_name: dict[str, Tensor]) -> int:
+    first: str | None = None
+    n_rows = 0
+    for name in FEATURE_ORDER:
+        shape = by_name[name].shape
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise TensorError(f"shape {list(shape)}; the model takes [n] or [n, 1]", name)
+        if first is None:
+            first, n_rows = name, shape[0]
+        elif shape[0] != n_rows:
+            raise TensorError(f"has {shape[0]} rows, input {first!r} has {n_rows}", name)
+    if n_rows < MIN_ROWS:
+        raise TensorError(f"holds no rows; a request takes {MIN_ROWS} to {MAX_ROWS}", first)
+    if MAX_ROWS is not None and n_rows > MAX_ROWS:
+        raise TensorError(f"holds {n_rows} rows; a request takes at most {MAX_ROWS}", first)
+    return n_rows
+
+
+def _encode_column(column: Column, tensor: Tensor) -> tuple[Any, int | None]:
+    """(the column's encoded values, None) or (None, the first row it refuses)."""
+    data = tensor.data
+    if column.categories is not None:
+        assert isinstance(data, list)  # BYTES
+        codes = _CODES[column.name]
+        encoded = [codes.get(element, -1) for element in data]
+        if -1 in encoded:
+            return None, encoded.index(-1)
+        return encoded, None
+    assert isinstance(data, np.ndarray)
+    if column.kind is bool:
+        return data, None
+    bad = np.zeros(len(data), dtype=np.bool_)
+    if column.kind is float:
+        bad |= ~np.isfinite(data)  # ChurnPredictionRequest: allow_inf_nan=False
+    if column.low is not None:
+        bad |= data < column.low
+    if column.high is not None:
+        bad |= data > column.high
+    if bad.any():
+        return None, int(bad.argmax())
+    return data, None
+
+
+def _message(by_name: dict[str, Tensor], row: int, name: str) -> str:
+    """pydantic's message for ``name`` in that row, as /predict gives it."""
+    values: dict[str, Any] = {}
+    for field, tensor in by_name.items():
+        value = tensor.data[row]
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                if field == name:
+                    return f"row {row}: not UTF-8 text"
+                value = ""
+        elif isinstance(value, np.generic):
+            value = value.item()
+        values[field] = value
+    try:
+        ChurnPredictionRequest.model_validate(values)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            if problem["loc"] and problem["loc"][0] == name:
+                return f"row {row}: {problem['msg']}"
+    # A column check stricter than the schema would be a bug: say the value, never accept it.
+    return f"row {row}: value {values[name]!r} is not accepted"

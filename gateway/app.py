@@ -48,6 +48,7 @@ from gateway.state import GatewayState, Snapshot
 from gateway.stats import StatsSampler
 from gateway.ui import serve_ui
 from gateway.upstream import Upstream, open_upstream
+from gateway.v2_door import is_infer_path
 from httpserver.limits import ClientLimits
 from routing_config import ConfigError
 from routing_config.store import load_routing
@@ -79,6 +80,15 @@ class GatewayApp(FastAPI):
                 await send_json(send, 503, {"error": "not_ready", "detail": "gateway starting"})
             else:
                 await self.proxy(scope, receive, send)
+            return
+        if scope["type"] == "http" and is_infer_path(scope["path"]):
+            # The Open Inference Protocol's infer (gateway/v2_door.py): its errors in its form.
+            if scope["method"] != "POST":
+                await send_json(send, 405, {"error": "use POST"})
+            elif self.proxy is None:
+                await send_json(send, 503, {"error": "the gateway is starting"})
+            else:
+                await self.proxy.v2(scope, receive, send)
             return
         if self.admin_port and scope["type"] == "http" and refused(scope, self.admin_port):
             await send_json(send, 404, NOT_FOUND)

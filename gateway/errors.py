@@ -20,6 +20,11 @@ class GatewayError(Exception):
             payload["version"] = self.version
         return json.dumps(payload).encode()
 
+    def v2_body(self) -> bytes:
+        """The Open Inference Protocol's error object: its clients read ``error`` as the
+        message (tritonclient raises it as the exception's text)."""
+        return json.dumps({"error": self.detail}).encode()
+
 
 class BadPin(GatewayError):
     status = 400
@@ -33,6 +38,13 @@ class BadRequest(GatewayError):
 
     status = 400
     error = "bad_request"
+
+
+class UnknownModel(GatewayError):
+    """A V2 path naming a model, or a version of it, the gateway does not serve."""
+
+    status = 404
+    error = "unknown_model"
 
 
 class BodyTooLarge(GatewayError):

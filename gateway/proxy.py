@@ -4,6 +4,12 @@
 protocol (httpserver/short_cut.py, through gateway/server.py) calls it directly for plain
 prediction requests, and the ASGI ``__call__`` serves the rest. Prediction bodies are never
 parsed: they pass through as bytes.
+
+Both front doors end here: /predict calls ``forward`` with no ``call``, the Open Inference
+Protocol's door (gateway/v2_door.py) with a ``V2Call``. Routing, pools, fallback, shadow and the
+log do not look at which: the one place a door shows is the version's lane (gateway/lanes.py),
+asked only when the request is not a /predict to a model-API version, so /predict's path costs
+one set lookup per version tried, and V2 errors take the protocol's form ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Scope, Send
 
@@ -25,15 +31,18 @@ from gateway.errors import (
     UpstreamFailure,
     UpstreamTimeout,
 )
+from gateway.lanes import V2Call, answer_header_length
 from gateway.metrics import GatewayMetrics
 from gateway.pool import AT_CAP, Replica
-from gateway.routing import PinRejected
+from gateway.routing import Decision, PinRejected
 from gateway.shadow.mirror import Mirror
 from gateway.state import GatewayState, Snapshot
 from gateway.upstream import Upstream
+from gateway.v2_door import V2Door
 from gateway.wire import MODEL_VERSION_LINE, Headers, Message, lines_named
 from httpserver.limits import RETRY_AFTER_S
 from outcomes.records import Answered
+from protocols.scores import ScoreSource
 from vocabulary import headers as header_names
 
 log = logging.getLogger("gateway.proxy")
@@ -126,9 +135,24 @@ class Proxy:
         # The replica host lookups (gateway/dns.py): told of a member that could not be
         # connected to, so an address that left is looked up again at once.
         self.connect_failed: Callable[[Replica], None] | None = None
+        # The Open Inference Protocol's door, which hands its requests to ``forward``.
+        self.v2 = V2Door(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry (tests, and requests the server does not short-circuit)."""
+        await self.serve(scope, receive, send, self.forward)
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        forward: Callable[[str, Headers, bytes, float], Awaitable[Message]],
+        *,
+        v2: bool = False,
+    ) -> None:
+        """One request on the ASGI path: its body read within the limit, then ``forward``
+        (/predict's, or the V2 door's: ``v2`` errors take the protocol's form)."""
         start = time.perf_counter()
         headers = scope["headers"]
         try:
@@ -136,20 +160,24 @@ class Proxy:
                 raise self._too_large()
             body = await self._read_body(receive)
         except BodyTooLarge as exc:
-            answer = self._error(exc, self.state.snapshot, request_id_of(headers), start)
+            snap = self.state.snapshot
+            answer = self.error_answer(exc, snap, request_id_of(headers), start, v2=v2)
         except ClientGone:
             return  # nobody is left to answer; nothing was forwarded
         else:
-            answer = await self.forward(target_of(scope), headers, body, start)
+            answer = await forward(target_of(scope), headers, body, start)
         start_message = {"type": "http.response.start", "status": answer.status}
         await send({**start_message, "headers": answer.headers})
         await send({"type": "http.response.body", "body": answer.body})
 
-    async def forward(self, path: str, headers: Headers, body: bytes, start: float) -> Message:
+    async def forward(
+        self, path: str, headers: Headers, body: bytes, start: float, call: V2Call | None = None
+    ) -> Message:
         """One whole client request (lower-case header names, raw bytes) → the tagged answer,
         its head ready for the wire (content-length included).
 
-        ``start`` is the ``time.perf_counter()`` of the request's arrival.
+        ``start`` is the ``time.perf_counter()`` of the request's arrival; ``call`` is the V2
+        door's request (None: /predict or /predict/batch, ``path``).
         """
         snap = self.state.snapshot  # this request finishes on this config, whatever reloads
         pin_header = snap.pin_header
@@ -170,17 +198,19 @@ class Proxy:
             if name == REQUEST_ID:
                 request_id = header[1]
         if not request_id:
-            request_id = new_request_id()
+            # A V2 request's ``id`` is its request id (the door checked it fits a header).
+            made = call.request_id if call is not None else None
+            request_id = made or new_request_id()
             forward.append((REQUEST_ID, request_id))
 
         try:
             if len(body) > self.max_body_bytes:
                 raise self._too_large()
-            version, reason, fallback_from, resp = await self._route(
-                snap, path, body, forward, pin, sticky
+            version, reason, fallback_from, resp, source = await self._route(
+                snap, path, body, forward, pin, sticky, call
             )
         except GatewayError as exc:
-            return self._error(exc, snap, request_id, start)
+            return self.error_answer(exc, snap, request_id, start, v2=call is not None)
 
         head = REPLACED_LINES.sub(b"", b"\n" + resp.head)[1:] if resp.head else b""
         tags = TAGS % (version.encode(), REASONS[reason], snap.revision, request_id, len(resp.body))
@@ -190,6 +220,12 @@ class Proxy:
         tags += RESPONSE_TIME_LINE % (elapsed * 1000)
         self.answered.record(version, reason, resp.status, elapsed)
         logged = None
+        plan = snap.shadow
+        mirrored = plan is not None and resp.status == 200 and self.mirror is not None
+        # Where the client's answer holds its score: None for the model API (/predict's).
+        header_length = None
+        if source is not None and (mirrored or self.record is not None):
+            header_length = answer_header_length(resp.head)
         if self.record is not None and resp.status == 200:
             logged = Answered(
                 time.time(),
@@ -200,10 +236,15 @@ class Proxy:
                 snap.revision,
                 resp.body,
                 body if self.log_features else None,
+                source,
+                header_length,
+                call.header_length if call is not None else None,
             )
             self.record(logged)
-        plan = snap.shadow
-        if plan is not None and resp.status == 200 and self.mirror is not None:
+        if mirrored:
+            assert plan is not None and self.mirror is not None  # for mypy: mirrored says so
+            shadow = plan.version
+            lane = None if call is None and shadow in snap.passthrough else snap.lanes[shadow]
             # Queued, not awaited: the copy runs once this answer has been written.
             self.mirror.offer(
                 plan,
@@ -217,6 +258,10 @@ class Proxy:
                 resp.body,
                 elapsed,
                 logged=logged,
+                lane=lane,
+                call=call,
+                client_source=source,
+                client_header_length=header_length,
             )
         return Message(resp.status, head + tags, resp.body)
 
@@ -228,12 +273,18 @@ class Proxy:
         headers: Headers,
         pin: str | None,
         sticky: bytes | None,
-    ) -> tuple[str, str, str | None, Message]:
-        """Decide, try the chosen version's replicas, fall back to stable; (version, reason...)."""
+        call: V2Call | None,
+    ) -> tuple[str, str, str | None, Message, ScoreSource | None]:
+        """Decide, try the chosen version's replicas, fall back to stable; (version, reason,
+        the version fallen back from, the answer, where it holds the score: None when it is
+        a model-API answer)."""
         try:
-            decision = snap.table.decide(
-                pin=pin, sticky_key=sticky, roll=random.random(), healthy=snap.pool.has_healthy
-            )
+            if call is not None and call.pin is not None:
+                decision = path_pin(snap, call.pin)
+            else:
+                decision = snap.table.decide(
+                    pin=pin, sticky_key=sticky, roll=random.random(), healthy=snap.pool.has_healthy
+                )
         except PinRejected as exc:
             raise BadPin(str(exc), version=exc.asked) from None
         now = time.monotonic()  # the event loop's clock too
@@ -248,12 +299,12 @@ class Proxy:
             self.metrics.fallbacks.labels(decision.fallback_from, stable, cause).inc()
         failures: list[UpstreamFailure] = []
         served = await self._try_version(
-            snap, decision.version, path, body, headers, deadline, wait_until, failures
+            snap, decision.version, path, body, headers, deadline, wait_until, failures, call
         )
         if served is not None:
-            replica, resp = served
+            replica, resp, source = served
             version = replica_version(snap, replica, resp)
-            return version, decision.reason, decision.fallback_from, resp
+            return version, decision.reason, decision.fallback_from, resp, source
 
         if decision.reason == "pinned" or decision.version == stable:
             pinned = decision.reason == "pinned"
@@ -263,14 +314,14 @@ class Proxy:
         self.metrics.fallbacks.labels(decision.version, stable, cause).inc()
         stable_failures: list[UpstreamFailure] = []
         served = await self._try_version(
-            snap, stable, path, body, headers, deadline, wait_until, stable_failures
+            snap, stable, path, body, headers, deadline, wait_until, stable_failures, call
         )
         if served is None:
             raise self._exhausted(
                 snap, stable, stable_failures, pinned=False, after=decision.version
             )
-        replica, resp = served
-        return replica_version(snap, replica, resp), "fallback", decision.version, resp
+        replica, resp, source = served
+        return replica_version(snap, replica, resp), "fallback", decision.version, resp, source
 
     async def _try_version(
         self,
@@ -282,12 +333,20 @@ class Proxy:
         deadline: float,
         wait_until: float,
         failures: list[UpstreamFailure],
-    ) -> tuple[Replica, Message] | None:
+        call: V2Call | None,
+    ) -> tuple[Replica, Message, ScoreSource | None] | None:
         """Each healthy replica of ``version`` at most once, until one answers below 500. When
         every healthy one is at its in-flight cap, the first try waits for room until
-        ``wait_until`` (gateway/admission.py)."""
+        ``wait_until`` (gateway/admission.py). The request takes the form the version's lane
+        gives it (once, whichever replica takes it), unless it is a /predict to a model-API
+        version, which goes as it came."""
         pool = snap.pool
         tried: list[Replica] = []
+        reply = source = None
+        if call is not None or version not in snap.passthrough:
+            prepared = snap.lanes[version].prepare(path, body, headers, call)
+            path, body, headers = prepared.path, prepared.body, prepared.headers
+            reply, source = prepared.reply, prepared.client_source
         while True:
             replica = pool.choose(version, tried)
             if replica is not None:
@@ -305,8 +364,16 @@ class Proxy:
                 return None
             tried.append(replica)
             resp = await self._try_replica(snap, replica, path, body, headers, remaining, failures)
-            if resp is not None:
-                return replica, resp
+            if resp is None:
+                continue
+            if reply is not None and resp.status == 200:
+                try:
+                    resp = reply(resp)
+                except UpstreamFailure as failure:  # an answer that cannot be read back
+                    self._count_failure(snap, replica, failure)
+                    failures.append(failure)
+                    continue
+            return replica, resp, source
 
     async def _try_replica(
         self,
@@ -401,8 +468,18 @@ class Proxy:
             if not message.get("more_body", False):
                 return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
-    def _error(self, exc: GatewayError, snap: Snapshot, request_id: bytes, start: float) -> Message:
-        body = exc.body()
+    def error_answer(
+        self,
+        exc: GatewayError,
+        snap: Snapshot,
+        request_id: bytes,
+        start: float,
+        *,
+        v2: bool = False,
+    ) -> Message:
+        """The answer to a request the gateway could not serve, tagged and counted; ``v2``: in
+        the Open Inference Protocol's form, ``{"error": "..."}`` (what its clients read)."""
+        body = exc.v2_body() if v2 else exc.body()
         elapsed = time.perf_counter() - start
         request_id = request_id or new_request_id()
         head = ERROR_HEAD % (len(body), snap.revision, request_id, elapsed * 1000)
@@ -412,6 +489,16 @@ class Proxy:
         version = exc.version if exc.version in snap.versions else "none"
         self.answered.record(version, exc.error, exc.status, elapsed)
         return Message(exc.status, head, body)
+
+
+def path_pin(snap: Snapshot, version: str) -> Decision:
+    """/v2/models/{model}/versions/{version}/infer: a pin, by the pin header's rules (the allow
+    list; never a fallback). Without a ``pinning`` section nothing may be pinned, by the path
+    either: the version is named in the error, with the ones that may be."""
+    allowed = snap.table.pin_allowed
+    if allowed is None or version not in allowed:
+        raise PinRejected(version, snap.table.pin_allowed_sorted)
+    return Decision(version, "pinned")
 
 
 def target_of(scope: Scope) -> str:

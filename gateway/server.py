@@ -2,15 +2,19 @@
 requests short-cut to ``Proxy.forward``.
 
 Serve with ``uvicorn.run(..., http="gateway.server:GatewayProtocol")`` (``gateway serve`` does).
-A POST to /predict or /predict/batch with a Content-Length and nothing unusual goes straight to
-the proxy and its answer is written as one buffer; everything else goes to the FastAPI app
-(which forwards such requests the same way).
+A POST to /predict, /predict/batch or the model's V2 infer paths (/v2/models/{model}/infer and
+its /versions/{version}/ form, for the versions in routing.yaml) with a Content-Length and
+nothing unusual goes straight to the proxy (the V2 ones through its door, gateway/v2_door.py)
+and its answer is written as one buffer; everything else goes to the FastAPI app (which forwards
+such requests the same way, and answers an infer path of an unknown model with a 404). The path
+table is the routing snapshot's, so it follows the model's name and versions as routing.yaml
+changes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from gateway.app import GatewayApp
@@ -19,7 +23,7 @@ from httpserver import Request, ServerProtocol, Service
 from httpserver.limits import ClientLimits
 from httpserver.service import Reply
 
-SHORT_CUT = {b"/predict": "/predict", b"/predict/batch": "/predict/batch"}
+NOT_STARTED: dict[bytes, str] = {}  # before the lifespan opened the proxy: nothing is short-cut
 INTERNAL_ERROR = (
     b'{"error":"internal_error","detail":"the gateway failed on this request; see its log"}'
 )
@@ -29,7 +33,6 @@ class ProxyService:
     """The gateway app's proxy as the short-cut's service (httpserver/service.py)."""
 
     name = "gateway"
-    short_cut_paths = SHORT_CUT
     log = logging.getLogger("gateway.server")
     internal_error = INTERNAL_ERROR
 
@@ -37,6 +40,11 @@ class ProxyService:
         self.app = app
         self.client_limits: ClientLimits = app.client_limits
         self.client_tally: ClientTally | None = app.client_tally
+
+    @property
+    def short_cut_paths(self) -> Mapping[bytes, str]:
+        proxy = self.app.proxy
+        return NOT_STARTED if proxy is None else proxy.state.snapshot.paths
 
     def body_limit(self) -> int | None:
         proxy = self.app.proxy  # None until the lifespan opened the upstream client
@@ -46,7 +54,10 @@ class ProxyService:
         proxy = self.app.proxy
         if proxy is None:
             raise RuntimeError("the gateway stopped serving")
-        return proxy.forward(request.path, request.headers, body, request.start)
+        path = request.path
+        if path[1] == "v":  # /v2/models/...: the short-cut's table holds no other "/v" path
+            return proxy.v2.forward(path, request.headers, body, request.start)
+        return proxy.forward(path, request.headers, body, request.start)
 
 
 class GatewayProtocol(ServerProtocol):

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 
 from gateway.dns import HostTable
 from gateway.input_contract import Contract
+from gateway.lanes import Lane, lanes_of, passthrough_of
 from gateway.offline_quality import OfflineQuality
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.routing import RoutingTable
 from gateway.shadow.plan import ShadowPlan
+from gateway.v2_door import short_cut_paths
 from routing_config import LoadedConfig
 from routing_config.replica_key import replica_address_key
 
@@ -31,6 +33,9 @@ class Snapshot:
     shadow: ShadowPlan | None  # None: nothing is mirrored
     loaded_at: str
     versions: frozenset[str]  # every configured version: the values a version label may take
+    lanes: Mapping[str, Lane]  # per version: how a request reaches its replicas (gateway/lanes.py)
+    passthrough: frozenset[str]  # the versions /predict reaches as it came (model-API replicas)
+    paths: Mapping[bytes, str]  # the server's short-cut: /predict's and this model's V2 infer
 
     @classmethod
     def build(
@@ -68,6 +73,9 @@ class Snapshot:
             ),
             loaded_at=loaded_at,
             versions=frozenset(config.versions),
+            lanes=lanes_of(config),
+            passthrough=passthrough_of(config),
+            paths=short_cut_paths(config),
         )
 
 

@@ -3,7 +3,9 @@ one observed outcome, and the labelled pairs the quality report reads.
 
 The gateway hands the writer an ``Answered`` (the raw bytes of one answer, nothing parsed) and
 the writer turns it into ``Prediction`` rows in its own thread, so the client's path never pays
-for parsing.
+for parsing. An answer says where it holds its score (protocols/scores.py, the one reader of
+scores): the model API's fields by default, or a V2 output, in JSON or with binary tensors (the
+answer's Inference-Header-Content-Length kept beside it); a stored batch keeps that too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores
+from protocols.v2.codec import TensorError, decode_request
 from vocabulary.headers import ROUTE_REASONS
 
 if TYPE_CHECKING:  # numpy only for the annotations: the gateway's writer never needs it
@@ -171,10 +175,19 @@ class Answered:
     version: str
     assignment: str
     revision: bytes
-    body: bytes  # the answer: a ChurnPredictionResponse or a batch of them
+    body: bytes  # the answer: a ChurnPredictionResponse or a batch of them, or a V2 answer
     request: bytes | None = None  # the request body, only when features are logged
+    source: ScoreSource | None = None  # where ``body`` holds the score; None: the model API
+    header_length: int | None = None  # a binary V2 answer's JSON part
+    request_header_length: int | None = None  # a binary V2 request's JSON part
 
-    def as_shadow(self, version: str, body: bytes) -> Answered:
+    def as_shadow(
+        self,
+        version: str,
+        body: bytes,
+        source: ScoreSource | None = None,
+        header_length: int | None = None,
+    ) -> Answered:
         """The shadow version's answer to the same request (same id, key and time)."""
         return Answered(
             self.time,
@@ -185,6 +198,9 @@ class Answered:
             self.revision,
             body,
             self.request,
+            source,
+            header_length,
+            self.request_header_length,
         )
 
 
@@ -194,45 +210,38 @@ class NotAPrediction(ValueError):
 
 def predictions_of(answered: Answered) -> list[Prediction]:
     """The rows of one answer. Raises NotAPrediction for a body that is not one."""
+    source = answered.source
     try:
-        document = orjson.loads(answered.body)
-    except orjson.JSONDecodeError as exc:
-        raise NotAPrediction(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise NotAPrediction("not a JSON object")
-    items = document.get("predictions")
-    if items is None:
-        items = [document]
-    elif not isinstance(items, list):
-        raise NotAPrediction("predictions is not a list")
-    features: list[str | None] = [None] * len(items)
+        if source is None:
+            scores = read_scores(answered.body, MODEL_API)
+        else:
+            scores = read_scores(answered.body, source, answered.header_length)
+    except BadScores as exc:
+        raise NotAPrediction(str(exc)) from None
+    features: list[str | None] = [None] * len(scores)
     if answered.request is not None:
-        features = _features(answered.request, len(items))
+        if source is None:
+            features = _features(answered.request, len(scores))
+        else:
+            features = _v2_features(answered.request, answered.request_header_length, len(scores))
     request_id = answered.request_id.decode("latin-1")
     key = answered.customer_key.decode("latin-1") if answered.customer_key else None
     revision = answered.revision.decode("latin-1")
-    rows = []
-    for row, item in enumerate(items):
-        try:
-            probability = float(item["churn_probability"])
-            tier = str(item["risk_tier"])
-        except (KeyError, TypeError, ValueError):
-            raise NotAPrediction(f"row {row}: no churn_probability or risk_tier") from None
-        rows.append(
-            Prediction(
-                answered.time,
-                request_id,
-                row,
-                key,
-                answered.version,
-                answered.assignment,
-                revision,
-                probability,
-                tier,
-                features[row],
-            )
+    return [
+        Prediction(
+            answered.time,
+            request_id,
+            row,
+            key,
+            answered.version,
+            answered.assignment,
+            revision,
+            score.probability,
+            score.tier,
+            features[row],
         )
-    return rows
+        for row, score in enumerate(scores)
+    ]
 
 
 def _features(request: bytes, rows: int) -> list[str | None]:
@@ -247,6 +256,28 @@ def _features(request: bytes, rows: int) -> list[str | None]:
     if not isinstance(customers, list) or len(customers) != rows:
         return [None] * rows
     return [orjson.dumps(customer).decode() for customer in customers]
+
+
+def _v2_features(request: bytes, header_length: int | None, rows: int) -> list[str | None]:
+    """Each row's customer from a V2 request (one tensor per model-API field, shape [n] or
+    [n, 1]), as the same compact JSON as a /predict customer's (None when unreadable)."""
+    try:
+        decoded = decode_request(request, header_length, max_elements=max(len(request), 1))
+    except TensorError:
+        return [None] * rows
+    columns: dict[str, list[object]] = {}
+    for tensor in decoded.inputs:
+        if len(tensor.data) != rows:
+            return [None] * rows
+        if isinstance(tensor.data, list):
+            values: list[object] = [e.decode("utf-8", "replace") for e in tensor.data]
+        else:
+            values = tensor.data.tolist()
+        columns[tensor.name] = values
+    return [
+        orjson.dumps({name: values[row] for name, values in columns.items()}).decode()
+        for row in range(rows)
+    ]
 
 
 _PROBABILITY = re.compile(rb'"churn_probability"\s*:\s*(-?[0-9][0-9.eE+-]*)')
@@ -267,12 +298,16 @@ def compact(body: bytes) -> bytes:
 
 
 # A stored batch: BATCH_MAGIC, then per answer its fixed-size head (time, then the lengths of
-# request id, customer key, version, assignment, revision, answer and request), then those bytes.
-# Packing a head is one struct call: the JSON head of the first format was two thirds of the
-# writer's cost an answer. A batch without the magic is of that first format (three lengths, a
-# JSON head, the answer, the request), still read: batches stored before an upgrade.
-BATCH_MAGIC = b"SFA2"
-_HEAD = struct.Struct("<dIIHHHII")
+# request id, customer key, version, assignment, revision, answer, request and where the answer
+# holds its score), then those bytes. Packing a head is one struct call: the JSON head of the
+# first format was two thirds of the writer's cost an answer. The score's place is empty for a
+# model-API answer (most of them), else a small JSON array (``_place``). Batches stored before
+# an upgrade are still read: SFA2 (the same without the score's place), and the first format
+# (no magic: three lengths, a JSON head, the answer, the request).
+BATCH_MAGIC = b"SFA3"
+BATCH_MAGIC_V2 = b"SFA2"
+_HEAD = struct.Struct("<dIIHHHIIH")
+_HEAD_V2 = struct.Struct("<dIIHHHII")
 _NO_KEY = 0xFFFFFFFF
 _FRAME_V1 = struct.Struct("<III")
 
@@ -287,7 +322,12 @@ def encode_answers(answers: Sequence[Answered]) -> bytes:
         version = a.version.encode()
         assignment = a.assignment.encode()
         request = a.request if a.request is not None else b""
-        body = compact(a.body)
+        if a.source is None:
+            body = compact(a.body)
+            place = b""
+        else:
+            body = a.body
+            place = _place(a)
         parts += (
             pack(
                 a.time,
@@ -298,6 +338,7 @@ def encode_answers(answers: Sequence[Answered]) -> bytes:
                 len(a.revision),
                 len(body),
                 len(request),
+                len(place),
             ),
             a.request_id,
             key or b"",
@@ -306,21 +347,48 @@ def encode_answers(answers: Sequence[Answered]) -> bytes:
             a.revision,
             body,
             request,
+            place,
         )
     return b"".join(parts)
 
 
+def _place(a: Answered) -> bytes:
+    source = a.source
+    assert source is not None
+    return orjson.dumps(
+        [
+            source.protocol,
+            source.output,
+            source.column,
+            a.header_length,
+            a.request_header_length,
+        ]
+    )
+
+
+def _unplace(place: bytes) -> tuple[ScoreSource | None, int | None, int | None]:
+    """(source, the answer's header length, the request's) of a stored score place."""
+    if not place:
+        return None, None, None
+    protocol, output, column, header_length, request_header_length = orjson.loads(place)
+    return ScoreSource(protocol, output, column), header_length, request_header_length
+
+
 def decode_answers(blob: bytes) -> Iterator[Answered]:
-    if not blob.startswith(BATCH_MAGIC):
+    if blob.startswith(BATCH_MAGIC):
+        head = _HEAD
+    elif blob.startswith(BATCH_MAGIC_V2):
+        head = _HEAD_V2
+    else:
         yield from _decode_v1(blob)
         return
     view = memoryview(blob)
     at = len(BATCH_MAGIC)
     while at < len(view):
-        time_, ids, keys, versions, assignments, revisions, bodies, requests = _HEAD.unpack_from(
-            view, at
+        time_, ids, keys, versions, assignments, revisions, bodies, requests, *rest = (
+            head.unpack_from(view, at)
         )
-        at += _HEAD.size
+        at += head.size
         fields = []
         for size in (ids, 0 if keys == _NO_KEY else keys, versions, assignments, revisions):
             fields.append(bytes(view[at : at + size]))
@@ -329,6 +397,9 @@ def decode_answers(blob: bytes) -> Iterator[Answered]:
         at += bodies
         request = bytes(view[at : at + requests]) if requests else None
         at += requests
+        places = rest[0] if rest else 0
+        source, header_length, request_header_length = _unplace(bytes(view[at : at + places]))
+        at += places
         request_id, key, version, assignment, revision = fields
         yield Answered(
             time_,
@@ -339,6 +410,9 @@ def decode_answers(blob: bytes) -> Iterator[Answered]:
             revision,
             body,
             request,
+            source,
+            header_length,
+            request_header_length,
         )
 
 

@@ -2,6 +2,8 @@
 
 This is the one place the gateway reads a prediction body, and only for mirrored requests: the
 client's answer passes through as bytes, and is parsed here afterwards, off the client's path.
+Both sides are read by protocols/scores.py, each in its own protocol (a V2 client's answer
+against a shadow that speaks V2 only, say); reasons are compared only when both sides give them.
 """
 
 from __future__ import annotations
@@ -11,25 +13,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
-
+from protocols.scores import MODEL_API, BadScores, Score, ScoreSource, read_scores
 from vocabulary.buckets import PROBABILITY_BOUNDS
-from vocabulary.tiers import RISK_TIERS, TIER_INDEX
 
-TOP_REASONS = 3
-
-
-class BadAnswer(ValueError):
-    """A body that is not a prediction answer (or rows that cannot be paired)."""
+# The score rows of an answer, read by protocols/scores.py (the one reader of scores).
+Row = Score
+BadAnswer = BadScores
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One scored customer: what the comparison needs of a ChurnPredictionResponse."""
-
-    probability: float
-    tier: str
-    reasons: tuple[str, ...]  # top reasons' feature names, most important first
+def parse_rows(
+    body: bytes, source: ScoreSource = MODEL_API, header_length: int | None = None
+) -> list[Row]:
+    """The rows of an answer: a /predict or /predict/batch answer by default, a V2 answer
+    (JSON or binary) when ``source`` says so."""
+    return read_scores(body, source, header_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,44 +41,10 @@ class RowComparison:
     def same_tier(self) -> bool:
         return self.primary.tier == self.shadow.tier
 
-
-def parse_rows(body: bytes) -> list[Row]:
-    """The rows of a /predict answer (one) or a /predict/batch answer (its predictions)."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadAnswer(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise BadAnswer("not a JSON object")
-    if "predictions" in document:
-        items = document["predictions"]
-        if not isinstance(items, list):
-            raise BadAnswer("predictions is not a list")
-        return [_row(item, f"predictions[{i}]") for i, item in enumerate(items)]
-    return [_row(document, "answer")]
-
-
-def _row(item: object, where: str) -> Row:
-    if not isinstance(item, dict):
-        raise BadAnswer(f"{where}: not an object")
-    probability = item.get("churn_probability")
-    if isinstance(probability, bool) or not isinstance(probability, int | float):
-        raise BadAnswer(f"{where}.churn_probability: not a number")
-    if not 0.0 <= probability <= 1.0:
-        raise BadAnswer(f"{where}.churn_probability: {probability} is outside 0..1")
-    tier = item.get("risk_tier")
-    if tier not in TIER_INDEX:
-        raise BadAnswer(f"{where}.risk_tier: {tier!r} is not one of {', '.join(RISK_TIERS)}")
-    reasons = item.get("top_reasons")
-    if not isinstance(reasons, list):
-        raise BadAnswer(f"{where}.top_reasons: not a list")
-    features = []
-    for reason in reasons[:TOP_REASONS]:
-        feature = reason.get("feature") if isinstance(reason, dict) else None
-        if not isinstance(feature, str):
-            raise BadAnswer(f"{where}.top_reasons: an entry has no feature name")
-        features.append(feature)
-    return Row(float(probability), tier, tuple(features))
+    @property
+    def explained(self) -> bool:
+        """Both answers gave reasons: only then are their reasons compared."""
+        return bool(self.primary.reasons) and bool(self.shadow.reasons)
 
 
 def compare_rows(primary: Sequence[Row], shadow: Sequence[Row]) -> list[RowComparison]:
@@ -92,13 +55,13 @@ def compare_rows(primary: Sequence[Row], shadow: Sequence[Row]) -> list[RowCompa
 
 
 def compare_row(primary: Row, shadow: Row) -> RowComparison:
+    ours, theirs = primary.reasons or (), shadow.reasons or ()
     return RowComparison(
         primary=primary,
         shadow=shadow,
         abs_delta=abs(shadow.probability - primary.probability),
-        same_top=bool(primary.reasons and shadow.reasons)
-        and primary.reasons[0] == shadow.reasons[0],
-        overlap=len(set(primary.reasons) & set(shadow.reasons)),
+        same_top=bool(ours and theirs) and ours[0] == theirs[0],
+        overlap=len(set(ours) & set(theirs)),
     )
 
 

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.errors import UpstreamFailure
+from gateway.errors import GatewayError, UpstreamFailure
+from gateway.lanes import Lane, V2Call, answer_header_length
 from gateway.pool import ReplicaPool
 from gateway.shadow.compare import BadAnswer, compare_rows, parse_rows
 from gateway.shadow.ledger import ShadowLedger
@@ -26,6 +27,7 @@ from gateway.shadow.tally import OUTCOMES
 from gateway.upstream.base import Upstream
 from gateway.wire import Headers
 from outcomes.records import Answered
+from protocols.scores import MODEL_API, ScoreSource
 from vocabulary.headers import SHADOW_OF as SHADOW_OF_HEADER
 
 log = logging.getLogger("gateway.shadow")
@@ -47,6 +49,13 @@ class _Copy:
     client_body: bytes
     client_seconds: float
     logged: Answered | None = None  # the client's answer as the prediction log has it
+    # The shadow version's lane (gateway/lanes.py), None when the request goes to it as it came
+    # (a /predict to a model-API version); the V2 door's call; where the client's answer holds
+    # its score (None: the model API).
+    lane: Lane | None = None
+    call: V2Call | None = None
+    client_source: ScoreSource | None = None
+    client_header_length: int | None = None
 
 
 class Mirror:
@@ -76,6 +85,10 @@ class Mirror:
         client_body: bytes,
         client_seconds: float,
         logged: Answered | None = None,
+        lane: Lane | None = None,
+        call: V2Call | None = None,
+        client_source: ScoreSource | None = None,
+        client_header_length: int | None = None,
     ) -> None:
         """Called with a client's successful answer; copies the request if the plan selects it."""
         if primary == plan.version or not plan.selects(sticky_key, random.random()):
@@ -96,6 +109,10 @@ class Mirror:
             client_body,
             client_seconds,
             logged,
+            lane,
+            call,
+            client_source,
+            client_header_length,
         )
         task = asyncio.get_running_loop().create_task(self._mirror(copy))
         self.tasks.add(task)
@@ -116,11 +133,20 @@ class Mirror:
         replica = copy.pool.choose(plan.version)
         if replica is None:
             return "no_replica"
-        headers = [*copy.headers, (SHADOW_OF, copy.request_id)]
-        url = replica.address + copy.path
+        path, body, headers = copy.path, copy.body, copy.headers
+        source = MODEL_API
+        if copy.lane is not None:
+            try:
+                prepared = copy.lane.prepare(path, body, headers, copy.call)
+            except GatewayError:
+                return "status_4xx"  # the shadow's form of the request cannot be made
+            path, body, headers = prepared.path, prepared.body, prepared.headers
+            source = prepared.replica_source
+        headers = [*headers, (SHADOW_OF, copy.request_id)]
+        url = replica.address + path
         start = time.perf_counter()
         try:
-            resp = await self.upstream.post(url, copy.body, headers, self.timeout_s)
+            resp = await self.upstream.post(url, body, headers, self.timeout_s)
         except UpstreamFailure as failure:
             return failure.cause if failure.cause in OUTCOMES else "protocol_error"
         seconds = time.perf_counter() - start
@@ -129,15 +155,22 @@ class Mirror:
         if resp.status != 200:
             return "status_4xx"
         request = copy.request_id.decode("latin-1")
+        # Each side read in its own protocol (the shadow's answer as its replicas gave it).
+        header_length = answer_header_length(resp.head) if source.protocol == "v2" else None
+        client_source = copy.client_source or MODEL_API
         try:
-            comparisons = compare_rows(parse_rows(copy.client_body), parse_rows(resp.body))
+            client_rows = parse_rows(copy.client_body, client_source, copy.client_header_length)
+            comparisons = compare_rows(client_rows, parse_rows(resp.body, source, header_length))
         except BadAnswer as exc:
             log.warning("shadow answer to %s not comparable: %s", request, exc)
             return "bad_answer"
         latency = {"primary": copy.client_seconds, "shadow": seconds}
         self.ledger.add(plan.section, copy.primary, plan.version, comparisons, request, latency)
         if copy.logged is not None and self.record is not None:
-            self.record(copy.logged.as_shadow(plan.version, resp.body))
+            shadow_source = source if source.protocol == "v2" else None
+            self.record(
+                copy.logged.as_shadow(plan.version, resp.body, shadow_source, header_length)
+            )
         return None
 
     async def aclose(self) -> None:

@@ -38,6 +38,7 @@ def build_report(
 
 def describe_pair(primary: str, shadow: str, tally: PairTally) -> dict[str, Any]:
     rows = tally.rows
+    explained = sum(tally.overlap)
     agreeing = sum(tally.confusion[i][i] for i in range(len(TIERS)))
     sample = sorted(tally.sample)
     value = psi(tally.bins["primary"], tally.bins["shadow"])
@@ -75,9 +76,14 @@ def describe_pair(primary: str, shadow: str, tally: PairTally) -> dict[str, Any]
             "shadow": list(tally.bins["shadow"]),
         },
         "top_reason": {
-            "same_top_percent": _percent(tally.same_top, rows),
+            # Over the rows both sides explained: a side with no reasons (a V2-only server)
+            # leaves its rows out rather than counting as disagreeing.
+            "explained_rows": explained,
+            "same_top_percent": _percent(tally.same_top, explained),
             "mean_overlap": (
-                sum(n * count for n, count in enumerate(tally.overlap)) / rows if rows else None
+                sum(n * count for n, count in enumerate(tally.overlap)) / explained
+                if explained
+                else None
             ),
             "rows_by_overlap": list(tally.overlap),
         },

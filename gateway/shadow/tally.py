@@ -81,7 +81,9 @@ class PairTally:
     delta_sum: float = 0.0
     delta_max: float = 0.0
     same_top: int = 0
-    overlap: list[int] = field(default_factory=lambda: _zeros(4))  # rows sharing 0..3 features
+    # Rows both sides explained, by how many features their top 3 share (0..3): sums to the rows
+    # whose reasons were compared.
+    overlap: list[int] = field(default_factory=lambda: _zeros(4))
     latency: dict[str, list[int]] = field(
         default_factory=lambda: {side: _zeros(len(LATENCY_BOUNDS) + 1) for side in SIDES}
     )
@@ -125,8 +127,9 @@ class PairTally:
             self.delta_bins[_bin(DELTA_BOUNDS, delta)] += 1
             self.delta_sum += delta
             self.delta_max = max(self.delta_max, delta)
-            self.same_top += c.same_top
-            self.overlap[c.overlap] += 1
+            if c.explained:  # reasons only where both sides give them (a V2-only shadow does not)
+                self.same_top += c.same_top
+                self.overlap[c.overlap] += 1
             if self.detail:
                 self._keep(delta, request_id, row, c)
 

@@ -18,9 +18,10 @@ from tests.gateway.v2_fakes import (
     metadata_doc,
     our_replicas_metadata,
 )
+from tests.gateway.v2_infer_fakes import CUSTOMER, V2InferReplicas
 
 CANARY = "10.0.0.3:1"
-PAYLOAD = {"tenure": 14}
+PAYLOAD = CUSTOMER  # a whole customer: /predict to the V2-only canary is translated
 
 
 def start(
@@ -37,7 +38,7 @@ def fakes_with(canary: dict[str, object] | None) -> FakeV2Replicas:
         del metadata[CANARY]
     else:
         metadata[CANARY] = canary
-    return FakeV2Replicas(metadata=metadata)
+    return V2InferReplicas(metadata=metadata, sklearn={CANARY})
 
 
 def replicas(client: TestClient) -> dict[str, dict[str, object]]:

@@ -60,7 +60,10 @@ def v2_gateway(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def v2_api(v2_gateway: str) -> Any:
     document = httpx.get(f"{v2_gateway}/openapi.json", timeout=10).json()
-    schema = schemathesis.openapi.from_dict(document).include(path_regex=r"^/v2")
+    # The V2 part only (a filter on the loaded schema does not reach the pytest plugin).
+    document["paths"] = {p: op for p, op in document["paths"].items() if p.startswith("/v2")}
+    assert len(document["paths"]) == 9
+    schema = schemathesis.openapi.from_dict(document)
     schema.config.base_url = v2_gateway  # type: ignore[attr-defined]
     return schema
 

@@ -10,12 +10,23 @@ INSTALLED := $(VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov
 CHECKOV_INSTALLED := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+# MLServer with its scikit-learn runtime serves an exported version (streamflow export mlserver)
+# as a real V2 server in make test (tests/integration/mlserver.py) and in make bench
+# (bench/versus.py): one venv of its own, as checkov's, with the project's scikit-learn and numpy
+# so it unpickles what we export. uvloop: MLServer's worker does not start with later releases.
+MLSERVER_VERSION := 1.7.1
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_PINS := mlserver==$(MLSERVER_VERSION) mlserver-sklearn==$(MLSERVER_VERSION) uvloop==0.21.0
+MLSERVER_INSTALLED := $(MLSERVER_VENV)/.installed-$(MLSERVER_VERSION)
+# The bench's compiled-trees reference (onnxruntime, skl2onnx), added to the same venv by make bench.
+MLSERVER_BENCH_PINS := onnxruntime==1.32.0 skl2onnx==1.20.0
+MLSERVER_BENCH_INSTALLED := $(MLSERVER_VENV)/.installed-bench
 # The CRD schemas of Argo Rollouts, as validators (tests/containers/test_rollout_engines.py).
 ARGO_MODELS_PACKAGE := @kubernetes-models/argo-rollouts@2.0.0
 ARGO_MODELS := .cache/npm/node_modules/@kubernetes-models/argo-rollouts
 
 
-.PHONY: help install tools checkov artifacts up test lint typecheck format bench bench-quality bench-rollout bench-smoke check-containers e2e-containers clean
+.PHONY: help install tools checkov mlserver mlserver-bench artifacts up test lint typecheck format bench bench-quality bench-rollout bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
@@ -44,6 +55,23 @@ $(CHECKOV_INSTALLED):
 	touch $@
 
 checkov: $(CHECKOV_INSTALLED)
+
+# Remade when the project's install changes: its scikit-learn and numpy are MLServer's too.
+$(MLSERVER_INSTALLED): $(INSTALLED)
+	test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet $(MLSERVER_PINS) $$($(BIN)/python -c \
+	  'import numpy, sklearn; print(f"scikit-learn=={sklearn.__version__} numpy=={numpy.__version__}")')
+	touch $@
+
+mlserver: $(MLSERVER_INSTALLED)
+
+$(MLSERVER_BENCH_INSTALLED): $(MLSERVER_INSTALLED)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet $(MLSERVER_BENCH_PINS) $$($(BIN)/python -c \
+	  'import numpy, sklearn; print(f"scikit-learn=={sklearn.__version__} numpy=={numpy.__version__}")')
+	touch $@
+
+mlserver-bench: $(MLSERVER_BENCH_INSTALLED)
 
 # promtool checks the /metrics format in the tests, chromium runs the status page's browser
 # tests (Playwright drives it; no browser download), PostgreSQL's server runs the prediction
@@ -101,10 +129,10 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint typecheck tools checkov artifacts
+test: lint typecheck tools checkov mlserver artifacts
 	$(BIN)/python -m pytest
 
-bench: artifacts
+bench: artifacts mlserver-bench
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.quality
 	$(BIN)/python -m rollout.simulate
@@ -129,4 +157,4 @@ e2e-containers: $(INSTALLED)
 	bash deploy/e2e-containers.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(MLSERVER_VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis

@@ -35,6 +35,7 @@ WEIGHTS = {"v2.3.1": 90, "v2.4.0": 10}
 # The replica names of the repo's routing.yaml; each is mapped to a local port per backend kind.
 REPLICAS = {"v2.3.1": ["model-v2-3-1-a", "model-v2-3-1-b"], "v2.4.0": ["model-v2-4-0-a"]}
 STABLE = "v2.3.1"
+PIN_HEADER = "X-Model-Version"
 SHADOW_PERCENT = 10  # report.SHADOW_TARGET: the real-replica gateway with this share copied
 
 
@@ -86,6 +87,7 @@ class Target:
     workers: int | None
     url: str
     session: int | None = None  # the server's session, for its CPU per request (bench/cpu.py)
+    script: Path | None = None  # wrk's script when not the run's /predict one
 
     @property
     def label(self) -> str:
@@ -106,6 +108,7 @@ class Run:
     checks: list[dict[str, Any]] = field(default_factory=list)
     versus: dict[str, Any] | None = None
     overload: dict[str, Any] | None = None
+    v2_batch: dict[str, Any] | None = None
 
     def wrk(
         self,
@@ -114,11 +117,12 @@ class Run:
         seconds: float,
         timeout_s: float = 5.0,
         session: int | None = None,
+        script: Path | None = None,
     ) -> WrkResult:
         threads = 1 if connections == 1 else self.args.wrk_threads
         return run_wrk(
             self.tools.wrk,
-            self.script,
+            script or self.script,
             url,
             connections=connections,
             duration_s=seconds,
@@ -138,12 +142,18 @@ class Run:
         for connections in self.args.connections:
             if self.args.warmup > 0:
                 for target in targets:
-                    self.wrk(target.url, connections, self.args.warmup)
+                    self.wrk(target.url, connections, self.args.warmup, script=target.script)
             results: dict[Target, list[WrkResult]] = {target: [] for target in targets}
             for _ in range(rounds):
                 for target in targets:
                     results[target].append(
-                        self.wrk(target.url, connections, seconds, session=target.session)
+                        self.wrk(
+                            target.url,
+                            connections,
+                            seconds,
+                            session=target.session,
+                            script=target.script,
+                        )
                     )
             for target in targets:
                 result = combine(results[target])
@@ -170,6 +180,27 @@ class Run:
         )
         if response.status_code != 200 or missing:
             raise StartError(f"{label}: answered {response.status_code}, missing {missing}")
+
+    def check_v2(self, url: str) -> None:
+        """One V2 request before the load: answered by a version, with the gateway's tags."""
+        from bench.versus import v2_body
+
+        body = v2_body([json.loads(EXAMPLE.read_text())])
+        headers = {"content-type": "application/json", STICKY_HEADER: "bench-check-1"}
+        response = httpx.post(url, content=body, headers=headers, timeout=10)
+        expect = ["x-model-version", "x-route-reason", "x-request-id"]
+        seen = {name: response.headers.get(name) for name in expect}
+        missing = [name for name, value in seen.items() if value is None]
+        self.checks.append(
+            {
+                "target": "gateway/v2",
+                "status": response.status_code,
+                "headers": seen,
+                "missing": missing,
+            }
+        )
+        if response.status_code != 200 or missing:
+            raise StartError(f"gateway/v2: answered {response.status_code}, missing {missing}")
 
     def start_gateway(
         self,
@@ -246,7 +277,30 @@ class Run:
             targets.append(
                 Target(report.LOG_TARGET, workers, f"http://127.0.0.1:{port}/predict", gateway.pid)
             )
+            # The Open Inference Protocol on the plain gateway of the last worker count, the same
+            # customer as V2 JSON, in the same rounds as its /predict (bench/v2.py).
+            from bench import v2
+            from bench.versus import INFER_PATH
+
+            plain = next(t for t in reversed(targets) if t.name == "gateway")
+            v2_url = plain.url.removesuffix("/predict") + INFER_PATH
+            v2_script = v2.v2_script(self.tmp, EXAMPLE, STICKY_HEADER)
+            self.check_v2(v2_url)
+            targets.append(Target(report.V2_TARGET, workers, v2_url, plain.session, v2_script))
         self.drive(backend, targets)
+        if backend == "real" and not self.args.no_batch:
+            from bench import v2
+
+            say(f"real backend: a {self.args.batch_rows}-row V2 request against /predict/batch")
+            plain = next(t for t in reversed(targets) if t.name == "gateway")
+            self.v2_batch = v2.batch_v2(
+                plain.url.removesuffix("/predict"),
+                STABLE,
+                PIN_HEADER,
+                self.args.batch_rows,
+                repeats=5,
+                say=say,
+            )
         for gateway in gateways:
             self.procs.stop(gateway)
         if backend == "real" and not self.args.no_overload:
@@ -378,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch,
         time.monotonic() - started,
         overload=run.overload,
+        v2_batch=run.v2_batch,
     )
     if run.versus is not None:
         from bench import versus
@@ -518,8 +573,9 @@ def compare_with_mlserver(run: Run, ours: str | None, ours_session: int | None) 
             tmp=run.tmp,
             wrk=run.tools.wrk,
             venv_python=python,
-            model_path=model_path,
-            ours_url=f"http://{ours}/predict",
+            artifacts=ARTIFACTS,
+            version=STABLE,
+            ours=ours,
             ours_session=ours_session,
             example=EXAMPLE,
             connections=args.connections,

@@ -26,6 +26,14 @@ LOG_TARGET = "gateway+log"
 LOG_RATIO_BAR = 0.95
 LOG_P50_BAR_MS = 0.05
 BATCH_SPEEDUP_BAR = 5.0
+# The real-replica gateway again, the same customer on the Open Inference Protocol (V2 JSON, all
+# three outputs): at least 0.9x /predict's req/s at 64 connections, at most 0.05 ms more p50 at
+# 1; and a 1,000-row V2 request in binary at least as fast end to end as /predict/batch of the
+# same rows (bench/v2.py).
+V2_TARGET = "gateway V2 JSON"
+V2_RATIO_BAR = 0.9
+V2_P50_BAR_MS = 0.05
+V2_BATCH_BAR = 1.0
 # Goodput (answers below 400 a second) at 4x the replicas' capacity over goodput at 1x.
 OVERLOAD_GOODPUT_BAR = 0.9
 # The servers' own cost, read as CPU per request from /proc (bench/cpu.py): a replica's per
@@ -251,6 +259,7 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
                 "ms over the log off, same run",
             )
         )
+    bars += _v2_bars(doc, rows, low, high, workers)
     overload = doc.get("overload")
     if overload:
         from bench.overload import goodput_ratio
@@ -291,6 +300,49 @@ def evaluate(doc: dict[str, Any]) -> list[Bar]:
     return bars
 
 
+def _v2_bars(
+    doc: dict[str, Any], rows: list[dict[str, Any]], low: int, high: int, workers: int
+) -> list[Bar]:
+    bars: list[Bar] = []
+    plain, v2 = _find(rows, "real", "gateway", high, workers), _find(rows, "real", V2_TARGET, high)
+    if plain is not None and v2 is not None:
+        bars.append(
+            Bar(
+                f"real replicas, {high} conns: {V2_TARGET} >= {V2_RATIO_BAR}x gateway /predict "
+                "req/s",
+                round(v2["rps"] / plain["rps"], 3) if plain["rps"] else None,
+                V2_RATIO_BAR,
+                True,
+                "the same customer, same run",
+            )
+        )
+    plain, v2 = _find(rows, "real", "gateway", low, workers), _find(rows, "real", V2_TARGET, low)
+    if plain is not None and v2 is not None:
+        bars.append(
+            Bar(
+                f"real replicas, {low} conn: {V2_TARGET} p50 <= gateway /predict + "
+                f"{V2_P50_BAR_MS} ms",
+                round(v2["p50_ms"] - plain["p50_ms"], 3),
+                V2_P50_BAR_MS,
+                False,
+                "ms over /predict, same run",
+            )
+        )
+    v2_batch = doc.get("v2_batch")
+    if v2_batch:
+        bars.append(
+            Bar(
+                f"{v2_batch['rows']:,} rows: V2 binary >= {V2_BATCH_BAR:g}x /predict/batch, "
+                "end to end",
+                v2_batch["binary_speedup"],
+                V2_BATCH_BAR,
+                True,
+                "through the gateway, same run",
+            )
+        )
+    return bars
+
+
 def build(
     args: argparse.Namespace,
     machine: dict[str, Any],
@@ -299,6 +351,7 @@ def build(
     batch: Any,
     elapsed_s: float,
     overload: dict[str, Any] | None = None,
+    v2_batch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     order = {
         "trivial": 0,
@@ -308,6 +361,7 @@ def build(
         "gateway": 2,
         SHADOW_TARGET: 3,
         LOG_TARGET: 4,
+        V2_TARGET: 5,
     }
     rows = sorted(
         (m.as_dict() for m in measurements),
@@ -337,6 +391,7 @@ def build(
         "checks": checks,
         "batch": batch.as_dict() if batch is not None else None,
         "overload": overload,
+        "v2_batch": v2_batch,
         "elapsed_s": round(elapsed_s, 1),
     }
     real_direct = _find(rows, "real", "direct", 1)
@@ -426,6 +481,10 @@ def render(doc: dict[str, Any]) -> str:
             f"  probabilities {agree}; same top-3 reasons on "
             f"{batch['top_reason_agreement']:.1%} of rows (the rest are exact ties in order)"
         )
+    if doc.get("v2_batch"):
+        from bench.v2 import render as render_v2
+
+        out.append(render_v2(doc["v2_batch"]))
     if doc.get("overload"):
         from bench.overload import render as render_overload
 

@@ -1,9 +1,13 @@
-"""Side by side: our replica against MLServer on the same artifact, and per-row costs in process.
+"""Side by side: our replica against MLServer on the same V2 request, and per-row costs in process.
 
-MLServer (pinned, with its scikit-learn runtime), onnxruntime and skl2onnx live in a virtualenv of
-the bench's own (``bench/.cache/mlserver-venv``, made on first use): they are never dependencies
-of the project. MLServer serves the artifact with ``predict_fn: predict_proba`` and answers with
-the probabilities only; our replica also explains each prediction (top 3 SHAP reasons).
+MLServer serves the version as ``streamflow export mlserver`` writes it (a scikit-learn Pipeline:
+our encoding, then the artifact), so both servers take the very same request: the Open Inference
+Protocol's, one named tensor per model-API field. It runs from ``make mlserver``'s virtualenv
+(``.venv-mlserver``, the one the integration tests use), to which ``make mlserver-bench`` adds
+onnxruntime and skl2onnx for the in-process reference: never dependencies of the project.
+MLServer answers with the probabilities only (``predict_proba``); our replica, given no
+``outputs``, answers all three of its outputs: the probability, the tier and the top 3 SHAP
+reasons.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,64 +26,50 @@ import numpy as np
 from bench.procs import REPO_ROOT, Procs, free_port
 from bench.wrk import WrkResult, combine, run_wrk, write_script
 
-VENV = REPO_ROOT / "bench" / ".cache" / "mlserver-venv"
+VENV = REPO_ROOT / ".venv-mlserver"
 MODEL_NAME = "churn"
-
-
-def pins() -> list[str]:
-    import sklearn
-
-    # The artifact is a pickle: MLServer's side must unpickle it with the same scikit-learn.
-    return [
-        "mlserver==1.7.1",
-        "mlserver-sklearn==1.7.1",
-        "uvloop==0.21.0",  # MLServer's worker does not start with later uvloop releases
-        f"scikit-learn=={sklearn.__version__}",
-        f"numpy=={np.__version__}",
-        "onnxruntime==1.32.0",
-        "skl2onnx==1.20.0",
-    ]
+INFER_PATH = f"/v2/models/{MODEL_NAME}/infer"
 
 
 def ensure_venv(say: Callable[[str], None]) -> Path:
-    """The bench's own virtualenv with the pinned packages; made or updated when they differ."""
-    python = VENV / "bin" / "python"
-    stamp = VENV / ".pins"
-    wanted = "\n".join(pins()) + "\n"
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    say(f"installing MLServer and onnxruntime into {VENV} (first run only)")
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pins()], check=True)
-    stamp.write_text(wanted)
-    return python
+    """``make mlserver-bench``'s virtualenv: made on first use, a no-op once up to date."""
+    say(f"MLServer and onnxruntime in {VENV.name} (make mlserver-bench)")
+    subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO_ROOT), "mlserver-bench"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return VENV / "bin" / "python"
 
 
-def mlserver_config(directory: Path, model_path: Path, http_port: int, workers: int) -> Path:
-    (directory / MODEL_NAME).mkdir(parents=True, exist_ok=True)
-    settings = {
-        "host": "127.0.0.1",
-        "http_port": http_port,
-        "grpc_port": free_port(),
-        "metrics_port": free_port(),
-        "parallel_workers": workers,
-        "debug": False,
+def mlserver_env(http_port: int, workers: int, metrics_dir: Path) -> dict[str, str]:
+    """MLServer's settings the exported settings.json leaves to the environment."""
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "MLSERVER_HOST": "127.0.0.1",
+        "MLSERVER_HTTP_PORT": str(http_port),
+        "MLSERVER_GRPC_PORT": str(free_port()),
+        "MLSERVER_METRICS_PORT": str(free_port()),
+        "MLSERVER_PARALLEL_WORKERS": str(workers),
+        # Its multiprocess metrics' files: in the run's directory, not the working directory.
+        "MLSERVER_METRICS_DIR": str(metrics_dir),
     }
-    model = {
-        "name": MODEL_NAME,
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(model_path), "extra": {"predict_fn": "predict_proba"}},
-    }
-    (directory / "settings.json").write_text(json.dumps(settings))
-    (directory / MODEL_NAME / "model-settings.json").write_text(json.dumps(model))
-    return directory
 
 
-def v2_body(encoded: list[float]) -> str:
-    """The Open Inference Protocol request for one encoded customer."""
-    inputs = [{"name": "input-0", "shape": [1, len(encoded)], "datatype": "FP64", "data": encoded}]
-    return json.dumps({"inputs": inputs})
+def v2_body(customers: list[dict[str, Any]]) -> str:
+    """Our V2 request for these customers: one tensor per model-API field, shape [n]."""
+    from model_server.v2_rows import INPUTS
+
+    inputs = [
+        {
+            "name": name,
+            "datatype": datatype,
+            "shape": [len(customers)],
+            "data": [customer[name] for customer in customers],
+        }
+        for name, datatype in INPUTS.items()
+    ]
+    return json.dumps({"inputs": inputs}, separators=(",", ":"))
 
 
 def encoded_example(example: Path) -> list[float]:
@@ -160,8 +149,9 @@ def versus_http(
     tmp: Path,
     wrk: str,
     venv_python: Path,
-    model_path: Path,
-    ours_url: str,
+    artifacts: Path,
+    version: str,
+    ours: str,
     example: Path,
     ours_session: int | None = None,
     connections: list[int],
@@ -171,28 +161,39 @@ def versus_http(
     mlserver_workers: int,
     say: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """Our /predict and MLServer's infer endpoint, same customer, interleaved rounds."""
+    """The same V2 request to our replica and to MLServer serving the export, and our /predict
+    for the same customer beside them, in interleaved rounds."""
+    from model_server.mlserver_export import export_version
+
+    exported = export_version(artifacts, version, tmp / "mlserver-model")
     port = free_port()
-    config = mlserver_config(tmp / "mlserver", model_path, port, mlserver_workers)
     mlserver_bin = venv_python.parent / "mlserver"
-    proc = procs.start("mlserver", [str(mlserver_bin), "start", str(config)])
-    infer = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"
+    env = mlserver_env(port, mlserver_workers, tmp / "mlserver-metrics")
+    proc = procs.start("mlserver", [str(mlserver_bin), "start", str(exported.directory)], env)
     proc.wait_http(f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/ready", timeout=180)
-    body = v2_body(encoded_example(example))
-    answer = httpx.post(infer, content=body, headers={"content-type": "application/json"})
-    answer.raise_for_status()
-    say(f"mlserver answers {answer.json()['outputs'][0]['data']}")
+    customer = json.loads(example.read_text())
+    body = v2_body([customer])
+    theirs = _probability(f"http://127.0.0.1:{port}{INFER_PATH}", body, "predict_proba")
+    mine = _probability(f"http://{ours}{INFER_PATH}", body, "churn_probability")
+    say(f"same request: mlserver answers {theirs:.6f}, ours {mine} (4 places, as /predict)")
+    if round(theirs, 4) != mine:
+        raise ValueError(f"MLServer answers {theirs}, our replica {mine}: not the same model")
     # name -> (url, script, the server's session for its CPU per request)
     scripts = {
         "ours": (
-            ours_url,
-            write_script(tmp / "ours.lua", _one_line(example), "/predict", None),
+            f"http://{ours}{INFER_PATH}",
+            write_script(tmp / "ours-v2.lua", body, INFER_PATH, None),
             ours_session,
         ),
         "mlserver": (
-            infer,
-            write_script(tmp / "mlserver.lua", body, infer.split(str(port))[1], None),
+            f"http://127.0.0.1:{port}{INFER_PATH}",
+            write_script(tmp / "mlserver.lua", body, INFER_PATH, None),
             proc.pid,  # its server and its inference workers: one session
+        ),
+        "ours /predict": (
+            f"http://{ours}/predict",
+            write_script(tmp / "ours.lua", _one_line(example), "/predict", None),
+            ours_session,
         ),
     }
     rows: list[dict[str, Any]] = []
@@ -218,10 +219,19 @@ def versus_http(
             result = combine(rounds_results)
             rows.append({"target": name, **result.as_dict()})
             say(
-                f"versus {name:<9} c{conns:<3} {result.rps:>8.0f} req/s  p50 {result.p50_ms:.3f} ms"
+                f"versus {name:<13} c{conns:<3} {result.rps:>8.0f} req/s  "
+                f"p50 {result.p50_ms:.3f} ms"
+                + (f"  ERRORS {result.errors}" if result.errors else "")
             )
     procs.stop(proc)
     return rows
+
+
+def _probability(url: str, body: str, output: str) -> float:
+    answer = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+    answer.raise_for_status()
+    (tensor,) = [t for t in answer.json()["outputs"] if t["name"] == output]
+    return float(tensor["data"][-1])  # predict_proba's row is [P(stay), P(churn)]
 
 
 def _one_line(example: Path) -> str:
@@ -229,20 +239,32 @@ def _one_line(example: Path) -> str:
 
 
 def render(doc: dict[str, Any]) -> str:
-    lines = ["", "Side by side with MLServer 1.7.1 (same artifact, same customer):"]
+    lines = [
+        "",
+        "Side by side with MLServer 1.7.1 (the same V2 request: one named tensor per field;",
+        "MLServer serves `streamflow export mlserver`'s pipeline and answers predict_proba):",
+    ]
     http = doc.get("http") or []
     by = {(r["target"], r["connections"]): r for r in http}
     for conns in sorted({r["connections"] for r in http}):
         ours, theirs = by.get(("ours", conns)), by.get(("mlserver", conns))
         if ours is None:
             continue
-        line = f"  c{conns:<3} ours {ours['rps']:>8,.0f} req/s p50 {ours['p50_ms']:.3f} ms (+SHAP)"
+        line = (
+            f"  c{conns:<3} ours V2 {ours['rps']:>8,.0f} req/s p50 {ours['p50_ms']:.3f} ms (+SHAP)"
+        )
         if theirs is not None:
             line += (
                 f"   mlserver {theirs['rps']:>8,.0f} req/s p50 {theirs['p50_ms']:.3f} ms"
                 f"   {ours['rps'] / theirs['rps']:.2f}x"
             )
         lines.append(line)
+        predict = by.get(("ours /predict", conns))
+        if predict is not None:
+            lines.append(
+                f"       ours /predict {predict['rps']:>8,.0f} req/s p50 {predict['p50_ms']:.3f} ms"
+                + (f"   {predict['rps'] / theirs['rps']:.2f}x mlserver" if theirs else "")
+            )
         mine, its = ours.get("cpu_us_per_request"), (theirs or {}).get("cpu_us_per_request")
         if mine is not None:
             cpu = f"         CPU per request: ours {mine:,.0f} µs"

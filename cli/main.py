@@ -12,7 +12,19 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from cli import diff, mode, outcomes, quality, rollout, serve, shadow, status, validate, weights
+from cli import (
+    diff,
+    export,
+    mode,
+    outcomes,
+    quality,
+    rollout,
+    serve,
+    shadow,
+    status,
+    validate,
+    weights,
+)
 from cli.base import CommandError, Commands, Run
 from routing_config import RoutingEditError
 
@@ -36,6 +48,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     rollout,
     outcomes,
     quality,
+    export,
     serve,
 )
 
@@ -53,6 +66,7 @@ examples:
   streamflow rollout analysis --listen 127.0.0.1:8090 --gateway http://127.0.0.1:8080
   STREAMFLOW_OUTCOMES_TOKEN=... streamflow outcomes load outcomes.csv
   streamflow quality --window 7d
+  streamflow export mlserver v2.3.1 --out mlserver-model
 """
 
 

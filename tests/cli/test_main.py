@@ -45,7 +45,7 @@ def test_help_lists_every_command_in_order(capsys: pytest.CaptureFixture[str]) -
     listed = re.findall(r"^    (\S+)\s", out, re.M)
     assert listed == [
         "validate", "diff", "set-weights", "switch", "mode", "status", "shadow", "rollout",
-        "outcomes", "quality", "serve",
+        "outcomes", "quality", "export", "serve",
     ]  # fmt: skip
 
 

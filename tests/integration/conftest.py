@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from model_server.mlserver_export import Export, export_version
+from tests.integration.mlserver import MLServer
 from tests.integration.procs import Process, gateway, replica, routing_yaml, wait_for
 
 HOSTS = {"v2.3.1": ["model-v2-3-1-a", "model-v2-3-1-b"], "v2.4.0": ["model-v2-4-0-a"]}
@@ -32,6 +34,22 @@ def replicas(artifacts_dir: Path, log_dir: Path) -> Iterator[dict[str, Process]]
     finally:
         for proc in started.values():
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def mlserver_export(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """v2.3.1 exported for MLServer (``streamflow export mlserver``), once per session."""
+    return export_version(artifacts_dir, "v2.3.1", tmp_path_factory.mktemp("mlserver-export"))
+
+
+@pytest.fixture(scope="module")
+def mlserver(mlserver_export: Export, log_dir: Path) -> Iterator[MLServer]:
+    """A real MLServer serving the export on free ports, ready; stopped after the module."""
+    server = MLServer(mlserver_export.directory, log_dir / "mlserver")
+    try:
+        yield server.start().wait_ready()
+    finally:
+        server.stop()
 
 
 def resolve_map(replicas: dict[str, Process]) -> dict[str, str]:

@@ -1,0 +1,223 @@
+"""Export a version as a model MLServer's scikit-learn runtime serves with our V2 inputs.
+
+The directory written is what ``mlserver start DIR`` reads::
+
+    DIR/settings.json                  the server's settings (no ports: MLSERVER_HTTP_PORT etc.)
+    DIR/NAME/model-settings.json       the model: name, version, predict_proba, inputs metadata
+    DIR/NAME/model.joblib              a scikit-learn Pipeline: the encoding, then the artifact
+
+The request it serves is ours (the V2 model contract): one tensor per model-API field, shape
+``[n]``, named as the field (``tenure`` INT64, ``contract_type`` BYTES, ...). MLServer's pandas
+codec (``content_type: pd`` on the model) turns the named inputs into the columns of one
+DataFrame, and the inputs metadata marks the BYTES inputs as strings (``content_type: str``) so
+JSON and binary requests alike reach the pipeline as text. The pipeline's first step is a
+ColumnTransformer with one transformer per feature, in ``FEATURE_ORDER`` (a ColumnTransformer
+outputs its transformers in their order, whatever the DataFrame's column order): numbers pass
+through, each category becomes its code in ``CATEGORICAL_MAPS`` through an OrdinalEncoder whose
+categories are listed in code order. Its output is the very matrix ``encode_rows`` builds, so the
+probability MLServer answers (column 1 of ``predict_proba``) is the artifact's on the same
+customer. The export checks that on a sample of customers before it writes anything.
+
+The pickle holds scikit-learn and numpy objects only: MLServer's environment unpickles it with
+the same scikit-learn and numpy as ours and nothing of this project. What the exported model does
+not do: validate ranges (a negative tenure is scored, where our replica answers 400), explain
+(no SHAP: no ``risk_tier`` or ``top_reasons`` output either). A category outside the known ones
+is an error in MLServer (the encoder's), never a silently mis-scored row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_server.artifact import load_artifact
+from model_server.features import CATEGORICAL_MAPS, FEATURE_ORDER
+
+# The model's V2 inputs, name -> datatype, as our replicas take them (one definition).
+from model_server.v2_rows import INPUTS
+
+DEFAULT_MODEL_NAME = "churn"
+MODEL_FILE = "model.joblib"
+SETTINGS_FILE = "settings.json"
+MODEL_SETTINGS_FILE = "model-settings.json"
+IMPLEMENTATION = "mlserver_sklearn.SKLearnModel"
+# The runtime's output holding [P(stay), P(churn)] per row; routing.yaml's score reads column 1.
+SCORE_OUTPUT = "predict_proba"
+SCORE_COLUMN = 1
+# The export refuses a pipeline whose probabilities differ from the artifact's by more than this
+# on its sample (they are the same arithmetic on the same matrix: in practice 0).
+TOLERANCE = 1e-12
+SAMPLE_ROWS = 2_000
+SAMPLE_SEED = 20261203
+
+
+class ExportError(Exception):
+    """The version cannot be exported; the message is the one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    directory: Path
+    model_dir: Path
+    name: str
+    version: str
+    max_gap: float  # the largest |pipeline - artifact| probability on the sample
+    rows_checked: int
+
+
+def build_pipeline(model: Any) -> Any:
+    """The encoding of ``model_server.features`` as scikit-learn steps, then ``model``."""
+    # Imported here: only an export needs pandas and the pipeline classes.
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    steps: list[tuple[str, Any, list[str]]] = []
+    for field in FEATURE_ORDER:
+        codes = CATEGORICAL_MAPS.get(field)
+        if codes is None:
+            steps.append((field, "passthrough", [field]))
+            continue
+        ordered = sorted(codes, key=codes.__getitem__)
+        if [codes[name] for name in ordered] != list(range(len(ordered))):
+            # An OrdinalEncoder's codes are positions: gaps or repeats cannot be expressed.
+            raise ExportError(f"{field}: codes {codes} are not 0..{len(codes) - 1}")
+        encoder = OrdinalEncoder(categories=[ordered], dtype=np.float64)
+        steps.append((field, encoder, [field]))
+    encode = ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
+    # Fitting only records the columns (the categories are given): one row of each category.
+    encode.fit(pd.DataFrame(_category_rows()))
+    return Pipeline([("encode", encode), ("model", model)])
+
+
+def _category_rows() -> dict[str, list[Any]]:
+    rows = max(len(codes) for codes in CATEGORICAL_MAPS.values())
+    columns: dict[str, list[Any]] = {}
+    for field in FEATURE_ORDER:
+        codes = CATEGORICAL_MAPS.get(field)
+        if codes is not None:
+            names = list(codes)
+            columns[field] = [names[i % len(names)] for i in range(rows)]
+        else:
+            columns[field] = [_zero(field)] * rows
+    return columns
+
+
+def _zero(field: str) -> Any:
+    datatype = INPUTS[field]
+    return False if datatype == "BOOL" else 0 if datatype == "INT64" else 0.0
+
+
+def sample_frame(rows: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> tuple[Any, np.ndarray]:
+    """Customers as MLServer's pandas codec hands them over (a column per input, in its dtype),
+    and the same customers as ``encode_rows`` encodes them."""
+    import pandas as pd
+
+    # Imported here: training pulls in the model classes; only an export samples customers.
+    from model_server.train import draw_customers
+
+    matrix, _, _ = draw_customers(rows, seed)
+    columns: dict[str, Any] = {}
+    for i, field in enumerate(FEATURE_ORDER):
+        values = matrix[:, i]
+        codes = CATEGORICAL_MAPS.get(field)
+        datatype = INPUTS[field]
+        if codes is not None:
+            names = {code: name for name, code in codes.items()}
+            columns[field] = pd.Series([names[int(v)] for v in values], dtype=object)
+        elif datatype == "BOOL":
+            columns[field] = pd.Series(values.astype(bool))
+        elif datatype == "INT64":
+            columns[field] = pd.Series(values.astype(np.int64))
+        else:
+            columns[field] = pd.Series(values)
+    return pd.DataFrame(columns), matrix
+
+
+def check_pipeline(pipeline: Any, model: Any, rows: int = SAMPLE_ROWS) -> float:
+    """The largest probability gap between the pipeline on named columns and the artifact on
+    the encoded matrix, over a seeded sample; ExportError past ``TOLERANCE``."""
+    frame, matrix = sample_frame(rows)
+    ours = model.predict_proba(matrix)[:, SCORE_COLUMN]
+    # Columns in reverse: the pipeline must not depend on the order the inputs arrive in.
+    theirs = pipeline.predict_proba(frame[list(reversed(frame.columns))])[:, SCORE_COLUMN]
+    gap = float(np.max(np.abs(ours - theirs)))
+    if not gap <= TOLERANCE:
+        raise ExportError(f"the pipeline's probabilities differ from the artifact's by {gap:.3g}")
+    return gap
+
+
+def model_settings(name: str, version: str) -> dict[str, Any]:
+    """model-settings.json: the runtime, the version it answers with and lists in its metadata,
+    ``predict_proba`` by default, the pandas request codec and the inputs' metadata."""
+    inputs = []
+    for field in FEATURE_ORDER:
+        tensor: dict[str, Any] = {"name": field, "datatype": INPUTS[field], "shape": [-1]}
+        if INPUTS[field] == "BYTES":
+            # Decoded as text whether the request sent JSON strings or bytes.
+            tensor["parameters"] = {"content_type": "str"}
+        inputs.append(tensor)
+    return {
+        "name": name,
+        "implementation": IMPLEMENTATION,
+        "platform": "sklearn",
+        "versions": [version],
+        "inputs": inputs,
+        "outputs": [{"name": SCORE_OUTPUT, "datatype": "FP64", "shape": [-1, 2]}],
+        "parameters": {
+            "uri": f"./{MODEL_FILE}",
+            "version": version,
+            "content_type": "pd",
+            "extra": {"predict_fn": SCORE_OUTPUT},
+        },
+    }
+
+
+def server_settings() -> dict[str, Any]:
+    """settings.json: no host, ports or workers, so MLSERVER_HOST, MLSERVER_HTTP_PORT,
+    MLSERVER_PARALLEL_WORKERS, ... choose them (a value in the file wins over the environment)."""
+    return {"debug": False}
+
+
+def export_version(
+    artifacts: Path, version: str, out: Path, *, name: str = DEFAULT_MODEL_NAME
+) -> Export:
+    """Verify and load ``artifacts/VERSION/model.joblib``, check the pipeline, write ``out``."""
+    import joblib
+
+    from model_server.artifact import ArtifactError
+
+    model_path = artifacts / version / MODEL_FILE
+    try:
+        artifact = load_artifact(model_path, version)
+    except ArtifactError as exc:
+        raise ExportError(str(exc)) from None
+    pipeline = build_pipeline(artifact.model)
+    gap = check_pipeline(pipeline, artifact.model)
+    model_dir = out / name
+    existing = _existing_version(model_dir)
+    if existing not in (None, version):
+        raise ExportError(f"{model_dir} already holds {existing}; choose another --out")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, model_dir / MODEL_FILE)
+    _write_json(model_dir / MODEL_SETTINGS_FILE, model_settings(name, version))
+    _write_json(out / SETTINGS_FILE, server_settings())
+    return Export(out, model_dir, name, version, gap, SAMPLE_ROWS)
+
+
+def _existing_version(model_dir: Path) -> str | None:
+    try:
+        settings = json.loads((model_dir / MODEL_SETTINGS_FILE).read_text())
+        version = settings["parameters"]["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,160 @@
+"""A version exported by ``streamflow export mlserver``, served by a real MLServer 1.7.1: it
+takes our V2 request (a tensor per model-API field) and scores every customer as our replica
+does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+
+from model_server.mlserver_export import Export, sample_frame
+from model_server.schemas import EXAMPLE_CUSTOMER
+from model_server.v2_rows import INPUTS
+from tests.integration.mlserver import MLServer
+from tests.integration.procs import Process, replica, wait_for
+
+VERSION = "v2.3.1"
+ROWS = 500  # customers compared, in one V2 request and one /predict/batch
+
+
+@pytest.fixture(scope="module")
+def ours(artifacts_dir: Path, log_dir: Path) -> Iterator[Process]:
+    proc = replica("ours-v2-3-1", VERSION, artifacts_dir).start(log_dir)
+    try:
+        wait_for(f"http://{proc.address}/ready")
+        yield proc
+    finally:
+        proc.stop()
+
+
+def customers(rows: int) -> list[dict[str, Any]]:
+    """Generated customers as model-API requests, the example customer first."""
+    frame, _ = sample_frame(rows - 1, seed=7)
+    records = [
+        {name: value.item() if hasattr(value, "item") else value for name, value in row.items()}
+        for row in frame.to_dict("records")
+    ]
+    return [dict(EXAMPLE_CUSTOMER), *records]
+
+
+def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Our V2 request: a tensor per model-API field, shape [n], named as the field."""
+    inputs = [
+        {
+            "name": field,
+            "datatype": datatype,
+            "shape": [len(rows)],
+            "data": [row[field] for row in rows],
+        }
+        for field, datatype in INPUTS.items()
+    ]
+    return {"id": "compare-1", "inputs": inputs}
+
+
+def test_mlserver_scores_every_customer_as_our_replica(
+    mlserver: MLServer, ours: Process, artifacts_dir: Path
+) -> None:
+    rows = customers(ROWS)
+    answer = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=v2_request(rows), timeout=60)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["model_name"] == "churn"
+    assert document["model_version"] == VERSION
+    assert document["id"] == "compare-1"
+    (output,) = document["outputs"]
+    assert output["name"] == "predict_proba"
+    assert output["shape"] == [ROWS, 2]
+    theirs = np.asarray(output["data"]).reshape(ROWS, 2)[:, 1]
+
+    # Unrounded, against the artifact's predict_proba on the matrix our encoding builds.
+    frame, matrix = sample_frame(ROWS - 1, seed=7)
+    artifact = joblib.load(artifacts_dir / VERSION / "model.joblib")
+    assert np.max(np.abs(artifact.predict_proba(matrix)[:, 1] - theirs[1:])) <= 1e-9
+    # Not one probability for all: the customers differ, and so do their scores.
+    assert len(np.unique(np.round(theirs, 6))) > ROWS // 2
+
+    # Against our replica's answers, which carry the probability to 4 places (the model API's).
+    batch = httpx.post(f"http://{ours.address}/predict/batch", json={"customers": rows}, timeout=60)
+    assert batch.status_code == 200, batch.text
+    mine = np.asarray([p["churn_probability"] for p in batch.json()["predictions"]])
+    assert np.max(np.abs(mine - np.round(theirs, 4))) <= 1e-9
+    # Our replica's V2 answer to the very same request.
+    request = {**v2_request(rows), "outputs": [{"name": "churn_probability"}]}
+    v2 = httpx.post(f"http://{ours.address}/v2/models/churn/infer", json=request, timeout=60)
+    assert v2.status_code == 200, v2.text
+    (probability,) = v2.json()["outputs"]
+    assert np.max(np.abs(np.asarray(probability["data"]) - np.round(theirs, 4))) <= 1e-9
+    # /predict, one customer at a time, as the gateway's clients call it.
+    for row, probability in list(zip(rows, theirs, strict=True))[:20]:
+        single = httpx.post(f"http://{ours.address}/predict", json=row, timeout=10)
+        assert abs(single.json()["churn_probability"] - round(probability, 4)) <= 1e-9
+
+
+def test_the_inputs_may_arrive_in_any_order_and_as_n_by_1(mlserver: MLServer) -> None:
+    rows = customers(5)
+    request = v2_request(rows)
+    base = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=request, timeout=30).json()
+    shuffled = {
+        "inputs": [{**tensor, "shape": [len(rows), 1]} for tensor in reversed(request["inputs"])]
+    }
+    again = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=shuffled, timeout=30)
+    assert again.status_code == 200, again.text
+    assert again.json()["outputs"][0]["data"] == base["outputs"][0]["data"]
+
+
+def test_metadata_names_the_version_and_our_inputs(mlserver: MLServer, ours: Process) -> None:
+    metadata = httpx.get(f"{mlserver.url}/v2/models/churn", timeout=10).json()
+    assert metadata["name"] == "churn"
+    assert metadata["versions"] == [VERSION]
+    assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == list(INPUTS.items())
+    # The input contract the gateway holds versions to: the same inputs as our replica's.
+    mine = httpx.get(f"http://{ours.address}/v2/models/churn", timeout=10).json()
+    assert [(t["name"], t["datatype"]) for t in mine["inputs"]] == list(INPUTS.items())
+    assert [(t["name"], t["shape"]) for t in metadata["outputs"]] == [("predict_proba", [-1, 2])]
+
+
+def test_an_unknown_category_is_an_error_not_a_score(mlserver: MLServer) -> None:
+    request = v2_request(customers(2))
+    for tensor in request["inputs"]:
+        if tensor["name"] == "contract_type":
+            tensor["data"][1] = "three-year"
+    answer = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=request, timeout=30)
+    assert answer.status_code >= 400
+    assert "three-year" in answer.json()["error"]
+
+
+def test_tritonclient_json_mode_against_mlserver(mlserver: MLServer, ours: Process) -> None:
+    import tritonclient.http as triton
+
+    row = dict(EXAMPLE_CUSTOMER)
+    client = triton.InferenceServerClient(mlserver.address)
+    try:
+        inputs = []
+        for field, datatype in INPUTS.items():
+            dtype = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_}.get(datatype, object)
+            tensor = triton.InferInput(field, [1], datatype)
+            tensor.set_data_from_numpy(np.asarray([row[field]], dtype=dtype), binary_data=False)
+            inputs.append(tensor)
+        outputs = [triton.InferRequestedOutput("predict_proba", binary_data=False)]
+        result = client.infer("churn", inputs, outputs=outputs)
+    finally:
+        client.close()
+    assert result.get_response()["model_version"] == VERSION
+    probability = float(result.as_numpy("predict_proba")[0, 1])
+    single = httpx.post(f"http://{ours.address}/predict", json=row, timeout=10).json()
+    assert abs(single["churn_probability"] - round(probability, 4)) <= 1e-9
+
+
+def test_the_export_directory_is_what_mlserver_reads(mlserver_export: Export) -> None:
+    names = sorted(
+        p.relative_to(mlserver_export.directory).as_posix()
+        for p in mlserver_export.directory.rglob("*")
+        if p.is_file()
+    )
+    assert names == ["churn/model-settings.json", "churn/model.joblib", "settings.json"]

@@ -202,7 +202,7 @@ def create_app(
     serve_docs(app)
     serve_ui(app)
     document_predictions(app)
-    document_infer(app)
+    document_infer(app, model=loaded.config.model, version=loaded.config.stable)
     app.include_router(outcomes_router(settings, prediction_log))
     app.state.gateway = state
     app.state.metrics = metrics

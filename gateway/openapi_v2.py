@@ -10,6 +10,7 @@ and metadata endpoints are FastAPI routes (gateway/endpoints/v2.py) and document
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import orjson
@@ -237,15 +238,25 @@ PATHS: dict[str, Any] = {
 }
 
 
-def document_infer(app: FastAPI) -> None:
-    """Make the app's OpenAPI document (and so /docs) list the two infer endpoints too."""
+def document_infer(app: FastAPI, *, model: str, version: str) -> None:
+    """Make the app's OpenAPI document (and so /docs) list the two infer endpoints too, and
+    give every V2 path's ``model`` and ``version`` the served ones as examples (so "Try it out"
+    and schemathesis start from a request that reaches a model)."""
     build = app.openapi
+    examples = {"model": model, "version": version}
 
     def openapi() -> dict[str, Any]:
         schema = build()  # cached on the app after the first call
         if "/v2/models/{model}/infer" not in schema["paths"]:
-            schema["paths"].update(PATHS)
+            schema["paths"].update(copy.deepcopy(PATHS))
             schema.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
+            for path, item in schema["paths"].items():
+                if not path.startswith("/v2/models/"):
+                    continue
+                for operation in item.values():
+                    for parameter in operation.get("parameters", ()):
+                        if parameter["in"] == "path" and parameter["name"] in examples:
+                            parameter["example"] = examples[parameter["name"]]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -75,15 +75,23 @@ class ModelMetrics:
             len(results) == 1 and endpoint != "batch"
         ):  # the common case, without the tallies' lists and dicts
             result = results[0]
-            self._latency(endpoint).observe(seconds)
-            self._predictions(endpoint, result["risk_tier"], shadow).inc()
-            self.probability.observe_one(shadow, result["churn_probability"])
+            self.observe_one(
+                endpoint, result["risk_tier"], result["churn_probability"], seconds, shadow=shadow
+            )
             return
         tiers: dict[str, int] = {}
         for result in results:
             tiers[result["risk_tier"]] = tiers.get(result["risk_tier"], 0) + 1
         self._observe(endpoint, tiers, len(results), seconds, shadow)
         self.probability.observe(shadow, [result["churn_probability"] for result in results])
+
+    def observe_one(
+        self, endpoint: str, tier: str, probability: float, seconds: float, *, shadow: bool
+    ) -> None:
+        """One request of one row (not a /predict/batch one)."""
+        self._latency(endpoint).observe(seconds)
+        self._predictions(endpoint, tier, shadow).inc()
+        self.probability.observe_one(shadow, probability)
 
     def observe_batch(
         self,

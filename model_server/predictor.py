@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections.abc import Sequence
@@ -210,8 +211,10 @@ class Predictor:
         top reasons as the JSON array /predict sends."""
         if not reasons:
             probabilities = self.probabilities(matrix)
-            return RowOutputs(np.round(probabilities, 4), tier_indexes(probabilities), None)
+            return _row_outputs(probabilities, None)
         probabilities, contributions = self.score(matrix)
+        if len(matrix) == 1:
+            return _row_outputs(probabilities, reasons_json(matrix, contributions))
         return RowOutputs(
             np.round(probabilities, 4),
             tier_indexes(probabilities),
@@ -259,6 +262,16 @@ class RowOutputs:
     probabilities: np.ndarray
     tiers: np.ndarray
     reasons: list[bytes] | None
+
+
+def _row_outputs(probabilities: np.ndarray, reasons: list[bytes] | None) -> RowOutputs:
+    if len(probabilities) != 1:
+        return RowOutputs(np.round(probabilities, 4), tier_indexes(probabilities), reasons)
+    # One row: numpy's per-call costs outweigh the work (as in Predictor._one_result).
+    probability = float(probabilities[0])
+    served = np.array([_round4(probability)])
+    tier = np.array([bisect.bisect_right(TIER_EDGES, probability)])
+    return RowOutputs(served, tier, reasons)
 
 
 def tier_indexes(probabilities: np.ndarray) -> np.ndarray:

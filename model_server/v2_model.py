@@ -178,16 +178,27 @@ class V2Model:
         self, prepared: Prepared, outputs: RowOutputs, seconds: float, shadow: bool
     ) -> V2Answer:
         """The answer of computed outputs, counted in the metrics."""
-        self.metrics.observe_batch(
-            outputs.probabilities, outputs.tiers, RISK_TIERS, seconds, shadow=shadow, endpoint="v2"
-        )
-        n_rows = (len(prepared.matrix),)
+        tier_indexes = outputs.tiers.tolist()
+        if len(tier_indexes) == 1:  # without the arrays' tallies, as /predict counts its row
+            probability = float(outputs.probabilities[0])
+            tier = RISK_TIERS[tier_indexes[0]]
+            self.metrics.observe_one("v2", tier, probability, seconds, shadow=shadow)
+        else:
+            self.metrics.observe_batch(
+                outputs.probabilities,
+                outputs.tiers,
+                RISK_TIERS,
+                seconds,
+                shadow=shadow,
+                endpoint="v2",
+            )
+        n_rows = (len(tier_indexes),)
         tensors: dict[str, Tensor] = {}
         for name in prepared.outputs:
             if name == PROBABILITY:
                 tensors[name] = Tensor(name, "FP64", n_rows, outputs.probabilities)
             elif name == TIER:
-                tiers = [_TIER_BYTES[i] for i in outputs.tiers.tolist()]
+                tiers = [_TIER_BYTES[i] for i in tier_indexes]
                 tensors[name] = Tensor(name, "BYTES", n_rows, tiers)
             else:
                 assert outputs.reasons is not None  # asked for, so computed

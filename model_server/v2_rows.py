@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from model_server.features import FEATURE_ORDER
-from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS, Column
+from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS
 from model_server.schemas import ChurnPredictionRequest
 from protocols.v2.codec import Tensor, TensorError
 
@@ -31,6 +31,11 @@ _CODES = {
     for column in COLUMNS
     if column.categories is not None
 }
+# The columns' bounds; unbounded is the largest finite float, so that an infinite value (of a
+# float column: the others' values are always finite) is out of bounds.
+_LARGEST = float(np.finfo(np.float64).max)
+_LOW = np.array([-_LARGEST if c.low is None else c.low for c in COLUMNS])
+_HIGH = np.array([_LARGEST if c.high is None else c.high for c in COLUMNS])
 _TAKES = ", ".join(f"{name} ({datatype})" for name, datatype in INPUTS.items())
 
 
@@ -40,15 +45,28 @@ def encode_tensors(inputs: list[Tensor]) -> np.ndarray:
     by_name = _by_name(inputs)
     n_rows = _row_count(by_name)
     matrix = np.empty((n_rows, len(COLUMNS)), dtype=np.float64)
-    refused: list[tuple[int, str]] = []  # (first row a column refuses, the column)
+    refused: list[tuple[int, int]] = []  # (first row a column refuses, the column's index)
     for j, column in enumerate(COLUMNS):
-        values, bad = _encode_column(column, by_name[column.name])
-        if bad is not None:
-            refused.append((bad, column.name))
+        data = by_name[column.name].data
+        if isinstance(data, list):  # BYTES: a category
+            codes = _CODES[column.name]
+            encoded = [codes.get(element, -1) for element in data]
+            if -1 in encoded:
+                refused.append((encoded.index(-1), j))
+            else:
+                matrix[:, j] = encoded
         else:
-            matrix[:, j] = values
+            matrix[:, j] = data
+    # Every column's bounds at once (ints are exact in float64 up to 2**53, and rounding never
+    # carries a larger one back inside a bound); NaN is within no bounds, infinity within none
+    # of a float column's (allow_inf_nan=False).
+    within = (matrix >= _LOW) & (matrix <= _HIGH)
+    if not within.all():
+        rows, columns = np.nonzero(~within)
+        refused.append((int(rows[0]), int(columns[0])))
     if refused:
-        row, name = min(refused)
+        row, j = min(refused)  # the first row refused, and in it the first field
+        name = COLUMNS[j].name
         raise TensorError(_message(by_name, row, name), name)
     return matrix
 
@@ -86,31 +104,6 @@ def _row_count(by_name: dict[str, Tensor]) -> int:
     if MAX_ROWS is not None and n_rows > MAX_ROWS:
         raise TensorError(f"holds {n_rows} rows; a request takes at most {MAX_ROWS}", first)
     return n_rows
-
-
-def _encode_column(column: Column, tensor: Tensor) -> tuple[Any, int | None]:
-    """(the column's encoded values, None) or (None, the first row it refuses)."""
-    data = tensor.data
-    if column.categories is not None:
-        assert isinstance(data, list)  # BYTES
-        codes = _CODES[column.name]
-        encoded = [codes.get(element, -1) for element in data]
-        if -1 in encoded:
-            return None, encoded.index(-1)
-        return encoded, None
-    assert isinstance(data, np.ndarray)
-    if column.kind is bool:
-        return data, None
-    bad = np.zeros(len(data), dtype=np.bool_)
-    if column.kind is float:
-        bad |= ~np.isfinite(data)  # ChurnPredictionRequest: allow_inf_nan=False
-    if column.low is not None:
-        bad |= data < column.low
-    if column.high is not None:
-        bad |= data > column.high
-    if bad.any():
-        return None, int(bad.argmax())
-    return data, None
 
 
 def _message(by_name: dict[str, Tensor], row: int, name: str) -> str:

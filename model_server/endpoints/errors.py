@@ -1,4 +1,5 @@
-"""The model server's error answers: a 422 that is always valid JSON, and a plain 500."""
+"""The model server's error answers: a 422 that is always valid JSON, a plain 500, and the
+Open Inference Protocol's error object for whatever FastAPI refuses under /v2."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger("model_server")
 
@@ -25,8 +28,17 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal_error", "detail": type(exc).__name__}, status_code=500)
 
 
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    # A V2 client reads {"error": ...} (an unknown path, a wrong method): the protocol's form.
+    path = request.url.path
+    if path == "/v2" or path.startswith("/v2/"):
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)
+
+
 def handle_errors(app: FastAPI) -> None:
     app.exception_handler(RequestValidationError)(invalid_request)
+    app.exception_handler(HTTPException)(http_error)
     app.exception_handler(Exception)(unexpected_error)
 
 

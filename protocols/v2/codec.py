@@ -15,6 +15,7 @@ client can never make a process allocate more than the body it sent; every compl
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,15 @@ _DTYPES: dict[str, np.dtype[Any]] = {
     "FP64": np.dtype("<f8"),
 }
 DATATYPES: frozenset[str] = frozenset({*_DTYPES, "BYTES"})
+_NATIVE = {name: dtype.newbyteorder("=") for name, dtype in _DTYPES.items()}
+_INT_BOUNDS = {
+    name: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    for name, dtype in _DTYPES.items()
+    if dtype.kind in "iu"
+}
 
-_INTEGER = frozenset(name for name in _DTYPES if "INT" in name)
-_FLOAT = frozenset({"FP16", "FP32", "FP64"})
 _BYTES_PREFIX = 4  # a BYTES element's little-endian uint32 length in binary form
+_LENGTH = struct.Struct("<I")
 
 
 class TensorError(ValueError):
@@ -275,13 +281,15 @@ class _BinaryReader:
 def _decode_tensor(
     raw: Any, position: int, role: str, reader: _BinaryReader, max_elements: int
 ) -> Tensor:
-    if not isinstance(raw, dict):
+    # Written for the common case (a plain tensor of a few values): type() tests and no
+    # copies, since a request of ten one-row tensors spends most of its decoding here.
+    if type(raw) is not dict:
         raise TensorError(f"{role}s[{position}] must be an object")
     name = raw.get("name")
-    if not isinstance(name, str):
+    if type(name) is not str:
         raise TensorError(f"{role}s[{position}] needs a string 'name'")
     datatype = raw.get("datatype")
-    if not isinstance(datatype, str):
+    if type(datatype) is not str:
         raise TensorError("needs a string 'datatype'", name, role=role)
     if datatype not in DATATYPES:
         raise TensorError(
@@ -289,10 +297,27 @@ def _decode_tensor(
             name,
             role=role,
         )
-    shape = _shape(raw.get("shape"), name, role)
-    count = _element_count(shape, max_elements, name, role)
-    parameters = dict(_parameters(raw.get("parameters"), name, role))
-    size = parameters.pop("binary_data_size", None)
+    dims = raw.get("shape")
+    if (
+        type(dims) is list
+        and len(dims) == 1
+        and type(dims[0]) is int
+        and 0 <= dims[0] <= max_elements
+    ):
+        shape: tuple[int, ...] = (dims[0],)  # the usual one-dimensional tensor, checked inline
+        count = dims[0]
+    else:
+        shape = _shape(dims, name, role)
+        count = _element_count(shape, max_elements, name, role)
+    parameters = raw.get("parameters")
+    size = None
+    if parameters is None:
+        parameters = {}
+    elif type(parameters) is not dict:
+        raise TensorError("'parameters' must be an object", name, role=role)
+    elif "binary_data_size" in parameters:
+        parameters = dict(parameters)
+        size = parameters.pop("binary_data_size")
     if size is not None:
         if "data" in raw:
             raise TensorError("has both 'data' and parameters.binary_data_size", name, role=role)
@@ -306,15 +331,16 @@ def _decode_tensor(
         if "data" not in raw:
             raise TensorError("has neither 'data' nor parameters.binary_data_size", name, role=role)
         data = _from_json(raw["data"], datatype, shape, count, name, role)
-    return Tensor(name=name, datatype=datatype, shape=shape, data=data, parameters=parameters)
+    return Tensor(name, datatype, shape, data, parameters)
 
 
 def _shape(value: Any, name: str, role: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(_is_int(d) and d >= 0 for d in value):
-        raise TensorError(
-            f"shape must be a list of non-negative integers, not {_show(value)}", name, role=role
-        )
-    return tuple(value)
+    # type() is int: a JSON true is no dimension.
+    if type(value) is list and set(map(type, value)) <= {int} and (not value or min(value) >= 0):
+        return tuple(value)
+    raise TensorError(
+        f"shape must be a list of non-negative integers, not {_show(value)}", name, role=role
+    )
 
 
 def _element_count(shape: tuple[int, ...], max_elements: int, name: str, role: str) -> int:
@@ -350,10 +376,10 @@ def _from_binary(
             role=role,
         )
     if datatype == "BOOL":
-        raw = np.frombuffer(chunk, dtype=np.uint8)
-        if raw.size and int(raw.max()) > 1:
+        raw = chunk.tobytes()
+        if raw.translate(None, b"\x00\x01"):  # a byte other than 0 and 1 is left
             raise TensorError("a BOOL element must be the byte 0 or 1", name, role=role)
-        return raw.astype(np.bool_)
+        return np.frombuffer(raw, dtype=np.bool_).copy()
     return np.frombuffer(chunk, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
 
 
@@ -367,15 +393,17 @@ def _bytes_from_binary(
             name,
             role=role,
         )
+    data = chunk.tobytes()  # at most the body's bytes: its size was checked against the body
     elements: list[bytes] = []
+    append = elements.append
     offset = 0
-    end = len(chunk)
+    end = len(data)
     for index in range(count):
         if offset + _BYTES_PREFIX > end:
             raise TensorError(
                 f"BYTES element {index} starts past parameters.binary_data_size", name, role=role
             )
-        length = int.from_bytes(chunk[offset : offset + _BYTES_PREFIX], "little")
+        (length,) = _LENGTH.unpack_from(data, offset)
         offset += _BYTES_PREFIX
         if offset + length > end:
             raise TensorError(
@@ -383,7 +411,7 @@ def _bytes_from_binary(
                 name,
                 role=role,
             )
-        elements.append(bytes(chunk[offset : offset + length]))
+        append(data[offset : offset + length])
         offset += length
     if offset != end:
         raise TensorError(
@@ -397,26 +425,34 @@ def _bytes_from_binary(
 def _from_json(
     value: Any, datatype: str, shape: tuple[int, ...], count: int, name: str, role: str
 ) -> np.ndarray[Any, Any] | list[bytes]:
-    flat = _flatten(value, name, role)
+    if type(value) is list:
+        flat: list[Any] = value
+        kinds = set(map(type, value))
+        if list in kinds:
+            flat = _flatten(value, name, role)
+            kinds = set(map(type, flat))
+    else:
+        # A single element may stand for a shape-[1] tensor, as Triton and MLServer take it.
+        flat, kinds = [value], {type(value)}
     if len(flat) != count:
         raise TensorError(
             f"shape {list(shape)} holds {count} elements, data has {len(flat)}", name, role=role
         )
-    kinds = set(map(type, flat))
     if datatype == "BYTES":
         if kinds - {str}:
             raise TensorError(
                 f"BYTES data must be strings, not {_kinds(kinds - {str})}", name, role=role
             )
         return [element.encode("utf-8") for element in flat]
-    dtype = _DTYPES[datatype].newbyteorder("=")
+    dtype = _NATIVE[datatype]
     if datatype == "BOOL":
         if kinds - {bool}:
             raise TensorError(
                 f"BOOL data must be true or false, not {_kinds(kinds - {bool})}", name, role=role
             )
         return np.array(flat, dtype=np.bool_)
-    if datatype in _INTEGER:
+    bounds = _INT_BOUNDS.get(datatype)
+    if bounds is not None:
         if float in kinds:
             # JSON integers past 64 bits reach us as floats (orjson): say what is wrong.
             huge = next((v for v in flat if isinstance(v, float) and abs(v) >= 2**63), None)
@@ -426,7 +462,14 @@ def _from_json(
             raise TensorError(
                 f"{datatype} data must be integers, not {_kinds(kinds - {int})}", name, role=role
             )
-        return _integers(flat, datatype, dtype, name, role)
+        if flat:
+            low, high = min(flat), max(flat)
+            if low < bounds[0] or high > bounds[1]:
+                worst = low if low < bounds[0] else high
+                raise TensorError(
+                    f"{worst} does not fit {datatype} ({bounds[0]}..{bounds[1]})", name, role=role
+                )
+        return np.array(flat, dtype=dtype)
     if kinds - {int, float}:
         raise TensorError(
             f"{datatype} data must be numbers, not {_kinds(kinds - {int, float})}",
@@ -436,21 +479,6 @@ def _from_json(
     return _floats(flat, datatype, dtype, name, role)
 
 
-def _integers(
-    flat: list[Any], datatype: str, dtype: np.dtype[Any], name: str, role: str
-) -> np.ndarray[Any, Any]:
-    if not flat:
-        return np.empty(0, dtype=dtype)
-    info = np.iinfo(dtype)
-    low, high = min(flat), max(flat)
-    if low < info.min or high > info.max:
-        worst = low if low < info.min else high
-        raise TensorError(
-            f"{worst} does not fit {datatype} ({info.min}..{info.max})", name, role=role
-        )
-    return np.array(flat, dtype=dtype)
-
-
 def _floats(
     flat: list[Any], datatype: str, dtype: np.dtype[Any], name: str, role: str
 ) -> np.ndarray[Any, Any]:
@@ -458,23 +486,19 @@ def _floats(
         wide = np.array(flat, dtype=np.float64)
     except OverflowError:
         raise TensorError(f"a value is too large for {datatype}", name, role=role) from None
-    if wide.size and datatype != "FP64":
+    if datatype == "FP64":
+        return wide
+    if wide.size:
         limit = float(np.finfo(dtype).max)
-        if float(np.abs(wide).max()) > limit:
+        largest = float(np.abs(wide).max())
+        if largest > limit:
             raise TensorError(
-                f"{float(np.abs(wide).max())} does not fit {datatype} (at most {limit})",
-                name,
-                role=role,
+                f"{largest} does not fit {datatype} (at most {limit})", name, role=role
             )
-    return wide if datatype == "FP64" else wide.astype(dtype)
+    return wide.astype(dtype)
 
 
-def _flatten(value: Any, name: str, role: str) -> list[Any]:
-    if not isinstance(value, list):
-        # A single element may stand for a shape-[1] tensor, as Triton and MLServer take it.
-        return [value]
-    if not any(isinstance(element, list) for element in value):
-        return value
+def _flatten(value: list[Any], name: str, role: str) -> list[Any]:
     flat: list[Any] = []
     stack: list[Any] = [iter(value)]
     while stack:
@@ -594,11 +618,9 @@ def _encode_tensor(
 
 def _to_binary(tensor: Tensor) -> bytes:
     if tensor.datatype == "BYTES":
-        parts: list[bytes] = []
-        for element in _byte_elements(tensor):
-            parts.append(len(element).to_bytes(_BYTES_PREFIX, "little"))
-            parts.append(element)
-        return b"".join(parts)
+        elements = _byte_elements(tensor)
+        lengths = _LENGTH.pack  # each element: its 4-byte little-endian length, then its bytes
+        return b"".join([part for e in elements for part in (lengths(len(e)), e)])
     return np.ascontiguousarray(tensor.data, dtype=_DTYPES[tensor.datatype]).tobytes()
 
 

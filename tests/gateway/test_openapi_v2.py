@@ -73,6 +73,15 @@ def test_the_infer_example_is_a_valid_request_of_the_model_contract() -> None:
     assert len(request.inputs) == 10
 
 
+def test_v2_paths_take_the_served_model_and_stable_as_examples(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        if path.startswith("/v2/models/"):
+            for operation in item.values():
+                said = {p["name"]: p.get("example") for p in operation["parameters"]}
+                assert said["model"] == "churn", path
+                assert said.get("version", "v2.3.1") == "v2.3.1", path
+
+
 def test_metadata_answers_are_documented(document: dict[str, Any]) -> None:
     operation = document["paths"]["/v2/models/{model}"]["get"]
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]

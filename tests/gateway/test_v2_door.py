@@ -4,6 +4,7 @@ protocol's form, the request's id as the request id."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -362,3 +363,89 @@ def test_the_log_gets_v2_answers_with_the_id_as_request_id(
     assert [r.churn_probability for r in rows] == [probability(14), probability(60)]
     assert [r.risk_tier for r in rows] == ["medium", "low"]
     assert predict.source is None
+
+
+# --- shadow -------------------------------------------------------------------------------------
+
+
+def shadow_report(client: TestClient, requests: int) -> dict[str, Any]:
+    """The one pair's report once ``requests`` mirrors were compared (mirrors run after the
+    answer, on the app's loop)."""
+    for _ in range(200):
+        pairs = client.get("/shadow").json()["pairs"]
+        if pairs and pairs[0]["compared"] >= requests:
+            return dict(pairs[0])
+        time.sleep(0.01)
+    raise AssertionError(f"no {requests} compared mirrors: {client.get('/shadow').json()}")
+
+
+def test_a_v2_only_shadow_is_compared_on_probability_and_tier_not_reasons(
+    tmp_path: Path,
+) -> None:
+    fakes = with_sklearn_canary()
+    routing = sklearn_routing(100, 0) + "shadow: {version: v2.4.0, percent: 100}\n"
+    with start(tmp_path, fakes, routing) as client:
+        logged: list[Answered] = []
+        proxy = client.app.proxy  # type: ignore[attr-defined]
+        proxy.record = proxy.mirror.record = logged.append
+        body, headers = v2_request(
+            [CUSTOMER, {**CUSTOMER, "tenure": 2}],
+            binary=True,
+            request_id="sh-1",
+            parameters={"binary_data_output": True},
+        )
+        assert client.post(INFER, content=body, headers=headers).status_code == 200
+        assert client.post("/predict", json=CUSTOMER).status_code == 200
+        report = shadow_report(client, 2)
+        assert report["primary"] == "v2.3.1" and report["shadow"] == "v2.4.0"
+        assert report["failed"] == 0
+        assert report["rows"] == 3
+        assert report["top_reason"]["explained_rows"] == 0  # the shadow gives no reasons
+        # The shadow was asked for its score output, as JSON (it takes no binary tensors).
+        sent = [orjson.loads(b) for h, b in fakes.seen_infers if h.get("x-shadow-of")]
+        assert len(sent) == 2  # the V2 request's copy, and /predict's, translated
+        assert all(s["outputs"] == [{"name": "predict_proba"}] for s in sent)
+        shadow = [a for a in logged if a.request_id == b"sh-1" and a.assignment == "shadow"]
+        rows = predictions_of(shadow[0])
+        assert [r.churn_probability for r in rows] == pytest.approx(
+            [probability(14) - 0.01, probability(2) - 0.01]
+        )
+        assert {r.assignment for r in rows} == {"shadow"}
+
+
+def test_a_shadow_of_ours_compares_reasons_too(tmp_path: Path, fakes: V2InferReplicas) -> None:
+    path = write_routing(tmp_path / "routing.yaml", stable_weight=100, canary_weight=0)
+    path.write_text(path.read_text() + "shadow: {version: v2.4.0, percent: 100}\n")
+    with TestClient(create_app(settings_for(path), **fakes.transports())) as client:
+        assert post(client).status_code == 200
+        report = shadow_report(client, 1)
+        assert report["rows"] == 1
+        assert report["top_reason"]["explained_rows"] == 1
+        assert report["top_reason"]["same_top_percent"] == 100.0
+
+
+def test_binary_to_a_v2_server_that_takes_it_stays_binary(tmp_path: Path) -> None:
+    """A Triton-like version (protocol: v2, binary_tensors: true): the request stays binary,
+    only its JSON part asks for the score output; the answer is the contract's, binary."""
+    fakes = ours()
+    routing = sklearn_routing().replace(
+        "    model_name: churn-sk\n    score: {output: predict_proba, column: 1}\n",
+        "    binary_tensors: true\n",
+    )
+    assert "binary_tensors: true" in routing
+    with start(tmp_path, fakes, routing) as client:
+        body, headers = v2_request(
+            [CUSTOMER], binary=True, parameters={"binary_data_output": True}, request_id="t-1"
+        )
+        response = client.post(INFER, content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        sent_headers, sent = fakes.seen_infers[-1]
+        length = int(sent_headers["inference-header-content-length"])
+        assert orjson.loads(sent[:length])["outputs"] == [{"name": "churn_probability"}]
+        old_length = int(headers["inference-header-content-length"])
+        assert sent[length:] == body[old_length:]  # the tensors as they came
+        answer_length = int(response.headers["inference-header-content-length"])
+        answer = decode_response(response.content, answer_length)
+        assert (answer.model_version, answer.id) == ("v2.4.0", "t-1")
+        assert set(answer.outputs) == {"churn_probability", "risk_tier"}
+        assert list(answer.outputs["churn_probability"].data) == [probability(14)]

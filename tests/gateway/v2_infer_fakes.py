@@ -108,17 +108,19 @@ class V2InferReplicas(FakeV2Replicas):
     sklearn: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)  # address -> the model name it serves
     seen_bodies: list[bytes] = field(default_factory=list)
+    seen_infers: list[tuple[httpx.Headers, bytes]] = field(default_factory=list)
 
     def predict(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         found = INFER.match(path)
         if found is None:
-            return super().predict(request)
+            return self.model_api(request)
         address = self.address(request.url)
         self.calls[address] += 1
         self.seen_headers.append(request.headers)
         self.seen_targets.append(request.url.raw_path.decode())
         self.seen_bodies.append(request.content)
+        self.seen_infers.append((request.headers, request.content))
         mode = self.behaviour.get(address, "ok")
         version = VERSION_OF[address]
         if mode == "down":
@@ -182,3 +184,31 @@ class V2InferReplicas(FakeV2Replicas):
                 "inference-header-content-length": str(answer_length),
             }
         return httpx.Response(200, content=content, headers=headers)
+
+    def model_api(self, request: httpx.Request) -> httpx.Response:
+        """/predict and /predict/batch as our model server answers them (the fake model)."""
+        response = super().predict(request)
+        if (
+            response.status_code != 200
+            or self.behaviour.get(self.address(request.url), "ok") != "ok"
+        ):
+            return response
+        payload = orjson.loads(request.content)
+        version = VERSION_OF[self.address(request.url)]
+
+        def scored(customer: dict[str, Any]) -> dict[str, Any]:
+            p = probability(int(customer["tenure"]))
+            tier = "low" if p < 0.3 else "medium" if p < 0.6 else "high"
+            return {
+                "churn_probability": p,
+                "risk_tier": tier,
+                "top_reasons": REASONS,
+                "model_version": version,
+            }
+
+        if request.url.path.endswith("/batch"):
+            rows = [scored(c) for c in payload["customers"]]
+            body: dict[str, Any] = {"predictions": rows, "batch_size": len(rows)}
+        else:
+            body = scored(payload)
+        return httpx.Response(200, content=orjson.dumps(body), headers=response.headers)

@@ -173,3 +173,25 @@ def test_a_version_with_a_percent_sign_is_written_as_is() -> None:
     predictor = Predictor(model, 'v1%s"x')
     rows = predictor.predict_batch(X[:3])
     assert [r["model_version"] for r in orjson.loads(rows.predictions_json)] == ['v1%s"x'] * 3
+
+
+@pytest.mark.parametrize("path", ["compiled", "scikit-learn"])
+def test_outputs_with_or_without_reasons_serve_the_same_probabilities(
+    path: str, artifacts_dir: Path, rows: np.ndarray
+) -> None:
+    # The V2 columns: the probabilities and tiers /predict/batch serves, the SHAP pass (and the
+    # reasons) only when asked for.
+    if path == "compiled":
+        predictor = Predictor(joblib.load(artifacts_dir / "v2.3.1" / "model.joblib"), "v2.3.1")
+    else:
+        predictor = Predictor(small_forest(), "v9.9.9")
+    assert predictor.serving_path.name == path
+    for n in (1, 300):
+        answer = predictor.predict_batch(rows[:n])
+        for reasons in (False, True):
+            outputs = predictor.outputs(rows[:n], reasons=reasons)
+            assert np.array_equal(outputs.probabilities, answer.probabilities)
+            assert np.array_equal(outputs.tiers, answer.tiers)
+            assert (outputs.reasons is not None) is reasons
+        served = orjson.loads(answer.predictions_json)
+        assert outputs.reasons == [orjson.dumps(p["top_reasons"]) for p in served]

@@ -104,3 +104,17 @@ def test_row_and_column_kernels_give_the_same_floats(
     assert np.array_equal(by_row[0], by_column[0])
     assert np.array_equal(by_row[1], by_column[1])
     assert np.allclose(by_column[1], reference(model, X), atol=1e-9, rtol=1e-7)
+
+
+def test_the_log_odds_alone_are_the_explained_ones_bit_for_bit(
+    model: GradientBoostingClassifier, rows: np.ndarray
+) -> None:
+    # What a V2 request that asks for no reasons is scored with: the same additions as the
+    # SHAP pass makes, without its tables, row-wise and column-wise alike.
+    X = np.array(rows[: treeshap.COLUMN_BLOCK + 41])
+    X[::13, 1] = np.nan
+    explainer = GradientBoostingTreeShap(model)
+    for n in (1, treeshap.COLUMNS_MIN_ROWS - 1, len(X)):
+        assert np.array_equal(explainer.log_odds(X[:n]), explainer.explain(X[:n])[0])
+    finite = rows[:100]
+    assert np.allclose(explainer.log_odds(finite), model.decision_function(finite), atol=1e-12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -579,3 +580,30 @@ def test_binary_outputs_follow_the_request() -> None:
         "risk_tier",
         "top_reasons",
     }
+
+
+def test_declared_sizes_allocate_nothing_before_they_are_checked() -> None:
+    # Each body is a few hundred bytes but declares gigabytes; decoding it must be refused
+    # with at most a body's worth of memory allocated on the way.
+    cases = [
+        # a shape within max_elements, whose bytes the body does not hold
+        triton_body({"inputs": [binary_input("a", "FP64", [10**9], 8 * 10**9)]}, b"\x00" * 64),
+        # BYTES: a billion elements declared in a 64-byte binary part
+        triton_body({"inputs": [binary_input("b", "BYTES", [10**9], 64)]}, b"\x00" * 64),
+        # one BYTES element declaring a 4 GB length
+        triton_body(
+            {"inputs": [binary_input("c", "BYTES", [1], 8)]}, b"\xff\xff\xff\xff" + b"x" * 4
+        ),
+        # JSON data far shorter than its shape
+        (request_body(tensor("d", "INT64", [10**9], [1, 2, 3])), None),
+    ]
+    for body, length in cases:
+        tracemalloc.start()
+        try:
+            with pytest.raises(TensorError) as caught:
+                decode_request(body, length, max_elements=10**12)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert caught.value.tensor in {"a", "b", "c", "d"}
+        assert peak < 64 * 1024, (caught.value, peak)

@@ -77,11 +77,18 @@ def inputs_of(rows: list[dict[str, Any]], binary: bool = True) -> list[triton.In
 
 
 async def drive_v2(
-    url: str, count: int, *, concurrency: int = 8, max_seconds: float = 60.0, **kwargs: Any
+    url: str,
+    count: int,
+    *,
+    concurrency: int = 8,
+    max_seconds: float = 60.0,
+    by_version: Counter[str] | None = None,
+    **kwargs: Any,
 ) -> tuple[Counter[str], Counter[str], list[str]]:
     """``count`` V2 JSON requests (bounded in time too), each with its own id: the versions
-    and route reasons that answered, and every problem seen."""
-    by_version: Counter[str] = Counter()
+    (counted into ``by_version`` as they answer, when given) and route reasons that answered,
+    and every problem seen."""
+    by_version = by_version if by_version is not None else Counter()
     by_reason: Counter[str] = Counter()
     problems: list[str] = []
     deadline = time.monotonic() + max_seconds
@@ -223,15 +230,20 @@ def test_a_canary_killed_mid_run_costs_no_v2_request(
         )
 
         async def run() -> tuple[Counter[str], Counter[str], list[str]]:
-            load = asyncio.create_task(drive_v2(f"http://{proc.address}", 600, concurrency=6))
-            await asyncio.sleep(1.0)
-            canary.popen.kill()  # type: ignore[union-attr]
+            seen: Counter[str] = Counter()
+            load = asyncio.create_task(
+                drive_v2(f"http://{proc.address}", 1500, concurrency=6, by_version=seen)
+            )
+            deadline = time.monotonic() + 30
+            while sum(seen.values()) < 300 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            canary.popen.kill()  # type: ignore[union-attr]  # mid-run: 1,200 still to send
             return await load
 
         by_version, by_reason, problems = asyncio.run(run())
         print(f"\nV2 with the canary killed: {dict(by_version)} {dict(by_reason)}")
         assert problems == []
-        assert sum(by_version.values()) == 600
+        assert sum(by_version.values()) == 1500
         assert by_version["v2.4.0"] > 0 and by_reason["fallback"] > 0
     finally:
         canary.stop()

@@ -9,11 +9,16 @@ version tried (not per replica), so a fallback to stable prepares stable's form 
 
 - a V2 request (the V2 door, gateway/v2_door.py) goes to ``/v2/models/{name}/infer`` of the
   version's replicas, ``name`` being routing.yaml's ``model_name`` (default: ``model``). Our
-  model servers take it as it came, binary tensors included. A ``protocol: v2`` version with
-  ``binary_tensors: false`` (MLServer) gets a binary request as JSON
-  (``protocols.v2.translate.binary_to_json_request``), and its answer is made binary again as
-  the request asked (``json_to_binary_answer``). A replica that names the model otherwise has
-  its answer say the gateway's name, so a client sees one model whoever served it;
+  model servers take it as it came, binary tensors included. A ``protocol: v2`` version (any
+  V2 server) asked for the model contract's outputs (``churn_probability``, ``risk_tier``,
+  ``top_reasons``), or for none, is asked for its score output instead (routing.yaml's
+  ``score``), and its answer is put in the contract's outputs: the probability, its tier, no
+  reasons (``parameters.reasons_available: false``), so a client sees the same outputs whichever
+  version serves it, as the gateway's metadata (the stable version's) says. A client asking
+  for the server's own outputs gets them as they are. A version with ``binary_tensors: false``
+  (MLServer) gets a binary request as JSON (``protocols.v2.translate.binary_to_json_request``),
+  and its answer is made binary again as the request asked. A replica that names the model
+  otherwise has its answer say the gateway's name, so a client sees one model;
 - a /predict or /predict/batch request to a ``protocol: v2`` version is translated to a V2
   request (``predict_to_v2``) and the answer back to the model API (``v2_to_predict``): the
   probability and the tier as the model API gives them, ``top_reasons: []`` and

@@ -130,6 +130,11 @@ def test_v2_shares_follow_the_weights(start: Callable[..., Process]) -> None:
     assert sum(by_version.values()) == 1000
     assert abs(by_version["v2.4.0"] / 1000 - 0.10) <= share_tolerance(0.10, 1000)
     assert by_reason.keys() == {"weighted"}
+    # Counted as /predict's are: what /stats, the status page and the controller read.
+    metrics = httpx.get(f"http://{proc.address}/metrics").text
+    for version, count in by_version.items():
+        line = f'gateway_requests_total{{reason="weighted",status="200",version="{version}"}}'
+        assert f"{line} {float(count)}" in metrics, (line, metrics[:2000])
 
 
 def test_sticky_keys_keep_their_version_through_either_door(start: Callable[..., Process]) -> None:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from gateway.errors import BadRequest, GatewayError, UpstreamFailure
+from gateway.errors import BadRequest, InvalidRequest, UpstreamFailure
 from gateway.wire import Headers, Message, lines_named
 from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores
 from protocols.v2.codec import (
@@ -81,21 +81,6 @@ SERVED_OUTPUTS = (PROBABILITY_OUTPUT, TIER_OUTPUT)
 CONTRACT_SOURCE = ScoreSource("v2")  # where an answer in the contract's outputs holds the score
 # Request headers a JSON-made body must not carry on (it has no binary part, and is JSON).
 BINARY_REQUEST_HEADERS = frozenset({INFERENCE_HEADER_BYTES, b"content-type"})
-
-
-class InvalidRequest(GatewayError):
-    """A /predict body a ``protocol: v2`` version cannot be asked: the 422 a model server
-    would have answered (FastAPI's shape, the field named)."""
-
-    status = 422
-    error = "invalid_request"
-
-    def __init__(self, detail: str, payload: bytes, *, version: str | None = None) -> None:
-        super().__init__(detail, version=version)
-        self.payload = payload
-
-    def body(self) -> bytes:
-        return self.payload
 
 
 @dataclass(frozen=True, slots=True)

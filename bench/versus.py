@@ -45,11 +45,14 @@ def ensure_venv(say: Callable[[str], None]) -> Path:
 def mlserver_env(http_port: int, workers: int, metrics_dir: Path) -> dict[str, str]:
     """MLServer's settings the exported settings.json leaves to the environment."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
+    grpc_port = metrics_port = http_port
+    while len({http_port, grpc_port, metrics_port}) < 3:  # all three its own
+        grpc_port, metrics_port = free_port(), free_port()
     return {
         "MLSERVER_HOST": "127.0.0.1",
         "MLSERVER_HTTP_PORT": str(http_port),
-        "MLSERVER_GRPC_PORT": str(free_port()),
-        "MLSERVER_METRICS_PORT": str(free_port()),
+        "MLSERVER_GRPC_PORT": str(grpc_port),
+        "MLSERVER_METRICS_PORT": str(metrics_port),
         "MLSERVER_PARALLEL_WORKERS": str(workers),
         # Its multiprocess metrics' files: in the run's directory, not the working directory.
         "MLSERVER_METRICS_DIR": str(metrics_dir),

@@ -28,13 +28,14 @@ is an error in MLServer (the encoder's), never a silently mis-scored row.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from model_server.artifact import load_artifact
+from model_server.artifact import ArtifactError, load_artifact
 from model_server.features import CATEGORICAL_MAPS, FEATURE_ORDER
 
 # The model's V2 inputs, name -> datatype, as our replicas take them (one definition).
@@ -53,6 +54,8 @@ SCORE_COLUMN = 1
 TOLERANCE = 1e-12
 SAMPLE_ROWS = 2_000
 SAMPLE_SEED = 20261203
+# A model's name is a path segment on /v2/models/{name} and the model's directory.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 class ExportError(Exception):
@@ -190,8 +193,8 @@ def export_version(
     """Verify and load ``artifacts/VERSION/model.joblib``, check the pipeline, write ``out``."""
     import joblib
 
-    from model_server.artifact import ArtifactError
-
+    if not _NAME.fullmatch(name):
+        raise ExportError(f"model name {name!r}: letters, digits, '_', '-' and '.' only")
     model_path = artifacts / version / MODEL_FILE
     try:
         artifact = load_artifact(model_path, version)

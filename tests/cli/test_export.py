@@ -53,3 +53,13 @@ def test_export_needs_a_format_and_out(capsys: pytest.CaptureFixture[str]) -> No
     code, _, stderr = run(capsys, "export", "mlserver", "v2.3.1")
     assert code == 2
     assert "--out" in stderr
+
+
+def test_a_model_name_is_one_path_segment(
+    capsys: pytest.CaptureFixture[str], artifacts_dir: Path, tmp_path: Path
+) -> None:
+    argv = ["--out", str(tmp_path / "x"), "--artifacts", str(artifacts_dir), "--name", "../up"]
+    code, _, stderr = run(capsys, "export", "mlserver", "v2.3.1", *argv)
+    assert code == 1
+    assert "model name '../up'" in stderr
+    assert not (tmp_path / "up").exists() and not (tmp_path / "x").exists()

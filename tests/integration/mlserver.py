@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,10 +14,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.procs import REPO_ROOT, free_port
+from tests.integration.procs import REPO_ROOT
 
 MLSERVER = REPO_ROOT / ".venv-mlserver" / "bin" / "mlserver"
 MLSERVER_PYTHON = MLSERVER.parent / "python"
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` free ports of 127.0.0.1, all different: each socket is held until all are
+    bound (one at a time, the kernel may hand the same port out twice, and MLServer then waits
+    for ever on the port its other server took)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def require_mlserver() -> Path:
@@ -35,13 +50,13 @@ class MLServer:
         self.directory = directory
         self.workdir = workdir
         self.name = name
-        self.port = free_port()
+        self.port, grpc_port, metrics_port = distinct_free_ports(3)
         # Ports and workers from the environment: the exported settings.json leaves them out.
         self.env = {
             "MLSERVER_HOST": "127.0.0.1",
             "MLSERVER_HTTP_PORT": str(self.port),
-            "MLSERVER_GRPC_PORT": str(free_port()),
-            "MLSERVER_METRICS_PORT": str(free_port()),
+            "MLSERVER_GRPC_PORT": str(grpc_port),
+            "MLSERVER_METRICS_PORT": str(metrics_port),
             "MLSERVER_PARALLEL_WORKERS": str(workers),
         }
         self.popen: subprocess.Popen[bytes] | None = None

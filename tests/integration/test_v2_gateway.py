@@ -265,6 +265,7 @@ def test_shadow_and_the_prediction_log_see_v2_requests(
         prediction_log="true",
         data_dir=tmp_path / "data",
         prediction_log_flush_s=0.2,
+        outcomes_token="v2-token",
     )
     url = f"http://{proc.address}"
     answers: dict[str, dict[str, Any]] = {}
@@ -312,3 +313,11 @@ def test_shadow_and_the_prediction_log_see_v2_requests(
             outputs = {o["name"]: o["data"] for o in answers[request_id]["outputs"]}
             assert probability == outputs["churn_probability"][row]
             assert version == "v2.3.1"
+    # An outcome posted against the request's id labels its row, served and shadow alike.
+    posted = httpx.post(
+        f"{url}/outcomes",
+        json=[{"request_id": "log-1", "row": 1, "churned": True, "observed_at": time.time()}],
+        headers={"Authorization": "Bearer v2-token"},
+    )
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["labelled"] == 2

@@ -40,6 +40,21 @@ class BadRequest(GatewayError):
     error = "bad_request"
 
 
+class InvalidRequest(GatewayError):
+    """A /predict body a ``protocol: v2`` version cannot be asked: the 422 a model server
+    would have answered (FastAPI's shape, the field named)."""
+
+    status = 422
+    error = "invalid_request"
+
+    def __init__(self, detail: str, payload: bytes, *, version: str | None = None) -> None:
+        super().__init__(detail, version=version)
+        self.payload = payload
+
+    def body(self) -> bytes:
+        return self.payload
+
+
 class UnknownModel(GatewayError):
     """A V2 path naming a model, or a version of it, the gateway does not serve."""
 

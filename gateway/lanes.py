@@ -9,11 +9,16 @@ version tried (not per replica), so a fallback to stable prepares stable's form 
 
 - a V2 request (the V2 door, gateway/v2_door.py) goes to ``/v2/models/{name}/infer`` of the
   version's replicas, ``name`` being routing.yaml's ``model_name`` (default: ``model``). Our
-  model servers take it as it came, binary tensors included. A ``protocol: v2`` version with
-  ``binary_tensors: false`` (MLServer) gets a binary request as JSON
-  (``protocols.v2.translate.binary_to_json_request``), and its answer is made binary again as
-  the request asked (``json_to_binary_answer``). A replica that names the model otherwise has
-  its answer say the gateway's name, so a client sees one model whoever served it;
+  model servers take it as it came, binary tensors included. A ``protocol: v2`` version (any
+  V2 server) asked for the model contract's outputs (``churn_probability``, ``risk_tier``,
+  ``top_reasons``), or for none, is asked for its score output instead (routing.yaml's
+  ``score``), and its answer is put in the contract's outputs: the probability, its tier, no
+  reasons (``parameters.reasons_available: false``), so a client sees the same outputs whichever
+  version serves it, as the gateway's metadata (the stable version's) says. A client asking
+  for the server's own outputs gets them as they are. A version with ``binary_tensors: false``
+  (MLServer) gets a binary request as JSON (``protocols.v2.translate.binary_to_json_request``),
+  and its answer is made binary again as the request asked. A replica that names the model
+  otherwise has its answer say the gateway's name, so a client sees one model;
 - a /predict or /predict/batch request to a ``protocol: v2`` version is translated to a V2
   request (``predict_to_v2``) and the answer back to the model API (``v2_to_predict``): the
   probability and the tier as the model API gives them, ``top_reasons: []`` and
@@ -37,7 +42,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from gateway.errors import BadRequest, GatewayError, UpstreamFailure
+from gateway.errors import BadRequest, InvalidRequest, UpstreamFailure
 from gateway.wire import Headers, Message, lines_named
 from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores
 from protocols.v2.codec import (
@@ -78,21 +83,6 @@ CONTRACT_SOURCE = ScoreSource("v2")  # where an answer in the contract's outputs
 BINARY_REQUEST_HEADERS = frozenset({INFERENCE_HEADER_BYTES, b"content-type"})
 
 
-class InvalidRequest(GatewayError):
-    """A /predict body a ``protocol: v2`` version cannot be asked: the 422 a model server
-    would have answered (FastAPI's shape, the field named)."""
-
-    status = 422
-    error = "invalid_request"
-
-    def __init__(self, detail: str, payload: bytes, *, version: str | None = None) -> None:
-        super().__init__(detail, version=version)
-        self.payload = payload
-
-    def body(self) -> bytes:
-        return self.payload
-
-
 @dataclass(frozen=True, slots=True)
 class V2Call:
     """A V2 inference request as the V2 door hands it to the proxy."""
@@ -103,6 +93,9 @@ class V2Call:
     request_id: bytes | None  # the request's ``id``, when it can be a request id
 
 
+Reply = Callable[[Message, float], Message]
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """One request in the form one version's replicas take."""
@@ -110,9 +103,9 @@ class Prepared:
     path: str
     body: bytes
     headers: Headers
-    # The replica's answer (status 200) as the client gets it; raises UpstreamFailure when it
-    # cannot be read. None: as it came.
-    reply: Callable[[Message], Message] | None
+    # The replica's answer (status 200) as the client gets it, given the seconds the replica
+    # took; raises UpstreamFailure when it cannot be read. None: as it came.
+    reply: Reply | None
     replica_source: ScoreSource  # where the replica's answer holds the score
     client_source: ScoreSource  # where the client's answer does
 
@@ -134,7 +127,7 @@ class Lane:
             return self._from_predict(path, body, headers)
         target = self.infer_path + call.query
         if self.protocol == "model_api":
-            reply = self._renamed if self.renames else None
+            reply = self._rename if self.renames else None
             return Prepared(target, body, headers, reply, self.source, self.source)
         return self._to_v2_server(target, body, headers, call.header_length)
 
@@ -149,7 +142,7 @@ class Lane:
         except TranslationError as exc:
             raise InvalidRequest(str(exc), exc.model_api_body(), version=self.version) from None
 
-        def to_model_api(resp: Message) -> Message:
+        def to_model_api(resp: Message, seconds: float) -> Message:
             try:
                 answer = v2_to_predict(
                     resp.body,
@@ -158,6 +151,8 @@ class Lane:
                     column=source.column,
                     version=self.version,
                     batch=batch,
+                    # A batch answer says how long the version took, as a model server's does.
+                    processing_time_ms=round(seconds * 1000, 3) if batch else None,
                 )
             except (TranslationError, TensorError) as exc:
                 raise _unreadable(self.version, exc) from None
@@ -197,11 +192,11 @@ class Lane:
         asked = _asked_outputs(document)
         if asked is not None and not set(asked) <= set(OUR_OUTPUTS):
             # The server's own outputs: its answer as it is (binary if the client wished).
-            reply: Callable[[Message], Message] | None = None
+            reply: Reply | None = None
             if wishes is not None and not self.binary_tensors:
                 reply = self._binary_answer(wishes)
             elif self.renames:
-                reply = self._renamed
+                reply = self._rename
             return Prepared(target, body, headers, reply, self.source, self.source)
         document["outputs"] = [{"name": self.source.output}]
         parameters = document.get("parameters")
@@ -223,10 +218,8 @@ class Lane:
             target, body, headers, self._as_ours(wanted, wishes), self.source, CONTRACT_SOURCE
         )
 
-    def _as_ours(
-        self, wanted: tuple[str, ...], wishes: InferRequest | None
-    ) -> Callable[[Message], Message]:
-        def as_ours(resp: Message) -> Message:
+    def _as_ours(self, wanted: tuple[str, ...], wishes: InferRequest | None) -> Reply:
+        def as_ours(resp: Message, seconds: float) -> Message:
             header_length = answer_header_length(resp.head)
             try:
                 scores = read_scores(resp.body, self.source, header_length)
@@ -258,8 +251,8 @@ class Lane:
 
         return as_ours
 
-    def _binary_answer(self, wishes: InferRequest) -> Callable[[Message], Message]:
-        def to_binary(resp: Message) -> Message:
+    def _binary_answer(self, wishes: InferRequest) -> Reply:
+        def to_binary(resp: Message, seconds: float) -> Message:
             body = self._renamed(resp).body if self.renames else resp.body
             try:
                 answer, header_length = json_to_binary_answer(body, (), request=wishes)
@@ -268,6 +261,9 @@ class Lane:
             return Message(resp.status, _retag(resp.head, header_length), answer)
 
         return to_binary
+
+    def _rename(self, resp: Message, seconds: float) -> Message:
+        return self._renamed(resp)
 
     def _renamed(self, resp: Message) -> Message:
         """The answer with the gateway's model name in place of the replicas' own."""

@@ -363,12 +363,13 @@ class Proxy:
                 failures.append(UpstreamFailure("timeout", "request time budget spent"))
                 return None
             tried.append(replica)
+            sent = time.perf_counter() if reply is not None else 0.0
             resp = await self._try_replica(snap, replica, path, body, headers, remaining, failures)
             if resp is None:
                 continue
             if reply is not None and resp.status == 200:
                 try:
-                    resp = reply(resp)
+                    resp = reply(resp, time.perf_counter() - sent)
                 except UpstreamFailure as failure:  # an answer that cannot be read back
                     self._count_failure(snap, replica, failure)
                     failures.append(failure)

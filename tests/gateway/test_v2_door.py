@@ -314,6 +314,7 @@ def test_predict_on_a_v2_only_version_is_translated_with_reasons_unavailable(
         batch = client.post("/predict/batch", json={"customers": [CUSTOMER, CUSTOMER]})
         assert batch.status_code == 200
         assert batch.json()["batch_size"] == 2
+        assert batch.json()["processing_time_ms"] >= 0  # what the model API's batch answer has
 
 
 def test_a_bad_predict_body_for_a_v2_only_version_is_the_model_apis_422(tmp_path: Path) -> None:

@@ -77,11 +77,18 @@ def inputs_of(rows: list[dict[str, Any]], binary: bool = True) -> list[triton.In
 
 
 async def drive_v2(
-    url: str, count: int, *, concurrency: int = 8, max_seconds: float = 60.0, **kwargs: Any
+    url: str,
+    count: int,
+    *,
+    concurrency: int = 8,
+    max_seconds: float = 60.0,
+    by_version: Counter[str] | None = None,
+    **kwargs: Any,
 ) -> tuple[Counter[str], Counter[str], list[str]]:
     """``count`` V2 JSON requests (bounded in time too), each with its own id: the versions
-    and route reasons that answered, and every problem seen."""
-    by_version: Counter[str] = Counter()
+    (counted into ``by_version`` as they answer, when given) and route reasons that answered,
+    and every problem seen."""
+    by_version = by_version if by_version is not None else Counter()
     by_reason: Counter[str] = Counter()
     problems: list[str] = []
     deadline = time.monotonic() + max_seconds
@@ -123,6 +130,11 @@ def test_v2_shares_follow_the_weights(start: Callable[..., Process]) -> None:
     assert sum(by_version.values()) == 1000
     assert abs(by_version["v2.4.0"] / 1000 - 0.10) <= share_tolerance(0.10, 1000)
     assert by_reason.keys() == {"weighted"}
+    # Counted as /predict's are: what /stats, the status page and the controller read.
+    metrics = httpx.get(f"http://{proc.address}/metrics").text
+    for version, count in by_version.items():
+        line = f'gateway_requests_total{{reason="weighted",status="200",version="{version}"}}'
+        assert f"{line} {float(count)}" in metrics, (line, metrics[:2000])
 
 
 def test_sticky_keys_keep_their_version_through_either_door(start: Callable[..., Process]) -> None:
@@ -223,15 +235,20 @@ def test_a_canary_killed_mid_run_costs_no_v2_request(
         )
 
         async def run() -> tuple[Counter[str], Counter[str], list[str]]:
-            load = asyncio.create_task(drive_v2(f"http://{proc.address}", 600, concurrency=6))
-            await asyncio.sleep(1.0)
-            canary.popen.kill()  # type: ignore[union-attr]
+            seen: Counter[str] = Counter()
+            load = asyncio.create_task(
+                drive_v2(f"http://{proc.address}", 1500, concurrency=6, by_version=seen)
+            )
+            deadline = time.monotonic() + 30
+            while sum(seen.values()) < 300 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            canary.popen.kill()  # type: ignore[union-attr]  # mid-run: 1,200 still to send
             return await load
 
         by_version, by_reason, problems = asyncio.run(run())
         print(f"\nV2 with the canary killed: {dict(by_version)} {dict(by_reason)}")
         assert problems == []
-        assert sum(by_version.values()) == 600
+        assert sum(by_version.values()) == 1500
         assert by_version["v2.4.0"] > 0 and by_reason["fallback"] > 0
     finally:
         canary.stop()
@@ -248,6 +265,7 @@ def test_shadow_and_the_prediction_log_see_v2_requests(
         prediction_log="true",
         data_dir=tmp_path / "data",
         prediction_log_flush_s=0.2,
+        outcomes_token="v2-token",
     )
     url = f"http://{proc.address}"
     answers: dict[str, dict[str, Any]] = {}
@@ -295,3 +313,11 @@ def test_shadow_and_the_prediction_log_see_v2_requests(
             outputs = {o["name"]: o["data"] for o in answers[request_id]["outputs"]}
             assert probability == outputs["churn_probability"][row]
             assert version == "v2.3.1"
+    # An outcome posted against the request's id labels its row, served and shadow alike.
+    posted = httpx.post(
+        f"{url}/outcomes",
+        json=[{"request_id": "log-1", "row": 1, "churned": True, "observed_at": time.time()}],
+        headers={"Authorization": "Bearer v2-token"},
+    )
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["labelled"] == 2

@@ -193,10 +193,14 @@ def test_without_gateway_only_replicas_are_planned() -> None:
 
 
 def test_a_v2_version_is_reached_as_written_and_nothing_is_started_for_it() -> None:
-    text = (REPO_ROOT / "routing.yaml").read_text().replace(
-        "    replicas: [http://model-v2-4-0-a:8000]",
-        "    replicas: [http://127.0.0.1:8090]\n    protocol: v2\n"
-        "    score: {output: predict_proba, column: 1}",
+    text = (
+        (REPO_ROOT / "routing.yaml")
+        .read_text()
+        .replace(
+            "    replicas: [http://model-v2-4-0-a:8000]",
+            "    replicas: [http://127.0.0.1:8090]\n    protocol: v2\n"
+            "    score: {output: predict_proba, column: 1}",
+        )
     )
     config = parse_config(text).config
     plan = build_plan(

@@ -180,8 +180,11 @@ class Lane:
             except TensorError as exc:
                 # What the replica would have said of this body: a 400 naming the tensor.
                 raise BadRequest(str(exc)) from None
-            headers = _json_headers(headers)
             header_length = None
+        if header_length is None:
+            # Whatever the client said (curl -d says a form): a V2 server that reads the content
+            # type (MLServer does) would refuse the JSON as a form's text.
+            headers = _json_headers(headers)
         json_part = body if header_length is None else body[:header_length]
         try:
             document = orjson.loads(json_part)

@@ -12,6 +12,8 @@ import bisect
 import http
 from collections.abc import Callable, Iterator
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -25,7 +27,7 @@ from gateway.pool import ReplicaState
 from gateway.state import GatewayState
 from httpserver.tally import ConnectionTally
 from vocabulary import metric_names
-from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS
+from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS, PROBABILITY_BIN_LABELS, PROBABILITY_BOUNDS
 
 
 def _status_labels() -> dict[int, str]:
@@ -52,6 +54,8 @@ class GatewayMetrics:
         registry.register(self.answered)
         self.clients = ClientTally()
         registry.register(self.clients)
+        self.served = ServedProbabilities()
+        registry.register(self.served)
         self.upstream_errors = Counter(
             metric_names.GATEWAY_UPSTREAM_ERRORS.name,
             "Failed tries against a replica, by version, replica and cause.",
@@ -86,6 +90,7 @@ class GatewayMetrics:
         return [
             self.answered,
             self.clients,
+            self.served,
             self.upstream_errors,
             self.fallbacks,
             self.ejections,
@@ -149,6 +154,42 @@ class AnsweredRequests(Collector):
                 buckets.append((name, cumulative))
             latency.add_metric([version], buckets, sum_value=tally[-1])
         yield latency
+
+
+class ServedProbabilities(Collector):
+    """gateway_served_probability_rows_total: the probabilities clients got from a version whose
+    answers the gateway reads anyway (a ``protocol: v2`` version, gateway/lanes.py), per bin of
+    the shared probability bounds. Such a server exports no histogram of its predictions, as our
+    replicas do (model_churn_probability), so the rollout judge's drift checks read this one for
+    it. Only answers a client got are counted, never a shadow copy's (the replicas' histogram
+    leaves those out too); our replicas' answers are never read for it, so /predict's hot path
+    pays nothing.
+
+    Labels: a configured version (the lane's), and a bin from the fixed set."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, npt.NDArray[np.int64]] = {}  # version -> rows per bin
+
+    def record(self, version: str, probabilities: npt.NDArray[np.float64]) -> None:
+        """The rows of one answer. ``version`` must be a configured one (the caller's job)."""
+        tally = self.rows.get(version)
+        if tally is None:
+            tally = self.rows[version] = np.zeros(len(PROBABILITY_BOUNDS), dtype=np.int64)
+        # "le" bins: a bound is inclusive; anything past 1.0 (or not a number) joins the last.
+        bins = np.searchsorted(PROBABILITY_BOUNDS, probabilities, side="left")
+        np.add.at(tally, np.minimum(bins, len(PROBABILITY_BOUNDS) - 1), 1)
+
+    def collect(self) -> Iterator[Metric]:
+        rows = CounterMetricFamily(
+            metric_names.GATEWAY_SERVED_PROBABILITY_ROWS.name,
+            "Rows clients got from a version whose answers the gateway reads (a protocol: v2 "
+            "version), by churn-probability bin: its prediction histogram, for the drift checks.",
+            labels=list(metric_names.GATEWAY_SERVED_PROBABILITY_ROWS.labels),
+        )
+        for version, tally in sorted(self.rows.items()):
+            for label, count in zip(PROBABILITY_BIN_LABELS, tally.tolist(), strict=True):
+                rows.add_metric([version, label], count)
+        yield rows
 
 
 class ClientTally(ConnectionTally, Collector):

@@ -39,7 +39,7 @@ judge's drift checks. Only the client's answer goes through a reply, never a sha
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ import orjson
 
 from gateway.errors import BadRequest, InvalidRequest, UpstreamFailure
 from gateway.wire import Headers, Message, lines_named
-from protocols.scores import MODEL_API, BadScores, Score, ScoreSource, read_scores
+from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores, v2_probabilities
 from protocols.v2.codec import (
     INFERENCE_HEADER,
     InferRequest,
@@ -65,7 +65,7 @@ from protocols.v2.translate import (
     binary_to_json_request,
     json_to_binary_answer,
     predict_to_v2,
-    v2_to_predict,
+    v2_to_predict_served,
 )
 from routing_config import RoutingConfig
 
@@ -99,7 +99,7 @@ class V2Call:
 
 
 # The probabilities a client's answer served, when its lane read them (None: not read).
-Served = npt.NDArray[np.float64] | None
+Served = Sequence[float] | npt.NDArray[np.float64] | None
 Reply = Callable[[Message, float], tuple[Message, Served]]
 
 
@@ -152,7 +152,7 @@ class Lane:
 
         def to_model_api(resp: Message, seconds: float) -> tuple[Message, Served]:
             try:
-                answer = v2_to_predict(
+                answer, served = v2_to_predict_served(
                     resp.body,
                     answer_header_length(resp.head),
                     output=source.output,
@@ -162,9 +162,7 @@ class Lane:
                     # A batch answer says how long the version took, as a model server's does.
                     processing_time_ms=round(seconds * 1000, 3) if batch else None,
                 )
-                # Read back from the answer just made: the probabilities the client got.
-                served = _probabilities(read_scores(answer, MODEL_API))
-            except (TranslationError, TensorError, BadScores) as exc:
+            except (TranslationError, TensorError) as exc:
                 raise _unreadable(self.version, exc) from None
             return Message(resp.status, _retag(resp.head, None), answer), served
 
@@ -243,7 +241,7 @@ class Lane:
                 raise _unreadable(self.version, exc) from None
             answer_id = document.get("id") if isinstance(document, dict) else None
             rows = (len(scores),)
-            probabilities = _probabilities(scores)
+            probabilities = np.array([s.probability for s in scores], dtype=np.float64)
             outputs: dict[str, Tensor] = {}
             for name in wanted:
                 if name == PROBABILITY_OUTPUT:
@@ -270,12 +268,13 @@ class Lane:
         the client's to read)."""
 
         def as_is(resp: Message, seconds: float) -> tuple[Message, Served]:
+            source = self.source
+            header_length = answer_header_length(resp.head)
+            served: Served
             try:
-                scores = read_scores(resp.body, self.source, answer_header_length(resp.head))
+                served = v2_probabilities(resp.body, header_length, source.output, source.column)
             except BadScores:
                 served = None
-            else:
-                served = _probabilities(scores)
             return (resp if remake is None else remake(resp)), served
 
         return as_is
@@ -348,10 +347,6 @@ def binary_wishes(body: bytes, header_length: int | None) -> InferRequest | None
     return InferRequest(
         id=None, inputs=[], outputs=outputs or None, parameters={"binary_data_output": default}
     )
-
-
-def _probabilities(scores: list[Score]) -> npt.NDArray[np.float64]:
-    return np.array([s.probability for s in scores], dtype=np.float64)
 
 
 def _unreadable(version: str, exc: Exception) -> UpstreamFailure:

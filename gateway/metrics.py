@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import http
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,9 @@ def _status_labels() -> dict[int, str]:
 
 
 STATUS_LABELS = _status_labels()
+# Up to this many rows, an answer's bins are found one by one (bisect): cheaper than numpy's
+# call overhead for /predict's one row; above it, at once.
+SMALL_ANSWER = 16
 
 
 class GatewayMetrics:
@@ -168,16 +171,25 @@ class ServedProbabilities(Collector):
     Labels: a configured version (the lane's), and a bin from the fixed set."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, npt.NDArray[np.int64]] = {}  # version -> rows per bin
+        self.rows: dict[str, list[int]] = {}  # version -> rows per bin
 
-    def record(self, version: str, probabilities: npt.NDArray[np.float64]) -> None:
+    def record(
+        self, version: str, probabilities: Sequence[float] | npt.NDArray[np.float64]
+    ) -> None:
         """The rows of one answer. ``version`` must be a configured one (the caller's job)."""
         tally = self.rows.get(version)
         if tally is None:
-            tally = self.rows[version] = np.zeros(len(PROBABILITY_BOUNDS), dtype=np.int64)
-        # "le" bins: a bound is inclusive; anything past 1.0 (or not a number) joins the last.
-        bins = np.searchsorted(PROBABILITY_BOUNDS, probabilities, side="left")
-        np.add.at(tally, np.minimum(bins, len(PROBABILITY_BOUNDS) - 1), 1)
+            tally = self.rows[version] = [0] * len(PROBABILITY_BOUNDS)
+        last = len(PROBABILITY_BOUNDS) - 1
+        if len(probabilities) <= SMALL_ANSWER:
+            # "le" bins: a bound is inclusive; past 1.0 (the score readers refuse it) or not a
+            # number would join the last bin.
+            for p in probabilities:
+                tally[min(bisect.bisect_left(PROBABILITY_BOUNDS, p), last)] += 1
+            return
+        bins = np.minimum(np.searchsorted(PROBABILITY_BOUNDS, probabilities, side="left"), last)
+        for i, n in enumerate(np.bincount(bins, minlength=len(PROBABILITY_BOUNDS)).tolist()):
+            tally[i] += n
 
     def collect(self) -> Iterator[Metric]:
         rows = CounterMetricFamily(
@@ -187,7 +199,7 @@ class ServedProbabilities(Collector):
             labels=list(metric_names.GATEWAY_SERVED_PROBABILITY_ROWS.labels),
         )
         for version, tally in sorted(self.rows.items()):
-            for label, count in zip(PROBABILITY_BIN_LABELS, tally.tolist(), strict=True):
+            for label, count in zip(PROBABILITY_BIN_LABELS, tally, strict=True):
                 rows.add_metric([version, label], count)
         yield rows
 

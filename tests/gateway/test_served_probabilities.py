@@ -51,10 +51,14 @@ def bins_of(*probabilities: float) -> list[float]:
 
 
 def test_bins_take_the_shared_bounds_inclusively() -> None:
+    edges = [0.0, 0.1, 0.1000001, 0.3, 0.6, 0.95, 1.0]
     tally = ServedProbabilities()
-    tally.record("v2.4.0", np.array([0.0, 0.1, 0.1000001, 0.3, 0.6, 0.95, 1.0]))
+    tally.record("v2.4.0", edges)  # a small answer: bin by bin
     tally.record("v2.4.0", np.array([], dtype=np.float64))  # an empty answer adds nothing
-    assert tally.rows["v2.4.0"].tolist() == [2, 1, 1, 0, 0, 1, 0, 0, 0, 2]
+    assert tally.rows["v2.4.0"] == [2, 1, 1, 0, 0, 1, 0, 0, 0, 2]
+    # A large answer, binned at once, bins alike.
+    tally.record("v2.5.0", np.array(edges * 100))
+    assert tally.rows["v2.5.0"] == [200, 100, 100, 0, 0, 100, 0, 0, 0, 200]
     metrics = GatewayMetrics(CollectorRegistry())
     assert metrics.served in metrics.counted()  # summed over workers, as the other counts
 

@@ -9,8 +9,12 @@ Stable is v2.3.1 on our replica; the canary, v2.4.0, is that version's artifact 
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ from rollout.judge import judge
 from rollout.sources.prometheus import PrometheusSource
 from rollout.sources.scrape import ScrapeSource
 from routing_config import RolloutThresholds
+from tests.integration.fake_replicas import Proc
 from tests.integration.mlserver import MLServer
 from tests.integration.procs import Process, gateway, replica, wait_for
 from tests.integration.prometheus import PROMETHEUS, Prometheus
@@ -34,20 +39,19 @@ from vocabulary.buckets import PROBABILITY_BIN_LABELS
 
 STABLE, CANARY = "v2.3.1", "v2.4.0"
 STABLE_HOST, CANARY_HOST = "model-v2-3-1-a:8000", "mlserver-a:8080"
-ROUTING = f"""\
-service: streamflow-churn
-stable: {STABLE}
-mode: canary
-versions:
-  {STABLE}:
-    replicas: [http://{STABLE_HOST}]
-  {CANARY}:
-    replicas: [http://{CANARY_HOST}]
-    protocol: v2
-    score: {{output: predict_proba, column: 1}}
-canary:
-  weights: {{{STABLE}: 50, {CANARY}: 50}}
-"""
+
+
+def routing(canary_weight: int, plan: dict[str, Any] | None = None) -> str:
+    text = (
+        f"service: streamflow-churn\nstable: {STABLE}\nmode: canary\nversions:\n"
+        f"  {STABLE}:\n    replicas: [http://{STABLE_HOST}]\n"
+        f"  {CANARY}:\n    replicas: [http://{CANARY_HOST}]\n"
+        "    protocol: v2\n    score: {output: predict_proba, column: 1}\n"
+        f"canary:\n  weights: {{{STABLE}: {100 - canary_weight}, {CANARY}: {canary_weight}}}\n"
+    )
+    return text if plan is None else text + f"rollout: {json.dumps(plan)}\n"
+
+
 REQUESTS = 80  # per door; 4 customers each
 ROWS = 4
 BINS = len(PROBABILITY_BIN_LABELS)
@@ -116,19 +120,25 @@ def canary_mlserver(
 
 
 @pytest.fixture
-def gw(
+def start_gateway(
     stable_replica: Process, canary_mlserver: MLServer, tmp_path: Path, log_dir: Path
-) -> Iterator[Process]:
-    path = tmp_path / "routing.yaml"
-    path.write_text(ROUTING)
-    resolve = {STABLE_HOST: stable_replica.address, CANARY_HOST: canary_mlserver.address}
-    proc = gateway(path, resolve, health_interval_s=0.5).start(log_dir)
-    try:
+) -> Iterator[Callable[[str], tuple[Process, Path]]]:
+    running: list[Process] = []
+
+    def start(text: str) -> tuple[Process, Path]:
+        path = tmp_path / "routing.yaml"
+        path.write_text(text)
+        resolve = {STABLE_HOST: stable_replica.address, CANARY_HOST: canary_mlserver.address}
+        settings = {"health_interval_s": 0.5, "reload_interval_s": 0.2}
+        proc = gateway(path, resolve, **settings).start(log_dir)
+        running.append(proc)
         wait_for(f"http://{proc.address}/ready", timeout=30)
         # Until MLServer's replica passed its first V2 health check (readiness, version).
         wait_for(f"http://{proc.address}/v2/models/churn/versions/{CANARY}/ready", timeout=30)
-        yield proc
-    finally:
+        return proc, path
+
+    yield start
+    for proc in running:
         proc.stop()
 
 
@@ -175,8 +185,9 @@ def check_reading(snapshot: Snapshot, got: dict[str, list[int]]) -> None:
 
 
 def test_an_mlserver_canary_is_judged_on_what_it_served(
-    gw: Process, stable_replica: Process, tmp_path: Path
+    start_gateway: Callable[[str], tuple[Process, Path]], stable_replica: Process, tmp_path: Path
 ) -> None:
+    gw, _ = start_gateway(routing(50))
     url = f"http://{gw.address}"
     got = traffic(url)
     assert sum(got[CANARY]) > 100 and sum(got[STABLE]) > 100  # both served (50/50)
@@ -210,3 +221,78 @@ def test_an_mlserver_canary_is_judged_on_what_it_served(
             asked = PrometheusSource(prometheus.url, client).read()
     check_reading(asked, got)
     assert asked.of(CANARY).judged_probability == scraped.of(CANARY).judged_probability
+
+
+# As the MLServer rollout of test_mlserver_gateway.py, with the drift checks on: PSI and the tier
+# mix at their defaults. Latency against stable's stays off (MLServer answers in tens of
+# milliseconds on this shared machine where our replica answers in one); its ceiling holds.
+PLAN = {
+    "candidate": CANARY,
+    "steps": [20, 50, 100],
+    "interval": "2s",
+    "check_every": "500ms",
+    "min_requests": 100,
+    "failure_limit": 2,
+    "thresholds": {"p99_ratio": None, "p99_max_ms": 1000},
+}
+RATE = 60.0  # requests a second, of 4 customers each
+
+
+def load(url: str, stop: threading.Event, failed: list[str]) -> None:
+    """/predict/batch and V2 JSON in turn at RATE until stopped (at most 90 s, 6,000
+    requests)."""
+    deadline = time.monotonic() + 90
+    with httpx.Client(base_url=url, timeout=20) as client:
+        for n in range(6000):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            rows = customers(ROWS, seed=n % 200)
+            if n % 2:
+                answer = client.post("/v2/models/churn/infer", json=v2_json(rows))
+            else:
+                answer = client.post("/predict/batch", json={"customers": rows})
+            if answer.status_code != 200:
+                failed.append(f"{answer.status_code} {answer.text[:120]}")
+            stop.wait(1 / RATE)
+
+
+def test_the_controller_promotes_mlserver_with_the_drift_checks_on(
+    start_gateway: Callable[[str], tuple[Process, Path]], log_dir: Path
+) -> None:
+    gw, path = start_gateway(routing(0, PLAN))
+    url = f"http://{gw.address}"
+    stop, failed = threading.Event(), []
+    loader = threading.Thread(target=load, args=(url, stop, failed), daemon=True)
+    loader.start()
+    argv = [sys.executable, "-m", "gateway", "rollout", "start", "--file", str(path)]
+    controller = Proc("drift-controller", [*argv, "--gateway", url], {}, 0).start(log_dir)
+    try:
+        assert controller.popen is not None
+        code = controller.popen.wait(120)
+    finally:
+        stop.set()
+        loader.join(30)
+        controller.stop()
+    entries = [
+        json.loads(line)
+        for line in path.with_name(path.stem + ".rollout.jsonl").read_text().splitlines()
+        if line
+    ]
+    assert code == 0, entries[-3:]
+    assert not failed, failed[:5]
+    assert [e["weight"] for e in entries if e["action"] in ("start", "advance")] == [20, 50, 100]
+    # Every step advanced on a verdict whose drift checks judged MLServer's predictions.
+    advanced = [e for e in entries if e["action"] == "advance"]
+    assert advanced
+    for entry in advanced:
+        checks = {c["name"]: c for c in entry["checks"]}
+        assert checks["psi"]["status"] == "PASS" and checks["psi"]["value"] is not None
+        assert checks["tier_mix"]["status"] == "PASS"
+    print(
+        "\nrollout of MLServer with drift checks: "
+        + "; ".join(
+            f"{e['weight']}%: PSI {c['psi']['value']:.3f}"
+            for e in advanced
+            for c in [{x["name"]: x for x in e["checks"]}]
+        )
+    )

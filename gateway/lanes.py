@@ -29,22 +29,27 @@ An answer that cannot be read back (no score output, a broken V2 document) is a 
 replica (``protocol_error``): retried on another, then stable, like a 5xx.
 
 Each prepared request also says where the replica's answer, and the client's, hold the score
-(protocols/scores.py), for the shadow comparison and the prediction log.
+(protocols/scores.py), for the shadow comparison and the prediction log. A ``protocol: v2``
+version's reply also hands back the probabilities its answer served, which it reads anyway to
+remake the answer: the gateway counts them (``gateway_served_probability_rows``) as that
+version's prediction histogram, since a server that is not ours exports none for the rollout
+judge's drift checks. Only the client's answer goes through a reply, never a shadow copy.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from gateway.errors import BadRequest, InvalidRequest, UpstreamFailure
 from gateway.wire import Headers, Message, lines_named
-from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores
+from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores, v2_probabilities
 from protocols.v2.codec import (
     INFERENCE_HEADER,
     InferRequest,
@@ -60,7 +65,7 @@ from protocols.v2.translate import (
     binary_to_json_request,
     json_to_binary_answer,
     predict_to_v2,
-    v2_to_predict,
+    v2_to_predict_served,
 )
 from routing_config import RoutingConfig
 
@@ -93,7 +98,9 @@ class V2Call:
     request_id: bytes | None  # the request's ``id``, when it can be a request id
 
 
-Reply = Callable[[Message, float], Message]
+# The probabilities a client's answer served, when its lane read them (None: not read).
+Served = Sequence[float] | npt.NDArray[np.float64] | None
+Reply = Callable[[Message, float], tuple[Message, Served]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +111,8 @@ class Prepared:
     body: bytes
     headers: Headers
     # The replica's answer (status 200) as the client gets it, given the seconds the replica
-    # took; raises UpstreamFailure when it cannot be read. None: as it came.
+    # took, and the probabilities it served when they were read; raises UpstreamFailure when it
+    # cannot be read. None: as it came.
     reply: Reply | None
     replica_source: ScoreSource  # where the replica's answer holds the score
     client_source: ScoreSource  # where the client's answer does
@@ -142,9 +150,9 @@ class Lane:
         except TranslationError as exc:
             raise InvalidRequest(str(exc), exc.model_api_body(), version=self.version) from None
 
-        def to_model_api(resp: Message, seconds: float) -> Message:
+        def to_model_api(resp: Message, seconds: float) -> tuple[Message, Served]:
             try:
-                answer = v2_to_predict(
+                answer, served = v2_to_predict_served(
                     resp.body,
                     answer_header_length(resp.head),
                     output=source.output,
@@ -156,7 +164,7 @@ class Lane:
                 )
             except (TranslationError, TensorError) as exc:
                 raise _unreadable(self.version, exc) from None
-            return Message(resp.status, _retag(resp.head, None), answer)
+            return Message(resp.status, _retag(resp.head, None), answer), served
 
         return Prepared(
             self.infer_path, v2_body, _json_headers(headers), to_model_api, source, MODEL_API
@@ -180,8 +188,11 @@ class Lane:
             except TensorError as exc:
                 # What the replica would have said of this body: a 400 naming the tensor.
                 raise BadRequest(str(exc)) from None
-            headers = _json_headers(headers)
             header_length = None
+        if header_length is None:
+            # Whatever the client said (curl -d says a form): a V2 server that reads the content
+            # type (MLServer does) would refuse the JSON as a form's text.
+            headers = _json_headers(headers)
         json_part = body if header_length is None else body[:header_length]
         try:
             document = orjson.loads(json_part)
@@ -192,12 +203,12 @@ class Lane:
         asked = _asked_outputs(document)
         if asked is not None and not set(asked) <= set(OUR_OUTPUTS):
             # The server's own outputs: its answer as it is (binary if the client wished).
-            reply: Reply | None = None
+            remake: Callable[[Message], Message] | None = None
             if wishes is not None and not self.binary_tensors:
-                reply = self._binary_answer(wishes)
+                remake = self._binary_answer(wishes)
             elif self.renames:
-                reply = self._rename
-            return Prepared(target, body, headers, reply, self.source, self.source)
+                remake = self._renamed
+            return Prepared(target, body, headers, self._as_is(remake), self.source, self.source)
         document["outputs"] = [{"name": self.source.output}]
         parameters = document.get("parameters")
         if isinstance(parameters, dict):
@@ -219,7 +230,7 @@ class Lane:
         )
 
     def _as_ours(self, wanted: tuple[str, ...], wishes: InferRequest | None) -> Reply:
-        def as_ours(resp: Message, seconds: float) -> Message:
+        def as_ours(resp: Message, seconds: float) -> tuple[Message, Served]:
             header_length = answer_header_length(resp.head)
             try:
                 scores = read_scores(resp.body, self.source, header_length)
@@ -230,11 +241,11 @@ class Lane:
                 raise _unreadable(self.version, exc) from None
             answer_id = document.get("id") if isinstance(document, dict) else None
             rows = (len(scores),)
+            probabilities = np.array([s.probability for s in scores], dtype=np.float64)
             outputs: dict[str, Tensor] = {}
             for name in wanted:
                 if name == PROBABILITY_OUTPUT:
-                    data = np.array([s.probability for s in scores], dtype=np.float64)
-                    outputs[name] = Tensor(name, "FP64", rows, data)
+                    outputs[name] = Tensor(name, "FP64", rows, probabilities)
                 elif name == TIER_OUTPUT:
                     outputs[name] = Tensor(name, "BYTES", rows, [s.tier.encode() for s in scores])
             response = InferResponse(
@@ -247,12 +258,29 @@ class Lane:
             )
             binary = binary_outputs(wishes, outputs) if wishes is not None else ()
             body, length = encode_response(response, binary=binary)
-            return Message(resp.status, _retag(resp.head, length), body)
+            return Message(resp.status, _retag(resp.head, length), body), probabilities
 
         return as_ours
 
-    def _binary_answer(self, wishes: InferRequest) -> Reply:
-        def to_binary(resp: Message, seconds: float) -> Message:
+    def _as_is(self, remake: Callable[[Message], Message] | None) -> Reply:
+        """The server's own outputs, as they came (remade only in form): their probabilities
+        are read when they hold the score output (else the answer is not counted, as it is
+        the client's to read)."""
+
+        def as_is(resp: Message, seconds: float) -> tuple[Message, Served]:
+            source = self.source
+            header_length = answer_header_length(resp.head)
+            served: Served
+            try:
+                served = v2_probabilities(resp.body, header_length, source.output, source.column)
+            except BadScores:
+                served = None
+            return (resp if remake is None else remake(resp)), served
+
+        return as_is
+
+    def _binary_answer(self, wishes: InferRequest) -> Callable[[Message], Message]:
+        def to_binary(resp: Message) -> Message:
             body = self._renamed(resp).body if self.renames else resp.body
             try:
                 answer, header_length = json_to_binary_answer(body, (), request=wishes)
@@ -262,8 +290,8 @@ class Lane:
 
         return to_binary
 
-    def _rename(self, resp: Message, seconds: float) -> Message:
-        return self._renamed(resp)
+    def _rename(self, resp: Message, seconds: float) -> tuple[Message, Served]:
+        return self._renamed(resp), None
 
     def _renamed(self, resp: Message) -> Message:
         """The answer with the gateway's model name in place of the replicas' own."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import bisect
 import http
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -25,7 +27,7 @@ from gateway.pool import ReplicaState
 from gateway.state import GatewayState
 from httpserver.tally import ConnectionTally
 from vocabulary import metric_names
-from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS
+from vocabulary.buckets import GATEWAY_LATENCY_BUCKETS, PROBABILITY_BIN_LABELS, PROBABILITY_BOUNDS
 
 
 def _status_labels() -> dict[int, str]:
@@ -43,6 +45,9 @@ def _status_labels() -> dict[int, str]:
 
 
 STATUS_LABELS = _status_labels()
+# Up to this many rows, an answer's bins are found one by one (bisect): cheaper than numpy's
+# call overhead for /predict's one row; above it, at once.
+SMALL_ANSWER = 16
 
 
 class GatewayMetrics:
@@ -52,6 +57,8 @@ class GatewayMetrics:
         registry.register(self.answered)
         self.clients = ClientTally()
         registry.register(self.clients)
+        self.served = ServedProbabilities()
+        registry.register(self.served)
         self.upstream_errors = Counter(
             metric_names.GATEWAY_UPSTREAM_ERRORS.name,
             "Failed tries against a replica, by version, replica and cause.",
@@ -86,6 +93,7 @@ class GatewayMetrics:
         return [
             self.answered,
             self.clients,
+            self.served,
             self.upstream_errors,
             self.fallbacks,
             self.ejections,
@@ -149,6 +157,51 @@ class AnsweredRequests(Collector):
                 buckets.append((name, cumulative))
             latency.add_metric([version], buckets, sum_value=tally[-1])
         yield latency
+
+
+class ServedProbabilities(Collector):
+    """gateway_served_probability_rows_total: the probabilities clients got from a version whose
+    answers the gateway reads anyway (a ``protocol: v2`` version, gateway/lanes.py), per bin of
+    the shared probability bounds. Such a server exports no histogram of its predictions, as our
+    replicas do (model_churn_probability), so the rollout judge's drift checks read this one for
+    it. Only answers a client got are counted, never a shadow copy's (the replicas' histogram
+    leaves those out too); our replicas' answers are never read for it, so /predict's hot path
+    pays nothing.
+
+    Labels: a configured version (the lane's), and a bin from the fixed set."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[int]] = {}  # version -> rows per bin
+
+    def record(
+        self, version: str, probabilities: Sequence[float] | npt.NDArray[np.float64]
+    ) -> None:
+        """The rows of one answer. ``version`` must be a configured one (the caller's job)."""
+        tally = self.rows.get(version)
+        if tally is None:
+            tally = self.rows[version] = [0] * len(PROBABILITY_BOUNDS)
+        last = len(PROBABILITY_BOUNDS) - 1
+        if len(probabilities) <= SMALL_ANSWER:
+            # "le" bins: a bound is inclusive; past 1.0 (the score readers refuse it) or not a
+            # number would join the last bin.
+            for p in probabilities:
+                tally[min(bisect.bisect_left(PROBABILITY_BOUNDS, p), last)] += 1
+            return
+        bins = np.minimum(np.searchsorted(PROBABILITY_BOUNDS, probabilities, side="left"), last)
+        for i, n in enumerate(np.bincount(bins, minlength=len(PROBABILITY_BOUNDS)).tolist()):
+            tally[i] += n
+
+    def collect(self) -> Iterator[Metric]:
+        rows = CounterMetricFamily(
+            metric_names.GATEWAY_SERVED_PROBABILITY_ROWS.name,
+            "Rows clients got from a version whose answers the gateway reads (a protocol: v2 "
+            "version), by churn-probability bin: its prediction histogram, for the drift checks.",
+            labels=list(metric_names.GATEWAY_SERVED_PROBABILITY_ROWS.labels),
+        )
+        for version, tally in sorted(self.rows.items()):
+            for label, count in zip(PROBABILITY_BIN_LABELS, tally, strict=True):
+                rows.add_metric([version, label], count)
+        yield rows
 
 
 class ClientTally(ConnectionTally, Collector):

@@ -369,11 +369,15 @@ class Proxy:
                 continue
             if reply is not None and resp.status == 200:
                 try:
-                    resp = reply(resp, time.perf_counter() - sent)
+                    resp, served = reply(resp, time.perf_counter() - sent)
                 except UpstreamFailure as failure:  # an answer that cannot be read back
                     self._count_failure(snap, replica, failure)
                     failures.append(failure)
                     continue
+                if served is not None:
+                    # The client's answer only (a shadow copy goes through no reply): this
+                    # version's prediction histogram, as a V2 server exports none.
+                    self.metrics.served.record(version, served)
             return replica, resp, source
 
     async def _try_replica(

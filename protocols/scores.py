@@ -18,14 +18,13 @@ tensors gives the same rows: one ``Score`` per customer, in the request's order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import orjson
 
-from protocols.v2.codec import TensorError, decode_response
+from protocols.v2.codec import InferResponse, TensorError, decode_response
 from vocabulary.tiers import RISK_TIERS, TIER_INDEX, tier_of
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
     "V2_DEFAULT",
     "model_api_scores",
     "read_scores",
+    "v2_probabilities",
     "v2_scores",
 ]
 
@@ -149,28 +149,51 @@ def v2_scores(
     column: int | None = None,
 ) -> list[Score]:
     """The rows of a V2 inference answer (JSON, or JSON then binary tensors)."""
+    answer = _decoded(body, header_length)
+    probabilities = _probabilities(answer, output, column)
+    rows = len(probabilities)
+    tiers = _tiers(answer.outputs.get(TIER_OUTPUT), rows)
+    reasons = _reasons(answer.outputs.get(REASONS_OUTPUT), rows)
+    scores = []
+    for i, probability in enumerate(probabilities.tolist()):
+        tier = tiers[i] if tiers is not None else tier_of(probability)
+        scores.append(Score(probability, tier, reasons[i] if reasons is not None else None))
+    return scores
+
+
+def v2_probabilities(
+    body: bytes,
+    header_length: int | None,
+    output: str = DEFAULT_OUTPUT,
+    column: int | None = None,
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Only the probability of each row of a V2 answer, as ``v2_scores`` reads it (no tiers,
+    no reasons, no row objects): for a reader that counts them per bin."""
+    return _probabilities(_decoded(body, header_length), output, column)
+
+
+def _decoded(body: bytes, header_length: int | None) -> InferResponse:
     try:
-        answer = decode_response(body, header_length)
+        return decode_response(body, header_length)
     except TensorError as exc:
         raise BadScores(f"not a V2 answer: {exc}") from None
+
+
+def _probabilities(
+    answer: InferResponse, output: str, column: int | None
+) -> np.ndarray[Any, np.dtype[np.float64]]:
     tensor = answer.outputs.get(output)
     if tensor is None:
         have = ", ".join(repr(name) for name in answer.outputs) or "none"
         raise BadScores(f"the answer has no output {output!r} (it has: {have})")
     if not isinstance(tensor.data, np.ndarray) or tensor.data.dtype.kind not in "fiu":
         raise BadScores(f"output {output!r}: {tensor.datatype} is not a number type")
-    probabilities = _column(tensor.data, tensor.shape, output, column)
-    rows = len(probabilities)
-    tiers = _tiers(answer.outputs.get(TIER_OUTPUT), rows)
-    reasons = _reasons(answer.outputs.get(REASONS_OUTPUT), rows)
-    scores = []
-    for i, value in enumerate(probabilities.tolist()):
-        probability = float(value)
-        if not 0.0 <= probability <= 1.0 or math.isnan(probability):
-            raise BadScores(f"output {output!r} row {i}: {probability} is outside 0..1")
-        tier = tiers[i] if tiers is not None else tier_of(probability)
-        scores.append(Score(probability, tier, reasons[i] if reasons is not None else None))
-    return scores
+    probabilities = _column(tensor.data, tensor.shape, output, column).astype(np.float64)
+    outside = np.flatnonzero(~((probabilities >= 0.0) & (probabilities <= 1.0)))  # NaN too
+    if outside.size:
+        i = int(outside[0])
+        raise BadScores(f"output {output!r} row {i}: {float(probabilities[i])} is outside 0..1")
+    return probabilities
 
 
 def _column(

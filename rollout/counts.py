@@ -37,11 +37,25 @@ class VersionCounts:
     failed_tries: float = 0.0  # every failed try against its replicas (information only)
     latency: tuple[float, ...] = (0.0,) * (len(LATENCY_BOUNDS) + 1)  # cumulative, last is +Inf
     probability: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)  # per bin, not cumulative
+    # The gateway's count of the probabilities clients got from this version, per bin: kept
+    # for a version served by a V2 server (protocol: v2), whose replicas export no histogram.
+    served_probability: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
     # As the shadow of another version: compared rows by (client's tier, its tier), row-major,
     # and by probability bin on either side.
     shadow_tiers: tuple[float, ...] = (0.0,) * (len(TIERS) * len(TIERS))
     shadow_bins: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
     shadow_client_bins: tuple[float, ...] = (0.0,) * len(PROBABILITY_BOUNDS)
+
+    @property
+    def judged_probability(self) -> tuple[float, ...]:
+        """The probability bins the drift checks judge: the replicas' own histogram when it
+        counted anything, else the gateway's count of what the version served (a V2 server
+        exports no histogram of ours). Never their sum: a version both count (a protocol: v2
+        version served by our replicas) would count each row twice. Chosen on the counts of a
+        window, not per reading: both fields are kept in every reading, so a replica missing
+        from one reading switches no series of the gateway's off and on, which the restart
+        rule (``minus``) would take for the gateway's counters starting again."""
+        return self.probability if any(self.probability) else self.served_probability
 
     def went_down_since(self, earlier: VersionCounts) -> bool:
         """A counter lower than before: the process that keeps them restarted from 0."""

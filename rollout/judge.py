@@ -34,6 +34,8 @@ everything the rollout ever tests is ``significance``.
   moves the median as much as the tail, while a few answers a busy machine delayed can lift
   stable's p99 over a slower candidate's;
 - prediction drift: PSI of the candidate's churn-probability bins against stable's over ``psi``
+  (each version's bins its replicas' histogram, or, for a V2 server that exports none, the
+  gateway's count of what it served: ``VersionCounts.judged_probability``)
   and the two distributions provably different: per bin, each prediction is the candidate's
   with its overall share under "one distribution", tested by a beta mixture per bin, the
   product over bins a martingale (Lindon and Malek's Dirichlet-multinomial test);

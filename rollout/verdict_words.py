@@ -95,8 +95,9 @@ def in_words(a: Assessment, status: Status) -> Check:
     if a.name == "psi":
         if v["empty"]:
             said = (
-                "no model_churn_probability series from the replicas (set thresholds.psi: null "
-                "to judge without drift)"
+                "no predictions counted (neither the replicas' model_churn_probability nor the "
+                "gateway's gateway_served_probability_rows; set thresholds.psi: null to judge "
+                "without drift)"
             )
             return Check(a.name, status, None, a.threshold, said)
         said = (
@@ -110,8 +111,9 @@ def in_words(a: Assessment, status: Status) -> Check:
     # tier_mix
     if v["empty"]:
         said = (
-            "no model_churn_probability series from the replicas (set thresholds.tier_shift: "
-            "null to judge without the tier mix)"
+            "no predictions counted (neither the replicas' model_churn_probability nor the "
+            "gateway's gateway_served_probability_rows; set thresholds.tier_shift: null to judge "
+            "without the tier mix)"
         )
         return Check(a.name, status, None, a.threshold, said)
     mix = "/".join(f"{v[f'c{i}']:.0%}" for i in range(3))

@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Until children exist, a stop signal may simply unwind the stack: there is nothing to clean.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        build_artifacts(args.artifacts, list(config.versions))
+        ours = [name for name, spec in config.versions.items() if spec.protocol == "model_api"]
+        build_artifacts(args.artifacts, ours)
         plan = build_plan(
             config,
             python=sys.executable,
@@ -117,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"error: {exc}")
         return 1
 
+    for version in plan.external_versions:
+        urls = ", ".join(config.versions[version].replicas)
+        say(f"{version}: protocol v2, not started here; the gateway reaches {urls} as written")
     supervisor = Supervisor(plan.processes, stop=stop, say=say, status_file=args.status_file)
     try:
         supervisor.start_all()

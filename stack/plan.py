@@ -68,6 +68,8 @@ class Plan:
     gateway: ProcessSpec | None
     # routing.yaml "host:port" -> local "127.0.0.1:port", as handed to the gateway.
     resolve: Mapping[str, str]
+    # Versions served by another V2 server, reached where routing.yaml says; nothing started.
+    external_versions: tuple[str, ...] = ()
 
     @property
     def processes(self) -> tuple[ProcessSpec, ...]:
@@ -87,7 +89,11 @@ def build_plan(
     with_gateway: bool = True,
 ) -> Plan:
     """One model-server per replica URL, on the first free ports from replica_base_port up,
-    then (optionally) the gateway on host:port with the replica host names mapped to them."""
+    then (optionally) the gateway on host:port with the replica host names mapped to them.
+
+    A ``protocol: v2`` version's replicas are another server's (MLServer, Triton): nothing is
+    started for them and their host names are not mapped, so the gateway reaches them at the
+    URLs routing.yaml gives (``external_versions`` names them)."""
     if with_gateway and not is_free(host, port):
         free = (p for p in range(port + 1, MAX_PORT + 1) if is_free(host, p))
         raise GatewayPortTaken(host, port, next(free, None))
@@ -96,6 +102,8 @@ def build_plan(
     resolve: dict[str, str] = {}
     candidate = replica_base_port
     for version, spec in config.versions.items():
+        if spec.protocol == "v2":
+            continue
         for url in spec.replicas:
             candidate = _next_free_port(candidate, is_free, avoid=port if with_gateway else None)
             address = f"{REPLICA_HOST}:{candidate}"
@@ -123,7 +131,10 @@ def build_plan(
             version=None,
             ready_path="/health",
         )
-    return Plan(replicas=tuple(replicas), gateway=gateway, resolve=resolve)
+    external = tuple(name for name, spec in config.versions.items() if spec.protocol == "v2")
+    return Plan(
+        replicas=tuple(replicas), gateway=gateway, resolve=resolve, external_versions=external
+    )
 
 
 def _replica_spec(

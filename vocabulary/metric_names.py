@@ -52,6 +52,10 @@ GATEWAY_OPEN_CONNECTIONS = Family("gateway_open_connections")
 GATEWAY_QUEUED_REQUESTS = Family("gateway_queued_requests")
 GATEWAY_REPLICA_HEALTHY = Family("gateway_replica_healthy", ("version", "replica", "state"))
 GATEWAY_ROUTE_WEIGHT = Family("gateway_route_weight_percent", ("version",))
+# Rows a client got from a version whose answers the gateway reads anyway (a ``protocol: v2``
+# version: any V2 server), by probability bin: that version's prediction histogram, since such a
+# server exports none of its own (model_churn_probability is our replicas').
+GATEWAY_SERVED_PROBABILITY_ROWS = Family("gateway_served_probability_rows", ("version", "bin"))
 
 # --- the gateway's shadow comparison: labelled by the pair (primary, shadow) ---------------------
 SHADOW_PAIR = ("primary", "shadow")

@@ -47,6 +47,7 @@ __all__ = [
     "json_to_binary_answer",
     "predict_to_v2",
     "v2_to_predict",
+    "v2_to_predict_served",
 ]
 
 # The V2 model contract: one input per model-API field, in the model API's order.
@@ -289,6 +290,30 @@ def v2_to_predict(
     ``risk_tier`` output when there is one (else from the probability), no reasons, and
     ``version``, the routing version that served. Batch answers carry ``batch_size`` and,
     when given, ``processing_time_ms`` (the time the version took)."""
+    body, _ = v2_to_predict_served(
+        answer,
+        header_length,
+        output=output,
+        column=column,
+        version=version,
+        batch=batch,
+        processing_time_ms=processing_time_ms,
+    )
+    return body
+
+
+def v2_to_predict_served(
+    answer: bytes,
+    header_length: int | None,
+    *,
+    output: str,
+    column: int | None,
+    version: str,
+    batch: bool,
+    processing_time_ms: float | None = None,
+) -> tuple[bytes, list[float]]:
+    """``v2_to_predict``'s answer and the probabilities it serves, row by row: read once, for a
+    reader that counts them (the gateway's served histogram) without parsing the answer again."""
     response = decode_response(answer, header_length)
     probabilities = _scores(response, output, column)
     tiers = _tiers(response, len(probabilities)) or [tier_of(p) for p in probabilities]
@@ -307,11 +332,11 @@ def v2_to_predict(
         for p, t in zip(probabilities, tiers, strict=True)
     ]
     if not batch:
-        return orjson.dumps(predictions[0])
+        return orjson.dumps(predictions[0]), probabilities
     document: dict[str, Any] = {"predictions": predictions, "batch_size": len(predictions)}
     if processing_time_ms is not None:
         document["processing_time_ms"] = processing_time_ms
-    return orjson.dumps(document)
+    return orjson.dumps(document), probabilities
 
 
 def _scores(response: InferResponse, output: str, column: int | None) -> list[float]:

@@ -62,7 +62,8 @@ class Counts:
             np.array([c.errors for c in counts], dtype=float),
             np.array([c.saved_by_fallback for c in counts], dtype=float),
             np.array([c.latency for c in counts], dtype=float),
-            np.array([c.probability for c in counts], dtype=float),
+            # The replicas' histogram, or for a V2 server's version the gateway's count.
+            np.array([c.judged_probability for c in counts], dtype=float),
         )
 
     def rows(self, which: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> Counts:

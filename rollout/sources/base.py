@@ -20,6 +20,7 @@ __all__ = [
     "PROBABILITY",
     "REQUESTS",
     "SHADOW_BINS",
+    "SERVED_BINS",
     "SHADOW_ROWS",
     "UPSTREAM_ERRORS",
     "NotYet",
@@ -34,6 +35,10 @@ FALLBACKS = metric_names.GATEWAY_FALLBACKS.total
 UPSTREAM_ERRORS = metric_names.GATEWAY_UPSTREAM_ERRORS.total
 LATENCY = metric_names.GATEWAY_REQUEST_DURATION.bucket
 PROBABILITY = metric_names.MODEL_CHURN_PROBABILITY.bucket
+# The gateway's count of the probabilities a version served clients, kept for a version whose
+# answers it reads (protocol: v2, any V2 server): that version's histogram when its replicas
+# export none (VersionCounts.judged_probability).
+SERVED_BINS = metric_names.GATEWAY_SERVED_PROBABILITY_ROWS.total
 # The gateway's shadow comparison (gateway/shadow/metrics.py), counted for the shadow version.
 SHADOW_ROWS = metric_names.GATEWAY_SHADOW_ROWS.total
 SHADOW_BINS = metric_names.GATEWAY_SHADOW_PROBABILITY_ROWS.total

@@ -27,6 +27,7 @@ from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
     REQUESTS,
+    SERVED_BINS,
     SHADOW_BINS,
     SHADOW_ROWS,
     UPSTREAM_ERRORS,
@@ -51,6 +52,7 @@ QUERIES = {
     UPSTREAM_ERRORS: f"sum by (instance, version) ({UPSTREAM_ERRORS})",
     LATENCY: f"sum by (instance, version, le) ({LATENCY})",
     PROBABILITY: f"sum by (instance, version, shadow, le) ({PROBABILITY})",
+    SERVED_BINS: f"sum by (instance, version, bin) ({SERVED_BINS})",
     SHADOW_ROWS: f"sum by (instance, shadow, primary_tier, shadow_tier) ({SHADOW_ROWS})",
     SHADOW_BINS: f"sum by (instance, shadow, side, bin) ({SHADOW_BINS})",
 }

@@ -2,6 +2,9 @@
 
 Requests and errors as ``measures/request_counts.py`` defines them (the status page's numbers);
 latency, probability bins and the shadow comparison read from their histograms and counters.
+Probability bins come from two places, kept apart: the replicas' own histogram
+(``probability``) and the gateway's count of what a V2 server served (``served_probability``);
+``VersionCounts.judged_probability`` says which one a window's drift checks read.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from rollout.counts import LATENCY_BOUNDS, PROBABILITY_BOUNDS, Snapshot, Version
 from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
+    SERVED_BINS,
     SHADOW_BINS,
     SHADOW_ROWS,
     UPSTREAM_ERRORS,
@@ -71,6 +75,7 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
     tries: dict[str, float] = {}
     latency: dict[str, dict[int, float]] = {}
     cumulative_probability: dict[str, dict[int, float]] = {}
+    served_bins: dict[str, list[float]] = {}
     shadow_tiers: dict[str, list[float]] = {}
     shadow_bins: dict[str, dict[str, list[float]]] = {}
 
@@ -92,6 +97,11 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
                 row = cumulative_probability.setdefault(labels.get("version", UNROUTED), {})
                 row[i] = row.get(i, 0.0) + sample.value
 
+        elif sample.name == SERVED_BINS and labels.get("bin") in BIN_INDEX:
+            cells = served_bins.setdefault(
+                labels.get("version", UNROUTED), [0.0] * len(PROBABILITY_BOUNDS)
+            )
+            cells[BIN_INDEX[labels["bin"]]] += sample.value
         elif sample.name == SHADOW_ROWS:
             i = TIER_INDEX.get(labels.get("primary_tier", ""))
             j = TIER_INDEX.get(labels.get("shadow_tier", ""))
@@ -107,7 +117,7 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
                 cells = sides.setdefault(side, [0.0] * len(PROBABILITY_BOUNDS))
                 cells[BIN_INDEX[labels["bin"]]] += sample.value
 
-    versions = set(routed) | set(latency) | set(cumulative_probability)
+    versions = set(routed) | set(latency) | set(cumulative_probability) | set(served_bins)
     versions |= set(shadow_tiers) | set(shadow_bins)
     no_bins = [0.0] * len(PROBABILITY_BOUNDS)
     snapshot: dict[str, VersionCounts] = {}
@@ -122,6 +132,7 @@ def _counts_of(samples: Iterable[Sample]) -> dict[str, VersionCounts]:
             failed_tries=tries.get(version, 0.0),
             latency=tuple(lat),
             probability=tuple(bins),
+            served_probability=tuple(served_bins.get(version, no_bins)),
             shadow_tiers=tuple(shadow_tiers.get(version, [0.0] * len(TIERS) ** 2)),
             shadow_bins=tuple(shadow_bins.get(version, {}).get("shadow", no_bins)),
             shadow_client_bins=tuple(shadow_bins.get(version, {}).get("primary", no_bins)),

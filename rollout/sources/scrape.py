@@ -15,6 +15,7 @@ from rollout.sources.base import (
     LATENCY,
     PROBABILITY,
     REQUESTS,
+    SERVED_BINS,
     SHADOW_BINS,
     SHADOW_ROWS,
     UPSTREAM_ERRORS,
@@ -27,7 +28,16 @@ from vocabulary import metric_names
 
 __all__ = ["ScrapeSource", "instance_of", "parse_exposition"]
 
-WANTED = {REQUESTS, FALLBACKS, UPSTREAM_ERRORS, LATENCY, PROBABILITY, SHADOW_ROWS, SHADOW_BINS}
+WANTED = {
+    REQUESTS,
+    FALLBACKS,
+    UPSTREAM_ERRORS,
+    LATENCY,
+    PROBABILITY,
+    SERVED_BINS,
+    SHADOW_ROWS,
+    SHADOW_BINS,
+}
 
 
 def parse_exposition(text: str, instance: str | None = None) -> list[Sample]:

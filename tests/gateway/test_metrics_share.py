@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
@@ -67,6 +68,7 @@ def traffic_a(m: GatewayMetrics) -> None:
     m.answered.record("v2.3.1", "pinned", 503, 1.5)
     m.upstream_errors.labels("v2.4.0", "http://canary-a:8000", "timeout").inc(2)
     m.fallbacks.labels("v2.4.0", "v2.3.1", "timeout").inc()
+    m.served.record("v2.4.0", np.array([0.05, 0.55, 0.95]))
     m.reloads.inc()
 
 
@@ -77,6 +79,8 @@ def traffic_b(m: GatewayMetrics) -> None:
     m.upstream_errors.labels("v2.4.0", "http://canary-a:8000", "timeout").inc()
     m.upstream_errors.labels("v2.3.1", "http://stable-b:8000", "status_5xx").inc()
     m.ejections.labels("v2.3.1", "http://stable-b:8000").inc()
+    m.served.record("v2.4.0", np.array([0.55]))
+    m.served.record("v9", np.array([0.3]))
     m.reloads.inc()
     m.reload_failures.inc()
 
@@ -100,6 +104,11 @@ def test_two_workers_report_what_one_worker_with_all_the_traffic_would(tmp_path:
         assert samples(text) == samples(expected)
         # Same families, types and help texts, in the same order, as a single worker's.
         assert headers(text) == headers(expected)
+        # The served probability bins add up per version and bin, as the other counters do.
+        served = "gateway_served_probability_rows_total"
+        assert value(text, served, version="v2.4.0", bin="0.5-0.6") == 2
+        assert value(text, served, version="v2.4.0", bin="0.0-0.1") == 1
+        assert value(text, served, version="v9", bin="0.2-0.3") == 1
 
 
 def test_histogram_buckets_count_and_sum_add_up_per_label_set(tmp_path: Path) -> None:
@@ -272,6 +281,7 @@ def test_snapshot_holds_counts_only(tmp_path: Path) -> None:
         "gateway_request_heads_too_large",
         "gateway_client_timeouts",
         "gateway_shed_requests",
+        "gateway_served_probability_rows",
         "gateway_upstream_errors",
         "gateway_fallbacks",
         "gateway_replica_ejections",

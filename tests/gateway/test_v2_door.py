@@ -281,6 +281,18 @@ def test_a_json_client_asking_the_servers_own_outputs_gets_them(tmp_path: Path) 
         assert [o["name"] for o in answer["outputs"]] == ["predict_proba"]
 
 
+def test_a_v2_server_is_sent_json_whatever_content_type_the_client_said(tmp_path: Path) -> None:
+    """curl -d says application/x-www-form-urlencoded; MLServer reads the content type."""
+    fakes = with_sklearn_canary()
+    with start(tmp_path, fakes, sklearn_routing()) as client:
+        for outputs in (None, [{"name": "predict_proba"}]):
+            body, _ = v2_request([CUSTOMER], outputs=outputs)
+            form = {"content-type": "application/x-www-form-urlencoded"}
+            assert client.post(INFER, content=body, headers=form).status_code == 200
+            sent, _ = fakes.seen_infers[-1]
+            assert sent["content-type"] == "application/json"
+
+
 def test_a_broken_binary_request_to_a_json_only_version_is_a_400_naming_the_tensor(
     tmp_path: Path,
 ) -> None:

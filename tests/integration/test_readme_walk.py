@@ -51,6 +51,7 @@ def block_after(marker: str) -> str:
 TOUR = block_after("## Try it")
 TRAFFIC = block_after("In the second, paced traffic")
 CONTROLLER = block_after("In the third, go back to the shipped routing.yaml")
+V2 = block_after("## Open Inference Protocol (V2)")
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +189,26 @@ def test_the_tour_then_the_walk_as_written(stack: str, workdir: Path) -> None:
     assert (
         "# Optional. The plan of the progressive rollout" in (workdir / "routing.yaml").read_text()
     )
+
+
+def test_the_v2_section_as_written(stack: str, workdir: Path) -> None:
+    """curl, tritonclient.http and /predict on the same customer, as the README pastes them."""
+    done = run_block(V2, workdir, stack, timeout=60)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    # curl: the id comes back in the body and as the request id.
+    assert "x-request-id: cust-42" in out.lower() and '"id":"cust-42"' in out, out
+    # The versioned path is a pin, and an unknown version a 404 naming the known ones.
+    assert '"model_version":"v2.4.0"' in out, out
+    assert "known versions: v2.3.1, v2.4.0" in out and "\n404\n" in out, out
+    # tritonclient.http's line: the version, the probability and the tier it printed.
+    served = re.search(r"^(v2\.\d\.\d) \[(0\.\d+)\] \[b'(low|medium|high)'\]$", out, re.M)
+    assert served is not None, out
+    # /predict answers the same customer with the same probability for the same version.
+    predicted = json.loads(out.strip().splitlines()[-1])
+    if predicted["model_version"] == served[1]:
+        assert abs(predicted["churn_probability"] - float(served[2])) < 1e-9
 
 
 def test_the_controller_refuses_a_gateway_serving_another_file(

@@ -15,6 +15,7 @@ from protocols.scores import (
     ScoreSource,
     model_api_scores,
     read_scores,
+    v2_probabilities,
     v2_scores,
 )
 from protocols.v2.codec import InferResponse, Tensor, encode_response
@@ -126,3 +127,17 @@ def test_not_an_answer_at_all() -> None:
         v2_scores(b"{nope", None)
     with pytest.raises(BadScores, match="not JSON"):
         read_scores(b"{nope", MODEL_API)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_v2_probabilities_are_the_scores_probabilities_alone(binary: bool) -> None:
+    proba = Tensor("predict_proba", "FP64", (3, 2), np.array([0.9, 0.1, 0.35, 0.65, 0.0, 1.0]))
+    body, length = v2_answer([proba], binary=binary)
+    got = v2_probabilities(body, length, "predict_proba", 1)
+    assert got.dtype == np.float64
+    assert got.tolist() == [s.probability for s in v2_scores(body, length, "predict_proba", 1)]
+    assert got.tolist() == [0.1, 0.65, 1.0]
+    for bad in ([0.5, float("nan")], [0.2, -0.1]):
+        body, length = v2_answer(ours(bad), binary=True)  # JSON has no NaN
+        with pytest.raises(BadScores, match="row 1: .* is outside 0..1"):
+            v2_probabilities(body, length)

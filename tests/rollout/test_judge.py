@@ -239,3 +239,24 @@ def test_a_constant_slowdown_fails_on_the_median_when_a_busy_stable_tail_hides_i
     same = VersionCounts(requests=310, latency=tail)
     assert judge(same, stable, plain, 100).status is Status.PASS
     assert judge(counts(310, seconds=0.009), stable, plain, 100).status is Status.PASS
+
+
+def test_a_v2_servers_version_is_judged_on_the_gateways_count_of_what_it_served() -> None:
+    """An MLServer candidate: no histogram of its replicas, the gateway's count of what it
+    served instead; PSI and the tier mix judge it as they judge ours."""
+    stable = counts(4000)
+
+    def served(bins: tuple[float, ...]) -> VersionCounts:
+        c = counts(400, bins=bins)
+        return VersionCounts(
+            requests=c.requests, latency=c.latency, served_probability=c.probability
+        )
+
+    verdict = judge(served(EVEN), stable, DEFAULTS, 300)
+    assert verdict.status is Status.PASS
+    assert [c.status for c in verdict.checks] == [Status.PASS] * 4
+    drifted = judge(served(SHIFTED), stable, DEFAULTS, 300)
+    assert drifted.status is Status.FAIL
+    psi = drifted.checks[2]
+    assert psi.name == "psi" and psi.status is Status.FAIL and psi.value is not None
+    assert psi.value > 0.2

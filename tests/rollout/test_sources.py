@@ -273,3 +273,61 @@ def test_both_sources_read_the_shadow_comparison_for_the_shadow_version() -> Non
     assert v2.shadow_client_bins == (45, 0, 0, 0, 0, 0, 0, 0, 0, 3)
     assert v2.shadow_bins == (40, 0, 0, 0, 0, 0, 0, 0, 0, 8)
     assert scraped.of("v1").shadow_tiers == (0,) * 9
+
+
+# The gateway's count of what a V2 server's version (v3: MLServer) served clients, and of what
+# v2 served: v2's replicas are ours and export their own histogram (REPLICA_METRICS), so the
+# gateway's count of it (a protocol: v2 version on our replicas) must not add to it.
+SERVED_METRICS = """\
+# TYPE gateway_served_probability_rows counter
+gateway_served_probability_rows_total{version="v3",bin="0.0-0.1"} 4.0
+gateway_served_probability_rows_total{version="v3",bin="0.5-0.6"} 6.0
+gateway_served_probability_rows_total{version="v3",bin="0.9-1.0"} 2.0
+gateway_served_probability_rows_total{version="v3",bin="bogus"} 99.0
+gateway_served_probability_rows_total{version="v2",bin="0.0-0.1"} 11.0
+"""
+
+
+def served_samples(v3_rows: float) -> list[Sample]:
+    """Gateway gw:80's series (v3's first bin holding ``v3_rows``), v2's replica r:8000's."""
+    gateway = SERVED_METRICS.replace('bin="0.0-0.1"} 4.0', f'bin="0.0-0.1"}} {v3_rows}')
+    return parse_exposition(gateway, "gw:80") + parse_exposition(REPLICA_METRICS, "r:8000")
+
+
+def test_both_sources_read_the_gateways_served_bins() -> None:
+    samples = served_samples(4)
+    answer = FakePrometheus(samples, {"gw:80": 1.0, "r:8000": 1.0})
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        asked = PrometheusSource("http://prom:9090", client).read()
+    scraped = snapshot_from_samples(samples)
+    assert asked == scraped
+    assert scraped.of("v3").served_probability == (4, 0, 0, 0, 0, 6, 0, 0, 0, 2)  # bogus: out
+    assert scraped.of("v3").probability == (0,) * 10
+
+
+def test_drift_reads_the_gateways_bins_only_for_a_version_without_its_own_histogram() -> None:
+    now = snapshot_from_samples(served_samples(4))
+    # v3 (a V2 server): its replicas export nothing, the gateway's count is its histogram.
+    assert now.of("v3").judged_probability == (4, 0, 0, 0, 0, 6, 0, 0, 0, 2)
+    # v2: both count it; the replicas' histogram is read, never the sum of the two.
+    assert now.of("v2").judged_probability == (3, 2, 0, 0, 0, 0, 0, 0, 0, 6)
+    # Over a window, as the judge reads it.
+    later = snapshot_from_samples(served_samples(9))
+    window = later.minus(now)
+    assert window.of("v3").judged_probability == (5, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert window.of("v2").judged_probability == (0,) * 10  # nothing new on either
+    assert snapshot_from_json(snapshot_to_json(later)) == later  # the decision log keeps it
+
+
+def test_a_replica_missing_from_a_reading_is_no_restart_of_the_gateway() -> None:
+    """Both bins are kept in every reading: a replica whose scrape failed once turns no
+    gateway series off and on, so the gateway's counters never seem to go down."""
+    gateway = parse_exposition(GATEWAY_METRICS + SERVED_METRICS, "gw:80")
+    replica = parse_exposition(REPLICA_METRICS, "r:8000")
+    before = snapshot_from_samples(gateway + replica)
+    without = snapshot_from_samples(gateway)  # the replica's scrape failed
+    assert without.restarted_since(before) == []
+    assert snapshot_from_samples(gateway + replica).restarted_since(without) == []
+    assert without.minus(before).of("v2").requests == 0
+    # The window has no v2 histogram rows: the gateway's count stands in, with nothing new.
+    assert without.minus(before).of("v2").judged_probability == (0,) * 10

@@ -192,6 +192,32 @@ def test_without_gateway_only_replicas_are_planned() -> None:
     assert plan.replicas[0].address == "127.0.0.1:8081"
 
 
+def test_a_v2_version_is_reached_as_written_and_nothing_is_started_for_it() -> None:
+    text = (
+        (REPO_ROOT / "routing.yaml")
+        .read_text()
+        .replace(
+            "    replicas: [http://model-v2-4-0-a:8000]",
+            "    replicas: [http://127.0.0.1:8090]\n    protocol: v2\n"
+            "    score: {output: predict_proba, column: 1}",
+        )
+    )
+    config = parse_config(text).config
+    plan = build_plan(
+        config,
+        python="python",
+        routing_path=Path("routing.yaml"),
+        artifacts=Path("artifacts"),
+        host="127.0.0.1",
+        port=8080,
+        replica_base_port=9100,
+        is_free=lambda host, port: True,
+    )
+    assert [spec.version for spec in plan.replicas] == ["v2.3.1", "v2.3.1"]
+    assert "127.0.0.1:8090" not in plan.resolve and len(plan.resolve) == 2
+    assert plan.external_versions == ("v2.4.0",)
+
+
 def test_no_free_port_is_an_error() -> None:
     with pytest.raises(PlanError, match="no free port"):
         plan_for(shipped_config(), replica_base_port=65535)

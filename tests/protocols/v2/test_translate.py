@@ -33,6 +33,7 @@ from protocols.v2.translate import (
     json_to_binary_answer,
     predict_to_v2,
     v2_to_predict,
+    v2_to_predict_served,
 )
 from vocabulary.tiers import tier_of
 
@@ -301,3 +302,18 @@ def test_a_bad_binary_request_names_the_tensor() -> None:
         binary_to_json_request(body, header)
     with pytest.raises(TensorError, match="past the body"):
         binary_to_json_request(body[: header + 2], header)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_served_form_gives_the_same_answer_and_its_probabilities(batch: bool) -> None:
+    rows = [[0.13, 0.87], [0.6, 0.4]] if batch else [[0.13, 0.87]]
+    body = answer([proba(rows)])
+    kwargs: dict[str, Any] = {
+        "output": "predict_proba",
+        "column": 1,
+        "version": "v",
+        "batch": batch,
+    }
+    served_body, probabilities = v2_to_predict_served(body, None, **kwargs)
+    assert served_body == v2_to_predict(body, None, **kwargs)
+    assert probabilities == [r[1] for r in rows]

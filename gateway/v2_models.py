@@ -22,6 +22,12 @@ SERVER_NAME = "streamflow-gateway"
 # Triton's binary tensor data extension: passed through to the replicas that take it,
 # translated to JSON and back for the ones that do not.
 EXTENSIONS = ("binary_tensor_data",)
+# The model contract's outputs a V2-only version's answers are put in (gateway/lanes.py); it
+# gives no reasons, so no top_reasons.
+SERVED_CONTRACT_OUTPUTS: tuple[dict[str, object], ...] = (
+    {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
+    {"name": "risk_tier", "datatype": "BYTES", "shape": [-1]},
+)
 MAX_ECHO = 64  # characters of a client's model or version name repeated in an error
 
 
@@ -84,12 +90,18 @@ def model_metadata(
             f"metadata of model {config.model!r} not known yet: no replica of {which} has "
             "answered its V2 metadata"
         )
+    outputs = [spec.as_dict() for spec in found.outputs]
+    if version is not None and config.versions[version].protocol == "v2":
+        # Through the gateway such a version answers the contract's outputs as well as its own
+        # (gateway/lanes.py): a client reading this must see both.
+        own = {output["name"] for output in outputs}
+        outputs = [o for o in SERVED_CONTRACT_OUTPUTS if o["name"] not in own] + outputs
     return {
         "name": config.model,
         "versions": versions,
         "platform": found.platform,
         "inputs": [spec.as_dict() for spec in found.inputs],
-        "outputs": [spec.as_dict() for spec in found.outputs],
+        "outputs": outputs,
     }
 
 

@@ -93,7 +93,12 @@ def test_a_versions_metadata_is_its_own_replicas(tmp_path: Path) -> None:
             ["v2.4.0"],
             "sklearn",
         )
-        assert body["outputs"] == [{"name": "predict_proba", "datatype": "FP64", "shape": [-1]}]
+        # Its own output, after the contract's it answers through the gateway (no reasons).
+        assert body["outputs"] == [
+            {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "risk_tier", "datatype": "BYTES", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1]},
+        ]
         assert client.get("/v2/models/churn").json()["platform"] == "streamflow"  # stable's
 
 

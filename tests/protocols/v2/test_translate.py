@@ -42,6 +42,14 @@ def test_the_inputs_are_the_model_apis_fields() -> None:
     assert [name for name, _ in MODEL_API_INPUTS] == list(ChurnPredictionRequest.model_fields)
 
 
+def test_the_inputs_are_the_ones_the_model_server_takes() -> None:
+    """The gateway's translation cannot import the model server: the two say it apart, and
+    this holds them to one contract (names, order and datatypes)."""
+    from model_server.v2_rows import INPUTS
+
+    assert list(MODEL_API_INPUTS) == list(INPUTS.items())
+
+
 def test_predict_becomes_one_tensor_per_field() -> None:
     body = predict_to_v2(orjson.dumps(EXAMPLE_CUSTOMER), batch=False)
     request = decode_request(body, None, max_elements=100)

@@ -17,6 +17,7 @@ a bound changed there changes here; a constraint this module does not know stops
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,14 +105,15 @@ def encode_plain_batch(payload: Any) -> np.ndarray | None:
         return None
     matrix = np.empty((len(rows), len(COLUMNS)), dtype=np.float64)
     for j, (column, cells) in enumerate(zip(COLUMNS, zip(*values, strict=True), strict=True)):
-        encoded = _encode_column(column, cells)
+        encoded = encode_column(column, cells)
         if encoded is None:
             return None
         matrix[:, j] = encoded
     return matrix
 
 
-def _encode_column(column: Column, cells: tuple[Any, ...]) -> Any:
+def encode_column(column: Column, cells: Sequence[Any]) -> Any:
+    """A column's cells as the matrix takes them, or None: ask pydantic."""
     kinds = set(map(type, cells))
     if column.categories is not None:
         if kinds != {str} or not set(cells) <= column.categories.keys():
@@ -131,5 +133,5 @@ def _encode_column(column: Column, cells: tuple[Any, ...]) -> Any:
     return cells
 
 
-def _ints(cells: tuple[Any, ...]) -> list[int]:
+def _ints(cells: Sequence[Any]) -> list[int]:
     return [abs(cell) for cell in cells if type(cell) is int]

@@ -23,16 +23,20 @@ import orjson
 from model_server.metrics import ModelMetrics
 from model_server.plain_rows import MAX_ROWS
 from model_server.predictor import Predictor, RowOutputs
-from model_server.v2_rows import INPUTS, encode_tensors
+from model_server.v2_rows import INPUTS, encode_tensors, plain_rows
 from protocols.v2.codec import (
-    InferRequest,
     InferResponse,
+    RequestedOutput,
     Tensor,
     TensorError,
     binary_outputs,
+    binary_outputs_of,
     decode_request,
     encode_response,
     header_length_of,
+    optional_id,
+    request_parameters,
+    requested_outputs,
 )
 from vocabulary.tiers import RISK_TIERS
 
@@ -64,11 +68,13 @@ class V2Answer:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A request that decoded and validated: its rows, and the outputs to compute."""
+    """A request that decoded and validated: its id, its rows, the outputs to compute and
+    which of them go binary."""
 
-    request: InferRequest
+    id: str | None
     matrix: np.ndarray
     outputs: tuple[str, ...]
+    binary: frozenset[str]
 
     @property
     def reasons(self) -> bool:
@@ -133,12 +139,9 @@ class V2Model:
         """The request decoded and checked, or its 400."""
         try:
             header_length = header_length_of(headers, len(body))
-            request = decode_request(body, header_length, max_elements=MAX_ELEMENTS)
-            outputs = _outputs_asked(request)
-            matrix = encode_tensors(request.inputs)
+            return _plain(body, header_length) or _general(body, header_length)
         except TensorError as exc:
             return error(400, str(exc))
-        return Prepared(request, matrix, outputs)
 
     def inline(self, predictor: Predictor, prepared: Prepared) -> bool:
         """Whether to score on the event loop: the compiled path's few rows."""
@@ -206,22 +209,58 @@ class V2Model:
         response = InferResponse(
             model_name=self.name,
             model_version=self.version,
-            id=prepared.request.id,
+            id=prepared.id,
             outputs=tensors,
             parameters={},
         )
-        body, header_length = encode_response(
-            response, binary=binary_outputs(prepared.request, tensors)
-        )
+        body, header_length = encode_response(response, binary=prepared.binary)
         return V2Answer(200, body, header_length)
 
 
-def _outputs_asked(request: InferRequest) -> tuple[str, ...]:
+def _general(body: bytes, header_length: int | None) -> Prepared:
+    """Any request, by the codec and ``v2_rows.encode_tensors``; TensorError names what is wrong."""
+    request = decode_request(body, header_length, max_elements=MAX_ELEMENTS)
+    outputs = _outputs_asked(request.outputs)
+    matrix = encode_tensors(request.inputs)
+    return Prepared(request.id, matrix, outputs, frozenset(binary_outputs(request, outputs)))
+
+
+def _plain(body: bytes, header_length: int | None) -> Prepared | None:
+    """The request in its plain form (``v2_rows.plain_rows``) read in one pass, or None: the
+    general decoding then judges it. Only what decode_request and encode_tensors accept, as
+    they read it, is taken here (tests/model_server/test_v2_plain.py compares the answers)."""
+    if header_length is None:
+        json_part: bytes | memoryview = body
+        binary = memoryview(b"")
+    else:
+        view = memoryview(body)
+        json_part, binary = view[:header_length], view[header_length:]
+    try:
+        document = orjson.loads(json_part)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict:
+        return None
+    matrix = plain_rows(document.get("inputs"), binary)
+    if matrix is None:
+        return None
+    try:
+        request_id = optional_id(document)
+        parameters = request_parameters(document)
+        requested = requested_outputs(document.get("outputs"))
+        outputs = _outputs_asked(requested)
+    except TensorError:
+        return None  # the general decoding's 400
+    binary_names = binary_outputs_of(parameters, requested, outputs)
+    return Prepared(request_id, matrix, outputs, frozenset(binary_names))
+
+
+def _outputs_asked(requested: list[RequestedOutput] | None) -> tuple[str, ...]:
     """The outputs to compute, in the order asked (every one when the request names none)."""
-    if not request.outputs:
+    if not requested:
         return tuple(OUTPUTS)
     names: list[str] = []
-    for output in request.outputs:
+    for output in requested:
         if output.name not in OUTPUTS:
             raise TensorError(
                 f"is not an output of the model, which gives {_GIVES}", output.name, role="output"

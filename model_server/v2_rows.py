@@ -12,13 +12,15 @@ for the field is the one given, as /predict would give it.
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from model_server.features import FEATURE_ORDER
-from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS
+from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS, encode_column
 from model_server.schemas import ChurnPredictionRequest
 from protocols.v2.codec import Tensor, TensorError
 
@@ -37,6 +39,10 @@ _LARGEST = float(np.finfo(np.float64).max)
 _LOW = np.array([-_LARGEST if c.low is None else c.low for c in COLUMNS])
 _HIGH = np.array([_LARGEST if c.high is None else c.high for c in COLUMNS])
 _TAKES = ", ".join(f"{name} ({datatype})" for name, datatype in INPUTS.items())
+_INT64_MAX = 2**63 - 1
+# A binary tensor's elements as Python values, by datatype: little-endian, n of them.
+_BINARY_FORMATS = {"INT64": "<%dq", "FP64": "<%dd"}
+_LENGTH = struct.Struct("<I")
 
 
 def encode_tensors(inputs: list[Tensor]) -> np.ndarray:
@@ -129,3 +135,115 @@ def _message(by_name: dict[str, Tensor], row: int, name: str) -> str:
                 return f"row {row}: {problem['msg']}"
     # A column check stricter than the schema would be a bug: say the value, never accept it.
     return f"row {row}: value {values[name]!r} is not accepted"
+
+
+def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
+    """The encoded rows of a parsed request's ``inputs`` (``binary``: the body's binary part)
+    when each is one of the model's inputs in its plain form, else None: then
+    ``codec.decode_request`` and ``encode_tensors`` judge, and their answer (a 400 naming the
+    tensor included) is the one given.
+
+    A request of one row spent most of its CPU in the general decoding: a numpy array and a
+    dataclass for each one-element tensor, then a pass over each to build the matrix. The
+    plain form is every input once (no other), shape ``[n]`` or ``[n, 1]``, its ``data`` a
+    flat JSON list (or one value) of exactly the JSON types /predict/batch's plain rows take
+    (``plain_rows.encode_column``: an integer for INT64, a number for FP64, true or false,
+    a known category), or its binary elements (``binary_data_size``) whose values are those;
+    within the same bounds. The general path accepts all of those, with this matrix.
+    """
+    if type(inputs) is not list or len(inputs) != len(COLUMNS):
+        return None
+    cells_of: dict[str, Any] = {}
+    n_rows = -1
+    offset = 0
+    for raw in inputs:
+        if type(raw) is not dict:
+            return None
+        name = raw.get("name")
+        if not isinstance(name, str):
+            return None
+        datatype = INPUTS.get(name)
+        if datatype is None or raw.get("datatype") != datatype or name in cells_of:
+            return None
+        shape = raw.get("shape")
+        if type(shape) is not list or not 1 <= len(shape) <= 2:
+            return None
+        n = shape[0]
+        if type(n) is not int or (len(shape) == 2 and (type(shape[1]) is not int or shape[1] != 1)):
+            return None
+        if n_rows < 0:
+            n_rows = n
+            if n < MIN_ROWS or (MAX_ROWS is not None and n > MAX_ROWS):
+                return None
+        elif n != n_rows:
+            return None
+        parameters = raw.get("parameters")
+        size = None
+        if parameters is not None:
+            if type(parameters) is not dict:
+                return None
+            size = parameters.get("binary_data_size")
+        cells: list[Any] | None
+        if size is None:
+            data = raw.get("data", _ABSENT)
+            cells = data if type(data) is list else [data]
+        else:
+            if type(size) is not int or size < 0 or "data" in raw or offset + size > len(binary):
+                return None
+            cells = _binary_cells(datatype, binary[offset : offset + size], n)
+            offset += size
+        if cells is None or len(cells) != n:
+            return None
+        cells_of[name] = cells
+    if offset != len(binary):
+        return None
+    matrix = np.empty((n_rows, len(COLUMNS)), dtype=np.float64)
+    for j, column in enumerate(COLUMNS):
+        cells = cells_of[column.name]
+        encoded = encode_column(column, cells)
+        if encoded is None or (column.kind is int and max(cells) > _INT64_MAX):
+            return None
+        matrix[:, j] = encoded
+    return matrix
+
+
+_ABSENT = object()  # no JSON value is this: a tensor without data is never plain
+
+
+def _binary_cells(datatype: str, chunk: memoryview, n: int) -> list[Any] | None:
+    """A binary tensor's n elements as the JSON values they stand for, or None."""
+    if datatype == "BYTES":
+        return _strings(chunk.tobytes(), n)
+    if datatype == "BOOL":
+        raw = chunk.tobytes()
+        if len(raw) != n or raw.translate(None, b"\x00\x01"):
+            return None
+        return [byte == 1 for byte in raw]
+    form = _BINARY_FORMATS[datatype] % n
+    if len(chunk) != struct.calcsize(form):
+        return None
+    values = list(struct.unpack(form, chunk))
+    # NaN and infinity come only in binary (JSON has neither): the bounds' checks are left to
+    # refuse them, with their message.
+    if datatype == "FP64" and not all(map(math.isfinite, values)):
+        return None
+    return values
+
+
+def _strings(data: bytes, n: int) -> list[str] | None:
+    """n BYTES elements (each a 4-byte length, then its bytes) as text, or None."""
+    elements: list[str] = []
+    offset = 0
+    for _ in range(n):
+        if offset + 4 > len(data):
+            return None
+        (length,) = _LENGTH.unpack_from(data, offset)
+        offset += 4
+        if offset + length > len(data):
+            return None
+        try:
+            elements.append(data[offset : offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+        offset += length
+    return elements if offset == len(data) else None

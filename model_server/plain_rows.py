@@ -38,6 +38,7 @@ class Column:
     low: float | None
     high: float | None
     categories: dict[str, int] | None
+    kinds: frozenset[type]  # the Python types of the JSON values the column takes as they are
 
 
 def _bounds(metadata: list[Any], where: str) -> tuple[float | None, float | None]:
@@ -65,7 +66,8 @@ def _columns() -> tuple[Column, ...]:
         categories = CATEGORICAL_MAPS.get(name)
         if kind is str and categories is None:
             raise TypeError(f"{name}: a free string is not one plain rows check")
-        columns.append(Column(name, kind, low, high, categories))
+        kinds = frozenset({int, float} if kind is float else {kind})
+        columns.append(Column(name, kind, low, high, categories, kinds))
     if set(fields) != set(FEATURE_ORDER):
         raise TypeError("ChurnPredictionRequest has fields the encoding does not use")
     return tuple(columns)
@@ -114,16 +116,18 @@ def encode_plain_batch(payload: Any) -> np.ndarray | None:
 
 def encode_column(column: Column, cells: Sequence[Any]) -> Any:
     """A column's cells as the matrix takes them, or None: ask pydantic."""
-    kinds = set(map(type, cells))
-    if column.categories is not None:
-        if kinds != {str} or not set(cells) <= column.categories.keys():
-            return None
-        return list(map(column.categories.__getitem__, cells))
-    if column.kind is bool:
-        return cells if kinds == {bool} else None
-    allowed = {int} if column.kind is int else {int, float}
-    if not kinds <= allowed:
+    if not cells:
         return None
+    kinds = set(map(type, cells))
+    if not kinds <= column.kinds:
+        return None
+    if column.categories is not None:
+        try:  # every cell a string (kinds), so a miss is an unknown category
+            return list(map(column.categories.__getitem__, cells))
+        except KeyError:
+            return None
+    if column.kind is bool:
+        return cells
     if column.kind is float and int in kinds and max(_ints(cells)) >= EXACT_INT:
         return None
     if column.low is not None and min(cells) < column.low:

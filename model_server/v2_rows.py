@@ -153,17 +153,18 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
     """
     if type(inputs) is not list or len(inputs) != len(COLUMNS):
         return None
-    cells_of: dict[str, Any] = {}
+    columns: list[Any] = [None] * len(COLUMNS)  # each input's cells, in COLUMNS' order
     n_rows = -1
     offset = 0
     for raw in inputs:
         if type(raw) is not dict:
             return None
         name = raw.get("name")
-        if not isinstance(name, str):
+        place = _PLACES.get(name) if isinstance(name, str) else None
+        if place is None:
             return None
-        datatype = INPUTS.get(name)
-        if datatype is None or raw.get("datatype") != datatype or name in cells_of:
+        j, datatype = place
+        if raw.get("datatype") != datatype or columns[j] is not None:
             return None
         shape = raw.get("shape")
         if type(shape) is not list or not 1 <= len(shape) <= 2:
@@ -171,12 +172,10 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
         n = shape[0]
         if type(n) is not int or (len(shape) == 2 and (type(shape[1]) is not int or shape[1] != 1)):
             return None
-        if n_rows < 0:
-            n_rows = n
-            if n < MIN_ROWS or (MAX_ROWS is not None and n > MAX_ROWS):
+        if n != n_rows:
+            if n_rows >= 0 or n < MIN_ROWS or (MAX_ROWS is not None and n > MAX_ROWS):
                 return None
-        elif n != n_rows:
-            return None
+            n_rows = n
         parameters = raw.get("parameters")
         size = None
         if parameters is not None:
@@ -194,19 +193,23 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
             offset += size
         if cells is None or len(cells) != n:
             return None
-        cells_of[name] = cells
+        encoded = encode_column(COLUMNS[j], cells)
+        if encoded is None or (datatype == "INT64" and max(cells) > _INT64_MAX):
+            return None
+        columns[j] = encoded
     if offset != len(binary):
         return None
+    if n_rows <= _FEW_ROWS:
+        return np.array(list(zip(*columns, strict=True)), dtype=np.float64)
     matrix = np.empty((n_rows, len(COLUMNS)), dtype=np.float64)
-    for j, column in enumerate(COLUMNS):
-        cells = cells_of[column.name]
-        encoded = encode_column(column, cells)
-        if encoded is None or (column.kind is int and max(cells) > _INT64_MAX):
-            return None
+    for j, encoded in enumerate(columns):
         matrix[:, j] = encoded
     return matrix
 
 
+# Up to this many rows, one conversion of the rows is faster than ten column assignments.
+_FEW_ROWS = 16
+_PLACES = {column.name: (j, INPUTS[column.name]) for j, column in enumerate(COLUMNS)}
 _ABSENT = object()  # no JSON value is this: a tensor without data is never plain
 
 

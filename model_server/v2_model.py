@@ -195,6 +195,17 @@ class V2Model:
                 shadow=shadow,
                 endpoint="v2",
             )
+        if not prepared.binary:
+            return V2Answer(200, self.json_body(prepared, outputs, tier_indexes))
+        body, header_length = encode_response(
+            self.response(prepared, outputs, tier_indexes), binary=prepared.binary
+        )
+        return V2Answer(200, body, header_length)
+
+    def response(
+        self, prepared: Prepared, outputs: RowOutputs, tier_indexes: list[int]
+    ) -> InferResponse:
+        """The answer's tensors, for the codec to encode."""
         n_rows = (len(tier_indexes),)
         tensors: dict[str, Tensor] = {}
         for name in prepared.outputs:
@@ -206,15 +217,36 @@ class V2Model:
             else:
                 assert outputs.reasons is not None  # asked for, so computed
                 tensors[name] = Tensor(name, "BYTES", n_rows, outputs.reasons)
-        response = InferResponse(
+        return InferResponse(
             model_name=self.name,
             model_version=self.version,
             id=prepared.id,
             outputs=tensors,
             parameters={},
         )
-        body, header_length = encode_response(response, binary=prepared.binary)
-        return V2Answer(200, body, header_length)
+
+    def json_body(self, prepared: Prepared, outputs: RowOutputs, tier_indexes: list[int]) -> bytes:
+        """``encode_response(self.response(...))`` of an answer without binary outputs, byte for
+        byte, written as one document: on one row the tensors' objects and the codec's pass
+        over them cost about as much as the prediction's own answer
+        (tests/model_server/test_v2_plain.py compares the two)."""
+        shape = [len(tier_indexes)]
+        tensors: list[dict[str, Any]] = []
+        for name in prepared.outputs:
+            data: Any
+            if name == PROBABILITY:
+                data = np.ascontiguousarray(outputs.probabilities, dtype=np.float64)  # as the codec
+            elif name == TIER:
+                data = [RISK_TIERS[i] for i in tier_indexes]
+            else:
+                assert outputs.reasons is not None  # asked for, so computed
+                data = [reasons.decode() for reasons in outputs.reasons]
+            tensors.append({"name": name, "datatype": OUTPUTS[name], "shape": shape, "data": data})
+        document: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
+        if prepared.id is not None:
+            document["id"] = prepared.id
+        document["outputs"] = tensors
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _general(body: bytes, header_length: int | None) -> Prepared:
@@ -241,7 +273,10 @@ def _plain(body: bytes, header_length: int | None) -> Prepared | None:
         return None
     if type(document) is not dict:
         return None
-    matrix = plain_rows(document.get("inputs"), binary)
+    try:
+        matrix = plain_rows(document.get("inputs"), binary)
+    except TypeError:  # an unhashable name or datatype: not plain
+        return None
     if matrix is None:
         return None
     try:

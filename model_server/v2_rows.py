@@ -159,18 +159,19 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
     for raw in inputs:
         if type(raw) is not dict:
             return None
-        name = raw.get("name")
-        place = _PLACES.get(name) if isinstance(name, str) else None
+        # A name or datatype that is no string finds no place (and an unhashable one raises
+        # TypeError, which the caller takes as None).
+        place = _PLACES.get((raw.get("name"), raw.get("datatype")))
         if place is None:
             return None
-        j, datatype = place
-        if raw.get("datatype") != datatype or columns[j] is not None:
+        j, datatype, int64 = place
+        if columns[j] is not None:
             return None
         shape = raw.get("shape")
-        if type(shape) is not list or not 1 <= len(shape) <= 2:
+        if type(shape) is not list:
             return None
-        n = shape[0]
-        if type(n) is not int or (len(shape) == 2 and (type(shape[1]) is not int or shape[1] != 1)):
+        n = shape[0] if len(shape) == 1 else _column_rows(shape)
+        if type(n) is not int:
             return None
         if n != n_rows:
             if n_rows >= 0 or n < MIN_ROWS or (MAX_ROWS is not None and n > MAX_ROWS):
@@ -194,7 +195,7 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
         if cells is None or len(cells) != n:
             return None
         encoded = encode_column(COLUMNS[j], cells)
-        if encoded is None or (datatype == "INT64" and max(cells) > _INT64_MAX):
+        if encoded is None or (int64 and max(cells) > _INT64_MAX):
             return None
         columns[j] = encoded
     if offset != len(binary):
@@ -209,7 +210,24 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
 
 # Up to this many rows, one conversion of the rows is faster than ten column assignments.
 _FEW_ROWS = 16
-_PLACES = {column.name: (j, INPUTS[column.name]) for j, column in enumerate(COLUMNS)}
+# (name, datatype) -> the column's index, its datatype, whether its bounds leave INT64's to check.
+_PLACES: dict[tuple[Any, Any], tuple[int, str, bool]] = {
+    (column.name, INPUTS[column.name]): (
+        j,
+        INPUTS[column.name],
+        INPUTS[column.name] == "INT64" and (column.high is None or column.high > _INT64_MAX),
+    )
+    for j, column in enumerate(COLUMNS)
+}
+
+
+def _column_rows(shape: list[Any]) -> Any:
+    """The rows of a shape [n, 1] (n, unchecked); None for any other shape."""
+    if len(shape) == 2 and type(shape[1]) is int and shape[1] == 1:
+        return shape[0]
+    return None
+
+
 _ABSENT = object()  # no JSON value is this: a tensor without data is never plain
 
 

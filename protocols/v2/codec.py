@@ -614,7 +614,11 @@ def _encode_tensor(
         "datatype": tensor.datatype,
         "shape": list(tensor.shape),
     }
-    parameters = {k: v for k, v in tensor.parameters.items() if k != "binary_data_size"}
+    parameters = (
+        {k: v for k, v in tensor.parameters.items() if k != "binary_data_size"}
+        if tensor.parameters
+        else {}
+    )
     if binary:
         blob = _to_binary(tensor)
         blobs.append(blob)
@@ -645,7 +649,7 @@ def _to_json(tensor: Tensor, role: str) -> Any:
                 role=role,
             ) from None
     # orjson writes a native, contiguous array at C speed (OPT_SERIALIZE_NUMPY below).
-    return np.ascontiguousarray(tensor.data, dtype=_DTYPES[tensor.datatype].newbyteorder("="))
+    return np.ascontiguousarray(tensor.data, dtype=_NATIVE[tensor.datatype])
 
 
 def _byte_elements(tensor: Tensor) -> list[bytes]:

@@ -21,10 +21,11 @@ from fastapi.testclient import TestClient
 from model_server import v2_model
 from model_server.app import create_app
 from model_server.plain_rows import MAX_ROWS
+from model_server.predictor import RowOutputs
 from model_server.schemas import EXAMPLE_CUSTOMER
 from model_server.settings import ModelSettings
 from model_server.v2_model import Prepared, V2Answer
-from protocols.v2.codec import RequestedOutput, TensorError, header_length_of
+from protocols.v2.codec import RequestedOutput, TensorError, encode_response, header_length_of
 from tests.model_server.test_api import customers
 from tests.model_server.v2_requests import v2_body
 
@@ -371,3 +372,39 @@ def test_a_copy_is_not_changed_by_reading_it() -> None:
     kept = copy.deepcopy(document)
     v2_model._plain(orjson.dumps(document), None)
     assert document == kept
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 1000])
+def test_a_json_answer_is_the_codecs_encoding_byte_for_byte(app: FastAPI, n: int) -> None:
+    model = app.state.short_cut.v2_model
+    predictor = app.state.predictor
+    rows = ROWS[n] if n in ROWS else customers(n)
+    asks: list[dict[str, Any]] = [
+        {},
+        {"request_id": "r-3"},
+        {"request_id": 'a "quoted" \\ id\u00e9'},
+        {"outputs": [RequestedOutput("top_reasons"), RequestedOutput("churn_probability")]},
+        {"outputs": [RequestedOutput("risk_tier")]},
+    ]
+    for ask in asks:
+        body, headers = v2_body(rows, **ask)
+        prepared = v2_model._plain(body, None)
+        assert prepared is not None and not prepared.binary
+        outputs = predictor.outputs(prepared.matrix, reasons=prepared.reasons)
+        tiers = outputs.tiers.tolist()
+        expected, header_length = encode_response(model.response(prepared, outputs, tiers))
+        assert header_length is None
+        assert model.json_body(prepared, outputs, tiers) == expected
+
+
+def test_probabilities_are_spelt_as_the_codec_spells_them(app: FastAPI) -> None:
+    model = app.state.short_cut.v2_model
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [np.round(rng.random(5000), 4), [0.0, -0.0, 1.0, 0.0001, 0.9999, 0.5, 1e-05, 1e300]]
+    )
+    prepared = Prepared(None, np.zeros((len(values), 10)), ("churn_probability",), frozenset())
+    outputs = RowOutputs(values, np.zeros(len(values), dtype=np.intp), None)
+    tiers = outputs.tiers.tolist()
+    expected, _ = encode_response(model.response(prepared, outputs, tiers))
+    assert model.json_body(prepared, outputs, tiers) == expected

@@ -12,6 +12,7 @@ encoded with each output binary or JSON as the request says. Every bad input is 
 from __future__ import annotations
 
 import functools
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +26,11 @@ from model_server.plain_rows import MAX_ROWS
 from model_server.predictor import Predictor, RowOutputs
 from model_server.v2_rows import INPUTS, encode_tensors, plain_rows
 from protocols.v2.codec import (
-    InferResponse,
     RequestedOutput,
-    Tensor,
     TensorError,
     binary_outputs,
     binary_outputs_of,
     decode_request,
-    encode_response,
     header_length_of,
     optional_id,
     request_parameters,
@@ -47,6 +45,7 @@ PROBABILITY, TIER, REASONS = "churn_probability", "risk_tier", "top_reasons"
 OUTPUTS: dict[str, str] = {PROBABILITY: "FP64", TIER: "BYTES", REASONS: "BYTES"}
 _GIVES = ", ".join(f"{name} ({datatype})" for name, datatype in OUTPUTS.items())
 _TIER_BYTES = [tier.encode() for tier in RISK_TIERS]
+_LENGTH = struct.Struct("<I")
 # A request's tensors hold at most a batch's rows each (an input of shape [n] or [n, 1]).
 assert MAX_ROWS is not None
 MAX_ELEMENTS = MAX_ROWS
@@ -195,58 +194,56 @@ class V2Model:
                 shadow=shadow,
                 endpoint="v2",
             )
-        if not prepared.binary:
-            return V2Answer(200, self.json_body(prepared, outputs, tier_indexes))
-        body, header_length = encode_response(
-            self.response(prepared, outputs, tier_indexes), binary=prepared.binary
-        )
+        body, header_length = self.encode(prepared, outputs, tier_indexes)
         return V2Answer(200, body, header_length)
 
-    def response(
+    def encode(
         self, prepared: Prepared, outputs: RowOutputs, tier_indexes: list[int]
-    ) -> InferResponse:
-        """The answer's tensors, for the codec to encode."""
-        n_rows = (len(tier_indexes),)
-        tensors: dict[str, Tensor] = {}
-        for name in prepared.outputs:
-            if name == PROBABILITY:
-                tensors[name] = Tensor(name, "FP64", n_rows, outputs.probabilities)
-            elif name == TIER:
-                tiers = [_TIER_BYTES[i] for i in tier_indexes]
-                tensors[name] = Tensor(name, "BYTES", n_rows, tiers)
-            else:
-                assert outputs.reasons is not None  # asked for, so computed
-                tensors[name] = Tensor(name, "BYTES", n_rows, outputs.reasons)
-        return InferResponse(
-            model_name=self.name,
-            model_version=self.version,
-            id=prepared.id,
-            outputs=tensors,
-            parameters={},
-        )
+    ) -> tuple[bytes, int | None]:
+        """The answer's body and header length, as ``codec.encode_response`` writes the
+        outputs' tensors (each binary when ``prepared.binary`` names it), byte for byte.
 
-    def json_body(self, prepared: Prepared, outputs: RowOutputs, tier_indexes: list[int]) -> bytes:
-        """``encode_response(self.response(...))`` of an answer without binary outputs, byte for
-        byte, written as one document: on one row the tensors' objects and the codec's pass
-        over them cost about as much as the prediction's own answer
-        (tests/model_server/test_v2_plain.py compares the two)."""
+        Written here as one document: on one row, building the tensors' objects and the
+        codec's pass over them cost about as much as the prediction's own answer
+        (tests/model_server/test_v2_plain.py compares the two ways)."""
         shape = [len(tier_indexes)]
         tensors: list[dict[str, Any]] = []
+        blobs: list[bytes] = []
         for name in prepared.outputs:
             data: Any
             if name == PROBABILITY:
-                data = np.ascontiguousarray(outputs.probabilities, dtype=np.float64)  # as the codec
+                # float64 in native order: the codec's FP64, in JSON (numpy's) and in binary.
+                data = np.ascontiguousarray(outputs.probabilities, dtype=np.float64)
             elif name == TIER:
-                data = [RISK_TIERS[i] for i in tier_indexes]
+                data = [_TIER_BYTES[i] for i in tier_indexes]
             else:
                 assert outputs.reasons is not None  # asked for, so computed
-                data = [reasons.decode() for reasons in outputs.reasons]
-            tensors.append({"name": name, "datatype": OUTPUTS[name], "shape": shape, "data": data})
+                data = outputs.reasons
+            tensor: dict[str, Any] = {"name": name, "datatype": OUTPUTS[name], "shape": shape}
+            if name in prepared.binary:
+                blob = (
+                    data.astype("<f8", copy=False).tobytes()
+                    if name == PROBABILITY
+                    else _binary_elements(data)
+                )
+                blobs.append(blob)
+                tensor["parameters"] = {"binary_data_size": len(blob)}
+            else:
+                tensor["data"] = data if name == PROBABILITY else [e.decode() for e in data]
+            tensors.append(tensor)
         document: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         if prepared.id is not None:
             document["id"] = prepared.id
         document["outputs"] = tensors
-        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        if not blobs:
+            return header, None
+        return b"".join([header, *blobs]), len(header)
+
+
+def _binary_elements(elements: list[bytes]) -> bytes:
+    """BYTES elements in binary: each its 4-byte little-endian length, then its bytes."""
+    return b"".join([part for e in elements for part in (_LENGTH.pack(len(e)), e)])
 
 
 def _general(body: bytes, header_length: int | None) -> Prepared:

@@ -42,6 +42,7 @@ _TAKES = ", ".join(f"{name} ({datatype})" for name, datatype in INPUTS.items())
 _INT64_MAX = 2**63 - 1
 # A binary tensor's elements as Python values, by datatype: little-endian, n of them.
 _BINARY_FORMATS = {"INT64": "<%dq", "FP64": "<%dd"}
+_ITEM_SIZES = {"INT64": 8, "FP64": 8}
 _LENGTH = struct.Struct("<I")
 
 
@@ -240,10 +241,10 @@ def _binary_cells(datatype: str, chunk: memoryview, n: int) -> list[Any] | None:
         if len(raw) != n or raw.translate(None, b"\x00\x01"):
             return None
         return [byte == 1 for byte in raw]
-    form = _BINARY_FORMATS[datatype] % n
-    if len(chunk) != struct.calcsize(form):
+    if len(chunk) != n * _ITEM_SIZES[datatype]:
         return None
-    values = list(struct.unpack(form, chunk))
+    # struct keeps its compiled formats (a bounded cache): one row's is compiled once.
+    values = list(struct.unpack(_BINARY_FORMATS[datatype] % n, chunk))
     # NaN and infinity come only in binary (JSON has neither): the bounds' checks are left to
     # refuse them, with their message.
     if datatype == "FP64" and not all(map(math.isfinite, values)):

@@ -25,9 +25,17 @@ from model_server.predictor import RowOutputs
 from model_server.schemas import EXAMPLE_CUSTOMER
 from model_server.settings import ModelSettings
 from model_server.v2_model import Prepared, V2Answer
-from protocols.v2.codec import RequestedOutput, TensorError, encode_response, header_length_of
+from protocols.v2.codec import (
+    InferResponse,
+    RequestedOutput,
+    Tensor,
+    TensorError,
+    encode_response,
+    header_length_of,
+)
 from tests.model_server.test_api import customers
 from tests.model_server.v2_requests import v2_body
+from vocabulary.tiers import RISK_TIERS
 
 Document = dict[str, Any]
 
@@ -374,8 +382,25 @@ def test_a_copy_is_not_changed_by_reading_it() -> None:
     assert document == kept
 
 
+def codec_encoding(model: Any, prepared: Prepared, outputs: RowOutputs) -> tuple[bytes, int | None]:
+    """The answer as the codec encodes the outputs' tensors: what ``V2Model.encode`` must give."""
+    n_rows = (len(outputs.tiers),)
+    tensors: dict[str, Tensor] = {}
+    for name in prepared.outputs:
+        if name == "churn_probability":
+            tensors[name] = Tensor(name, "FP64", n_rows, outputs.probabilities)
+        elif name == "risk_tier":
+            tiers = [RISK_TIERS[i].encode() for i in outputs.tiers.tolist()]
+            tensors[name] = Tensor(name, "BYTES", n_rows, tiers)
+        else:
+            assert outputs.reasons is not None
+            tensors[name] = Tensor(name, "BYTES", n_rows, outputs.reasons)
+    response = InferResponse(model.name, model.version, prepared.id, tensors, {})
+    return encode_response(response, binary=prepared.binary)
+
+
 @pytest.mark.parametrize("n", [1, 2, 10, 1000])
-def test_a_json_answer_is_the_codecs_encoding_byte_for_byte(app: FastAPI, n: int) -> None:
+def test_an_answer_is_the_codecs_encoding_byte_for_byte(app: FastAPI, n: int) -> None:
     model = app.state.short_cut.v2_model
     predictor = app.state.predictor
     rows = ROWS[n] if n in ROWS else customers(n)
@@ -385,26 +410,31 @@ def test_a_json_answer_is_the_codecs_encoding_byte_for_byte(app: FastAPI, n: int
         {"request_id": 'a "quoted" \\ id\u00e9'},
         {"outputs": [RequestedOutput("top_reasons"), RequestedOutput("churn_probability")]},
         {"outputs": [RequestedOutput("risk_tier")]},
+        {"binary_data_output": True},
+        {"binary_data_output": True, "outputs": [RequestedOutput("risk_tier", binary=False)]},
+        {"outputs": [RequestedOutput("top_reasons", binary=True), RequestedOutput("risk_tier")]},
+        {"outputs": [RequestedOutput("churn_probability", binary=True)]},
     ]
     for ask in asks:
-        body, headers = v2_body(rows, **ask)
+        body, _ = v2_body(rows, **ask)
         prepared = v2_model._plain(body, None)
-        assert prepared is not None and not prepared.binary
+        assert prepared is not None
         outputs = predictor.outputs(prepared.matrix, reasons=prepared.reasons)
-        tiers = outputs.tiers.tolist()
-        expected, header_length = encode_response(model.response(prepared, outputs, tiers))
-        assert header_length is None
-        assert model.json_body(prepared, outputs, tiers) == expected
+        encoded = model.encode(prepared, outputs, outputs.tiers.tolist())
+        assert encoded == codec_encoding(model, prepared, outputs)
+        assert (encoded[1] is None) is not prepared.binary
 
 
-def test_probabilities_are_spelt_as_the_codec_spells_them(app: FastAPI) -> None:
+@pytest.mark.parametrize("binary", [frozenset(), frozenset({"churn_probability"})])
+def test_probabilities_are_spelt_as_the_codec_spells_them(
+    app: FastAPI, binary: frozenset[str]
+) -> None:
     model = app.state.short_cut.v2_model
     rng = np.random.default_rng(7)
     values = np.concatenate(
         [np.round(rng.random(5000), 4), [0.0, -0.0, 1.0, 0.0001, 0.9999, 0.5, 1e-05, 1e300]]
     )
-    prepared = Prepared(None, np.zeros((len(values), 10)), ("churn_probability",), frozenset())
+    prepared = Prepared(None, np.zeros((len(values), 10)), ("churn_probability",), binary)
     outputs = RowOutputs(values, np.zeros(len(values), dtype=np.intp), None)
-    tiers = outputs.tiers.tolist()
-    expected, _ = encode_response(model.response(prepared, outputs, tiers))
-    assert model.json_body(prepared, outputs, tiers) == expected
+    encoded = model.encode(prepared, outputs, outputs.tiers.tolist())
+    assert encoded == codec_encoding(model, prepared, outputs)

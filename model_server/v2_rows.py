@@ -157,6 +157,7 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
     columns: list[Any] = [None] * len(COLUMNS)  # each input's cells, in COLUMNS' order
     n_rows = -1
     offset = 0
+    end = len(binary)
     for raw in inputs:
         if type(raw) is not dict:
             return None
@@ -189,7 +190,7 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
             data = raw.get("data", _ABSENT)
             cells = data if type(data) is list else [data]
         else:
-            if type(size) is not int or size < 0 or "data" in raw or offset + size > len(binary):
+            if type(size) is not int or size < 0 or "data" in raw or offset + size > end:
                 return None
             cells = _binary_cells(datatype, binary[offset : offset + size], n)
             offset += size
@@ -199,7 +200,7 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
         if encoded is None or (int64 and max(cells) > _INT64_MAX):
             return None
         columns[j] = encoded
-    if offset != len(binary):
+    if offset != end:
         return None
     if n_rows <= _FEW_ROWS:
         return np.array(list(zip(*columns, strict=True)), dtype=np.float64)

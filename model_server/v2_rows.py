@@ -43,6 +43,7 @@ _INT64_MAX = 2**63 - 1
 # A binary tensor's elements as Python values, by datatype: little-endian, n of them.
 _BINARY_FORMATS = {"INT64": "<%dq", "FP64": "<%dd"}
 _ITEM_SIZES = {"INT64": 8, "FP64": 8}
+_ONE_ELEMENT = {name: struct.Struct(form % 1) for name, form in _BINARY_FORMATS.items()}
 _LENGTH = struct.Struct("<I")
 
 
@@ -244,8 +245,9 @@ def _binary_cells(datatype: str, chunk: memoryview, n: int) -> list[Any] | None:
         return [byte == 1 for byte in raw]
     if len(chunk) != n * _ITEM_SIZES[datatype]:
         return None
-    # struct keeps its compiled formats (a bounded cache): one row's is compiled once.
-    values = list(struct.unpack(_BINARY_FORMATS[datatype] % n, chunk))
+    one = _ONE_ELEMENT.get(datatype) if n == 1 else None
+    # struct keeps the formats it compiled (a bounded cache) for other row counts.
+    values = list(one.unpack(chunk) if one else struct.unpack(_BINARY_FORMATS[datatype] % n, chunk))
     # NaN and infinity come only in binary (JSON has neither): the bounds' checks are left to
     # refuse them, with their message.
     if datatype == "FP64" and not all(map(math.isfinite, values)):
@@ -255,6 +257,13 @@ def _binary_cells(datatype: str, chunk: memoryview, n: int) -> list[Any] | None:
 
 def _strings(data: bytes, n: int) -> list[str] | None:
     """n BYTES elements (each a 4-byte length, then its bytes) as text, or None."""
+    if n == 1:  # the one element is the whole chunk after its length
+        if len(data) < 4 or _LENGTH.unpack_from(data)[0] != len(data) - 4:
+            return None
+        try:
+            return [data[4:].decode("utf-8")]
+        except UnicodeDecodeError:
+            return None
     elements: list[str] = []
     offset = 0
     for _ in range(n):

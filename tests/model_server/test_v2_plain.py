@@ -438,3 +438,33 @@ def test_probabilities_are_spelt_as_the_codec_spells_them(
     outputs = RowOutputs(values, np.zeros(len(values), dtype=np.intp), None)
     encoded = model.encode(prepared, outputs, outputs.tiers.tolist())
     assert encoded == codec_encoding(model, prepared, outputs)
+
+
+@pytest.mark.parametrize(
+    "elements",
+    [
+        category(b"one-year") + category(b"\xff"),
+        category(b"one-year") + category(b"weekly"),
+        category(b"one-year") + struct.pack("<I", 99) + b"x",
+        category(b"one-year") + category(b"two-year") + b"x",
+        category(b"one-year") + b"\x01\x00",
+        category(b"one-year"),
+    ],
+)
+def test_binary_elements_of_several_rows_it_refuses_are_left_to_it(elements: bytes) -> None:
+    document, blob = binary_request(ROWS[1] * 2)
+    chunks = chunks_of(document, blob)
+    chunks["contract_type"] = elements
+    body, headers = joined(document, chunks)
+    header_length = int(headers["inference-header-content-length"])
+    assert v2_model._plain(body, header_length) is None
+    assert isinstance(general(body, header_length), str)
+
+
+def test_binary_elements_of_several_rows_read_as_the_general_path_reads_them() -> None:
+    document, blob = binary_request(ROWS[1] * 2)
+    chunks = chunks_of(document, blob)
+    chunks["contract_type"] = category(b"one-year") + category(b"two-year")
+    prepared = check(*joined(document, chunks), plain=True)
+    assert isinstance(prepared, Prepared)
+    assert prepared.matrix[:, 3].tolist() == [1.0, 2.0]

@@ -17,6 +17,7 @@ a bound changed there changes here; a constraint this module does not know stops
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ class Column:
     low: float | None
     high: float | None
     categories: dict[str, int] | None
+    kinds: frozenset[type]  # the Python types of the JSON values the column takes as they are
 
 
 def _bounds(metadata: list[Any], where: str) -> tuple[float | None, float | None]:
@@ -64,7 +66,8 @@ def _columns() -> tuple[Column, ...]:
         categories = CATEGORICAL_MAPS.get(name)
         if kind is str and categories is None:
             raise TypeError(f"{name}: a free string is not one plain rows check")
-        columns.append(Column(name, kind, low, high, categories))
+        kinds = frozenset({int, float} if kind is float else {kind})
+        columns.append(Column(name, kind, low, high, categories, kinds))
     if set(fields) != set(FEATURE_ORDER):
         raise TypeError("ChurnPredictionRequest has fields the encoding does not use")
     return tuple(columns)
@@ -104,24 +107,27 @@ def encode_plain_batch(payload: Any) -> np.ndarray | None:
         return None
     matrix = np.empty((len(rows), len(COLUMNS)), dtype=np.float64)
     for j, (column, cells) in enumerate(zip(COLUMNS, zip(*values, strict=True), strict=True)):
-        encoded = _encode_column(column, cells)
+        encoded = encode_column(column, cells)
         if encoded is None:
             return None
         matrix[:, j] = encoded
     return matrix
 
 
-def _encode_column(column: Column, cells: tuple[Any, ...]) -> Any:
-    kinds = set(map(type, cells))
-    if column.categories is not None:
-        if kinds != {str} or not set(cells) <= column.categories.keys():
-            return None
-        return list(map(column.categories.__getitem__, cells))
-    if column.kind is bool:
-        return cells if kinds == {bool} else None
-    allowed = {int} if column.kind is int else {int, float}
-    if not kinds <= allowed:
+def encode_column(column: Column, cells: Sequence[Any]) -> Any:
+    """A column's cells as the matrix takes them, or None: ask pydantic."""
+    if not cells:
         return None
+    kinds = set(map(type, cells))
+    if not kinds <= column.kinds:
+        return None
+    if column.categories is not None:
+        try:  # every cell a string (kinds), so a miss is an unknown category
+            return list(map(column.categories.__getitem__, cells))
+        except KeyError:
+            return None
+    if column.kind is bool:
+        return cells
     if column.kind is float and int in kinds and max(_ints(cells)) >= EXACT_INT:
         return None
     if column.low is not None and min(cells) < column.low:
@@ -131,5 +137,5 @@ def _encode_column(column: Column, cells: tuple[Any, ...]) -> Any:
     return cells
 
 
-def _ints(cells: tuple[Any, ...]) -> list[int]:
+def _ints(cells: Sequence[Any]) -> list[int]:
     return [abs(cell) for cell in cells if type(cell) is int]

@@ -12,13 +12,15 @@ for the field is the one given, as /predict would give it.
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from model_server.features import FEATURE_ORDER
-from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS
+from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS, encode_column
 from model_server.schemas import ChurnPredictionRequest
 from protocols.v2.codec import Tensor, TensorError
 
@@ -37,6 +39,12 @@ _LARGEST = float(np.finfo(np.float64).max)
 _LOW = np.array([-_LARGEST if c.low is None else c.low for c in COLUMNS])
 _HIGH = np.array([_LARGEST if c.high is None else c.high for c in COLUMNS])
 _TAKES = ", ".join(f"{name} ({datatype})" for name, datatype in INPUTS.items())
+_INT64_MAX = 2**63 - 1
+# A binary tensor's elements as Python values, by datatype: little-endian, n of them.
+_BINARY_FORMATS = {"INT64": "<%dq", "FP64": "<%dd"}
+_ITEM_SIZES = {"INT64": 8, "FP64": 8}
+_ONE_ELEMENT = {name: struct.Struct(form % 1) for name, form in _BINARY_FORMATS.items()}
+_LENGTH = struct.Struct("<I")
 
 
 def encode_tensors(inputs: list[Tensor]) -> np.ndarray:
@@ -129,3 +137,145 @@ def _message(by_name: dict[str, Tensor], row: int, name: str) -> str:
                 return f"row {row}: {problem['msg']}"
     # A column check stricter than the schema would be a bug: say the value, never accept it.
     return f"row {row}: value {values[name]!r} is not accepted"
+
+
+def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
+    """The encoded rows of a parsed request's ``inputs`` (``binary``: the body's binary part)
+    when each is one of the model's inputs in its plain form, else None: then
+    ``codec.decode_request`` and ``encode_tensors`` judge, and their answer (a 400 naming the
+    tensor included) is the one given.
+
+    A request of one row spent most of its CPU in the general decoding: a numpy array and a
+    dataclass for each one-element tensor, then a pass over each to build the matrix. The
+    plain form is every input once (no other), shape ``[n]`` or ``[n, 1]``, its ``data`` a
+    flat JSON list (or one value) of exactly the JSON types /predict/batch's plain rows take
+    (``plain_rows.encode_column``: an integer for INT64, a number for FP64, true or false,
+    a known category), or its binary elements (``binary_data_size``) whose values are those;
+    within the same bounds. The general path accepts all of those, with this matrix.
+    """
+    if type(inputs) is not list or len(inputs) != len(COLUMNS):
+        return None
+    columns: list[Any] = [None] * len(COLUMNS)  # each input's cells, in COLUMNS' order
+    n_rows = -1
+    offset = 0
+    end = len(binary)
+    for raw in inputs:
+        if type(raw) is not dict:
+            return None
+        # A name or datatype that is no string finds no place (and an unhashable one raises
+        # TypeError, which the caller takes as None).
+        place = _PLACES.get((raw.get("name"), raw.get("datatype")))
+        if place is None:
+            return None
+        j, datatype, int64 = place
+        if columns[j] is not None:
+            return None
+        shape = raw.get("shape")
+        if type(shape) is not list:
+            return None
+        n = shape[0] if len(shape) == 1 else _column_rows(shape)
+        if type(n) is not int:
+            return None
+        if n != n_rows:
+            if n_rows >= 0 or n < MIN_ROWS or (MAX_ROWS is not None and n > MAX_ROWS):
+                return None
+            n_rows = n
+        parameters = raw.get("parameters")
+        size = None
+        if parameters is not None:
+            if type(parameters) is not dict:
+                return None
+            size = parameters.get("binary_data_size")
+        cells: list[Any] | None
+        if size is None:
+            data = raw.get("data", _ABSENT)
+            cells = data if type(data) is list else [data]
+        else:
+            if type(size) is not int or size < 0 or "data" in raw or offset + size > end:
+                return None
+            cells = _binary_cells(datatype, binary[offset : offset + size], n)
+            offset += size
+        if cells is None or len(cells) != n:
+            return None
+        encoded = encode_column(COLUMNS[j], cells)
+        if encoded is None or (int64 and max(cells) > _INT64_MAX):
+            return None
+        columns[j] = encoded
+    if offset != end:
+        return None
+    if n_rows <= _FEW_ROWS:
+        return np.array(list(zip(*columns, strict=True)), dtype=np.float64)
+    matrix = np.empty((n_rows, len(COLUMNS)), dtype=np.float64)
+    for j, encoded in enumerate(columns):
+        matrix[:, j] = encoded
+    return matrix
+
+
+# Up to this many rows, one conversion of the rows is faster than ten column assignments.
+_FEW_ROWS = 16
+# (name, datatype) -> the column's index, its datatype, whether its bounds leave INT64's to check.
+_PLACES: dict[tuple[Any, Any], tuple[int, str, bool]] = {
+    (column.name, INPUTS[column.name]): (
+        j,
+        INPUTS[column.name],
+        INPUTS[column.name] == "INT64" and (column.high is None or column.high > _INT64_MAX),
+    )
+    for j, column in enumerate(COLUMNS)
+}
+
+
+def _column_rows(shape: list[Any]) -> Any:
+    """The rows of a shape [n, 1] (n, unchecked); None for any other shape."""
+    if len(shape) == 2 and type(shape[1]) is int and shape[1] == 1:
+        return shape[0]
+    return None
+
+
+_ABSENT = object()  # no JSON value is this: a tensor without data is never plain
+
+
+def _binary_cells(datatype: str, chunk: memoryview, n: int) -> list[Any] | None:
+    """A binary tensor's n elements as the JSON values they stand for, or None."""
+    if datatype == "BYTES":
+        return _strings(chunk.tobytes(), n)
+    if datatype == "BOOL":
+        raw = chunk.tobytes()
+        if len(raw) != n or raw.translate(None, b"\x00\x01"):
+            return None
+        return [byte == 1 for byte in raw]
+    if len(chunk) != n * _ITEM_SIZES[datatype]:
+        return None
+    one = _ONE_ELEMENT.get(datatype) if n == 1 else None
+    # struct keeps the formats it compiled (a bounded cache) for other row counts.
+    values = list(one.unpack(chunk) if one else struct.unpack(_BINARY_FORMATS[datatype] % n, chunk))
+    # NaN and infinity come only in binary (JSON has neither): the bounds' checks are left to
+    # refuse them, with their message.
+    if datatype == "FP64" and not all(map(math.isfinite, values)):
+        return None
+    return values
+
+
+def _strings(data: bytes, n: int) -> list[str] | None:
+    """n BYTES elements (each a 4-byte length, then its bytes) as text, or None."""
+    if n == 1:  # the one element is the whole chunk after its length
+        if len(data) < 4 or _LENGTH.unpack_from(data)[0] != len(data) - 4:
+            return None
+        try:
+            return [data[4:].decode("utf-8")]
+        except UnicodeDecodeError:
+            return None
+    elements: list[str] = []
+    offset = 0
+    for _ in range(n):
+        if offset + 4 > len(data):
+            return None
+        (length,) = _LENGTH.unpack_from(data, offset)
+        offset += 4
+        if offset + length > len(data):
+            return None
+        try:
+            elements.append(data[offset : offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+        offset += length
+    return elements if offset == len(data) else None

@@ -140,8 +140,8 @@ def header_length_of(headers: list[tuple[bytes, bytes]], body_length: int) -> in
 def decode_request(body: bytes, header_length: int | None, *, max_elements: int) -> InferRequest:
     """A V2 inference request from its body (JSON, or JSON then binary tensors)."""
     document, binary = _split(body, header_length)
-    request_id = _optional_id(document)
-    parameters = _parameters(document.get("parameters"), None, "input")
+    request_id = optional_id(document)
+    parameters = request_parameters(document)
     raw_inputs = document.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise TensorError("'inputs' must be a non-empty list of tensors")
@@ -158,7 +158,7 @@ def decode_request(body: bytes, header_length: int | None, *, max_elements: int)
     return InferRequest(
         id=request_id,
         inputs=inputs,
-        outputs=_requested_outputs(document.get("outputs")),
+        outputs=requested_outputs(document.get("outputs")),
         parameters=parameters,
     )
 
@@ -188,7 +188,7 @@ def decode_response(body: bytes, header_length: int | None) -> InferResponse:
     return InferResponse(
         model_name=model_name,
         model_version=model_version,
-        id=_optional_id(document),
+        id=optional_id(document),
         outputs=outputs,
         parameters=_parameters(document.get("parameters"), None, "output"),
     )
@@ -214,7 +214,8 @@ def _split(body: bytes, header_length: int | None) -> tuple[dict[str, Any], memo
     return document, binary
 
 
-def _optional_id(document: dict[str, Any]) -> str | None:
+def optional_id(document: dict[str, Any]) -> str | None:
+    """A parsed document's `id`, as decode_request reads it."""
     value = document.get("id")
     if value is None or isinstance(value, str):
         return value
@@ -229,7 +230,13 @@ def _parameters(value: Any, tensor: str | None, role: str) -> dict[str, Any]:
     return value
 
 
-def _requested_outputs(value: Any) -> list[RequestedOutput] | None:
+def request_parameters(document: dict[str, Any]) -> dict[str, Any]:
+    """A parsed request document's `parameters`, as decode_request reads them."""
+    return _parameters(document.get("parameters"), None, "input")
+
+
+def requested_outputs(value: Any) -> list[RequestedOutput] | None:
+    """A parsed request document's `outputs`, as decode_request reads them."""
     if value is None:
         return None
     if not isinstance(value, list):
@@ -579,12 +586,15 @@ def encode_response(
 def binary_outputs(request: InferRequest, names: Iterable[str]) -> set[str]:
     """Which of the answer's outputs `names` go binary: an output's own binary_data when the
     request says it, else the request's binary_data_output (false when unsaid)."""
-    default = request.parameters.get("binary_data_output") is True
-    said = {
-        output.name: output.binary
-        for output in (request.outputs or ())
-        if output.binary is not None
-    }
+    return binary_outputs_of(request.parameters, request.outputs, names)
+
+
+def binary_outputs_of(
+    parameters: dict[str, Any], outputs: list[RequestedOutput] | None, names: Iterable[str]
+) -> set[str]:
+    """`binary_outputs` of a request's parameters and requested outputs."""
+    default = parameters.get("binary_data_output") is True
+    said = {output.name: output.binary for output in (outputs or ()) if output.binary is not None}
     return {name for name in names if said.get(name, default)}
 
 
@@ -604,7 +614,11 @@ def _encode_tensor(
         "datatype": tensor.datatype,
         "shape": list(tensor.shape),
     }
-    parameters = {k: v for k, v in tensor.parameters.items() if k != "binary_data_size"}
+    parameters = (
+        {k: v for k, v in tensor.parameters.items() if k != "binary_data_size"}
+        if tensor.parameters
+        else {}
+    )
     if binary:
         blob = _to_binary(tensor)
         blobs.append(blob)
@@ -635,7 +649,7 @@ def _to_json(tensor: Tensor, role: str) -> Any:
                 role=role,
             ) from None
     # orjson writes a native, contiguous array at C speed (OPT_SERIALIZE_NUMPY below).
-    return np.ascontiguousarray(tensor.data, dtype=_DTYPES[tensor.datatype].newbyteorder("="))
+    return np.ascontiguousarray(tensor.data, dtype=_NATIVE[tensor.datatype])
 
 
 def _byte_elements(tensor: Tensor) -> list[bytes]:

@@ -77,10 +77,11 @@ def check_tensors(payload):
         refuse(first, f"holds {rows} rows; a request takes at most {high}")
 
 
-# What the numbers' datatypes hold, and how the model API says it (bool is an int to Python).
+# What the numbers' datatypes hold, and how the model API says it (bool is an int to Python;
+# null is JSON's NaN, decoded as one, and refused by check_values as not finite).
 KINDS = {
     "INT64": (int, "integers"),
-    "FP64": ((int, float), "numbers"),
+    "FP64": ((int, float, type(None)), "numbers"),
     "BOOL": (bool, "true/false"),
 }
 
@@ -106,6 +107,8 @@ def flat(data):
 
 def check_values(frame):
     """Every value: the first row refused, and in it the first input, as the model API does."""
+    if not hasattr(frame, "columns"):  # a request that asked for another content type
+        raise InferenceError("the inputs must be decoded as columns: content type 'pd'")
     refused = []  # (row, input's position, check's position, message)
     for position, (name, rule) in enumerate(INPUTS.items()):
         column = frame[name]

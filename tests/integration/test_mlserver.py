@@ -154,7 +154,7 @@ def ours_refuses(request: dict[str, Any]) -> str:
 BAD_VALUES = [
     ("tenure", -1),  # scored by MLServer's own runtime
     ("tenure", 121),
-    ("contract_type", "three-year"),  # its 500
+    ("contract_type", "three-year"),  # its own runtime's 500
     ("monthly_charges", None),  # NaN: JSON's null, as the gateway sends a binary NaN on
     ("total_charges", -0.01),
     ("num_support_tickets", -3),

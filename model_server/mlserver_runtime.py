@@ -34,13 +34,17 @@ TAKES = ", ".join(f"{rule['name']} ({rule['datatype']})" for rule in RULES["inpu
 class CheckedSKLearnModel(SKLearnModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         check_tensors(payload)
-        try:
-            # Decoded once: the runtime's own predict takes the same frame from the request.
-            frame = self.decode_request(payload)
-        except (TypeError, ValueError) as error:
-            unreadable(payload, error)
-        check_values(frame)
         return await super().predict(payload)
+
+    def decode_request(self, inference_request, default_codec=None):
+        # The runtime's predict decodes the request here, once: its values are checked on the
+        # way to the pipeline.
+        try:
+            frame = super().decode_request(inference_request, default_codec)
+        except (TypeError, ValueError) as error:
+            unreadable(inference_request, error)
+        check_values(frame)
+        return frame
 
 
 def refuse(name, message):

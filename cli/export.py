@@ -20,9 +20,11 @@ def register(commands: Commands) -> None:
     subs = parser.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
     summary = (
         "a directory `mlserver start DIR` serves with MLServer's scikit-learn runtime: a "
-        "scikit-learn Pipeline (our encoding, then the artifact), model-settings.json and "
+        "scikit-learn Pipeline (our encoding, then the artifact), checked_model.py (that runtime, "
+        "checking each request by the model API's rules first), model-settings.json and "
         "settings.json. It takes the same V2 request as our replicas (one tensor per model-API "
-        "field, shape [n]) and answers predict_proba; in routing.yaml give the version "
+        "field, shape [n]), refuses what they refuse with a 400 naming the input and row, and "
+        "answers predict_proba; in routing.yaml give the version "
         "`protocol: v2` and `score: {output: predict_proba, column: 1}`. Ports come from "
         "MLServer's environment (MLSERVER_HTTP_PORT, MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT)."
     )

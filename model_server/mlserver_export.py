@@ -5,6 +5,7 @@ The directory written is what ``mlserver start DIR`` reads::
     DIR/settings.json                  the server's settings (no ports: MLSERVER_HTTP_PORT etc.)
     DIR/NAME/model-settings.json       the model: name, version, predict_proba, inputs metadata
     DIR/NAME/model.joblib              a scikit-learn Pipeline: the encoding, then the artifact
+    DIR/NAME/checked_model.py          the runtime: MLServer's scikit-learn one, checking inputs
 
 The request it serves is ours (the V2 model contract): one tensor per model-API field, shape
 ``[n]``, named as the field (``tenure`` INT64, ``contract_type`` BYTES, ...). MLServer's pandas
@@ -19,10 +20,16 @@ probability MLServer answers (column 1 of ``predict_proba``) is the artifact's o
 customer. The export checks that on a sample of customers before it writes anything.
 
 The pickle holds scikit-learn and numpy objects only: MLServer's environment unpickles it with
-the same scikit-learn and numpy as ours and nothing of this project. What the exported model does
-not do: validate ranges (a negative tenure is scored, where our replica answers 400), explain
-(no SHAP: no ``risk_tier`` or ``top_reasons`` output either). A category outside the known ones
-is an error in MLServer (the encoder's), never a silently mis-scored row.
+the same scikit-learn and numpy as ours and nothing of this project. The runtime
+(``model_server/mlserver_runtime.py``, written as text) is MLServer's scikit-learn runtime that
+first checks each request as our replicas do: the inputs' names, datatypes and shapes, the row
+count, each value's bounds, finiteness and category. The rules are read here from the model
+API's schema (``model_server.plain_rows``, which reads them from ``ChurnPredictionRequest``) and
+each message is pydantic's for a value it refuses, so MLServer answers a 400 whose error reads as
+ours (``input 'tenure': row 0: Input should be greater than or equal to 0``) instead of scoring
+a negative tenure or answering an unknown category with a 500, which the gateway would count
+against the version. What the exported model does not do: explain (no SHAP: no ``risk_tier`` or
+``top_reasons`` output either).
 """
 
 from __future__ import annotations
@@ -34,9 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from model_server import mlserver_runtime
 from model_server.artifact import ArtifactError, load_artifact
 from model_server.features import CATEGORICAL_MAPS, FEATURE_ORDER
+from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS
+from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
 
 # The model's V2 inputs, name -> datatype, as our replicas take them (one definition).
 from model_server.v2_rows import INPUTS
@@ -45,7 +56,10 @@ DEFAULT_MODEL_NAME = "churn"
 MODEL_FILE = "model.joblib"
 SETTINGS_FILE = "settings.json"
 MODEL_SETTINGS_FILE = "model-settings.json"
-IMPLEMENTATION = "mlserver_sklearn.SKLearnModel"
+RUNTIME_FILE = f"{mlserver_runtime.MODULE}.py"
+IMPLEMENTATION = f"{mlserver_runtime.MODULE}.{mlserver_runtime.CLASS}"
+# A category no one uses, whose repr marks where the refused value goes in pydantic's message.
+_PROBE = "__value__"
 # The runtime's output holding [P(stay), P(churn)] per row; routing.yaml's score reads column 1.
 SCORE_OUTPUT = "predict_proba"
 SCORE_COLUMN = 1
@@ -155,6 +169,39 @@ def check_pipeline(pipeline: Any, model: Any, rows: int = SAMPLE_ROWS) -> float:
     return gap
 
 
+def input_rules() -> dict[str, Any]:
+    """What the runtime checks, per input in the model API's order: its datatype, its bounds
+    and categories as the schema has them, and pydantic's message for each refusal (got by
+    validating the example customer with a refused value), so the wording is the model API's."""
+    inputs = []
+    for column in COLUMNS:
+        rule: dict[str, Any] = {"name": column.name, "datatype": INPUTS[column.name]}
+        if column.categories is not None:
+            message = _refusal(column.name, _PROBE)
+            if message.count(repr(_PROBE)) != 1:
+                raise ExportError(f"{column.name}: cannot place the value in {message!r}")
+            rule["categories"] = list(column.categories)
+            rule["unknown"] = message.split(repr(_PROBE))
+        elif column.kind is not bool:
+            rule["low"], rule["high"] = column.low, column.high
+            rule["not_finite"] = _refusal(column.name, float("nan"))
+            rule["below"] = None if column.low is None else _refusal(column.name, column.low - 1)
+            rule["above"] = None if column.high is None else _refusal(column.name, column.high + 1)
+        inputs.append(rule)
+    return {"inputs": inputs, "min_rows": MIN_ROWS, "max_rows": MAX_ROWS}
+
+
+def _refusal(field: str, value: Any) -> str:
+    """pydantic's message for ``field`` holding ``value`` in an otherwise valid request."""
+    try:
+        ChurnPredictionRequest.model_validate({**EXAMPLE_CUSTOMER, field: value})
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            if problem["loc"] == (field,):
+                return str(problem["msg"])
+    raise ExportError(f"{field}: the schema accepts {value!r}, which the export expects refused")
+
+
 def model_settings(name: str, version: str) -> dict[str, Any]:
     """model-settings.json: the runtime, the version it answers with and lists in its metadata,
     ``predict_proba`` by default, the pandas request codec and the inputs' metadata."""
@@ -208,6 +255,7 @@ def export_version(
         raise ExportError(f"{model_dir} already holds {existing}; choose another --out")
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, model_dir / MODEL_FILE)
+    (model_dir / RUNTIME_FILE).write_text(mlserver_runtime.render(input_rules()))
     _write_json(model_dir / MODEL_SETTINGS_FILE, model_settings(name, version))
     _write_json(out / SETTINGS_FILE, server_settings())
     return Export(out, model_dir, name, version, gap, SAMPLE_ROWS)

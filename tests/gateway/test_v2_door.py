@@ -13,15 +13,23 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
 from gateway.server import ProxyService
+from measures.request_counts import request_counts
 from outcomes.records import Answered, predictions_of
 from protocols.scores import v2_scores
 from protocols.v2.codec import decode_response
 from tests.gateway.fakes import settings_for, write_routing
 from tests.gateway.v2_fakes import V2_ROUTING, metadata_doc, our_replicas_metadata
-from tests.gateway.v2_infer_fakes import CUSTOMER, V2InferReplicas, probability, v2_request
+from tests.gateway.v2_infer_fakes import (
+    CUSTOMER,
+    REFUSED,
+    V2InferReplicas,
+    probability,
+    v2_request,
+)
 
 STABLE = ("10.0.0.1:1", "10.0.0.2:1")
 CANARY = "10.0.0.3:1"
@@ -304,6 +312,41 @@ def test_a_broken_binary_request_to_a_json_only_version_is_a_400_naming_the_tens
         error = response.json()["error"]
         assert error.startswith("input 'streaming_services': ") and "past the body" in error
         assert fakes.calls[CANARY] == 0
+
+
+def test_a_v2_servers_400_passes_to_the_client_unchanged_and_counts_as_no_failure(
+    tmp_path: Path,
+) -> None:
+    """MLServer's 400 for bad input (the exported runtime's checks) is the client's answer, as
+    it came: not read as an answer (no protocol_error), not retried on stable, not a failure
+    of the version (no error in /stats, no upstream error, no ejection however many)."""
+    fakes = with_sklearn_canary()
+    fakes.behaviour[CANARY] = "refuse"
+    with start(tmp_path, fakes, sklearn_routing()) as client:
+        for binary in (False, True, False, True, False, True):  # past eject_after_failures
+            body, headers = v2_request([{**CUSTOMER, "tenure": -1}], binary=binary)
+            response = client.post(INFER, content=body, headers=headers)
+            assert response.status_code == 400
+            assert response.content == REFUSED
+            assert response.headers["content-type"] == "application/json"
+            assert response.headers["X-Model-Version"] == "v2.4.0"
+            assert response.headers["X-Route-Reason"] == "weighted"
+        assert fakes.calls[CANARY] == 6
+        assert all(fakes.calls[address] == 0 for address in STABLE)
+        metrics = client.get("/metrics").text
+        for family in ("upstream_errors", "fallbacks", "replica_ejections"):
+            assert f"gateway_{family}_total{{" not in metrics
+        # The counts the rollout judge and the status page read: 6 requests, no error.
+        samples = [
+            sample
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+        ]
+        counts = request_counts(samples)["v2.4.0"]
+        assert (counts.requests, counts.errors) == (6, 0)
+        # Still served by the canary: nothing ejected it.
+        fakes.behaviour[CANARY] = "ok"
+        assert post(client).headers["X-Model-Version"] == "v2.4.0"
 
 
 # --- /predict on a V2-only version --------------------------------------------------------------

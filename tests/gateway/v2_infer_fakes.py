@@ -100,6 +100,13 @@ def v2_request(
     return body, headers
 
 
+# MLServer's answer to a value our rules refuse (its inference worker names the error's class).
+REFUSED = (
+    b'{"error":"mlserver.errors.InferenceError: input \'tenure\': row 0: '
+    b'Input should be greater than or equal to 0"}'
+)
+
+
 @dataclass
 class V2InferReplicas(FakeV2Replicas):
     """As FakeV2Replicas, plus POST /v2/models/{name}/infer. ``sklearn`` addresses answer as
@@ -127,6 +134,10 @@ class V2InferReplicas(FakeV2Replicas):
             raise httpx.ConnectError("connection refused", request=request)
         if mode == "500":
             return httpx.Response(500, json={"error": "boom"})
+        if mode == "refuse":  # bad input, as MLServer's checked runtime answers it
+            return httpx.Response(
+                400, content=REFUSED, headers={"content-type": "application/json"}
+            )
         if mode == "empty":  # a 200 with no output at all
             return httpx.Response(200, json={"model_name": "churn", "outputs": []})
         sklearn = address in self.sklearn

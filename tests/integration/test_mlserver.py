@@ -15,7 +15,8 @@ import pytest
 
 from model_server.mlserver_export import Export, sample_frame
 from model_server.schemas import EXAMPLE_CUSTOMER
-from model_server.v2_rows import INPUTS
+from model_server.v2_rows import INPUTS, encode_tensors
+from protocols.v2.codec import Tensor, TensorError
 from tests.integration.mlserver import MLServer
 from tests.integration.procs import Process, replica, wait_for
 
@@ -119,14 +120,119 @@ def test_metadata_names_the_version_and_our_inputs(mlserver: MLServer, ours: Pro
     assert [(t["name"], t["shape"]) for t in metadata["outputs"]] == [("predict_proba", [-1, 2])]
 
 
-def test_an_unknown_category_is_an_error_not_a_score(mlserver: MLServer) -> None:
-    request = v2_request(customers(2))
+def with_value(rows: list[dict[str, Any]], row: int, field: str, value: Any) -> dict[str, Any]:
+    """The V2 request of ``rows`` with ``field`` of one row set to ``value``."""
+    request = v2_request(rows)
     for tensor in request["inputs"]:
-        if tensor["name"] == "contract_type":
-            tensor["data"][1] = "three-year"
+        if tensor["name"] == field:
+            tensor["data"][row] = value
+    return request
+
+
+def ours_refuses(request: dict[str, Any]) -> str:
+    """Our replica's V2 error for a request (its codec, then its rows by the schema's rules),
+    with NaN where JSON can only say null (the gateway sends a binary NaN to MLServer so)."""
+    try:
+        encode_tensors(
+            [
+                Tensor(
+                    t["name"],
+                    t["datatype"],
+                    tuple(t["shape"]),
+                    [str(v).encode() for v in t["data"]]
+                    if t["datatype"] == "BYTES"
+                    else np.asarray([np.nan if v is None else v for v in t["data"]], dtype=float),
+                )
+                for t in request["inputs"]
+            ]
+        )
+    except TensorError as error:
+        return str(error)
+    raise AssertionError("our rules accept the request")
+
+
+BAD_VALUES = [
+    ("tenure", -1),  # scored by MLServer's own runtime
+    ("tenure", 121),
+    ("contract_type", "three-year"),  # its own runtime's 500
+    ("monthly_charges", None),  # NaN: JSON's null, as the gateway sends a binary NaN on
+    ("total_charges", -0.01),
+    ("num_support_tickets", -3),
+    ("internet_service", "cable"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_VALUES)
+def test_a_value_our_replica_refuses_is_a_400_naming_the_input_and_row(
+    mlserver: MLServer, field: str, value: Any
+) -> None:
+    rows = customers(3)
+    request = with_value(rows, 2, field, value)
     answer = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=request, timeout=30)
-    assert answer.status_code >= 400
-    assert "three-year" in answer.json()["error"]
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    expected = ours_refuses(request)
+    assert expected.startswith(f"input '{field}': row 2: ")
+    # MLServer's inference worker puts the error's class before its message.
+    assert error in (expected, f"mlserver.errors.InferenceError: {expected}")
+
+
+def test_the_first_row_refused_and_in_it_the_first_input_is_named(mlserver: MLServer) -> None:
+    rows = customers(4)
+    request = with_value(rows, 3, "tenure", -5)
+    for tensor in request["inputs"]:
+        if tensor["name"] == "payment_method":
+            tensor["data"][1] = "cash"
+        if tensor["name"] == "total_charges":
+            tensor["data"][1] = -1.0
+    answer = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=request, timeout=30)
+    assert answer.status_code == 400, answer.text
+    expected = ours_refuses(request)
+    assert expected.startswith("input 'total_charges': row 1: ")
+    assert answer.json()["error"].endswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "named", "says"),
+    [
+        (lambda r: {"inputs": r["inputs"][1:]}, "tenure", "is missing"),
+        (lambda r: {"inputs": [*r["inputs"], {**r["inputs"][0], "name": "age"}]}, "age", "is not"),
+        (
+            lambda r: {"inputs": [_set(r["inputs"][0], datatype="FP64"), *r["inputs"][1:]]},
+            "tenure",
+            "datatype FP64; the model takes INT64",
+        ),
+        (
+            lambda r: {"inputs": [*r["inputs"][:-1], _set(r["inputs"][-1], shape=[3, 2])]},
+            "senior_citizen",
+            "shape [3, 2]",
+        ),
+        (
+            lambda r: {"inputs": [_set(r["inputs"][0], data=[1, 2.5, 3])] + r["inputs"][1:]},
+            "tenure",
+            "INT64 data must be integers",
+        ),
+    ],
+)
+def test_a_request_not_of_our_inputs_is_a_400_naming_the_input(
+    mlserver: MLServer, change: Any, named: str, says: str
+) -> None:
+    request = change(v2_request(customers(3)))
+    answer = httpx.post(f"{mlserver.url}/v2/models/churn/infer", json=request, timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert f"input '{named}': {says}" in answer.json()["error"]
+
+
+def _set(tensor: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**tensor, **changes}
+
+
+def test_a_request_past_the_row_limit_is_a_400(mlserver: MLServer) -> None:
+    answer = httpx.post(
+        f"{mlserver.url}/v2/models/churn/infer", json=v2_request(customers(1001)), timeout=60
+    )
+    assert answer.status_code == 400, answer.text
+    assert "input 'tenure': holds 1001 rows; a request takes at most 1000" in answer.text
 
 
 def test_tritonclient_json_mode_against_mlserver(mlserver: MLServer, ours: Process) -> None:
@@ -157,4 +263,9 @@ def test_the_export_directory_is_what_mlserver_reads(mlserver_export: Export) ->
         for p in mlserver_export.directory.rglob("*")
         if p.is_file()
     )
-    assert names == ["churn/model-settings.json", "churn/model.joblib", "settings.json"]
+    assert names == [
+        "churn/checked_model.py",
+        "churn/model-settings.json",
+        "churn/model.joblib",
+        "settings.json",
+    ]

@@ -23,12 +23,15 @@ import joblib
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
+from measures.request_counts import request_counts
 from model_server.features import encode_rows
 from model_server.mlserver_export import export_version
 from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
 from model_server.v2_rows import INPUTS
+from protocols.v2.codec import INFERENCE_HEADER, InferRequest, Tensor, encode_request
 from routing_config import parse_config
 from tests.integration.fake_replicas import Proc
 from tests.integration.mlserver import MLServer
@@ -328,6 +331,70 @@ def test_a_versioned_path_always_answers_with_that_version(
             client.infer("churn", triton_inputs([EXAMPLE_CUSTOMER]), model_version="v9.9.9")
     finally:
         client.close()
+
+
+def v2_body(row: dict[str, Any], *, binary: bool) -> tuple[bytes, dict[str, str]]:
+    """One customer as our V2 request, in JSON or with binary tensors (as tritonclient sends)."""
+    inputs = [
+        Tensor(
+            name,
+            datatype,
+            (1,),
+            [str(row[name]).encode()]
+            if datatype == "BYTES"
+            else np.asarray([row[name]], dtype=_DTYPES[datatype]),
+        )
+        for name, datatype in INPUTS.items()
+    ]
+    body, length = encode_request(InferRequest(None, inputs, None, {}), binary=binary)
+    headers = {"content-type": "application/json" if length is None else "application/octet-stream"}
+    if length is not None:
+        headers[INFERENCE_HEADER] = str(length)
+    return body, headers
+
+
+def metric_samples(client: httpx.Client) -> list[Any]:
+    text = client.get("/metrics").text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def test_bad_input_is_mlservers_400_to_the_client_and_no_failure_of_the_version(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    """The exported runtime refuses what our replicas refuse; behind the gateway its 400 is the
+    client's answer, from the version routing chose (no fallback to stable), and counts as no
+    failure of it: no upstream error, no ejection after many in a row, no error for the judge."""
+    gw = start_gateway(routing_text({STABLE: 0, CANARY: 100}))
+    bad = [
+        ("tenure", -1, "Input should be greater than or equal to 0"),
+        ("contract_type", "three-year", "Value error, unknown value 'three-year'"),
+        ("monthly_charges", float("nan"), "Input should be a finite number"),
+    ]
+    sent = 0
+    with httpx.Client(base_url=gw.url, timeout=30) as client:
+        before = request_counts(metric_samples(client))[CANARY]  # wait_until_served's request
+        for _ in range(2):
+            for field_name, value, says in bad:
+                for binary in (False, True):
+                    if not binary and value != value:  # NaN: JSON has none; binary carries it
+                        continue
+                    body, headers = v2_body({**EXAMPLE_CUSTOMER, field_name: value}, binary=binary)
+                    answer = client.post("/v2/models/churn/infer", content=body, headers=headers)
+                    sent += 1
+                    assert answer.status_code == 400, answer.text
+                    assert answer.headers["x-model-version"] == CANARY
+                    assert answer.headers["x-route-reason"] == "weighted"
+                    assert f"input '{field_name}': row 0: {says}" in answer.json()["error"]
+        samples = metric_samples(client)
+        for family in ("gateway_upstream_errors", "gateway_fallbacks", "gateway_replica_ejections"):
+            assert not [s for s in samples if s.name == f"{family}_total"], family
+        counts = request_counts(samples)[CANARY].minus(before)
+        assert (counts.requests, counts.errors) == (sent, 0)
+        # A valid customer right after: still MLServer's to serve, nothing ejected it.
+        body, headers = v2_body(EXAMPLE_CUSTOMER, binary=True)
+        answer = client.post("/v2/models/churn/infer", content=body, headers=headers)
+        assert answer.status_code == 200
+        assert answer.headers["x-model-version"] == CANARY
 
 
 @dataclass

@@ -17,8 +17,10 @@ from model_server.mlserver_export import (
     build_pipeline,
     check_pipeline,
     export_version,
+    input_rules,
     sample_frame,
 )
+from model_server.plain_rows import MAX_ROWS
 from model_server.schemas import EXAMPLE_CUSTOMER, ChurnPredictionRequest
 from model_server.v2_rows import INPUTS
 from tests.integration.mlserver import MLSERVER_PYTHON
@@ -72,7 +74,8 @@ def test_export_writes_what_mlserver_reads(artifacts_dir: Path, tmp_path: Path) 
     assert done.model_dir == tmp_path / "churn-x"
     settings = json.loads((done.model_dir / "model-settings.json").read_text())
     assert settings["name"] == "churn-x"
-    assert settings["implementation"] == "mlserver_sklearn.SKLearnModel"
+    assert settings["implementation"] == "checked_model.CheckedSKLearnModel"
+    assert (done.model_dir / "checked_model.py").is_file()
     assert settings["versions"] == [VERSION]
     parameters = settings["parameters"]
     assert parameters["version"] == VERSION
@@ -140,3 +143,73 @@ def test_the_pickle_needs_nothing_of_ours(artifacts_dir: Path, tmp_path: Path) -
     model = joblib.load(artifacts_dir / VERSION / "model.joblib")
     matrix = encode_rows([ChurnPredictionRequest(**EXAMPLE_CUSTOMER)])
     assert answer["probability"] == pytest.approx(model.predict_proba(matrix)[0, 1], abs=1e-12)
+
+
+def test_the_rules_are_the_schemas() -> None:
+    rules = input_rules()
+    by_name = {rule["name"]: rule for rule in rules["inputs"]}
+    assert list(by_name) == list(FEATURE_ORDER)
+    fields = ChurnPredictionRequest.model_fields
+    tenure = by_name["tenure"]
+    bounds = {type(m).__name__: m for m in fields["tenure"].metadata}
+    assert (tenure["low"], tenure["high"]) == (bounds["Ge"].ge, bounds["Le"].le)
+    assert tenure["below"] == f"Input should be greater than or equal to {bounds['Ge'].ge}"
+    assert by_name["monthly_charges"]["high"] is None
+    assert by_name["monthly_charges"]["not_finite"] == "Input should be a finite number"
+    for field, codes in CATEGORICAL_MAPS.items():
+        assert by_name[field]["categories"] == list(codes)
+        prefix, suffix = by_name[field]["unknown"]
+        assert suffix.endswith(", ".join(codes))
+    assert (rules["min_rows"], rules["max_rows"]) == (1, MAX_ROWS)
+
+
+RUNTIME = """
+import json, sys
+import checked_model
+from mlserver.errors import InferenceError
+from mlserver.types import InferenceRequest
+ours = sorted(m for m in sys.modules if m.split(".")[0] in {
+    "model_server", "gateway", "vocabulary", "cli", "outcomes", "routing_config", "httpserver",
+    "protocols"})
+errors = []
+for request in json.loads(sys.argv[1]):
+    try:
+        checked_model.check_tensors(InferenceRequest.model_validate(request))
+        errors.append(None)
+    except InferenceError as error:
+        errors.append(str(error))
+print(json.dumps({"ours": ours, "errors": errors, "rules": checked_model.RULES}))
+"""
+
+
+def test_the_runtime_needs_nothing_of_ours(artifacts_dir: Path, tmp_path: Path) -> None:
+    """MLServer's venv, isolated, imports the written runtime from the model's directory (as
+    MLServer does) with nothing of ours, and its checks refuse what our replica refuses."""
+    if not MLSERVER_PYTHON.exists():
+        pytest.fail(f"{MLSERVER_PYTHON} is not installed: `make mlserver` provides it")
+    done = export_version(artifacts_dir, VERSION, tmp_path / "export")
+    inputs = [
+        {"name": name, "datatype": datatype, "shape": [1], "data": [EXAMPLE_CUSTOMER[name]]}
+        for name, datatype in INPUTS.items()
+    ]
+    requests = [
+        {"inputs": inputs},
+        {"inputs": inputs[1:]},
+        {"inputs": [{**inputs[0], "datatype": "FP32"}, *inputs[1:]]},
+    ]
+    script = f"import sys; sys.path.insert(0, {str(done.model_dir)!r})\n" + RUNTIME
+    ran = subprocess.run(
+        [str(MLSERVER_PYTHON), "-I", "-c", script, json.dumps(requests)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)
+    assert answer["ours"] == []
+    assert answer["rules"] == input_rules()
+    assert answer["errors"][0] is None
+    assert answer["errors"][1].startswith("input 'tenure': is missing; the model takes tenure")
+    assert answer["errors"][2] == "input 'tenure': datatype FP32; the model takes INT64"

@@ -50,8 +50,16 @@ def register(commands: Commands) -> None:
 
 
 def run_mlserver(args: argparse.Namespace) -> int:
-    # Imported here: the export loads scikit-learn and pandas; other commands never need them.
-    from model_server.mlserver_export import DEFAULT_MODEL_NAME, ExportError, export_version
+    # Imported here: the export loads scikit-learn and pandas; other commands never need them,
+    # and the gateway's image, which runs this CLI, has no model server at all.
+    try:
+        from model_server.mlserver_export import DEFAULT_MODEL_NAME, ExportError, export_version
+    except ModuleNotFoundError as exc:
+        raise CommandError(
+            f"streamflow export needs the model server's packages ({exc.name} is not installed): "
+            "run it where the artifacts are, e.g. in the repository after `make install`; the "
+            "gateway's image has none"
+        ) from None
 
     name = args.name or DEFAULT_MODEL_NAME
     try:

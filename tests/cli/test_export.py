@@ -63,3 +63,16 @@ def test_a_model_name_is_one_path_segment(
     assert code == 1
     assert "model name '../up'" in stderr
     assert not (tmp_path / "up").exists() and not (tmp_path / "x").exists()
+
+
+def test_without_the_model_server_it_says_where_to_run_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The gateway's image runs this CLI without the model server (tests/containers)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "model_server.mlserver_export", None)
+    code, _, stderr = run(capsys, "export", "mlserver", "v2.3.1", "--out", str(tmp_path / "x"))
+    assert code == 1
+    assert "needs the model server's packages" in stderr and "Traceback" not in stderr
+    assert "gateway's image has none" in stderr

@@ -598,12 +598,23 @@ def gateway_image_packages() -> set[str]:
     return copied
 
 
+# Copied with their package but never run in the gateway's image, each with why; the test below
+# checks each says so when run without the model server.
+NOT_RUN_IN_THE_GATEWAY_IMAGE = {
+    # Exports a version for MLServer from its artifact: needs the model server's packages and
+    # the artifacts, so it runs where they are, not in the gateway.
+    "cli/export.py",
+}
+
+
 def test_gateway_image_provides_every_module_the_gateway_imports() -> None:
     """The gateway image installs a subset of the dependencies; a new import must be in it."""
     own = gateway_image_packages()
     assert "gateway" in own
     imported: set[str] = set()
     for path in (p for package in own for p in (ROOT / package).rglob("*.py")):
+        if path.relative_to(ROOT).as_posix() in NOT_RUN_IN_THE_GATEWAY_IMAGE:
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}

@@ -19,7 +19,14 @@ import pytest
 
 from tests.integration.procs import REPO_ROOT, replica, wait_for
 
-KERNELS = {"treeshap._build_tables", "treeshap._shap_serial", "treeshap._shap_columns"}
+KERNELS = {
+    "treeshap._build_tables",
+    "treeshap._shap_serial",
+    "treeshap._shap_columns",
+    # The probability alone, for a V2 request that asks for no reasons.
+    "treeshap._log_odds",
+    "treeshap._log_odds_columns",
+}
 # What a start with the tables cached calls: the tables are not built again.
 SERVING_KERNELS = KERNELS - {"treeshap._build_tables"}
 
@@ -32,7 +39,8 @@ from model_server import treeshap
 artifact = load_artifact(Path(sys.argv[1]), "v2.3.1")
 treeshap.GradientBoostingTreeShap(artifact.model).warm()
 kernels = {"_build_tables": treeshap._build_tables, "_shap_serial": treeshap._shap_serial,
-           "_shap_columns": treeshap._shap_columns}
+           "_shap_columns": treeshap._shap_columns, "_log_odds": treeshap._log_odds,
+           "_log_odds_columns": treeshap._log_odds_columns}
 print(json.dumps({name: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]
                   for name, k in kernels.items()}))
 """
@@ -137,7 +145,13 @@ def test_a_second_process_loads_every_kernel_from_the_cache(
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     # [hits, misses] per kernel: loaded, not compiled.
-    assert stats == {"_build_tables": [1, 0], "_shap_serial": [1, 0], "_shap_columns": [1, 0]}
+    assert stats == {
+        "_build_tables": [1, 0],
+        "_shap_serial": [1, 0],
+        "_shap_columns": [1, 0],
+        "_log_odds": [1, 0],
+        "_log_odds_columns": [1, 0],
+    }
 
 
 def test_a_seeded_replica_copies_the_baked_cache_and_loads_from_it(

@@ -193,6 +193,36 @@ print(load_config(sys.argv[1]).config.weights().get('v2.4.0', 0) / 100)" "$ROUTI
 "${TRAFFIC[@]}" pin --url "$URL" --version v2.4.0
 "${TRAFFIC[@]}" pin --url "$URL" --version v2.3.1
 
+step "the Open Inference Protocol through the containers: tritonclient.http, binary tensors"
+"$PY" - "${URL#http://}" <<'PY'
+import sys
+
+import numpy as np
+import tritonclient.http as triton
+
+client = triton.InferenceServerClient(sys.argv[1])
+assert client.is_server_ready() and client.is_model_ready("churn")
+customer = {
+    "tenure": ("INT64", 14), "monthly_charges": ("FP64", 89.5), "total_charges": ("FP64", 1253.0),
+    "contract_type": ("BYTES", "month-to-month"), "payment_method": ("BYTES", "electronic_check"),
+    "num_support_tickets": ("INT64", 3), "internet_service": ("BYTES", "fiber_optic"),
+    "streaming_services": ("INT64", 2), "paperless_billing": ("BOOL", True),
+    "senior_citizen": ("BOOL", False),
+}
+inputs = []
+for name, (datatype, value) in customer.items():
+    tensor = triton.InferInput(name, [1], datatype)
+    tensor.set_data_from_numpy(np.array([value], dtype=object if datatype == "BYTES" else None))
+    inputs.append(tensor)
+for version in ("v2.3.1", "v2.4.0"):
+    result = client.infer("churn", inputs, model_version=version, request_id="e2e-v2")
+    answer = result.get_response()
+    assert answer["model_version"] == version and answer["id"] == "e2e-v2", answer
+    probability = float(result.as_numpy("churn_probability")[0])
+    assert 0.0 < probability < 1.0 and result.as_numpy("top_reasons") is not None
+    print(f"  {version}: churn_probability {probability} over V2, binary tensors")
+PY
+
 step "Prometheus (the monitoring profile) at $PROMETHEUS_URL"
 "${TRAFFIC[@]}" prometheus --url "$PROMETHEUS_URL" --gateway "$URL" --timeout 60
 

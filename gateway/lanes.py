@@ -49,7 +49,14 @@ import orjson
 
 from gateway.errors import BadRequest, InvalidRequest, UpstreamFailure
 from gateway.wire import Headers, Message, lines_named
-from protocols.scores import MODEL_API, BadScores, ScoreSource, read_scores, v2_probabilities
+from protocols.scores import (
+    MODEL_API,
+    BadScores,
+    ScoreSource,
+    decode_v2_answer,
+    decoded_v2_scores,
+    v2_probabilities,
+)
 from protocols.v2.codec import (
     INFERENCE_HEADER,
     InferRequest,
@@ -232,14 +239,13 @@ class Lane:
     def _as_ours(self, wanted: tuple[str, ...], wishes: InferRequest | None) -> Reply:
         def as_ours(resp: Message, seconds: float) -> tuple[Message, Served]:
             header_length = answer_header_length(resp.head)
+            source = self.source
             try:
-                scores = read_scores(resp.body, self.source, header_length)
-                document = orjson.loads(
-                    resp.body if header_length is None else resp.body[:header_length]
-                )
-            except (BadScores, orjson.JSONDecodeError) as exc:
+                # Decoded once: its scores, and its id to echo.
+                answer = decode_v2_answer(resp.body, header_length)
+                scores = decoded_v2_scores(answer, source.output, source.column)
+            except BadScores as exc:
                 raise _unreadable(self.version, exc) from None
-            answer_id = document.get("id") if isinstance(document, dict) else None
             rows = (len(scores),)
             probabilities = np.array([s.probability for s in scores], dtype=np.float64)
             outputs: dict[str, Tensor] = {}
@@ -251,7 +257,7 @@ class Lane:
             response = InferResponse(
                 model_name=self.model,
                 model_version=self.version,
-                id=answer_id if isinstance(answer_id, str) else None,
+                id=answer.id,
                 outputs=outputs,
                 # A server that is not ours gives no reasons: said, as /predict's answer says.
                 parameters={"reasons_available": False},

@@ -33,6 +33,8 @@ __all__ = [
     "Score",
     "ScoreSource",
     "V2_DEFAULT",
+    "decode_v2_answer",
+    "decoded_v2_scores",
     "model_api_scores",
     "read_scores",
     "v2_probabilities",
@@ -149,7 +151,14 @@ def v2_scores(
     column: int | None = None,
 ) -> list[Score]:
     """The rows of a V2 inference answer (JSON, or JSON then binary tensors)."""
-    answer = _decoded(body, header_length)
+    return decoded_v2_scores(decode_v2_answer(body, header_length), output, column)
+
+
+def decoded_v2_scores(
+    answer: InferResponse, output: str = DEFAULT_OUTPUT, column: int | None = None
+) -> list[Score]:
+    """``v2_scores`` of an answer already decoded, for a reader that needs more of it (its
+    ``id``) and would otherwise parse it twice."""
     probabilities = _probabilities(answer, output, column)
     rows = len(probabilities)
     tiers = _tiers(answer.outputs.get(TIER_OUTPUT), rows)
@@ -169,10 +178,11 @@ def v2_probabilities(
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     """Only the probability of each row of a V2 answer, as ``v2_scores`` reads it (no tiers,
     no reasons, no row objects): for a reader that counts them per bin."""
-    return _probabilities(_decoded(body, header_length), output, column)
+    return _probabilities(decode_v2_answer(body, header_length), output, column)
 
 
-def _decoded(body: bytes, header_length: int | None) -> InferResponse:
+def decode_v2_answer(body: bytes, header_length: int | None) -> InferResponse:
+    """A V2 answer decoded, or BadScores saying why it is not one."""
     try:
         return decode_response(body, header_length)
     except TensorError as exc:

@@ -24,7 +24,7 @@ from protocols.v2.codec import (
     header_length_of,
 )
 from tests.gateway.fakes import VERSION_OF
-from tests.gateway.v2_fakes import FakeV2Replicas
+from tests.gateway.v2_fakes import CHURN_INPUTS, FakeV2Replicas
 
 INFER = re.compile(r"^/v2/models/([^/]+)/infer$")
 OUTPUTS = ("churn_probability", "risk_tier", "top_reasons")
@@ -45,18 +45,7 @@ CUSTOMER: dict[str, Any] = {
     "paperless_billing": True,
     "senior_citizen": False,
 }
-DATATYPES = {
-    "tenure": "INT64",
-    "monthly_charges": "FP64",
-    "total_charges": "FP64",
-    "contract_type": "BYTES",
-    "payment_method": "BYTES",
-    "num_support_tickets": "INT64",
-    "internet_service": "BYTES",
-    "streaming_services": "INT64",
-    "paperless_billing": "BOOL",
-    "senior_citizen": "BOOL",
-}
+DATATYPES = dict(CHURN_INPUTS)  # our model server's V2 inputs and their datatypes
 
 
 def probability(tenure: int) -> float:

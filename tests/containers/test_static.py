@@ -598,8 +598,8 @@ def gateway_image_packages() -> set[str]:
     return copied
 
 
-# Copied with their package but never run in the gateway's image, each with why; the test below
-# checks each says so when run without the model server.
+# Copied with their package but never run in the gateway's image, each with why (each says so
+# when run there: tests/cli/test_export.py runs the export without the model server).
 NOT_RUN_IN_THE_GATEWAY_IMAGE = {
     # Exports a version for MLServer from its artifact: needs the model server's packages and
     # the artifacts, so it runs where they are, not in the gateway.

@@ -317,6 +317,15 @@ class _StateCollector(Collector):
         )
         info.add_metric([snap.loaded.revision, config.mode, config.stable], 1.0)
         yield info
+        settled = GaugeMetricFamily(
+            metric_names.GATEWAY_CONFIG_SETTLED_INFO.name,
+            "The oldest routing.yaml revision a request still in flight was routed by (the "
+            "active one when none is): every count after it reports a revision is of that "
+            "revision's routing.",
+            labels=list(metric_names.GATEWAY_CONFIG_SETTLED_INFO.labels),
+        )
+        settled.add_metric([snap.settled_revision], 1.0)
+        yield settled
         yield GaugeMetricFamily(
             metric_names.GATEWAY_CONFIG_LAST_RELOAD_FAILED.name,
             "1 while the newest routing.yaml on disk is invalid and not in effect.",

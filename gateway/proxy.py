@@ -180,6 +180,22 @@ class Proxy:
         door's request (None: /predict or /predict/batch, ``path``).
         """
         snap = self.state.snapshot  # this request finishes on this config, whatever reloads
+        flight = snap.flight
+        flight.count += 1  # until it is counted: gateway/settling.py
+        try:
+            return await self._forward(snap, path, headers, body, start, call)
+        finally:
+            flight.count -= 1
+
+    async def _forward(
+        self,
+        snap: Snapshot,
+        path: str,
+        headers: Headers,
+        body: bytes,
+        start: float,
+        call: V2Call | None,
+    ) -> Message:
         pin_header = snap.pin_header
         sticky_header = snap.sticky_header
         request_id = b""
@@ -262,6 +278,7 @@ class Proxy:
                 call=call,
                 client_source=source,
                 client_header_length=header_length,
+                flight=snap.flight,
             )
         return Message(resp.status, head + tags, resp.body)
 

@@ -16,6 +16,7 @@ from gateway.lanes import Lane, lanes_of, passthrough_of
 from gateway.offline_quality import OfflineQuality
 from gateway.pool import PoolLimits, ReplicaPool, ReplicaState
 from gateway.routing import RoutingTable
+from gateway.settling import Flight, settled_revision, still_flying
 from gateway.shadow.plan import ShadowPlan
 from gateway.v2_door import short_cut_paths
 from routing_config import LoadedConfig
@@ -36,6 +37,8 @@ class Snapshot:
     lanes: Mapping[str, Lane]  # per version: how a request reaches its replicas (gateway/lanes.py)
     passthrough: frozenset[str]  # the versions /predict reaches as it came (model-API replicas)
     paths: Mapping[bytes, str]  # the server's short-cut: /predict's and this model's V2 infer
+    flight: Flight  # what this snapshot routed and has not counted yet (gateway/settling.py)
+    earlier: tuple[Flight, ...]  # earlier snapshots' flights still busy when this one was built
 
     @classmethod
     def build(
@@ -76,7 +79,14 @@ class Snapshot:
             lanes=lanes_of(config),
             passthrough=passthrough_of(config),
             paths=short_cut_paths(config),
+            flight=Flight(loaded.revision),
+            earlier=still_flying(previous.earlier, previous.flight) if previous else (),
         )
+
+    @property
+    def settled_revision(self) -> str:
+        """The revision every count from now on is of, once it is this snapshot's."""
+        return settled_revision(self.flight, self.earlier)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ GATEWAY_REPLICA_EJECTIONS = Family("gateway_replica_ejections", ("version", "rep
 GATEWAY_CONFIG_RELOADS = Family("gateway_config_reloads")
 GATEWAY_CONFIG_RELOAD_FAILURES = Family("gateway_config_reload_failures")
 GATEWAY_CONFIG_INFO = Family("gateway_config_info", ("revision", "mode", "stable"))
+GATEWAY_CONFIG_SETTLED_INFO = Family("gateway_config_settled_info", ("revision",))
 GATEWAY_CONFIG_LAST_RELOAD_FAILED = Family("gateway_config_last_reload_failed")
 GATEWAY_CONNECTIONS_REFUSED = Family("gateway_connections_refused")
 GATEWAY_REQUEST_HEADS_TOO_LARGE = Family("gateway_request_heads_too_large")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from gateway.errors import GatewayError, UpstreamFailure
 from gateway.lanes import Lane, V2Call, answer_header_length
 from gateway.pool import ReplicaPool
+from gateway.settling import Flight
 from gateway.shadow.compare import BadAnswer, compare_rows, parse_rows
 from gateway.shadow.ledger import ShadowLedger
 from gateway.shadow.plan import ShadowPlan
@@ -89,8 +90,11 @@ class Mirror:
         call: V2Call | None = None,
         client_source: ScoreSource | None = None,
         client_header_length: int | None = None,
+        flight: Flight | None = None,
     ) -> None:
-        """Called with a client's successful answer; copies the request if the plan selects it."""
+        """Called with a client's successful answer; copies the request if the plan selects it.
+        ``flight``: the client request's snapshot's, which counts the copy until it is counted
+        (gateway/settling.py)."""
         if primary == plan.version or not plan.selects(sticky_key, random.random()):
             return  # an answer from the shadow version itself has nothing to be compared with
         ledger = self.ledger
@@ -114,16 +118,21 @@ class Mirror:
             client_source,
             client_header_length,
         )
-        task = asyncio.get_running_loop().create_task(self._mirror(copy))
+        task = asyncio.get_running_loop().create_task(self._mirror(copy, flight))
+        if flight is not None:
+            flight.count += 1
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _mirror(self, copy: _Copy) -> None:
+    async def _mirror(self, copy: _Copy, flight: Flight | None) -> None:
         try:
             outcome = await self._compare(copy)
         except Exception:  # a bug here must never surface anywhere near a client
             log.exception("shadow mirror of %s failed", copy.request_id.decode("latin-1"))
             outcome = "protocol_error"
+        finally:
+            if flight is not None:
+                flight.count -= 1  # counted by now, or in the line below (no await between)
         if outcome is not None:
             self.ledger.count(copy.plan.section, copy.primary, copy.plan.version, outcome)
 

@@ -67,9 +67,10 @@ class Source(Protocol):
         ...
 
     def took_effect(self, revision: str) -> float:
-        """Once every gateway serves routing.yaml ``revision`` (``gateway_config_info``), a
-        moment on the clock of ``Snapshot.scraped`` after which every sample counts only
-        traffic routed by it: a window's baseline is a reading with nothing taken before it.
+        """Once every gateway serves routing.yaml ``revision`` with nothing routed by an earlier
+        one still in flight (``gateway_config_settled_info``), a moment on the clock of
+        ``Snapshot.scraped`` after which every sample counts only traffic routed by it: a
+        window's baseline is a reading with nothing taken before it.
         NotYet while some gateway is behind; SourceError when it cannot be asked."""
         ...
 

@@ -8,7 +8,8 @@ Prometheus's newest samples are up to a scrape interval old, and each target is 
 own moment, so a reading taken just after routing.yaml changed still counts, on some targets,
 traffic routed before the change. Every reading therefore says when each target was scraped
 (``timestamp(up)``), and ``took_effect`` says from when a reading counts only the new routing:
-the newest scrape at which every gateway reported the revision (``gateway_config_info``).
+the newest scrape at which every gateway reported the revision settled
+(``gateway_config_settled_info``: loaded, and no request routed by an earlier one in flight).
 Both are Prometheus's own sample times, so the controller's clock never has to agree with
 Prometheus's. ``up`` rather than ``/api/v1/targets``'s ``lastScrape``: ``up`` is committed
 in the same write as the scrape's samples, so a query that sees it sees them, while
@@ -38,10 +39,10 @@ from rollout.sources.base import (
 from rollout.sources.reduce import snapshot_from_samples
 from vocabulary import metric_names
 
-__all__ = ["CONFIG_INFO", "QUERIES", "SCRAPED", "PrometheusSource"]
+__all__ = ["QUERIES", "SCRAPED", "SETTLED", "PrometheusSource"]
 
-CONFIG_INFO = (
-    f"timestamp({metric_names.GATEWAY_CONFIG_INFO.name})"  # {instance, revision}: when last scraped
+SETTLED = (  # {instance, revision}: when last scraped
+    f"timestamp({metric_names.GATEWAY_CONFIG_SETTLED_INFO.name})"
 )
 SCRAPED = "timestamp(up)"  # {instance}: when each target was last scraped, failed or not
 
@@ -81,17 +82,20 @@ class PrometheusSource:
         return snapshot_from_samples(samples, scraped)
 
     def took_effect(self, revision: str) -> float:
-        seen = self._query(CONFIG_INFO)
+        seen = self._query(SETTLED)
         if not seen:
-            raise NotYet(f"{self.url} has no gateway_config_info: it scrapes no gateway yet")
+            name = metric_names.GATEWAY_CONFIG_SETTLED_INFO.name
+            raise NotYet(f"{self.url} has no {name}: it scrapes no gateway yet")
         behind = sorted(
             f"{series['metric'].get('instance', '?')} at {series['metric'].get('revision', '?')}"
             for series in seen
             if series["metric"].get("revision") != revision
         )
         if behind:
-            raise NotYet(f"gateways not yet scraped at revision {revision}: {', '.join(behind)}")
-        # Each gateway had loaded the revision by the scrape that reported it.
+            raise NotYet(
+                f"gateways not yet scraped with revision {revision} settled: {', '.join(behind)}"
+            )
+        # Each gateway counted only the revision's routing from the scrape that reported it.
         return max(float(series["value"][1]) for series in seen)
 
     def _query(self, promql: str) -> list[dict[str, Any]]:

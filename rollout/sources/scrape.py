@@ -78,9 +78,10 @@ class ScrapeSource:
         return snapshot_from_samples(samples)
 
     def took_effect(self, revision: str) -> float:
-        """Readings are live: one begun once every gateway reports the revision counts only
-        what it routes. (A gateway of several workers reports the revision of the worker that
-        answered; its counts of the others are up to a second old: gateway/metrics_share.py.)"""
+        """Readings are live: one begun once every gateway reports the revision settled counts
+        only what it routes. (A gateway of several workers reports the revision of the worker
+        that answered; its counts of the others are up to a second old:
+        gateway/metrics_share.py.)"""
         behind = []
         for gateway in self.gateways:
             text = self._get(f"{gateway}/metrics").text
@@ -88,12 +89,12 @@ class ScrapeSource:
                 sample.labels.get("revision")
                 for family in text_string_to_metric_families(text)
                 for sample in family.samples
-                if sample.name == metric_names.GATEWAY_CONFIG_INFO.name
+                if sample.name == metric_names.GATEWAY_CONFIG_SETTLED_INFO.name
             ]
             if running != [revision]:
                 behind.append(f"{gateway} at {', '.join(map(str, running)) or 'no revision'}")
         if behind:
-            raise NotYet(f"gateways not yet at revision {revision}: {', '.join(behind)}")
+            raise NotYet(f"gateways not yet settled at revision {revision}: {', '.join(behind)}")
         return time.time()
 
     def _replica_samples(self, replicas: Iterable[str]) -> list[Sample]:

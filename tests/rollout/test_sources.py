@@ -8,7 +8,7 @@ import pytest
 from rollout.counts import LATENCY_BOUNDS, Snapshot, VersionCounts
 from rollout.counts_json import snapshot_from_json, snapshot_to_json
 from rollout.sources.base import NotYet, Sample, SourceError
-from rollout.sources.prometheus import CONFIG_INFO, QUERIES, SCRAPED, PrometheusSource
+from rollout.sources.prometheus import QUERIES, SCRAPED, SETTLED, PrometheusSource
 from rollout.sources.reduce import snapshot_from_samples
 from rollout.sources.scrape import ScrapeSource, parse_exposition
 
@@ -99,10 +99,9 @@ class FakePrometheus:
         now = max(self.scraped.values(), default=0.0) + 0.5
         if promql == SCRAPED:
             series = [({"job": "t", "instance": i}, at) for i, at in self.scraped.items()]
-        elif promql == CONFIG_INFO:
+        elif promql == SETTLED:
             series = [
-                ({"instance": i, "revision": r, "mode": "canary"}, self.scraped[i])
-                for i, r in self.revisions.items()
+                ({"instance": i, "revision": r}, self.scraped[i]) for i, r in self.revisions.items()
             ]
         else:
             name = next(n for n, q in QUERIES.items() if q == promql)
@@ -130,17 +129,18 @@ def test_prometheus_says_from_when_its_samples_follow_a_revision() -> None:
     fake = FakePrometheus(samples, scraped, {"gw-a:8080": "new", "gw-b:8080": "old"})
     with httpx.Client(transport=httpx.MockTransport(fake)) as client:
         source = PrometheusSource("http://prom:9090", client)
-        with pytest.raises(NotYet, match="not yet scraped at revision new: gw-b:8080 at old"):
+        with pytest.raises(NotYet, match="not yet scraped with revision new settled: gw-b:8080 at"):
             source.took_effect("new")
         fake.revisions["gw-b:8080"] = "new"
-        # Both gateways had loaded it by their scrapes that said so, the later at 101.5.
+        # Both gateways counted only its routing from their scrapes that said so, the later at
+        # 101.5.
         assert source.took_effect("new") == 101.5
         # The replica and gw-a were last scraped before then: a window cannot begin from them.
         assert source.read().taken_before(101.5) == ["gw-a:8080", "replica:8000"]
         fake.scraped.update({"gw-a:8080": 102.0, "replica:8000": 101.6})
         assert source.read().taken_before(101.5) == []
         fake.revisions.clear()
-        with pytest.raises(NotYet, match="no gateway_config_info"):
+        with pytest.raises(NotYet, match="no gateway_config_settled_info"):
             source.took_effect("new")
 
 
@@ -156,19 +156,25 @@ def test_a_reading_is_new_when_some_target_was_scraped_since() -> None:
     assert at(a=1.0) == Snapshot({})  # when it was taken is not part of the counts
 
 
-def test_scrape_source_waits_for_every_gateway_to_report_the_revision() -> None:
-    revisions = {"http://gw-a": "new", "http://gw-b": "old"}
+def test_scrape_source_waits_for_every_gateway_to_report_the_revision_settled() -> None:
+    # Both gateways have loaded "new"; gw-b still has a request in flight that "old" routed.
+    settled = {"http://gw-a": "new", "http://gw-b": "old"}
 
     def answer(request: httpx.Request) -> httpx.Response:
         gateway = f"http://{request.url.host}"
-        info = f'gateway_config_info{{revision="{revisions[gateway]}",mode="canary"}} 1.0\n'
-        return httpx.Response(200, text="# TYPE gateway_config_info gauge\n" + info)
+        text = (
+            "# TYPE gateway_config_info gauge\n"
+            'gateway_config_info{revision="new",mode="canary",stable="v1"} 1.0\n'
+            "# TYPE gateway_config_settled_info gauge\n"
+            f'gateway_config_settled_info{{revision="{settled[gateway]}"}} 1.0\n'
+        )
+        return httpx.Response(200, text=text)
 
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
         source = ScrapeSource(["http://gw-a", "http://gw-b"], client)
-        with pytest.raises(NotYet, match="not yet at revision new: http://gw-b at old"):
+        with pytest.raises(NotYet, match="not yet settled at revision new: http://gw-b at old"):
             source.took_effect("new")
-        revisions["http://gw-b"] = "new"
+        settled["http://gw-b"] = "new"
         source.took_effect("new")
 
 

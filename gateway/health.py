@@ -4,9 +4,11 @@
 the replica is pinned to. ``protocol: v2`` (any Open Inference Protocol server):
 ``GET /v2/models/{name}/ready``, then ``GET /v2/models/{name}``, whose ``versions`` must include
 the pinned version (the same version check: a replica serving another version is ejected).
-Every replica's V2 model metadata is read each round (a model_api replica's too, when it has the
-V2 door) and kept on the replica, for the V2 metadata endpoints and the input contract
-(gateway/input_contract.py), so no request ever waits for it.
+Every replica's V2 model metadata is kept on the replica (a model_api replica's too, when it has
+the V2 door), for the V2 metadata endpoints and the input contract (gateway/input_contract.py),
+so no request ever waits for it. A V2 server's is read each round (it is its version check); a
+model_api replica's only when it is not healthy with metadata already read, or reports another
+version: its /health pins the artifact, and the artifact fixes the metadata.
 """
 
 from __future__ import annotations
@@ -133,6 +135,12 @@ class HealthChecker:
             version = resp.json().get("model_version")
         except ValueError:
             return Probe(False, None, "/health answered non-JSON")
+        if (
+            replica.state is ReplicaState.HEALTHY
+            and replica.metadata is not None
+            and version == replica.reported_version
+        ):
+            return Probe(True, version, None, replica.metadata)  # the same artifact
         # Its V2 door is optional: a model server without one is still healthy, not judged.
         metadata, _ = await self._model_metadata(replica, name)
         return Probe(True, version, None, metadata)

@@ -168,6 +168,34 @@ def test_model_api_replicas_without_the_v2_door_are_healthy_and_not_judged(
         assert contract["versions"]["v2.3.1"] == {"status": "unknown"}
 
 
+def test_a_model_api_replicas_metadata_is_read_again_only_when_it_may_have_changed(
+    tmp_path: Path,
+) -> None:
+    fakes = fakes_with(sk_metadata())
+
+    def asked(address: str) -> int:
+        return fakes.metadata_asks[address]
+
+    with start(tmp_path, fakes) as client:
+        first = asked("10.0.0.1:1")
+        assert first >= 1
+        canary_before = asked(CANARY)
+        checker_round(client, fakes)
+        checker_round(client, fakes)
+        # Healthy, same version: its artifact, hence its metadata, is the one already read.
+        assert asked("10.0.0.1:1") == first
+        # A V2 server's metadata is its version check: read every round.
+        assert asked(CANARY) == canary_before + 2
+        fakes.reported["10.0.0.1:1"] = "v9.9.9"
+        checker_round(client, fakes)
+        assert asked("10.0.0.1:1") == first + 1
+        assert replicas(client)["http://stable-a:8000"]["state"] == "version_mismatch"
+        del fakes.reported["10.0.0.1:1"]
+        checker_round(client, fakes)  # not healthy before this round: read again
+        assert asked("10.0.0.1:1") == first + 2
+        assert replicas(client)["http://stable-a:8000"]["state"] == "healthy"
+
+
 def test_the_contract_is_remembered_while_stable_is_down(tmp_path: Path) -> None:
     fakes = fakes_with(sk_metadata(inputs=(("x", "FP32"),)))
     with start(tmp_path, fakes) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,7 @@ class FakeV2Replicas(FakeReplicas):
     metadata: dict[str, Any] = field(default_factory=dict)
     not_ready: set[str] = field(default_factory=set)
     v2_paths: list[str] = field(default_factory=list)
+    metadata_asks: Counter[str] = field(default_factory=Counter)  # address -> metadata GETs
 
     def health(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -87,4 +89,5 @@ class FakeV2Replicas(FakeReplicas):
             return httpx.Response(404, json={"error": "unknown model"})
         if path.endswith("/ready"):
             return httpx.Response(503 if address in self.not_ready else 200)
+        self.metadata_asks[address] += 1
         return httpx.Response(200, json=doc)

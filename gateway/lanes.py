@@ -169,7 +169,7 @@ class Lane:
                     # A batch answer says how long the version took, as a model server's does.
                     processing_time_ms=round(seconds * 1000, 3) if batch else None,
                 )
-            except (TranslationError, TensorError) as exc:
+            except BadScores as exc:
                 raise _unreadable(self.version, exc) from None
             return Message(resp.status, _retag(resp.head, None), answer), served
 

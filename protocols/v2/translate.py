@@ -13,8 +13,9 @@ Pure functions over the codec (protocols/v2/codec.py), for the gateway's doors:
 
 Client input that cannot be translated raises ``TranslationError``, whose message names the
 field as the model API's 422 does (and whose ``model_api_body`` is that 422's body). An answer
-that does not hold what is needed raises the codec's ``TensorError`` (role ``output``): the
-version answered badly, which is the gateway's 502, not the client's fault.
+that does not hold what is needed raises ``protocols.scores.BadScores``, read as every other
+consumer reads a V2 answer's score: the version answered badly, which is the gateway's 502, not
+the client's fault.
 """
 
 from __future__ import annotations
@@ -25,19 +26,17 @@ from typing import Any
 import numpy as np
 import orjson
 
+from protocols.scores import BadScores, decode_v2_answer, decoded_v2_scores
 from protocols.v2.codec import (
     InferRequest,
-    InferResponse,
     RequestedOutput,
     Tensor,
-    TensorError,
     binary_outputs,
     decode_request,
     decode_response,
     encode_request,
     encode_response,
 )
-from vocabulary.tiers import RISK_TIERS, tier_of
 
 __all__ = [
     "MAX_BATCH",
@@ -314,74 +313,27 @@ def v2_to_predict_served(
 ) -> tuple[bytes, list[float]]:
     """``v2_to_predict``'s answer and the probabilities it serves, row by row: read once, for a
     reader that counts them (the gateway's served histogram) without parsing the answer again."""
-    response = decode_response(answer, header_length)
-    probabilities = _scores(response, output, column)
-    tiers = _tiers(response, len(probabilities)) or [tier_of(p) for p in probabilities]
-    if not batch and len(probabilities) != 1:
-        raise TensorError(
-            f"holds {len(probabilities)} rows; /predict asked for one", output, role="output"
-        )
+    # Read as every other consumer reads a V2 answer's score (protocols/scores.py).
+    scores = decoded_v2_scores(decode_v2_answer(answer, header_length), output, column)
+    if not batch and len(scores) != 1:
+        raise BadScores(f"output {output!r} holds {len(scores)} rows; /predict asked for one")
     predictions = [
         {
-            "churn_probability": p,
-            "risk_tier": t,
+            "churn_probability": score.probability,
+            "risk_tier": score.tier,
             "top_reasons": [],
             "reasons_available": False,
             "model_version": version,
         }
-        for p, t in zip(probabilities, tiers, strict=True)
+        for score in scores
     ]
+    probabilities = [score.probability for score in scores]
     if not batch:
         return orjson.dumps(predictions[0]), probabilities
     document: dict[str, Any] = {"predictions": predictions, "batch_size": len(predictions)}
     if processing_time_ms is not None:
         document["processing_time_ms"] = processing_time_ms
     return orjson.dumps(document), probabilities
-
-
-def _scores(response: InferResponse, output: str, column: int | None) -> list[float]:
-    tensor = response.outputs.get(output)
-    if tensor is None:
-        has = ", ".join(response.outputs) or "none"
-        raise TensorError(f"is not in the answer (its outputs: {has})", output, role="output")
-    if not isinstance(tensor.data, np.ndarray) or tensor.datatype == "BOOL":
-        raise TensorError(
-            f"is {tensor.datatype}, not a number a probability can be", output, role="output"
-        )
-    shape = tensor.shape
-    flat = tensor.data.astype(np.float64)
-    if column is None:
-        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise TensorError(
-                f"has shape {list(shape)}; a probability per row is [n] or [n, 1]",
-                output,
-                role="output",
-            )
-        values = flat
-    else:
-        if len(shape) != 2 or column >= shape[1]:
-            raise TensorError(
-                f"has shape {list(shape)}; column {column} needs [n, k] with k > {column}",
-                output,
-                role="output",
-            )
-        values = flat.reshape(shape)[:, column]
-    if values.size and not (
-        np.all(np.isfinite(values)) and values.min() >= 0 and values.max() <= 1
-    ):
-        raise TensorError(
-            "holds a value that is not a probability in [0, 1]", output, role="output"
-        )
-    return [float(v) for v in values]
-
-
-def _tiers(response: InferResponse, n: int) -> list[str]:
-    tensor = response.outputs.get(TIER_OUTPUT)
-    if tensor is not None and tensor.datatype == "BYTES" and len(tensor.data) == n:
-        tiers = [bytes(t).decode("utf-8", "replace") for t in tensor.data]
-        if set(tiers) <= set(RISK_TIERS):
-            return tiers
-    return []  # the caller tiers the probabilities itself
 
 
 # ---------------------------------------------------------------------------------------------

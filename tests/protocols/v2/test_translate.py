@@ -16,6 +16,7 @@ from model_server.schemas import (
     BatchPredictionRequest,
     ChurnPredictionRequest,
 )
+from protocols.scores import BadScores, ScoreSource, read_scores
 from protocols.v2.codec import (
     InferRequest,
     InferResponse,
@@ -244,21 +245,37 @@ def test_without_a_tier_output_the_tier_comes_from_the_probability() -> None:
 @pytest.mark.parametrize(
     ("outputs", "output", "column", "batch", "message"),
     [
-        ([proba([[0.1, 0.9]])], "probability", None, False, "is not in the answer"),
-        ([proba([[0.1, 0.9]])], "predict_proba", None, False, "a probability per row is"),
-        ([proba([[0.1, 0.9]])], "predict_proba", 2, False, "column 2 needs"),
+        ([proba([[0.1, 0.9]])], "probability", None, False, "no output 'probability'"),
+        ([proba([[0.1, 0.9]])], "predict_proba", None, False, "say which holds the score"),
+        ([proba([[0.1, 0.9]])], "predict_proba", 2, False, "has 2 columns: no column 2"),
         ([proba([[0.1, 0.9], [0.5, 0.5]])], "predict_proba", 1, False, "asked for one"),
-        ([proba([[0.1, 1.9]])], "predict_proba", 1, False, "not a probability"),
-        ([Tensor("label", "BYTES", (1,), [b"yes"])], "label", None, False, "is BYTES"),
+        ([proba([[0.1, 1.9]])], "predict_proba", 1, False, "1.9 is outside 0..1"),
+        ([Tensor("label", "BYTES", (1,), [b"yes"])], "label", None, False, "BYTES is not a"),
+        ([proba([[0.1, 0.9]])], "predict_proba", 1, True, None),  # the one that is a score
     ],
 )
 def test_an_answer_without_a_score_is_the_versions_fault(
-    outputs: list[Tensor], output: str, column: int | None, batch: bool, message: str
+    outputs: list[Tensor], output: str, column: int | None, batch: bool, message: str | None
 ) -> None:
-    with pytest.raises(TensorError, match=message) as got:
-        v2_to_predict(answer(outputs), None, output=output, column=column, version="v", batch=batch)
-    assert got.value.role == "output"
-    assert got.value.tensor == output
+    """Read as the shadow comparison and the prediction log read a V2 answer's score
+    (protocols/scores.py): the same answer is a score to all of them, or to none."""
+    body = answer(outputs)
+    try:
+        read = read_scores(body, ScoreSource("v2", output, column))
+    except BadScores as exc:
+        read, why = None, str(exc)
+    if message is None:
+        assert read is not None
+        got = orjson.loads(
+            v2_to_predict(body, None, output=output, column=column, version="v", batch=batch)
+        )
+        assert [p["churn_probability"] for p in got["predictions"]] == [s.probability for s in read]
+        return
+    with pytest.raises(BadScores, match=message) as raised:
+        v2_to_predict(body, None, output=output, column=column, version="v", batch=batch)
+    assert f"output {output!r}" in str(raised.value)
+    if read is None:
+        assert str(raised.value) == why
 
 
 def test_binary_requests_become_json_and_answers_binary_again() -> None:

@@ -17,9 +17,10 @@ the file, each gateway loads it within its reload interval, and a source's newes
 be older still (Prometheus's are up to a scrape interval old, each target scraped at its own
 moment): a baseline read at once would leave the last moments of the previous routing in the
 new window (a 50% step's traffic counted in the 100% step, stable's probabilities short of
-the predictions they were compared with). So the baseline waits until the source says every
-gateway serves the revision written (``took_effect``) and has a reading with nothing taken
-before that; until then the step has no window and no verdict. The wait is said at every
+the predictions they were compared with), and a request routed before the reload is counted
+when it finishes, after it. So the baseline waits until the source says every gateway serves
+the revision written with nothing an earlier one routed still in flight (``took_effect``;
+gateway/settling.py) and has a reading with nothing taken before that; until then the step has no window and no verdict. The wait is said at every
 check and logged as a hold every WAIT_LOGGED_S. And a reading with nothing scraped since the
 previous check is the same samples again: no verdict, and no failure counted twice, on it.
 

@@ -20,9 +20,10 @@ new window (a 50% step's traffic counted in the 100% step, stable's probabilitie
 the predictions they were compared with), and a request routed before the reload is counted
 when it finishes, after it. So the baseline waits until the source says every gateway serves
 the revision written with nothing an earlier one routed still in flight (``took_effect``;
-gateway/settling.py) and has a reading with nothing taken before that; until then the step has no window and no verdict. The wait is said at every
-check and logged as a hold every WAIT_LOGGED_S. And a reading with nothing scraped since the
-previous check is the same samples again: no verdict, and no failure counted twice, on it.
+gateway/settling.py) and has a reading with nothing taken before that; until then the step
+has no window and no verdict. The wait is said at every check and logged as a hold every
+WAIT_LOGGED_S. And a reading with nothing scraped since the previous check is the same samples
+again: no verdict, and no failure counted twice, on it.
 
 What to do with a verdict is rollout/rules.py's, pure (the simulator drives the same rules):
 failures in a row, a pass after the interval, and the step's horizon, where a step that has not

@@ -2,12 +2,12 @@
 gateway, run by `make kserve`'s venv: kserve 0.21 pins pandas below 3 and python-dateutil below
 3, the project's own venv pins both higher, so the SDK cannot live there.
 
-    .venv-kserve/bin/python tests/integration/kserve_calls.py URL CALLS_JSON
+    .venv-kserve/bin/python tests/integration/kserve_calls.py URL < CALLS_JSON
 
-CALLS_JSON is a list of calls, each ``{"call": ..., ...}``; the answer, on stdout, is one JSON
-list with an entry per call: what the SDK returned, or the error it raised (its type, its text,
-the status). Nothing here checks anything: the test that runs it does (test_kserve_client.py).
-The script imports nothing of the project's, so the SDK runs exactly as a team's code would.
+CALLS_JSON, on stdin, is a list of calls, each ``{"call": ..., ...}``; the answer, on stdout,
+is one JSON list with an entry per call: what the SDK returned, or the error it raised (its
+type, its text, the status). Nothing here checks anything: the test that runs it does
+(test_kserve_client.py). It imports nothing of the project's: the SDK runs as a team's code would.
 """
 
 from __future__ import annotations
@@ -114,4 +114,4 @@ async def main(url: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))))
+    print(json.dumps(asyncio.run(main(sys.argv[1], json.load(sys.stdin)))))

@@ -50,11 +50,11 @@ def sdk(url: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         pytest.fail(f"{KSERVE_PYTHON} is not installed: `make kserve` (part of make test) does it")
     done = subprocess.run(
         # -I: the SDK's venv alone, nothing of the project's on the path.
-        [str(KSERVE_PYTHON), "-I", str(CALLS), url, json.dumps(calls)],
+        [str(KSERVE_PYTHON), "-I", str(CALLS), url],
+        input=json.dumps(calls),
         capture_output=True,
         text=True,
         timeout=120,
-        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     results: list[dict[str, Any]] = json.loads(done.stdout)
@@ -238,11 +238,15 @@ def test_bad_input_is_the_sdks_error_naming_the_tensor(url: str) -> None:
         infer(datatypes=missing),
         infer(rows=[{**EXAMPLE_CUSTOMER, "monthly_charges": -5.0}], binary=True),
         infer(rows=[{**EXAMPLE_CUSTOMER, "contract_type": "lifetime"}], binary=True),
+        infer(rows=[EXAMPLE_CUSTOMER] * 1001, binary=True),
         infer(model="fraud"),
         infer(path="/v2/models/churn/versions/v9.9.9/infer"),
+        # Past the gateway's body limit (1 MiB): its own 413, in the protocol's form.
+        infer(rows=[{**EXAMPLE_CUSTOMER, "contract_type": "x" * 1500}] * 800, binary=True),
     ]
-    shape, datatype, absent, bound, category, model, version = sdk(url, calls)
+    shape, datatype, absent, bound, category, rows, model, version, large = sdk(url, calls)
     for error, tensor in [
+        (rows, "tenure"),
         (shape, "tenure"),
         (datatype, "tenure"),
         (absent, "senior_citizen"),
@@ -254,6 +258,9 @@ def test_bad_input_is_the_sdks_error_naming_the_tensor(url: str) -> None:
         assert error["text"].startswith(f"input '{tensor}'"), error
         assert "400 Bad Request" in error["text"]
     assert "shape [1] holds 1 elements, data has 2" in shape["text"]
+    assert "more than the 1000 elements a request may carry" in rows["text"], rows
+    assert large["status"] == 413, large
+    assert large["text"].startswith("request body exceeds 1048576 bytes"), large
     assert model["status"] == 404 and "this gateway serves 'churn'" in model["text"], model
     assert version["status"] == 404, version
     assert "known versions: v2.3.1, v2.4.0" in version["text"], version

@@ -18,6 +18,7 @@ only name, id, parameters and outputs), so the version that served is read from 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -148,6 +149,8 @@ def test_a_gateway_with_no_replica_up_is_live_not_ready(tmp_path: Path, log_dir:
     assert "not ready: no healthy replica" in ready["text"], ready
     assert model == {"value": False}
     assert answer["error"] == "HTTPStatusError" and answer["status"] == 503, answer
+    # The gateway's reason, as the SDK's text: the version it tried, its replicas.
+    assert re.search(r"version v2\.(3\.1|4\.0) .*replica", answer["text"]), answer
 
 
 def test_unpinned_infer_in_json(url: str) -> None:

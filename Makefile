@@ -18,6 +18,12 @@ MLSERVER_VERSION := 1.7.1
 MLSERVER_VENV := .venv-mlserver
 MLSERVER_PINS := mlserver==$(MLSERVER_VERSION) mlserver-sklearn==$(MLSERVER_VERSION) uvloop==0.21.0
 MLSERVER_INSTALLED := $(MLSERVER_VENV)/.installed-$(MLSERVER_VERSION)
+# The KServe SDK's V2 REST client (kserve.InferenceRESTClient), as ML teams call the gateway with
+# it (tests/integration/test_kserve_client.py runs it in a subprocess): a venv of its own, as
+# checkov's, since kserve 0.21 requires pandas<3 and python-dateutil<3, below the project's pins.
+KSERVE_VERSION := 0.21.0
+KSERVE_VENV := .venv-kserve
+KSERVE_INSTALLED := $(KSERVE_VENV)/.installed-$(KSERVE_VERSION)
 # The bench's compiled-trees reference (onnxruntime, skl2onnx), added to the same venv by make bench.
 MLSERVER_BENCH_PINS := onnxruntime==1.32.0 skl2onnx==1.20.0
 MLSERVER_BENCH_INSTALLED := $(MLSERVER_VENV)/.installed-bench
@@ -26,7 +32,7 @@ ARGO_MODELS_PACKAGE := @kubernetes-models/argo-rollouts@2.0.0
 ARGO_MODELS := .cache/npm/node_modules/@kubernetes-models/argo-rollouts
 
 
-.PHONY: help install tools checkov mlserver mlserver-bench artifacts up test lint typecheck format bench bench-quality bench-rollout bench-smoke check-containers e2e-containers clean
+.PHONY: help install tools checkov kserve mlserver mlserver-bench artifacts up test lint typecheck format bench bench-quality bench-rollout bench-smoke check-containers e2e-containers clean
 
 help:
 	@echo "make up      start the local stack: every replica in routing.yaml + gateway on 127.0.0.1:8080"
@@ -55,6 +61,15 @@ $(CHECKOV_INSTALLED):
 	touch $@
 
 checkov: $(CHECKOV_INSTALLED)
+
+$(KSERVE_INSTALLED):
+	rm -rf $(KSERVE_VENV)
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install --quiet 'kserve==$(KSERVE_VERSION)'
+	touch $@
+
+kserve: $(KSERVE_INSTALLED)
 
 # Remade when the project's install changes: its scikit-learn and numpy are MLServer's too.
 $(MLSERVER_INSTALLED): $(INSTALLED)
@@ -129,7 +144,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint typecheck tools checkov mlserver artifacts
+test: lint typecheck tools checkov kserve mlserver artifacts
 	$(BIN)/python -m pytest
 
 bench: artifacts mlserver-bench
@@ -157,4 +172,4 @@ e2e-containers: $(INSTALLED)
 	bash deploy/e2e-containers.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(MLSERVER_VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(KSERVE_VENV) $(MLSERVER_VENV) artifacts data .cache .pytest_cache .ruff_cache .hypothesis

@@ -52,6 +52,7 @@ TOUR = block_after("## Try it")
 TRAFFIC = block_after("In the second, paced traffic")
 CONTROLLER = block_after("In the third, go back to the shipped routing.yaml")
 V2 = block_after("## Open Inference Protocol (V2)")
+KSERVE = block_after("The `kserve` SDK's REST client")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files the blocks use, routing.yaml committed as the repository ships it."""
     work = tmp_path_factory.mktemp("readme")
     shutil.copy(REPO_ROOT / "routing.yaml", work / "routing.yaml")
-    for name in (".venv", "examples", "bench"):
+    for name in (".venv", ".venv-kserve", "examples", "bench"):
         (work / name).symlink_to(REPO_ROOT / name)
     git = ["git", "-c", "user.name=readme", "-c", "user.email=readme@example.invalid"]
     for argv in (["init", "-q"], ["add", "routing.yaml"], ["commit", "-qm", "shipped"]):
@@ -209,6 +210,25 @@ def test_the_v2_section_as_written(stack: str, workdir: Path) -> None:
     predicted = json.loads(out.strip().splitlines()[-1])
     if predicted["model_version"] == served[1]:
         assert abs(predicted["churn_probability"] - float(served[2])) < 1e-9
+
+
+def test_the_kserve_sdk_call_as_written(stack: str, workdir: Path) -> None:
+    """The KServe SDK's REST client, in `make kserve`'s venv, as the README pastes it."""
+    if not (REPO_ROOT / ".venv-kserve" / "bin" / "python").exists():
+        pytest.fail(".venv-kserve is not installed: `make kserve` (part of make test) does it")
+    done = run_block(KSERVE, workdir, stack, timeout=60)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    served = re.search(r"^(v2\.\d\.\d) cust-42 \[(0\.\d+)\]$", out, re.M)
+    assert served is not None, out
+    # The probability /predict gives the same customer on the version that served.
+    customer = json.loads((REPO_ROOT / "examples" / "customer.json").read_text())
+    pinned = httpx.post(
+        f"{stack}/predict", json=customer, headers={"X-Model-Version": served[1]}, timeout=30
+    )
+    assert pinned.status_code == 200, pinned.text
+    assert pinned.json()["churn_probability"] == float(served[2])
 
 
 def test_the_controller_refuses_a_gateway_serving_another_file(

@@ -240,13 +240,21 @@ class Run:
         sessions: tuple[int, int],
     ) -> None:
         """``sessions``: the direct target's server and the nginx peer, for their CPU."""
-        say(f"{backend} backend: direct, nginx, gateway")
-        nginx_url = f"http://127.0.0.1:{peer}/predict"
-        self.check_tags(f"nginx/{backend}", nginx_url, ["x-model-version", "x-routing-revision"])
-        targets = [
-            Target("direct", None, f"http://{direct}/predict", sessions[0]),
-            Target("nginx", None, nginx_url, sessions[1]),
-        ]
+        v2_only = self.args.v2_only
+        say(
+            f"{backend} backend: "
+            + ("gateway /predict and V2" if v2_only else "direct, nginx, gateway")
+        )
+        targets = []
+        if not v2_only:
+            nginx_url = f"http://127.0.0.1:{peer}/predict"
+            self.check_tags(
+                f"nginx/{backend}", nginx_url, ["x-model-version", "x-routing-revision"]
+            )
+            targets += [
+                Target("direct", None, f"http://{direct}/predict", sessions[0]),
+                Target("nginx", None, nginx_url, sessions[1]),
+            ]
         resolve = {f"{host}:8000": address for host, address in addresses.items()}
         gateways = []
         for workers in self.args.gateway_workers:
@@ -259,10 +267,10 @@ class Run:
                 ["x-model-version", "x-route-reason", "x-routing-revision", "x-request-id"],
             )
             targets.append(Target("gateway", workers, url, gateway.pid))
-        if backend == "real":
+        workers = self.args.gateway_workers[-1]
+        if backend == "real" and not v2_only:
             # Shadow traffic's cost, in the same rounds: copies go to the v2.4.0 replica, which
             # also serves its 10% canary share.
-            workers = self.args.gateway_workers[-1]
             gateway, port = self.start_gateway(backend, workers, resolve, self.routing_shadow)
             gateways.append(gateway)
             targets.append(
@@ -277,6 +285,7 @@ class Run:
             targets.append(
                 Target(report.LOG_TARGET, workers, f"http://127.0.0.1:{port}/predict", gateway.pid)
             )
+        if backend == "real":
             # The Open Inference Protocol on the plain gateway of the last worker count, the same
             # customer as V2 JSON, in the same rounds as its /predict (bench/v2.py).
             from bench import v2
@@ -357,11 +366,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="MLServer's parallel_workers (default 1, its own default; 0 = in the server process)",
     )
+    parser.add_argument(
+        "--v2-only",
+        action="store_true",
+        help="only the Open Inference Protocol rows: the real replicas' gateway /predict and V2 "
+        "JSON at the last worker count, and the 1,000-row V2 request unless --no-batch",
+    )
     parser.add_argument("--no-install", action="store_true", help="never apt-get install")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     parser.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
     args = parser.parse_args(argv)
     args.gateway_env = dict(args.gateway_env)
+    if args.v2_only:
+        args.no_versus = args.no_overload = True
+        args.gateway_workers = args.gateway_workers[-1:]
     if args.smoke:
         args.duration, args.rounds, args.warmup, args.no_real = 1.0, 1, 0.0, True
         args.no_versus = True
@@ -501,7 +519,7 @@ def execute(run: Run) -> Any:
         # All ready before the first measurement: loading a model burns CPU.
         for version, host in hosts:
             models[host] = start_model(procs, host, version, model_ports[host])
-        if not args.no_batch:
+        if not args.no_batch and not args.v2_only:
             chapter = start_model(
                 procs, "chapter", hosts[0][0], chapter_port, "bench.chapter_app:create_app"
             )
@@ -513,9 +531,10 @@ def execute(run: Run) -> Any:
         chapter.wait_http(f"http://127.0.0.1:{chapter_port}/health", timeout=120)
 
     first = hosts[0][1]
-    run.bench_backend(
-        "trivial", trivial_addr, trivial_addr[first], peers[0].port, (nginx.pid, peer_nginx.pid)
-    )
+    if not args.v2_only:
+        run.bench_backend(
+            "trivial", trivial_addr, trivial_addr[first], peers[0].port, (nginx.pid, peer_nginx.pid)
+        )
     if not args.no_real:
         run.bench_backend(
             "real",
@@ -531,7 +550,7 @@ def execute(run: Run) -> Any:
             model_addr[first] if first in models else None,
             models[first].pid if first in models else None,
         )
-    if args.no_batch:
+    if args.no_batch or args.v2_only:
         return None
     from bench.batch import run_batch  # heavy imports (pandas, shap) only when needed
 

@@ -60,10 +60,18 @@ def short_cut_paths(config: RoutingConfig) -> dict[bytes, str]:
     other target (another model, a version not in routing.yaml, a query string) takes the ASGI
     path, which answers it the same way, or with a 404."""
     paths = dict(PREDICT_PATHS)
-    base = f"{MODELS}{config.model}"
-    for target in (base + INFER, *(f"{base}/{VERSIONS}{v}{INFER}" for v in config.versions)):
+    for target in infer_pins(config):
         paths[target.encode()] = target
     return paths
+
+
+def infer_pins(config: RoutingConfig) -> dict[str, str | None]:
+    """This model's infer paths as written, each with the version it pins (None: routed)."""
+    base = f"{MODELS}{config.model}"
+    pins: dict[str, str | None] = {base + INFER: None}
+    for version in config.versions:
+        pins[f"{base}/{VERSIONS}{version}{INFER}"] = version
+    return pins
 
 
 def is_infer_path(path: str) -> bool:
@@ -97,6 +105,10 @@ class V2Door:
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
+        # The call of a plain request (JSON with no "id", no query) to each of the model's infer
+        # paths, made once for the routing config they were made from: the usual request needs
+        # no parsing of its path and no call of its own.
+        self._plain_calls: tuple[RoutingConfig | None, dict[str, V2Call]] = (None, {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.proxy.serve(scope, receive, send, self.forward, v2=True)
@@ -113,11 +125,6 @@ class V2Door:
 
     def call_of(self, config: RoutingConfig, target: str, headers: Headers, body: bytes) -> V2Call:
         """The routing call of one request; a GatewayError (404, 400) when there is none."""
-        model, version, query = infer_target(target)
-        try:
-            check_model(config, model, version)
-        except V2Error as exc:
-            raise UnknownModel(str(exc)) from None
         has_request_id = False
         length_header = None
         for name, value in headers:
@@ -125,6 +132,15 @@ class V2Door:
                 length_header = value
             elif name == REQUEST_ID_BYTES:
                 has_request_id = True
+        if length_header is None and (has_request_id or b'"id"' not in body):
+            plain = self._plain_call(config, target)
+            if plain is not None:
+                return plain
+        model, version, query = infer_target(target)
+        try:
+            check_model(config, model, version)
+        except V2Error as exc:
+            raise UnknownModel(str(exc)) from None
         header_length = None
         if length_header is not None:
             try:
@@ -135,6 +151,17 @@ class V2Door:
                 raise BadRequest(str(exc)) from None
         request_id = None if has_request_id else id_of(body, header_length)
         return V2Call(version, header_length, query, request_id)
+
+    def _plain_call(self, config: RoutingConfig, target: str) -> V2Call | None:
+        """The call of a plain request to ``target``, one of the model's infer paths as
+        ``call_of`` would make it; None for any other target."""
+        made_for, calls = self._plain_calls
+        if made_for is not config:
+            # routing.yaml's names (letters, digits and . _ + -) read back from a path as
+            # they are: infer_target gives each of these paths its model and pin.
+            calls = {path: V2Call(pin, None, "", None) for path, pin in infer_pins(config).items()}
+            self._plain_calls = (config, calls)
+        return calls.get(target)
 
 
 def id_of(body: bytes, header_length: int | None) -> bytes | None:

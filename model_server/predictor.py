@@ -209,17 +209,31 @@ class Predictor:
         """The answers of encoded rows as columns, the SHAP pass run only for ``reasons``: the
         served probabilities (rounded as /predict's), tier indexes and, when asked, each row's
         top reasons as the JSON array /predict sends."""
+        if len(matrix) == 1:
+            served, tier, top = self.one_row(matrix, reasons=reasons)
+            return RowOutputs(np.array([served]), np.array([tier]), None if top is None else [top])
         if not reasons:
             probabilities = self.probabilities(matrix)
-            return _row_outputs(probabilities, None)
+            return RowOutputs(np.round(probabilities, 4), tier_indexes(probabilities), None)
         probabilities, contributions = self.score(matrix)
-        if len(matrix) == 1:
-            return _row_outputs(probabilities, reasons_json(matrix, contributions))
         return RowOutputs(
             np.round(probabilities, 4),
             tier_indexes(probabilities),
             reasons_json(matrix, contributions),
         )
+
+    def one_row(self, matrix: np.ndarray, *, reasons: bool) -> tuple[float, int, bytes | None]:
+        """``outputs`` of one row as plain values: the served probability, its tier's index,
+        and the top reasons' JSON when asked for (numpy's per-call costs outweigh one row's
+        work, as in ``_one_result``)."""
+        if not reasons:
+            probability = float(self.probabilities(matrix)[0])
+            top = None
+        else:
+            probabilities, contributions = self.score(matrix)
+            probability = float(probabilities[0])
+            top = orjson.dumps(_one_row_reasons(matrix[0], contributions[0]))
+        return _round4(probability), bisect.bisect_right(TIER_EDGES, probability), top
 
     def _one_result(
         self, row: np.ndarray, probability: float, contributions: np.ndarray
@@ -262,16 +276,6 @@ class RowOutputs:
     probabilities: np.ndarray
     tiers: np.ndarray
     reasons: list[bytes] | None
-
-
-def _row_outputs(probabilities: np.ndarray, reasons: list[bytes] | None) -> RowOutputs:
-    if len(probabilities) != 1:
-        return RowOutputs(np.round(probabilities, 4), tier_indexes(probabilities), reasons)
-    # One row: numpy's per-call costs outweigh the work (as in Predictor._one_result).
-    probability = float(probabilities[0])
-    served = np.array([_round4(probability)])
-    tier = np.array([bisect.bisect_right(TIER_EDGES, probability)])
-    return RowOutputs(served, tier, reasons)
 
 
 def tier_indexes(probabilities: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from model_server.features import FEATURE_ORDER
-from model_server.plain_rows import COLUMNS, MAX_ROWS, MIN_ROWS, encode_column
+from model_server.plain_rows import COLUMNS, EXACT_INT, MAX_ROWS, MIN_ROWS, encode_column
 from model_server.schemas import ChurnPredictionRequest
 from protocols.v2.codec import Tensor, TensorError
 
@@ -155,6 +155,10 @@ def plain_rows(inputs: Any, binary: memoryview) -> np.ndarray | None:
     """
     if type(inputs) is not list or len(inputs) != len(COLUMNS):
         return None
+    if len(binary) == 0:
+        row = _json_row(inputs)
+        if row is not None:
+            return np.array([row], dtype=np.float64)
     columns: list[Any] = [None] * len(COLUMNS)  # each input's cells, in COLUMNS' order
     n_rows = -1
     offset = 0
@@ -222,6 +226,69 @@ _PLACES: dict[tuple[Any, Any], tuple[int, str, bool]] = {
     )
     for j, column in enumerate(COLUMNS)
 }
+
+
+# (name, datatype) -> what ``_json_row`` checks one cell of the column against: its index,
+# the JSON types it takes, its categories, its bounds (INT64's own for an integer column whose
+# bounds leave them), and whether it is a float column (whose integers must be exact floats).
+_ROW_RULES: dict[
+    tuple[Any, Any], tuple[int, frozenset[type], dict[str, int] | None, float, float, bool]
+] = {
+    (column.name, INPUTS[column.name]): (
+        j,
+        column.kinds,
+        column.categories,
+        -math.inf if column.low is None or column.kind is bool else column.low,
+        _INT64_MAX
+        if int64
+        else math.inf
+        if column.high is None or column.kind is bool
+        else column.high,
+        column.kind is float,
+    )
+    for (j, _, int64), column in zip(_PLACES.values(), COLUMNS, strict=True)
+}
+assert MIN_ROWS <= 1 and (MAX_ROWS is None or MAX_ROWS >= 1)
+
+
+def _json_row(inputs: list[Any]) -> list[Any] | None:
+    """The one row of ``inputs`` (as many as the model's inputs) when each is a JSON tensor of
+    shape [1] with no parameters, its one value taken as ``encode_column`` takes it; else None,
+    and ``plain_rows`` reads them column by column. A request of one customer is the usual
+    one: checking its ten cells one by one costs a third of building ten columns."""
+    row: list[Any] = [None] * len(COLUMNS)
+    for raw in inputs:
+        if type(raw) is not dict or "parameters" in raw:
+            return None
+        rule = _ROW_RULES.get((raw.get("name"), raw.get("datatype")))
+        if rule is None:
+            return None
+        j, kinds, categories, low, high, float_column = rule
+        shape = raw.get("shape")
+        if (
+            type(shape) is not list
+            or len(shape) != 1
+            or type(shape[0]) is not int
+            or shape[0] != 1
+            or row[j] is not None
+        ):
+            return None
+        cell = raw.get("data", _ABSENT)
+        if type(cell) is list:
+            if len(cell) != 1:
+                return None
+            cell = cell[0]
+        kind = type(cell)
+        if kind not in kinds:
+            return None
+        if categories is not None:
+            cell = categories.get(cell)
+            if cell is None:
+                return None
+        elif not low <= cell <= high or (float_column and kind is int and abs(cell) >= EXACT_INT):
+            return None
+        row[j] = cell
+    return row
 
 
 def _column_rows(shape: list[Any]) -> Any:

@@ -85,3 +85,12 @@ def test_render_prints_the_three_requests() -> None:
     assert "1.25x /predict/batch" in text and "0.80x /predict/batch" in text
     assert "probabilities equal" in text
     assert render(None) == ""
+
+
+def test_v2_only_runs_the_v2_rows_at_the_last_worker_count() -> None:
+    from bench.cli import parse_args
+
+    args = parse_args(["--v2-only", "--gateway-workers", "1,2"])
+    assert args.v2_only and args.gateway_workers == [2]
+    assert args.no_versus and args.no_overload and not args.no_real
+    assert not parse_args([]).v2_only

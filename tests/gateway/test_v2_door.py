@@ -16,11 +16,15 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
+from gateway.errors import UnknownModel
+from gateway.lanes import V2Call
 from gateway.server import ProxyService
+from gateway.v2_door import V2Door, infer_target
 from measures.request_counts import request_counts
 from outcomes.records import Answered, predictions_of
 from protocols.scores import v2_scores
 from protocols.v2.codec import decode_response
+from routing_config import load_config
 from tests.gateway.fakes import settings_for, write_routing
 from tests.gateway.v2_fakes import V2_ROUTING, metadata_doc, our_replicas_metadata
 from tests.gateway.v2_infer_fakes import (
@@ -225,6 +229,51 @@ def test_the_short_cut_takes_this_models_infer_paths_and_follows_reloads(
     )
     assert b"/v2/models/fraud/infer" not in paths
     assert len(paths) == 5  # closed: /predict, /predict/batch, infer, one per version
+
+
+PLAIN_ROUTING = """\
+service: streamflow-churn
+stable: v2.3.1
+mode: canary
+versions:
+  v2.3.1: {replicas: [http://stable-a:8000]}
+  v2.4.0+rc_1: {replicas: [http://canary-a:8000]}
+canary: {weights: {v2.3.1: 100, v2.4.0+rc_1: 0}}
+"""
+
+
+def test_a_plain_request_gets_the_call_its_path_and_body_say(tmp_path: Path) -> None:
+    """The calls made once per routing config for plain requests are the ones a request's own
+    reading makes: the pin of the path, the body's id as request id, nothing of a query."""
+    door = V2Door(None)  # type: ignore[arg-type]  # call_of asks nothing of the proxy
+    path = tmp_path / "routing.yaml"
+    path.write_text(PLAIN_ROUTING)
+    config = load_config(path).config
+    body, _ = v2_request([CUSTOMER])
+    json_headers = [(b"content-type", b"application/json")]
+    assert door.call_of(config, INFER, json_headers, body) == V2Call(None, None, "", None)
+    versioned = "/v2/models/churn/versions/v2.3.1/infer"
+    assert door.call_of(config, versioned, json_headers, body) == V2Call("v2.3.1", None, "", None)
+    with_id, _ = v2_request([CUSTOMER], request_id="r-9")
+    assert door.call_of(config, INFER, json_headers, with_id).request_id == b"r-9"
+    sent_id = [*json_headers, (b"x-request-id", b"mine")]
+    assert door.call_of(config, INFER, sent_id, with_id) == V2Call(None, None, "", None)
+    assert door.call_of(config, INFER + "?x=1", json_headers, body).query == "?x=1"
+    for version in config.versions:
+        pinned = f"/v2/models/churn/versions/{version}/infer"
+        assert infer_target(pinned) == ("churn", version, "")
+        assert door.call_of(config, pinned, json_headers, body) == V2Call(version, None, "", None)
+    with pytest.raises(UnknownModel, match="unknown version 'v9'"):
+        door.call_of(config, "/v2/models/churn/versions/v9/infer", json_headers, body)
+    with pytest.raises(UnknownModel, match="unknown model 'fraud'"):
+        door.call_of(config, "/v2/models/fraud/infer", json_headers, body)
+    # Another config (a reload) is read afresh.
+    write_routing(path)
+    reloaded = load_config(path).config
+    pinned = "/v2/models/churn/versions/v2.4.0/infer"
+    assert door.call_of(reloaded, pinned, json_headers, body) == V2Call("v2.4.0", None, "", None)
+    with pytest.raises(UnknownModel):
+        door.call_of(config, pinned, json_headers, body)
 
 
 # --- binary tensors -----------------------------------------------------------------------------

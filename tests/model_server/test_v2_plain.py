@@ -468,3 +468,36 @@ def test_binary_elements_of_several_rows_read_as_the_general_path_reads_them() -
     prepared = check(*joined(document, chunks), plain=True)
     assert isinstance(prepared, Prepared)
     assert prepared.matrix[:, 3].tolist() == [1.0, 2.0]
+
+
+def test_one_row_scored_on_the_loop_answers_as_the_arrays_do(app: FastAPI) -> None:
+    """``score_inline`` writes one row's JSON answer from its plain values: the same bytes as
+    the outputs' arrays through ``answer`` (and so the codec's), counted the same way."""
+    model = app.state.short_cut.v2_model
+    predictor = app.state.predictor
+    asks: list[dict[str, Any]] = [
+        {},
+        {"request_id": 'a "quoted" \\ id\u00e9'},
+        {"outputs": [RequestedOutput("risk_tier"), RequestedOutput("churn_probability")]},
+        {"outputs": [RequestedOutput("top_reasons")]},
+    ]
+    for customer in customers(40):
+        for ask in asks:
+            body, _ = v2_body([customer], **ask)
+            prepared = v2_model._plain(body, None)
+            assert prepared is not None and model.inline(predictor, prepared)
+            outputs = predictor.outputs(prepared.matrix, reasons=prepared.reasons)
+            expected = model.answer(prepared, outputs, 0.0, False)
+            assert model.score_inline(predictor, prepared, False) == expected
+            assert expected.body == codec_encoding(model, prepared, outputs)[0]
+
+
+def test_one_rows_probabilities_are_spelt_as_the_codec_spells_them(app: FastAPI) -> None:
+    model = app.state.short_cut.v2_model
+    rng = np.random.default_rng(11)
+    values = [*np.round(rng.random(2000), 4).tolist(), 0.0, -0.0, 1.0, 1e-05, 0.9999, 1e300]
+    prepared = Prepared(None, np.zeros((1, 10)), ("churn_probability",), frozenset())
+    for value in values:
+        outputs = RowOutputs(np.array([value]), np.zeros(1, dtype=np.intp), None)
+        encoded = model.encode(prepared, outputs, [0])
+        assert encoded == codec_encoding(model, prepared, outputs)

@@ -53,21 +53,22 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-$(CHECKOV_INSTALLED):
-	rm -rf $(CHECKOV_VENV)
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+# A tool in a venv of its own, made afresh: $(1) the venv, $(2) its one pinned requirement.
+define tool_venv
+	rm -rf $(1)
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet '$(2)'
 	touch $@
+endef
+
+$(CHECKOV_INSTALLED):
+	$(call tool_venv,$(CHECKOV_VENV),checkov==$(CHECKOV_VERSION))
 
 checkov: $(CHECKOV_INSTALLED)
 
 $(KSERVE_INSTALLED):
-	rm -rf $(KSERVE_VENV)
-	$(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(KSERVE_VENV)/bin/python -m pip install --quiet 'kserve==$(KSERVE_VERSION)'
-	touch $@
+	$(call tool_venv,$(KSERVE_VENV),kserve==$(KSERVE_VERSION))
 
 kserve: $(KSERVE_INSTALLED)
 

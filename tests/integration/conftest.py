@@ -45,11 +45,8 @@ def mlserver_export(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def mlserver(mlserver_export: Export, log_dir: Path) -> Iterator[MLServer]:
     """A real MLServer serving the export on free ports, ready; stopped after the module."""
-    server = MLServer(mlserver_export.directory, log_dir / "mlserver")
-    try:
-        yield server.start().wait_ready()
-    finally:
-        server.stop()
+    with MLServer(mlserver_export.directory, log_dir / "mlserver").running() as server:
+        yield server
 
 
 def resolve_map(replicas: dict[str, Process]) -> dict[str, str]:

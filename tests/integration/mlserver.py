@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -101,6 +102,14 @@ class MLServer:
                 pass
             time.sleep(0.2)
         pytest.fail(f"MLServer not ready after {timeout}s:\n{self.log_tail()}")
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[MLServer]:
+        """Started and ready, stopped on the way out: a module fixture's whole body."""
+        try:
+            yield self.start().wait_ready()
+        finally:
+            self.stop()
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.workdir / f"{self.name}.log"

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +57,17 @@ class Process:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @contextmanager
+    def running(self, log_dir: Path) -> Iterator[Process]:
+        """Started and answering /ready (a replica's or a gateway's), stopped on the way out:
+        a module fixture's whole body."""
+        self.start(log_dir)
+        try:
+            wait_for(f"http://{self.address}/ready")
+            yield self
+        finally:
+            self.stop()
 
     def start(self, log_dir: Path) -> Process:
         if self.popen is not None:  # reap an earlier run (killed by a test) before replacing it

@@ -18,7 +18,7 @@ from model_server.schemas import EXAMPLE_CUSTOMER
 from model_server.v2_rows import INPUTS, encode_tensors
 from protocols.v2.codec import Tensor, TensorError
 from tests.integration.mlserver import MLServer
-from tests.integration.procs import Process, replica, wait_for
+from tests.integration.procs import Process, replica
 
 VERSION = "v2.3.1"
 ROWS = 500  # customers compared, in one V2 request and one /predict/batch
@@ -26,12 +26,8 @@ ROWS = 500  # customers compared, in one V2 request and one /predict/batch
 
 @pytest.fixture(scope="module")
 def ours(artifacts_dir: Path, log_dir: Path) -> Iterator[Process]:
-    proc = replica("ours-v2-3-1", VERSION, artifacts_dir).start(log_dir)
-    try:
-        wait_for(f"http://{proc.address}/ready")
+    with replica("ours-v2-3-1", VERSION, artifacts_dir).running(log_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def customers(rows: int) -> list[dict[str, Any]]:

@@ -49,12 +49,8 @@ _DTYPES = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_, "BYTES": np.
 
 @pytest.fixture(scope="module")
 def stable_replica(artifacts_dir: Path, log_dir: Path) -> Iterator[Process]:
-    proc = replica("model-v2-3-1-a", STABLE, artifacts_dir).start(log_dir)
-    try:
-        wait_for(f"http://{proc.address}/ready")
+    with replica("model-v2-3-1-a", STABLE, artifacts_dir).running(log_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +59,8 @@ def canary_mlserver(
 ) -> Iterator[MLServer]:
     exported = export_version(artifacts_dir, CANARY, tmp_path_factory.mktemp("export-v2-4-0"))
     server = MLServer(exported.directory, log_dir / "mlserver-canary", name="mlserver-v2-4-0")
-    try:
-        yield server.start().wait_ready()
-    finally:
-        server.stop()
+    with server.running():
+        yield server
 
 
 def routing_text(

@@ -99,12 +99,8 @@ def bin_of(probability: float) -> int:
 
 @pytest.fixture(scope="module")
 def stable_replica(artifacts_dir: Path, log_dir: Path) -> Iterator[Process]:
-    proc = replica("drift-model-v2-3-1-a", STABLE, artifacts_dir).start(log_dir)
-    try:
-        wait_for(f"http://{proc.address}/ready")
+    with replica("drift-model-v2-3-1-a", STABLE, artifacts_dir).running(log_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +109,8 @@ def canary_mlserver(
 ) -> Iterator[MLServer]:
     exported = export_version(artifacts_dir, CANARY, tmp_path_factory.mktemp("drift-export"))
     server = MLServer(exported.directory, log_dir / "drift-mlserver", name="drift-mlserver")
-    try:
-        yield server.start().wait_ready()
-    finally:
-        server.stop()
+    with server.running():
+        yield server
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -21,22 +19,12 @@ from fastapi.testclient import TestClient
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from model_server.app import create_app
 from model_server.schemas import EXAMPLE_CUSTOMER
 from model_server.server import ReplicaProtocol
-from model_server.settings import ModelSettings
 from tests.httpserver.fake_transport import FakeTransport
 
 CUSTOMER = json.dumps(EXAMPLE_CUSTOMER).encode()
 BATCH = json.dumps({"customers": [EXAMPLE_CUSTOMER, {**EXAMPLE_CUSTOMER, "tenure": 40}]}).encode()
-
-
-@pytest.fixture(scope="module")
-def app(artifacts_dir: Path) -> Iterator[FastAPI]:
-    settings = ModelSettings(version="v2.3.1", path=artifacts_dir / "v2.3.1" / "model.joblib")
-    built = create_app(settings)
-    with TestClient(built):  # runs the lifespan: the model is loaded and warmed
-        yield built
 
 
 class Connection:

@@ -5,7 +5,6 @@ readiness, inference in JSON and binary, the outputs a client picks, and errors 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,6 @@ from tests.model_server.test_api import customers
 from tests.model_server.v2_requests import v2_body
 
 INFER = "/v2/models/churn/infer"
-
-
-@pytest.fixture(scope="module")
-def app(artifacts_dir: Path) -> Iterator[FastAPI]:
-    settings = ModelSettings(version="v2.3.1", path=artifacts_dir / "v2.3.1" / "model.joblib")
-    built = create_app(settings)
-    with TestClient(built):
-        yield built
 
 
 @pytest.fixture(scope="module")

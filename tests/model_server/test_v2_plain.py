@@ -8,22 +8,18 @@ from __future__ import annotations
 import copy
 import json
 import struct
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from model_server import v2_model
-from model_server.app import create_app
 from model_server.plain_rows import MAX_ROWS
 from model_server.predictor import RowOutputs
 from model_server.schemas import EXAMPLE_CUSTOMER
-from model_server.settings import ModelSettings
 from model_server.v2_model import Prepared, V2Answer
 from protocols.v2.codec import (
     InferResponse,
@@ -345,14 +341,6 @@ def test_a_negative_binary_size_is_left_to_it() -> None:
         head = orjson.dumps(document)
         assert v2_model._plain(head + blob, len(head)) is None
         assert isinstance(general(head + blob, len(head)), str)
-
-
-@pytest.fixture(scope="module")
-def app(artifacts_dir: Path) -> Iterator[FastAPI]:
-    settings = ModelSettings(version="v2.3.1", path=artifacts_dir / "v2.3.1" / "model.joblib")
-    built = create_app(settings)
-    with TestClient(built):
-        yield built
 
 
 @pytest.mark.parametrize("binary", [False, True])

@@ -5,30 +5,17 @@ included; a replica not ready goes to the route."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from model_server.app import create_app
 from model_server.schemas import EXAMPLE_CUSTOMER
-from model_server.settings import ModelSettings
 from protocols.v2.codec import RequestedOutput
 from tests.model_server.test_api import customers
 from tests.model_server.test_server import Connection, ask
 from tests.model_server.v2_requests import v2_body
 
 INFER = "/v2/models/churn/infer"
-
-
-@pytest.fixture(scope="module")
-def app(artifacts_dir: Path) -> Iterator[FastAPI]:
-    settings = ModelSettings(version="v2.3.1", path=artifacts_dir / "v2.3.1" / "model.joblib")
-    built = create_app(settings)
-    with TestClient(built):  # runs the lifespan: the model is loaded and warmed
-        yield built
 
 
 def post(path: str, body: bytes, headers: dict[str, str]) -> bytes:

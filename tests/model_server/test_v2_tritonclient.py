@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from model_server.schemas import EXAMPLE_CUSTOMER
 from model_server.v2_rows import INPUTS
-from tests.integration.procs import Process, replica, wait_for
+from tests.integration.procs import Process, replica
 from tests.model_server.test_api import customers
 
 NUMPY = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_, "BYTES": np.object_}
@@ -25,12 +25,9 @@ NUMPY = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_, "BYTES": np.ob
 
 @pytest.fixture(scope="module")
 def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = replica("v2-replica", "v2.3.1", artifacts_dir).start(tmp_path_factory.mktemp("logs"))
-    try:
-        wait_for(f"http://{proc.address}/ready")
+    logs = tmp_path_factory.mktemp("logs")
+    with replica("v2-replica", "v2.3.1", artifacts_dir).running(logs) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
